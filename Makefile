@@ -1,0 +1,49 @@
+# amoroute: `make run` starts everything on SQLite, `make test` runs the suite.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+PROTOS := $(wildcard protos/amoroute/v1/*.proto)
+
+.PHONY: help venv proto run test test-sqlite lint migrate clean
+
+help:
+	@echo "make run     start every process on SQLite (var/), Ctrl-C stops them"
+	@echo "make test    run the whole test suite (PostgreSQL at TEST_PG_URL)"
+	@echo "make proto   regenerate Python code from protos/"
+	@echo "make migrate upgrade every service database to the latest schema"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Generated code is committed; tests/unit/test_generated_code.py fails when it is stale.
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+
+migrate: $(STAMP)
+	$(PY) -m referral_svc migrate
+	$(PY) -m traffic_svc migrate
+	$(PY) -m notifier_svc migrate
+	$(PY) -m edge migrate
+
+run: $(STAMP)
+	$(PY) -m amoroute.devrun
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The same suite on SQLite, where a test is not PostgreSQL-specific.
+test-sqlite: $(STAMP)
+	AMOROUTE_TEST_DB=sqlite $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,44 @@
+"""gRPC client channels, built one way for every caller.
+
+On Kubernetes, addresses are `dns:///name.namespace.svc:port` of headless
+Services: HTTP/2 keeps one connection open, so only client-side round_robin
+over every pod address spreads the load.
+"""
+
+import json
+
+import grpc
+
+_SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
+
+CHANNEL_OPTIONS = [
+    ("grpc.service_config", _SERVICE_CONFIG),
+    ("grpc.enable_retries", 1),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
+    ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+]
+
+
+def channel(address: str) -> grpc.Channel:
+    """An insecure channel to `address` with keepalive, reconnect and retry settings."""
+    return grpc.insecure_channel(address, options=CHANNEL_OPTIONS)

@@ -1,0 +1,33 @@
+"""The command line every gRPC service shares: `python -m <svc> [serve|migrate]`."""
+
+import argparse
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from amoroute.grpc_server import RunningServer, serve_until_signalled
+from amoroute.logs import setup_logging
+
+
+def run_service(
+    name: str,
+    settings: Any,
+    upgrade_database: Callable[[Any], None] | None,
+    build: Callable[[Any], RunningServer],
+    describe: Callable[[Any], list[str]] | None = None,
+) -> None:
+    """Parse argv and either upgrade the service's database or serve until SIGTERM."""
+    parser = argparse.ArgumentParser(prog=f"python -m {name}")
+    commands = ["serve", "migrate"] if upgrade_database else ["serve"]
+    parser.add_argument("command", nargs="?", default="serve", choices=commands)
+    args = parser.parse_args()
+    setup_logging(name, settings.log_level)
+    log = logging.getLogger(name)
+    if args.command == "migrate":
+        assert upgrade_database is not None
+        upgrade_database(settings)
+        log.info("database upgraded")
+        return
+    for line in describe(settings) if describe else []:
+        log.warning(line)
+    serve_until_signalled(build(settings), name)

@@ -1,0 +1,21 @@
+"""Errors a servicer raises; the gRPC server maps them to status codes."""
+
+
+class ServiceError(Exception):
+    """Base class: an error whose message is safe to show the caller."""
+
+
+class InvalidArgument(ServiceError):
+    """A request field is missing or malformed. The message names the field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+class NotFound(ServiceError):
+    """The thing asked for does not exist."""
+
+
+class Unavailable(ServiceError):
+    """A dependency is down; the caller may retry."""

@@ -1,0 +1,28 @@
+"""Conversions between protobuf Timestamps and timezone-aware datetimes."""
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+
+def utc(dt: datetime) -> datetime:
+    """`dt` as an aware UTC datetime (SQLite hands naive ones back)."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def to_datetime(ts: Timestamp) -> datetime | None:
+    """None for an unset (zero) timestamp."""
+    if ts.seconds == 0 and ts.nanos == 0:
+        return None
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def to_timestamp(dt: datetime | None) -> Timestamp:
+    ts = Timestamp()
+    if dt is not None:
+        ts.FromDatetime(utc(dt))
+    return ts
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

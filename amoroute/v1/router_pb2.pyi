@@ -1,0 +1,100 @@
+from amoroute.v1 import deal_pb2 as _deal_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RoutingDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROUTING_DECISION_UNSPECIFIED: _ClassVar[RoutingDecision]
+    ROUTING_DECISION_REFERRAL: _ClassVar[RoutingDecision]
+    ROUTING_DECISION_TRAFFIC: _ClassVar[RoutingDecision]
+    ROUTING_DECISION_BOTH: _ClassVar[RoutingDecision]
+    ROUTING_DECISION_UNKNOWN: _ClassVar[RoutingDecision]
+    ROUTING_DECISION_IGNORED: _ClassVar[RoutingDecision]
+
+class ProcessingStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROCESSING_STATUS_UNSPECIFIED: _ClassVar[ProcessingStatus]
+    PROCESSING_STATUS_SUCCESS: _ClassVar[ProcessingStatus]
+    PROCESSING_STATUS_PARTIAL: _ClassVar[ProcessingStatus]
+    PROCESSING_STATUS_ERROR: _ClassVar[ProcessingStatus]
+
+class LegOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LEG_OUTCOME_UNSPECIFIED: _ClassVar[LegOutcome]
+    LEG_OUTCOME_RECORDED: _ClassVar[LegOutcome]
+    LEG_OUTCOME_DUPLICATE: _ClassVar[LegOutcome]
+    LEG_OUTCOME_FAILED: _ClassVar[LegOutcome]
+ROUTING_DECISION_UNSPECIFIED: RoutingDecision
+ROUTING_DECISION_REFERRAL: RoutingDecision
+ROUTING_DECISION_TRAFFIC: RoutingDecision
+ROUTING_DECISION_BOTH: RoutingDecision
+ROUTING_DECISION_UNKNOWN: RoutingDecision
+ROUTING_DECISION_IGNORED: RoutingDecision
+PROCESSING_STATUS_UNSPECIFIED: ProcessingStatus
+PROCESSING_STATUS_SUCCESS: ProcessingStatus
+PROCESSING_STATUS_PARTIAL: ProcessingStatus
+PROCESSING_STATUS_ERROR: ProcessingStatus
+LEG_OUTCOME_UNSPECIFIED: LegOutcome
+LEG_OUTCOME_RECORDED: LegOutcome
+LEG_OUTCOME_DUPLICATE: LegOutcome
+LEG_OUTCOME_FAILED: LegOutcome
+
+class LegResult(_message.Message):
+    __slots__ = ("leg", "outcome", "error")
+    LEG_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    leg: str
+    outcome: LegOutcome
+    error: str
+    def __init__(self, leg: _Optional[str] = ..., outcome: _Optional[_Union[LegOutcome, str]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class Route(_message.Message):
+    __slots__ = ("decision", "utm", "referral_code", "targetologist", "telegram_chat_id", "reason")
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    UTM_FIELD_NUMBER: _ClassVar[int]
+    REFERRAL_CODE_FIELD_NUMBER: _ClassVar[int]
+    TARGETOLOGIST_FIELD_NUMBER: _ClassVar[int]
+    TELEGRAM_CHAT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    decision: RoutingDecision
+    utm: _deal_pb2.UtmMarks
+    referral_code: str
+    targetologist: str
+    telegram_chat_id: str
+    reason: str
+    def __init__(self, decision: _Optional[_Union[RoutingDecision, str]] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., referral_code: _Optional[str] = ..., targetologist: _Optional[str] = ..., telegram_chat_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RouteDealRequest(_message.Message):
+    __slots__ = ("deal",)
+    DEAL_FIELD_NUMBER: _ClassVar[int]
+    deal: _deal_pb2.Deal
+    def __init__(self, deal: _Optional[_Union[_deal_pb2.Deal, _Mapping]] = ...) -> None: ...
+
+class RouteDealResponse(_message.Message):
+    __slots__ = ("route", "status", "legs")
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LEGS_FIELD_NUMBER: _ClassVar[int]
+    route: Route
+    status: ProcessingStatus
+    legs: _containers.RepeatedCompositeFieldContainer[LegResult]
+    def __init__(self, route: _Optional[_Union[Route, _Mapping]] = ..., status: _Optional[_Union[ProcessingStatus, str]] = ..., legs: _Optional[_Iterable[_Union[LegResult, _Mapping]]] = ...) -> None: ...
+
+class ExplainRouteRequest(_message.Message):
+    __slots__ = ("deal",)
+    DEAL_FIELD_NUMBER: _ClassVar[int]
+    deal: _deal_pb2.Deal
+    def __init__(self, deal: _Optional[_Union[_deal_pb2.Deal, _Mapping]] = ...) -> None: ...
+
+class ExplainRouteResponse(_message.Message):
+    __slots__ = ("route",)
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    route: Route
+    def __init__(self, route: _Optional[_Union[Route, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,91 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from amoroute.v1 import deal_pb2 as _deal_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Sale(_message.Message):
+    __slots__ = ("lead_id", "account_id", "targetologist", "utm", "amount", "deal_name", "won_at", "recorded_at")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGETOLOGIST_FIELD_NUMBER: _ClassVar[int]
+    UTM_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    DEAL_NAME_FIELD_NUMBER: _ClassVar[int]
+    WON_AT_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    lead_id: int
+    account_id: int
+    targetologist: str
+    utm: _deal_pb2.UtmMarks
+    amount: int
+    deal_name: str
+    won_at: _timestamp_pb2.Timestamp
+    recorded_at: _timestamp_pb2.Timestamp
+    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., targetologist: _Optional[str] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., amount: _Optional[int] = ..., deal_name: _Optional[str] = ..., won_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecordSaleRequest(_message.Message):
+    __slots__ = ("sale",)
+    SALE_FIELD_NUMBER: _ClassVar[int]
+    sale: Sale
+    def __init__(self, sale: _Optional[_Union[Sale, _Mapping]] = ...) -> None: ...
+
+class RecordSaleResponse(_message.Message):
+    __slots__ = ("sale", "duplicate")
+    SALE_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    sale: Sale
+    duplicate: bool
+    def __init__(self, sale: _Optional[_Union[Sale, _Mapping]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+
+class ListSalesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "lead_id", "targetologist")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGETOLOGIST_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    lead_id: int
+    targetologist: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., lead_id: _Optional[int] = ..., targetologist: _Optional[str] = ...) -> None: ...
+
+class ListSalesResponse(_message.Message):
+    __slots__ = ("sales", "next_page_token")
+    SALES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    sales: _containers.RepeatedCompositeFieldContainer[Sale]
+    next_page_token: str
+    def __init__(self, sales: _Optional[_Iterable[_Union[Sale, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetTargetologistStatsRequest(_message.Message):
+    __slots__ = ("won_from", "won_to", "targetologist")
+    WON_FROM_FIELD_NUMBER: _ClassVar[int]
+    WON_TO_FIELD_NUMBER: _ClassVar[int]
+    TARGETOLOGIST_FIELD_NUMBER: _ClassVar[int]
+    won_from: _timestamp_pb2.Timestamp
+    won_to: _timestamp_pb2.Timestamp
+    targetologist: str
+    def __init__(self, won_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., won_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., targetologist: _Optional[str] = ...) -> None: ...
+
+class TargetologistStats(_message.Message):
+    __slots__ = ("targetologist", "sales", "revenue")
+    TARGETOLOGIST_FIELD_NUMBER: _ClassVar[int]
+    SALES_FIELD_NUMBER: _ClassVar[int]
+    REVENUE_FIELD_NUMBER: _ClassVar[int]
+    targetologist: str
+    sales: int
+    revenue: int
+    def __init__(self, targetologist: _Optional[str] = ..., sales: _Optional[int] = ..., revenue: _Optional[int] = ...) -> None: ...
+
+class GetTargetologistStatsResponse(_message.Message):
+    __slots__ = ("stats",)
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    stats: _containers.RepeatedCompositeFieldContainer[TargetologistStats]
+    def __init__(self, stats: _Optional[_Iterable[_Union[TargetologistStats, _Mapping]]] = ...) -> None: ...

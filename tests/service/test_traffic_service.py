@@ -1,0 +1,99 @@
+"""TrafficService on an ephemeral port against a real database."""
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from amoroute.channels import channel
+from amoroute.v1 import deal_pb2, traffic_pb2, traffic_pb2_grpc
+from traffic_svc import server
+from traffic_svc.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def stub(make_database) -> Iterator[traffic_pb2_grpc.TrafficServiceStub]:  # type: ignore[no-untyped-def]
+    settings = Settings(traffic_database_url=make_database("traffic"))
+    server.upgrade_database(settings)
+    running = server.build(settings, port=0)
+    with channel(f"localhost:{running.port}") as ch:
+        yield traffic_pb2_grpc.TrafficServiceStub(ch)
+    running.stop(0)
+
+
+def _sale(lead_id: int, targetologist: str = "Kenesary", amount: int = 150000,
+          won_at: int = 1750694400) -> traffic_pb2.Sale:
+    return traffic_pb2.Sale(
+        lead_id=lead_id,
+        account_id=32145678,
+        targetologist=targetologist,
+        utm=deal_pb2.UtmMarks(source="kenesary_fb", campaign="tp_june"),
+        amount=amount,
+        deal_name="Курс «Таргетолог PRO»",
+        won_at=Timestamp(seconds=won_at),
+    )
+
+
+def test_recording_a_sale_twice_stores_it_once_and_says_duplicate(stub) -> None:  # type: ignore[no-untyped-def]
+    first = stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(1001)))
+    again = stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(1001, amount=1)))
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert again.sale.amount == 150000  # the first record stands
+    listed = stub.ListSales(traffic_pb2.ListSalesRequest(lead_id=1001))
+    assert [s.lead_id for s in listed.sales] == [1001]
+    assert listed.sales[0].utm.source == "kenesary_fb"
+    assert listed.sales[0].deal_name == "Курс «Таргетолог PRO»"
+    assert listed.sales[0].won_at.seconds == 1750694400
+
+
+def test_list_sales_pages_without_gaps_or_repeats(stub) -> None:  # type: ignore[no-untyped-def]
+    for lead in range(2001, 2008):
+        stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(lead, targetologist="Pager")))
+    seen, token = [], ""
+    while True:
+        page = stub.ListSales(
+            traffic_pb2.ListSalesRequest(page_size=3, page_token=token, targetologist="pager")
+        )
+        seen += [s.lead_id for s in page.sales]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == list(range(2007, 2000, -1))
+
+
+def test_stats_count_and_sum_per_targetologist_within_the_range(stub) -> None:  # type: ignore[no-untyped-def]
+    stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(3001, "Stats", 100, 1_000_000)))
+    stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(3002, "Stats", 250, 1_000_100)))
+    stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(3003, "Stats", 999, 2_000_000)))
+    reply = stub.GetTargetologistStats(
+        traffic_pb2.GetTargetologistStatsRequest(
+            targetologist="Stats",
+            won_from=Timestamp(seconds=1_000_000),
+            won_to=Timestamp(seconds=1_500_000),
+        )
+    )
+    assert [(s.targetologist, s.sales, s.revenue) for s in reply.stats] == [("Stats", 2, 350)]
+
+
+@pytest.mark.parametrize(
+    ("sale", "field"),
+    [
+        (traffic_pb2.Sale(targetologist="K"), "sale.lead_id"),
+        (traffic_pb2.Sale(lead_id=-5, targetologist="K"), "sale.lead_id"),
+        (traffic_pb2.Sale(lead_id=5), "sale.targetologist"),
+        (traffic_pb2.Sale(lead_id=5, targetologist="K", amount=-1), "sale.amount"),
+    ],
+)
+def test_bad_sale_is_rejected_with_invalid_argument_naming_the_field(stub, sale, field) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as err:
+        stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=sale))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in err.value.details()
+
+
+def test_foreign_page_token_is_invalid_argument(stub) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ListSales(traffic_pb2.ListSalesRequest(page_token="garbage!"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "page_token" in err.value.details()

@@ -1,0 +1,1 @@
+"""Traffic service: sales credited to targetologists (all_sales_tracking)."""

@@ -1,0 +1,92 @@
+"""TrafficService servicer: proto in, store call, proto out."""
+
+import grpc
+
+from amoroute import paging, validation
+from amoroute.errors import InvalidArgument
+from amoroute.timeutil import to_datetime, to_timestamp
+from amoroute.v1 import deal_pb2, traffic_pb2, traffic_pb2_grpc
+from traffic_svc.store import SaleRow, SalesStore
+
+
+def _sale_pb(row: SaleRow) -> traffic_pb2.Sale:
+    return traffic_pb2.Sale(
+        lead_id=row.lead_id,
+        account_id=row.account_id,
+        targetologist=row.targetologist,
+        utm=deal_pb2.UtmMarks(**row.utm),
+        amount=row.amount,
+        deal_name=row.deal_name,
+        won_at=to_timestamp(row.won_at),
+        recorded_at=to_timestamp(row.recorded_at),
+    )
+
+
+def _time_range(request: traffic_pb2.GetTargetologistStatsRequest):  # type: ignore[no-untyped-def]
+    won_from, won_to = to_datetime(request.won_from), to_datetime(request.won_to)
+    if won_from and won_to and won_to <= won_from:
+        raise InvalidArgument("won_to", "must be later than won_from")
+    return won_from, won_to
+
+
+class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
+    def __init__(self, store: SalesStore) -> None:
+        self.store = store
+
+    def RecordSale(
+        self, request: traffic_pb2.RecordSaleRequest, context: grpc.ServicerContext
+    ) -> traffic_pb2.RecordSaleResponse:
+        """Record one lead's sale once; a repeat answers duplicate."""
+        sale = request.sale
+        validation.positive("sale.lead_id", sale.lead_id)
+        validation.not_negative("sale.account_id", sale.account_id)
+        validation.text("sale.targetologist", sale.targetologist, required=True, max_len=200)
+        validation.not_negative("sale.amount", sale.amount)
+        validation.text("sale.deal_name", sale.deal_name)
+        for key in ("source", "medium", "campaign", "content", "term"):
+            validation.text(f"sale.utm.{key}", getattr(sale.utm, key))
+        row, duplicate = self.store.record(
+            account_id=sale.account_id,
+            lead_id=sale.lead_id,
+            targetologist=sale.targetologist,
+            utm={k: getattr(sale.utm, k) for k in ("source", "medium", "campaign", "content", "term")},
+            amount=sale.amount,
+            deal_name=sale.deal_name,
+            won_at=to_datetime(sale.won_at),
+        )
+        return traffic_pb2.RecordSaleResponse(sale=_sale_pb(row), duplicate=duplicate)
+
+    def ListSales(
+        self, request: traffic_pb2.ListSalesRequest, context: grpc.ServicerContext
+    ) -> traffic_pb2.ListSalesResponse:
+        """Sales newest first, one page at a time."""
+        size = paging.page_size(request.page_size)
+        validation.not_negative("lead_id", request.lead_id)
+        rows = self.store.page(
+            limit=size + 1,
+            after_id=paging.decode_token(request.page_token),
+            lead_id=request.lead_id,
+            targetologist=request.targetologist,
+        )
+        page = rows[:size]
+        token = paging.encode_token(page[-1].id) if len(rows) > size else ""
+        return traffic_pb2.ListSalesResponse(
+            sales=[_sale_pb(r) for r in page], next_page_token=token
+        )
+
+    def GetTargetologistStats(
+        self, request: traffic_pb2.GetTargetologistStatsRequest, context: grpc.ServicerContext
+    ) -> traffic_pb2.GetTargetologistStatsResponse:
+        """Count and revenue per targetologist over [won_from, won_to)."""
+        won_from, won_to = _time_range(request)
+        rows = self.store.stats(
+            won_from=won_from, won_to=won_to, targetologist=request.targetologist
+        )
+        return traffic_pb2.GetTargetologistStatsResponse(
+            stats=[
+                traffic_pb2.TargetologistStats(
+                    targetologist=r.targetologist, sales=r.sales, revenue=r.revenue
+                )
+                for r in rows
+            ]
+        )
