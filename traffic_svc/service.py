@@ -3,6 +3,7 @@
 import grpc
 
 from amoroute import paging, validation
+from amoroute.contract import UTM_KEYS
 from amoroute.errors import InvalidArgument
 from amoroute.timeutil import to_datetime, to_timestamp
 from amoroute.v1 import deal_pb2, traffic_pb2, traffic_pb2_grpc
@@ -43,13 +44,13 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
         validation.text("sale.targetologist", sale.targetologist, required=True, max_len=200)
         validation.not_negative("sale.amount", sale.amount)
         validation.text("sale.deal_name", sale.deal_name)
-        for key in ("source", "medium", "campaign", "content", "term"):
+        for key in UTM_KEYS:
             validation.text(f"sale.utm.{key}", getattr(sale.utm, key))
         row, duplicate = self.store.record(
             account_id=sale.account_id,
             lead_id=sale.lead_id,
             targetologist=sale.targetologist,
-            utm={k: getattr(sale.utm, k) for k in ("source", "medium", "campaign", "content", "term")},
+            utm={k: getattr(sale.utm, k) for k in UTM_KEYS},
             amount=sale.amount,
             deal_name=sale.deal_name,
             won_at=to_datetime(sale.won_at),

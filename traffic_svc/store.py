@@ -6,6 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from amoroute.contract import UTM_KEYS
 from amoroute.db import insert_ignoring_conflicts
 from amoroute.timeutil import now, utc
 
@@ -57,7 +58,7 @@ def _row(r: sa.Row) -> SaleRow:
         account_id=r.account_id,
         lead_id=r.lead_id,
         targetologist=r.targetologist,
-        utm={k: getattr(r, f"utm_{k}") for k in ("source", "medium", "campaign", "content", "term")},
+        utm={k: getattr(r, f"utm_{k}") for k in UTM_KEYS},
         amount=r.amount,
         deal_name=r.deal_name,
         won_at=utc(r.won_at) if r.won_at else None,
@@ -85,7 +86,7 @@ class SalesStore:
             "account_id": account_id,
             "lead_id": lead_id,
             "targetologist": targetologist,
-            **{f"utm_{k}": utm.get(k, "") for k in ("source", "medium", "campaign", "content", "term")},
+            **{f"utm_{k}": utm.get(k, "") for k in UTM_KEYS},
             "amount": amount,
             "deal_name": deal_name,
             "won_at": won_at,
@@ -134,4 +135,5 @@ class SalesStore:
         if targetologist:
             query = query.where(sa.func.lower(sales.c.targetologist) == targetologist.lower())
         with self.engine.connect() as conn:
-            return [StatsRow(r.targetologist, int(r.sales), int(r.revenue)) for r in conn.execute(query)]
+            rows = conn.execute(query)
+            return [StatsRow(r.targetologist, int(r.sales), int(r.revenue)) for r in rows]

@@ -72,10 +72,12 @@ class Route(_message.Message):
     def __init__(self, decision: _Optional[_Union[RoutingDecision, str]] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., referral_code: _Optional[str] = ..., targetologist: _Optional[str] = ..., telegram_chat_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class RouteDealRequest(_message.Message):
-    __slots__ = ("deal",)
+    __slots__ = ("deal", "skip_legs")
     DEAL_FIELD_NUMBER: _ClassVar[int]
+    SKIP_LEGS_FIELD_NUMBER: _ClassVar[int]
     deal: _deal_pb2.Deal
-    def __init__(self, deal: _Optional[_Union[_deal_pb2.Deal, _Mapping]] = ...) -> None: ...
+    skip_legs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, deal: _Optional[_Union[_deal_pb2.Deal, _Mapping]] = ..., skip_legs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RouteDealResponse(_message.Message):
     __slots__ = ("route", "status", "legs")

@@ -1,0 +1,1 @@
+"""HTTP edge: AmoCRM webhooks, admin API and UI."""

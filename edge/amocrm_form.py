@@ -1,0 +1,395 @@
+"""AmoCRM webhook bodies: PHP-style bracket form -> lead events -> Deal protos.
+
+Pure: no I/O and no framework imports, so the webhook resource, the replay worker and the
+tests share one parser. Every limit is enforced before the work it guards, so a hostile body
+costs at most one pass over its bytes.
+
+Decisions the callers rely on:
+- A name whose brackets are malformed (`a[b`, `a]b[`, `a[b]c`) is kept whole as one literal
+  top-level key; it never reaches `leads`, so it is ignored rather than rejected.
+- `key[]` appends (PHP), numeric segments are canonical decimals (`0`, `12`, not `012`); a
+  container whose keys are all numeric becomes a list ordered by index, otherwise a dict with
+  string keys.
+- Prices: digits with an optional `.fraction` (rounded half up to whole units), thousands
+  separated by spaces (`12 000`, also no-break spaces) are accepted; commas are rejected as
+  ambiguous (`12,000` vs `12,50`).
+- Timestamps that are empty or `0` count as absent.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from amoroute.v1 import deal_pb2
+
+LEAD_ACTIONS = frozenset({"status", "add", "update", "delete", "restore", "responsible", "note"})
+
+_INT64_MAX = 2**63 - 1
+# protobuf Timestamp cannot represent anything after 9999-12-31T23:59:59Z.
+_MAX_UNIX_SECONDS = 253_402_300_799
+
+_KEY_RE = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
+_SEGMENT_RE = re.compile(r"\[([^\[\]]*)\]")
+_INDEX_RE = re.compile(r"0|[1-9][0-9]*")
+_INT_RE = re.compile(r"-?[0-9]+")
+_PRICE_RE = re.compile(
+    r"(?P<whole>[0-9]+|[0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+)(?:\.(?P<fraction>[0-9]+))?"
+)
+
+
+@dataclass(frozen=True)
+class FormLimits:
+    """Bounds on one webhook body; the defaults leave ample room for AmoCRM's batches."""
+
+    max_body_bytes: int = 1_048_576
+    max_keys: int = 20_000
+    max_depth: int = 8
+    max_index: int = 10_000
+    max_leads: int = 500
+
+
+DEFAULT_LIMITS = FormLimits()
+
+
+class FormError(ValueError):
+    """The body cannot be parsed; the message says why in words an operator understands."""
+
+
+@dataclass(frozen=True)
+class LeadEvent:
+    """One lead of one action of a webhook, with the account that sent it."""
+
+    action: str
+    # Position among the action's leads: N in leads[action][N] for AmoCRM's dense numbering.
+    index: int
+    lead: dict[str, Any]
+    account: dict[str, Any]
+
+    @property
+    def where(self) -> str:
+        """The bracket path of this lead in the body, e.g. `leads[status][0]`."""
+        return f"leads[{self.action}][{self.index}]"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable copy: {"action", "index", "lead", "account"}."""
+        return {
+            "action": self.action,
+            "index": self.index,
+            "lead": copy.deepcopy(self.lead),
+            "account": copy.deepcopy(self.account),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LeadEvent:
+        """Rebuild an event stored with `to_json`; FormError when the shape is wrong."""
+        if not isinstance(data, dict):
+            raise FormError("stored lead event is not a JSON object")
+        action = data.get("action")
+        index = data.get("index")
+        lead = data.get("lead")
+        account = data.get("account", {})
+        if action not in LEAD_ACTIONS:
+            raise FormError(f"stored lead event has unknown action {_show(action)}")
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise FormError(f"stored lead event has invalid index {_show(index)}")
+        if not isinstance(lead, dict) or not isinstance(account, dict):
+            raise FormError("stored lead event needs 'lead' and 'account' objects")
+        return cls(action, index, copy.deepcopy(lead), copy.deepcopy(account))
+
+
+class _Node(dict[Any, Any]):
+    """A container while parsing; remembers the next index for PHP's `key[]` append."""
+
+    __slots__ = ("next_index",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.next_index = 0
+
+
+def parse_form(body: bytes, limits: FormLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Decode an application/x-www-form-urlencoded body with PHP-style bracket keys.
+
+    Returns nested dicts and lists of strings. Raises FormError on: body over the limit, empty
+    body, invalid UTF-8 (after percent-decoding), too many fields, too deep or too large an
+    index, and a name used both as a value and as a group (`a=1&a[b]=2`). Repeated names: the
+    last value wins.
+    """
+    if len(body) > limits.max_body_bytes:
+        raise FormError(
+            f"body is {len(body):,} bytes; the limit is {limits.max_body_bytes:,} bytes"
+        )
+    pairs = [pair for pair in bytes(body).split(b"&") if pair]
+    if not pairs:
+        raise FormError("body is empty: expected AmoCRM webhook fields such as leads[...][0][id]")
+    if len(pairs) > limits.max_keys:
+        raise FormError(f"body has {len(pairs):,} fields; the limit is {limits.max_keys:,}")
+    root = _Node()
+    for number, pair in enumerate(pairs, 1):
+        raw_key, _, raw_value = pair.partition(b"=")
+        key = _decode(raw_key, f"name of field #{number}")
+        if key:
+            _insert(root, key, _decode(raw_value, f"value of {_show(key)}"), limits)
+    if not root:
+        raise FormError("body has no named fields")
+    return {key: _finish(value) for key, value in root.items()}
+
+
+def lead_events(form: dict[str, Any], limits: FormLimits = DEFAULT_LIMITS) -> list[LeadEvent]:
+    """Every lead of every action, actions in body order and leads in index order.
+
+    Ignores contacts, task, unsorted and unknown actions. Raises FormError when a lead has no
+    positive integer `id`, when `leads` is not shaped like leads[action][N][...], or when
+    there are more than `limits.max_leads` leads. Returns [] when the body has no leads.
+    """
+    leads = form.get("leads")
+    if leads is None:
+        return []
+    if not isinstance(leads, dict):
+        raise FormError("'leads' must hold actions, e.g. leads[status][0][id]=...")
+    account = form.get("account")
+    account = account if isinstance(account, dict) else {}
+    events: list[LeadEvent] = []
+    for action, items in leads.items():
+        if action not in LEAD_ACTIONS:
+            continue
+        if not isinstance(items, list):
+            raise FormError(f"leads[{action}] must be a numbered list, e.g. leads[{action}][0][id]")
+        for index, lead in enumerate(items):
+            where = f"leads[{action}][{index}]"
+            if not isinstance(lead, dict):
+                raise FormError(f"{where} is not a lead: expected fields such as {where}[id]")
+            _lead_id(lead, where)
+            if len(events) == limits.max_leads:
+                raise FormError(f"body carries more than {limits.max_leads} leads")
+            events.append(LeadEvent(action, index, lead, account))
+    return events
+
+
+def deal_from_event(event: LeadEvent) -> deal_pb2.Deal:
+    """Map one lead event to a Deal proto; FormError names the first field that is wrong."""
+    lead, where = event.lead, event.where
+    if not isinstance(lead, dict):
+        raise FormError(f"{where} is not a lead")
+
+    def number(name: str) -> int:
+        return _int(lead.get(name), f"{where}[{name}]")
+
+    deal = deal_pb2.Deal(
+        lead_id=_lead_id(lead, where),
+        name=_text(lead.get("name"), f"{where}[name]"),
+        status_id=number("status_id"),
+        old_status_id=number("old_status_id"),
+        pipeline_id=number("pipeline_id"),
+        old_pipeline_id=number("old_pipeline_id"),
+        price=_price(lead.get("price"), f"{where}[price]"),
+        account_id=number("account_id") or _int(event.account.get("id"), "account[id]"),
+        account_subdomain=_text(event.account.get("subdomain"), "account[subdomain]"),
+        responsible_user_id=number("responsible_user_id"),
+        custom_fields=_custom_fields(lead.get("custom_fields"), f"{where}[custom_fields]"),
+        tags=_tags(lead.get("tags"), f"{where}[tags]"),
+        event=event.action,
+    )
+    _set_time(deal.created_at, lead, ("created_at", "date_create"), where)
+    _set_time(deal.updated_at, lead, ("updated_at", "last_modified"), where)
+    return deal
+
+
+def _decode(raw: bytes, what: str) -> str:
+    try:
+        return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormError(
+            f"{what} is not valid UTF-8 text (bad byte at position {exc.start})"
+        ) from None
+
+
+def _insert(root: _Node, key: str, value: str, limits: FormLimits) -> None:
+    # Counting '[' first bounds the regex and path work on absurd names.
+    if key.count("[") > limits.max_depth:
+        raise FormError(f"field {_show(key)} is nested deeper than {limits.max_depth} levels")
+    match = _KEY_RE.fullmatch(key)
+    path: list[str] = [key] if match is None else [match[1], *_SEGMENT_RE.findall(match[2])]
+    node = root
+    last = len(path) - 1
+    for depth, segment in enumerate(path):
+        slot = _slot(node, segment, key, limits) if depth else segment
+        existing = node.get(slot)
+        if depth == last:
+            if isinstance(existing, _Node):
+                raise _conflict(key, path, depth)
+            node[slot] = value
+        elif isinstance(existing, _Node):
+            node = existing
+        elif existing is None:
+            child = _Node()
+            node[slot] = child
+            node = child
+        else:
+            raise _conflict(key, path, depth)
+
+
+def _slot(node: _Node, segment: str, key: str, limits: FormLimits) -> int | str:
+    if segment == "":
+        index = node.next_index
+    elif _INDEX_RE.fullmatch(segment):
+        # Length first: int() of a huge digit string is slow and may raise ValueError.
+        index = limits.max_index + 1
+        if len(segment) <= len(str(limits.max_index)):
+            index = int(segment)
+    else:
+        return segment
+    if index > limits.max_index:
+        raise FormError(f"field {_show(key)} has an index above the limit of {limits.max_index:,}")
+    node.next_index = max(node.next_index, index + 1)
+    return index
+
+
+def _conflict(key: str, path: list[str], depth: int) -> FormError:
+    prefix = path[0] + "".join(f"[{segment}]" for segment in path[1 : depth + 1])
+    return FormError(
+        f"field {_show(key)} uses {_show(prefix)} both as a value and as a group of fields"
+    )
+
+
+def _finish(value: Any) -> Any:
+    if not isinstance(value, _Node):
+        return value
+    items = {key: _finish(child) for key, child in value.items()}
+    if all(isinstance(key, int) for key in items):
+        return [items[key] for key in sorted(items)]
+    return {str(key): child for key, child in items.items()}
+
+
+def _lead_id(lead: dict[str, Any], where: str) -> int:
+    field = f"{where}[id]"
+    lead_id = _int(lead.get("id"), field)
+    if lead_id <= 0:
+        raise FormError(f"{field} is missing or not a positive integer; every lead needs its id")
+    return lead_id
+
+
+def _int(raw: Any, field: str) -> int:
+    """A non-negative int64 from a form value; missing or blank is 0."""
+    text = _scalar(raw, field).strip()
+    if not text:
+        return 0
+    if not _INT_RE.fullmatch(text):
+        raise FormError(f"{field}: {_show(raw)} is not an integer")
+    digits = text.lstrip("0") or "0"
+    if text.startswith("-") or len(digits) > 19 or int(digits) > _INT64_MAX:
+        raise FormError(f"{field}: {_show(raw)} is out of range (0 to {_INT64_MAX})")
+    return int(digits)
+
+
+def _price(raw: Any, field: str) -> int:
+    text = _scalar(raw, field).strip()
+    if not text:
+        return 0
+    match = _PRICE_RE.fullmatch(text)
+    if match is None:
+        raise FormError(
+            f"{field}: {_show(raw)} is not an amount (expected e.g. 150000 or 150000.00)"
+        )
+    whole = re.sub(r"\D", "", match["whole"]).lstrip("0") or "0"
+    if len(whole) > 19:
+        raise FormError(f"{field}: {_show(raw)} is out of range")
+    # Round half up on the first fractional digit: AmoCRM amounts are whole in practice.
+    amount = int(whole) + (1 if (match["fraction"] or "0")[0] >= "5" else 0)
+    if amount > _INT64_MAX:
+        raise FormError(f"{field}: {_show(raw)} is out of range")
+    return amount
+
+
+def _text(raw: Any, field: str) -> str:
+    # AmoCRM escapes HTML in text values (`&amp;` inside URLs), so unescape once here.
+    return html.unescape(_scalar(raw, field))
+
+
+def _scalar(raw: Any, field: str) -> str:
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise FormError(f"{field}: expected a single value, got a group of fields")
+    return raw
+
+
+def _set_time(target: Timestamp, lead: dict[str, Any], names: tuple[str, ...], where: str) -> None:
+    for name in names:
+        field = f"{where}[{name}]"
+        seconds = _int(lead.get(name), field)
+        if seconds > _MAX_UNIX_SECONDS:
+            raise FormError(f"{field}: {_show(lead.get(name))} is not a unix time in seconds")
+        if seconds:
+            target.FromSeconds(seconds)
+            return
+
+
+def _items(raw: Any, field: str) -> list[Any]:
+    if raw is None or raw == "":
+        return []
+    if not isinstance(raw, list):
+        raise FormError(f"{field} must be a numbered list, e.g. {field}[0][id]")
+    return raw
+
+
+def _custom_fields(raw: Any, where: str) -> list[deal_pb2.CustomField]:
+    fields = []
+    for k, item in enumerate(_items(raw, where)):
+        field = f"{where}[{k}]"
+        if not isinstance(item, dict):
+            raise FormError(
+                f"{field} is not a custom field: expected {field}[id] and {field}[values]"
+            )
+        values = item.get("values")
+        # A lone value or {value, enum} pair is tolerated as a one-item list.
+        values = values if isinstance(values, list) else [] if values in (None, "") else [values]
+        fields.append(
+            deal_pb2.CustomField(
+                id=_int(item.get("id"), f"{field}[id]"),
+                name=_text(item.get("name"), f"{field}[name]"),
+                code=_text(item.get("code"), f"{field}[code]"),
+                values=[_custom_value(v, f"{field}[values][{m}]") for m, v in enumerate(values)],
+            )
+        )
+    return fields
+
+
+def _custom_value(raw: Any, field: str) -> deal_pb2.CustomFieldValue:
+    if isinstance(raw, str):
+        # Dates and checkboxes arrive bare: values[0]=1689282000.
+        return deal_pb2.CustomFieldValue(value=html.unescape(raw))
+    if not isinstance(raw, dict):
+        raise FormError(f"{field} is not a custom field value: expected {field}[value]")
+    return deal_pb2.CustomFieldValue(
+        value=_text(raw.get("value"), f"{field}[value]"),
+        enum_id=_int(raw.get("enum"), f"{field}[enum]"),
+    )
+
+
+def _tags(raw: Any, where: str) -> list[deal_pb2.Tag]:
+    tags = []
+    for k, item in enumerate(_items(raw, where)):
+        field = f"{where}[{k}]"
+        if not isinstance(item, dict):
+            raise FormError(f"{field} is not a tag: expected {field}[id] and {field}[name]")
+        tags.append(
+            deal_pb2.Tag(
+                id=_int(item.get("id"), f"{field}[id]"),
+                name=_text(item.get("name"), f"{field}[name]"),
+            )
+        )
+    return tags
+
+
+def _show(value: Any) -> str:
+    """repr() cut to a readable length, for error messages."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

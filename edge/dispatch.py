@@ -1,0 +1,94 @@
+"""Hands logged events to RouterService and records what became of them.
+
+The one path every event takes, whether it came by webhook, from the worker,
+a replay or reconciliation."""
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+
+from amoroute.v1 import deal_pb2, router_pb2, router_pb2_grpc
+from edge.logs import ERROR, PARTIAL, PENDING, SUCCESS, Outcome, WebhookLogStore
+
+log = logging.getLogger(__name__)
+
+_STATUS = {
+    router_pb2.PROCESSING_STATUS_SUCCESS: SUCCESS,
+    router_pb2.PROCESSING_STATUS_PARTIAL: PARTIAL,
+    router_pb2.PROCESSING_STATUS_ERROR: ERROR,
+}
+
+
+def decision_name(decision: int) -> str:
+    """ROUTING_DECISION_BOTH -> "both"."""
+    return router_pb2.RoutingDecision.Name(decision).removeprefix("ROUTING_DECISION_").lower()
+
+
+_LEG_OUTCOMES = {
+    router_pb2.LEG_OUTCOME_RECORDED: "recorded",
+    router_pb2.LEG_OUTCOME_DUPLICATE: "duplicate",
+    router_pb2.LEG_OUTCOME_FAILED: "failed",
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    log_id: int
+    deal: deal_pb2.Deal
+    # Legs that succeeded on an earlier attempt of this event.
+    skip_legs: tuple[str, ...] = ()
+
+
+def outcome_of(log_id: int, response: router_pb2.RouteDealResponse) -> Outcome:
+    failed = [leg for leg in response.legs if leg.outcome == router_pb2.LEG_OUTCOME_FAILED]
+    status = _STATUS.get(response.status, ERROR)
+    return Outcome(
+        log_id=log_id,
+        status=status,
+        decision=decision_name(response.route.decision),
+        utm_source=response.route.utm.source,
+        utm_campaign=response.route.utm.campaign,
+        error_message="; ".join(f"{leg.leg}: {leg.error}" for leg in failed) or None,
+        retry=bool(failed),
+        legs={leg.leg: _LEG_OUTCOMES.get(leg.outcome, "failed") for leg in response.legs},
+    )
+
+
+def outcome_of_error(log_id: int, exc: grpc.RpcError) -> Outcome:
+    code = exc.code()
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        # Retrying cannot fix the deal itself.
+        return Outcome(log_id, ERROR, error_message=f"router rejected the deal: {exc.details()}")
+    name = code.name if code else "UNKNOWN"
+    return Outcome(log_id, PENDING, error_message=f"router {name}: {exc.details()}", retry=True)
+
+
+class Dispatcher:
+    def __init__(self, router: grpc.Channel, logs: WebhookLogStore) -> None:
+        self.router = router_pb2_grpc.RouterServiceStub(router)
+        self.logs = logs
+
+    def dispatch(self, jobs: list[Job], timeout_s: float) -> list[Outcome]:
+        """Route every job concurrently within `timeout_s` and record each outcome;
+        what the router did not answer in time stays pending."""
+        if not jobs:
+            return []
+        calls = [
+            (
+                job.log_id,
+                self.router.RouteDeal.future(
+                    router_pb2.RouteDealRequest(deal=job.deal, skip_legs=job.skip_legs),
+                    timeout=timeout_s,
+                ),
+            )
+            for job in jobs
+        ]
+        outcomes = []
+        for log_id, call in calls:
+            try:
+                outcomes.append(outcome_of(log_id, call.result()))
+            except grpc.RpcError as exc:
+                outcomes.append(outcome_of_error(log_id, exc))
+        self.logs.record_outcomes(outcomes)
+        return outcomes

@@ -1,0 +1,34 @@
+"""/healthz (the process answers) and /readyz (database and router reachable)."""
+
+import falcon
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from edge.logs import WebhookLogStore
+
+
+class LivenessResource:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"status": "ok"}
+
+
+class ReadinessResource:
+    def __init__(self, logs: WebhookLogStore, router: grpc.Channel) -> None:
+        self.logs = logs
+        self.health = health_pb2_grpc.HealthStub(router)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        checks: dict[str, str] = {}
+        try:
+            self.logs.ping()
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means "not ready", with the reason
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        try:
+            reply = self.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=0.5)
+            checks["router"] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        except grpc.RpcError as exc:
+            checks["router"] = f"unreachable: {exc.code().name if exc.code() else 'UNKNOWN'}"
+        ready = checks["database"] == "ok" and checks["router"] == "SERVING"
+        resp.status = falcon.HTTP_200 if ready else falcon.HTTP_503
+        resp.media = {"ready": ready, "checks": checks}

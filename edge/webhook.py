@@ -1,0 +1,128 @@
+"""POST /webhook/amocrm: log every lead event durably, then route it."""
+
+import base64
+import hmac
+import logging
+from typing import Any
+
+import falcon
+from sqlalchemy.exc import SQLAlchemyError
+
+from amoroute import __version__
+from edge.amocrm_form import FormError, FormLimits, deal_from_event, lead_events, parse_form
+from edge.dispatch import Dispatcher, Job
+from edge.logs import ERROR, SUCCESS, NewLog, WebhookLogStore
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_ROUTES = ["referral", "traffic", "both", "unknown"]
+
+
+def raw_body_record(body: bytes, content_type: str | None, problem: str) -> dict[str, Any]:
+    """The whole body as received, for an event that could not be parsed."""
+    try:
+        raw: dict[str, Any] = {"raw_body": body.decode("utf-8")}
+    except UnicodeDecodeError:
+        raw = {"raw_body_base64": base64.b64encode(body).decode()}
+    return {**raw, "content_type": content_type, "problem": problem}
+
+
+def intake(body: bytes, content_type: str | None, limits: FormLimits) -> tuple[list[NewLog], list]:
+    """Turn a webhook body into rows to log and the deals to route (None where
+    an event cannot become a deal). Never raises on bad input."""
+    try:
+        form = parse_form(body, limits)
+        events = lead_events(form, limits)
+    except FormError as exc:
+        row = NewLog(
+            source="amocrm",
+            deal_data=raw_body_record(body, content_type, str(exc)),
+            processing_status=ERROR,
+            error_message=f"unparseable webhook body: {exc}",
+        )
+        return [row], [None]
+    if not events:
+        row = NewLog(
+            source="amocrm",
+            deal_data={"form": form},
+            routing_decision="ignored",
+            processing_status=SUCCESS,
+            error_message="no lead events in the body",
+        )
+        return [row], [None]
+    rows, deals = [], []
+    for event in events:
+        try:
+            deal = deal_from_event(event)
+        except FormError as exc:
+            rows.append(NewLog(source="amocrm", deal_data=event.to_json(), event=event.action,
+                               processing_status=ERROR, error_message=str(exc)))
+            deals.append(None)
+            continue
+        rows.append(NewLog(
+            source="amocrm",
+            deal_data=event.to_json(),
+            event=event.action,
+            account_id=deal.account_id or None,
+            pipeline_id=deal.pipeline_id or None,
+            status_id=deal.status_id or None,
+            lead_id=deal.lead_id,
+            lead_updated_at=deal.updated_at.seconds or None,
+        ))
+        deals.append(deal)
+    return rows, deals
+
+
+class WebhookResource:
+    def __init__(
+        self, logs: WebhookLogStore, dispatcher: Dispatcher, secret: str, deadline_s: float,
+        limits: FormLimits,
+    ) -> None:
+        self.logs = logs
+        self.dispatcher = dispatcher
+        self.secret = secret
+        self.deadline_s = deadline_s
+        self.limits = limits
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self.secret:
+            raise falcon.HTTPNotFound()
+        self._receive(req, resp)
+
+    def on_post_secret(self, req: falcon.Request, resp: falcon.Response, secret: str) -> None:
+        if not self.secret or not hmac.compare_digest(secret.encode(), self.secret.encode()):
+            raise falcon.HTTPNotFound()
+        self._receive(req, resp)
+
+    def _receive(self, req: falcon.Request, resp: falcon.Response) -> None:
+        limit = self.limits.max_body_bytes
+        if req.content_length is not None and req.content_length > limit:
+            raise falcon.HTTPContentTooLarge(description=f"body over {limit} bytes")
+        body = req.bounded_stream.read(limit + 1)
+        if len(body) > limit:
+            raise falcon.HTTPContentTooLarge(description=f"body over {limit} bytes")
+        rows, deals = intake(body, req.content_type, self.limits)
+        try:
+            ids = self.logs.insert(rows)
+        except SQLAlchemyError:
+            log.exception("webhook could not be logged; answering 503 so AmoCRM retries")
+            raise falcon.HTTPServiceUnavailable(
+                description="the event could not be stored; retry later", retry_after=60
+            ) from None
+        jobs = [Job(log_id, deal) for log_id, deal in zip(ids, deals, strict=True) if deal]
+        try:
+            self.dispatcher.dispatch(jobs, self.deadline_s)
+        except SQLAlchemyError:
+            # Logged already: the worker finishes what is still pending.
+            log.exception("outcome not recorded", extra={"log_ids": ids})
+        resp.media = {"success": True, "logged": len(ids), "log_ids": ids}
+
+
+class WebhookTestResource:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {
+            "success": True,
+            "message": "amoroute webhook endpoint is up",
+            "version": __version__,
+            "supported_routes": SUPPORTED_ROUTES,
+        }

@@ -1,0 +1,1 @@
+"""Notifier service: announces traffic sales in Telegram from its own outbox (notifications)."""

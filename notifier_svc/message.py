@@ -1,0 +1,100 @@
+"""The text announcing a traffic sale in Telegram (HTML parse mode). Pure: no I/O.
+
+Everything that comes from outside (deal name, UTM, names, the currency code)
+is escaped; Telegram's HTML mode only needs <, > and & escaped in text.
+"""
+
+import html
+import re
+
+# Telegram rejects longer messages. Its limit counts UTF-16 code units of the
+# text after parsing; the markup is counted too here, which only makes it safer.
+MAX_MESSAGE_LEN = 4096
+# A targetologist, UTM value or currency code is cut at this many units, so the
+# deal name always keeps most of the room.
+MAX_FIELD_LEN = 256
+ELLIPSIS = "…"
+# Groups digits without letting Telegram break the number across lines.
+DIGIT_GROUP = "\u202f"
+CURRENCY_SIGNS = {"KZT": "₸"}
+
+_SUBDOMAIN = re.compile(r"[a-z0-9-]{1,63}")
+
+
+def render_sale_message(
+    *,
+    deal_name: str,
+    lead_id: int,
+    amount: int,
+    currency: str,
+    targetologist: str,
+    utm_source: str,
+    utm_campaign: str,
+    subdomain: str,
+) -> str:
+    """The sale announcement: deal, amount, targetologist, UTM, lead id and link."""
+    link = deal_url(subdomain, lead_id)
+
+    def compose(name: str) -> str:
+        lines = [
+            "💰 <b>Новая продажа с трафика</b>",
+            f"<b>Сделка:</b> {name}",
+            f"<b>Сумма:</b> {format_amount(amount, currency)}",
+            f"<b>Таргетолог:</b> {_field(targetologist)}",
+            f"<b>UTM source:</b> {_field(utm_source)}",
+            f"<b>UTM campaign:</b> {_field(utm_campaign)}",
+            f"<b>ID сделки:</b> {lead_id}",
+        ]
+        if link:
+            lines.append(f'<a href="{html.escape(link, quote=True)}">Открыть сделку в amoCRM</a>')
+        return "\n".join(lines)
+
+    room = MAX_MESSAGE_LEN - _units(compose(""))
+    return compose(_escape_within(_one_line(deal_name) or "—", room))
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """150000, "KZT" -> "150 000 ₸"; other currencies keep their code ("1 200 USD")."""
+    code = _one_line(currency).upper()
+    unit = CURRENCY_SIGNS.get(code) or _escape_within(code, 16)
+    grouped = f"{amount:,}".replace(",", DIGIT_GROUP)
+    return f"{grouped} {unit}" if unit else grouped
+
+
+def deal_url(subdomain: str, lead_id: int) -> str:
+    """The deal's page in AmoCRM; empty when the subdomain is not a plain DNS label."""
+    label = subdomain.strip().lower()
+    if not _SUBDOMAIN.fullmatch(label):
+        return ""
+    return f"https://{label}.amocrm.ru/leads/detail/{lead_id}"
+
+
+def _field(value: str) -> str:
+    return _escape_within(_one_line(value), MAX_FIELD_LEN) or "—"
+
+
+def _one_line(value: str) -> str:
+    # A newline in a deal name could otherwise fake a line of the message.
+    return " ".join(value.split())
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _escape_within(raw: str, room: int) -> str:
+    """`raw` escaped, cut (with an ellipsis) so that it takes at most `room` units.
+
+    Cuts between characters of the raw text, never inside an escape like &amp;.
+    """
+    escaped = html.escape(raw, quote=False)
+    if _units(escaped) <= room:
+        return escaped
+    pieces, used = [], _units(ELLIPSIS)
+    for char in raw:
+        piece = html.escape(char, quote=False)
+        used += _units(piece)
+        if used > room:
+            break
+        pieces.append(piece)
+    return "".join(pieces) + ELLIPSIS if room >= _units(ELLIPSIS) else ""

@@ -1,0 +1,133 @@
+"""Delivery of stored notifications: the one inline attempt a Notify makes, and
+the background sweeper that retries pending rows until sent or given up."""
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+
+from amoroute.timeutil import now
+from notifier_svc.pacing import Pacer
+from notifier_svc.store import NotificationRow, NotificationStore
+from notifier_svc.telegram import Outcome, TelegramClient
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+SWEEP_INTERVAL_S = 1.0
+SWEEP_BATCH = 50
+BACKOFF_BASE_S = 2.0
+BACKOFF_CAP_S = 600.0
+
+
+def retry_delay(
+    attempts: int,
+    retry_after_s: float | None,
+    base_s: float = BACKOFF_BASE_S,
+    cap_s: float = BACKOFF_CAP_S,
+) -> float:
+    """Seconds before the next try after `attempts` failed ones: what Telegram asked
+    for when it said (429 retry_after), otherwise doubling from `base_s` up to `cap_s`."""
+    if retry_after_s is not None:
+        return max(retry_after_s, 0.0)
+    return min(base_s * 2 ** max(attempts - 1, 0), cap_s)
+
+
+class Outbox:
+    """Sends pending notifications; a row is sent by whoever holds its lease."""
+
+    def __init__(
+        self,
+        store: NotificationStore,
+        telegram: TelegramClient,
+        *,
+        timeout_s: float,
+        pacer: Pacer | None = None,
+        interval_s: float = SWEEP_INTERVAL_S,
+        max_attempts: int = MAX_ATTEMPTS,
+        backoff_base_s: float = BACKOFF_BASE_S,
+    ) -> None:
+        self.store = store
+        self.telegram = telegram
+        self.pacer = pacer or Pacer()
+        self.interval_s = interval_s
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        # Long enough for one attempt; a sender that dies keeps the row this long.
+        self.lease = timedelta(seconds=max(30.0, 4 * timeout_s))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def lease_until(self) -> datetime:
+        """next_attempt_at for a row its creator is about to send itself."""
+        return now() + self.lease
+
+    def send_now(self, row: NotificationRow, max_wait_s: float) -> None:
+        """One attempt at a row the caller holds the lease of, if Telegram's pace
+        allows one within `max_wait_s`; otherwise the sweeper sends it soon."""
+        wait = self.pacer.reserve(row.chat_id, max_wait_s)
+        if wait is None:
+            self.store.reschedule(row.id, now())
+            return
+        time.sleep(wait)
+        self._attempt(row)
+
+    def sweep(self) -> int:
+        """Try every due pending row once, as the pace allows; returns how many were tried."""
+        tried = 0
+        for row in self.store.due(now(), SWEEP_BATCH):
+            if self._stop.is_set():
+                break
+            wait = self.pacer.reserve(row.chat_id, self.interval_s)
+            if wait is None:  # its chat is busy: a later sweep takes it
+                continue
+            if self._stop.wait(wait):
+                break
+            if not self.store.claim(row.id, now(), self.lease_until()):
+                continue  # another sender took it
+            self._attempt(row)
+            tried += 1
+        return tried
+
+    def start(self) -> None:
+        """Sweep every interval_s in a background thread until stop()."""
+        self._thread = threading.Thread(target=self._run, name="notifier-outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Finish the attempt in progress (within `timeout_s`) and stop sweeping."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sweep()
+            except Exception:  # the database may be away for a while: keep sweeping
+                log.exception("outbox sweep failed")
+            self._stop.wait(self.interval_s)
+
+    def _attempt(self, row: NotificationRow) -> None:
+        result = self.telegram.send_message(row.chat_id, row.text)
+        attempts = row.attempts + 1
+        context = {"lead_id": row.lead_id, "chat_id": row.chat_id, "attempts": attempts}
+        if result.outcome is Outcome.SENT:
+            self.store.mark_sent(row.id, result.message_id)
+            log.info("notification sent", extra=context)
+            return
+        if result.outcome is Outcome.RETRY and attempts < self.max_attempts:
+            if result.retry_after_s is not None:
+                self.pacer.hold(row.chat_id, result.retry_after_s)
+            delay = retry_delay(attempts, result.retry_after_s, self.backoff_base_s)
+            self.store.mark_retry(row.id, result.error, now() + timedelta(seconds=delay))
+            log.warning(
+                "notification not sent, will retry",
+                extra={**context, "error": result.error, "retry_in_s": delay},
+            )
+            return
+        error = result.error
+        if result.outcome is Outcome.RETRY:
+            error = f"gave up after {attempts} attempts: {error}"
+        self.store.mark_failed(row.id, error)
+        log.error("notification failed", extra={**context, "error": error})

@@ -1,0 +1,74 @@
+"""Wiring: database, Telegram client, outbox, servicer, gRPC server."""
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from amoroute.db import create_engine, migrate
+from amoroute.grpc_server import Registration, RunningServer, start_server
+from amoroute.v1 import notifier_pb2, notifier_pb2_grpc
+from notifier_svc.outbox import Outbox
+from notifier_svc.service import NotifierService
+from notifier_svc.settings import Settings
+from notifier_svc.store import NotificationStore
+from notifier_svc.telegram import TelegramClient
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_notifier"
+
+
+def upgrade_database(settings: Settings) -> None:
+    migrate(settings.notifier_database_url, MIGRATIONS, VERSION_TABLE)
+
+
+@dataclasses.dataclass
+class NotifierServer(RunningServer):
+    """The running gRPC server plus what must stop after it: the outbox sweeper,
+    the Telegram connection pool and the database engine."""
+
+    closers: list[Callable[[], None]] = dataclasses.field(default_factory=list)
+
+    def stop(self, grace: float) -> None:
+        # In-flight Notify calls finish first: they may still be sending.
+        super().stop(grace)
+        for close in self.closers:
+            close()
+
+
+def build(settings: Settings, port: int | None = None) -> NotifierServer:
+    """Start NotifierService on `port` (settings' port when None; 0 = any free port),
+    with its outbox sweeper when a bot token is set."""
+    engine = create_engine(settings.notifier_database_url)
+    store = NotificationStore(engine)
+    telegram, outbox = None, None
+    if settings.telegram_bot_token:
+        telegram = TelegramClient(
+            settings.telegram_api_url, settings.telegram_bot_token, settings.telegram_timeout_s
+        )
+        outbox = Outbox(store, telegram, timeout_s=settings.telegram_timeout_s)
+    try:
+        running = start_server(
+            [
+                Registration(
+                    NotifierService(store, outbox, settings),
+                    notifier_pb2_grpc.add_NotifierServiceServicer_to_server,
+                    notifier_pb2.DESCRIPTOR.services_by_name["NotifierService"].full_name,
+                )
+            ],
+            port=settings.notifier_port if port is None else port,
+        )
+    except BaseException:
+        if telegram is not None:
+            telegram.close()
+        engine.dispose()
+        raise
+    closers: list[Callable[[], None]] = []
+    if outbox is not None and telegram is not None:
+        outbox.start()
+        closers += [
+            lambda: outbox.stop(settings.telegram_timeout_s + 1),
+            telegram.close,
+        ]
+    closers.append(engine.dispose)
+    fields = {f.name: getattr(running, f.name) for f in dataclasses.fields(RunningServer)}
+    return NotifierServer(**fields, closers=closers)

@@ -1,0 +1,119 @@
+"""NotifierService servicer: proto in, outbox and store calls, proto out."""
+
+import grpc
+
+from amoroute import paging, validation
+from amoroute.errors import InvalidArgument
+from amoroute.timeutil import to_timestamp
+from amoroute.v1 import notifier_pb2, notifier_pb2_grpc
+from notifier_svc.message import render_sale_message
+from notifier_svc.outbox import Outbox
+from notifier_svc.settings import CHAT_ID, Settings
+from notifier_svc.store import NotificationRow, NotificationStore, Status
+
+# The caller (the router) waits for Notify: a busy chat is left to the outbox
+# rather than waited for.
+INLINE_MAX_WAIT_S = 0.25
+
+NO_TOKEN = "TELEGRAM_BOT_TOKEN is not set"
+
+_STATUS = {
+    Status.PENDING: notifier_pb2.NOTIFICATION_STATUS_PENDING,
+    Status.SENT: notifier_pb2.NOTIFICATION_STATUS_SENT,
+    Status.NOT_SENT: notifier_pb2.NOTIFICATION_STATUS_NOT_SENT,
+    Status.FAILED: notifier_pb2.NOTIFICATION_STATUS_FAILED,
+}
+
+
+def _notification_pb(row: NotificationRow) -> notifier_pb2.Notification:
+    return notifier_pb2.Notification(
+        lead_id=row.lead_id,
+        account_id=row.account_id,
+        chat_id=row.chat_id,
+        text=row.text,
+        status=_STATUS[row.status],
+        error=row.error,
+        attempts=row.attempts,
+        created_at=to_timestamp(row.created_at),
+        sent_at=to_timestamp(row.sent_at),
+    )
+
+
+def _validate(request: notifier_pb2.NotifyRequest) -> None:
+    validation.positive("lead_id", request.lead_id)
+    validation.not_negative("account_id", request.account_id)
+    validation.not_negative("amount", request.amount)
+    validation.text("account_subdomain", request.account_subdomain, max_len=63)
+    validation.text("deal_name", request.deal_name)
+    validation.text("targetologist", request.targetologist, max_len=200)
+    for key in ("source", "medium", "campaign", "content", "term"):
+        validation.text(f"utm.{key}", getattr(request.utm, key))
+    if request.chat_id and not CHAT_ID.fullmatch(request.chat_id):
+        raise InvalidArgument("chat_id", "must be a numeric Telegram chat id or @channelusername")
+
+
+class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
+    def __init__(self, store: NotificationStore, outbox: Outbox | None, settings: Settings) -> None:
+        """`outbox` is None when Telegram is not configured (no bot token)."""
+        self.store = store
+        self.outbox = outbox
+        self.settings = settings
+
+    def Notify(
+        self, request: notifier_pb2.NotifyRequest, context: grpc.ServicerContext
+    ) -> notifier_pb2.NotifyResponse:
+        """Store the lead's announcement once and make one bounded attempt to send it;
+        the outbox retries what Telegram did not take. A repeat sends nothing."""
+        _validate(request)
+        text = render_sale_message(
+            deal_name=request.deal_name,
+            lead_id=request.lead_id,
+            amount=request.amount,
+            currency=self.settings.amocrm_currency,
+            targetologist=request.targetologist,
+            utm_source=request.utm.source,
+            utm_campaign=request.utm.campaign,
+            subdomain=request.account_subdomain or self.settings.amocrm_domain,
+        )
+        chat_id = request.chat_id or self.settings.telegram_default_chat_id
+        fields = {"account_id": request.account_id, "lead_id": request.lead_id, "text": text}
+        if self.outbox is None:
+            row, duplicate = self.store.create(
+                **fields, chat_id=chat_id, status=Status.NOT_SENT, error=NO_TOKEN
+            )
+        elif not chat_id:
+            row, duplicate = self.store.create(
+                **fields,
+                chat_id="",
+                status=Status.FAILED,
+                error=f"no Telegram chat configured for targetologist "
+                f"{request.targetologist or '(none)'} and no TELEGRAM_DEFAULT_CHAT_ID",
+            )
+        else:
+            row, duplicate = self.store.create(
+                **fields,
+                chat_id=chat_id,
+                status=Status.PENDING,
+                next_attempt_at=self.outbox.lease_until(),
+            )
+            if not duplicate:
+                self.outbox.send_now(row, INLINE_MAX_WAIT_S)
+                row = self.store.get(row.id)
+        return notifier_pb2.NotifyResponse(notification=_notification_pb(row), duplicate=duplicate)
+
+    def ListNotifications(
+        self, request: notifier_pb2.ListNotificationsRequest, context: grpc.ServicerContext
+    ) -> notifier_pb2.ListNotificationsResponse:
+        """Notifications newest first, one page at a time."""
+        size = paging.page_size(request.page_size)
+        validation.not_negative("lead_id", request.lead_id)
+        rows = self.store.page(
+            limit=size + 1,
+            after_id=paging.decode_token(request.page_token),
+            lead_id=request.lead_id,
+        )
+        page = rows[:size]
+        token = paging.encode_token(page[-1].id) if len(rows) > size else ""
+        return notifier_pb2.ListNotificationsResponse(
+            notifications=[_notification_pb(r) for r in page], next_page_token=token
+        )

@@ -1,0 +1,64 @@
+"""Every environment variable notifier_svc reads."""
+
+import re
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Telegram's chat_id: a numeric id (negative for groups and channels) or "@channelusername".
+CHAT_ID = re.compile(r"-?\d{1,20}|@[A-Za-z0-9_]{4,32}")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    notifier_port: int = 50054
+    notifier_database_url: str = "sqlite:///var/notifier.sqlite3"
+    # Empty: Telegram is off, notifications are stored as NOT_SENT.
+    telegram_bot_token: str = Field(default="", repr=False)
+    telegram_api_url: str = "https://api.telegram.org"
+    # Chat for targetologists without their own telegram_chat_id.
+    telegram_default_chat_id: str = ""
+    # Bound of one send attempt (connecting plus waiting for Telegram's answer).
+    telegram_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Currency of deal amounts: KZT is shown as ₸, any other code as itself.
+    amocrm_currency: str = "KZT"
+    # Subdomain for the link to a deal when the request does not carry one.
+    amocrm_domain: str = ""
+    log_level: str = "INFO"
+
+    @field_validator("telegram_default_chat_id")
+    @classmethod
+    def _chat_id(cls, value: str) -> str:
+        value = value.strip()
+        if value and not CHAT_ID.fullmatch(value):
+            raise ValueError("must be a numeric Telegram chat id or @channelusername")
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL, e.g. https://api.telegram.org")
+        return value.rstrip("/")
+
+
+def describe(settings: Settings) -> list[str]:
+    """Start-up warnings: what this configuration leaves switched off."""
+    if not settings.telegram_bot_token:
+        return [
+            "TELEGRAM_BOT_TOKEN is not set: notifications are stored as NOT_SENT, "
+            "nothing is sent to Telegram"
+        ]
+    lines = []
+    if not settings.telegram_default_chat_id:
+        lines.append(
+            "TELEGRAM_DEFAULT_CHAT_ID is not set: a sale whose targetologist has no "
+            "telegram_chat_id is stored as FAILED, not sent"
+        )
+    if not settings.amocrm_domain:
+        lines.append(
+            "AMOCRM_DOMAIN is not set: messages link to the deal only when the caller "
+            "sends account_subdomain"
+        )
+    return lines

@@ -1,0 +1,202 @@
+"""notifications, the outbox: the only module of notifier_svc that writes SQL.
+
+A pending row is owned by whoever last moved its next_attempt_at into the
+future (a lease): the inline sender when it is created, then a sweeper that
+claims it. A sender that dies mid-send leaves the row to be retried when the
+lease runs out, so nothing is lost and no two processes send the same row.
+"""
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from amoroute.db import insert_ignoring_conflicts
+from amoroute.timeutil import now, utc
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    NOT_SENT = "not_sent"
+    FAILED = "failed"
+
+
+metadata = sa.MetaData()
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("account_id", sa.BigInteger, nullable=False),
+    sa.Column("lead_id", sa.BigInteger, nullable=False),
+    sa.Column("chat_id", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("telegram_message_id", sa.BigInteger, nullable=True),
+    sa.UniqueConstraint("account_id", "lead_id", name="uq_notifications_account_lead"),
+    sa.CheckConstraint(
+        "status IN ('pending', 'sent', 'not_sent', 'failed')", name="ck_notifications_status"
+    ),
+)
+
+
+@dataclass(frozen=True)
+class NotificationRow:
+    id: int
+    account_id: int
+    lead_id: int
+    chat_id: str
+    text: str
+    status: Status
+    error: str
+    attempts: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    sent_at: datetime | None
+    telegram_message_id: int | None
+
+
+def _row(r: sa.Row) -> NotificationRow:
+    return NotificationRow(
+        id=r.id,
+        account_id=r.account_id,
+        lead_id=r.lead_id,
+        chat_id=r.chat_id,
+        text=r.text,
+        status=Status(r.status),
+        error=r.error,
+        attempts=r.attempts,
+        next_attempt_at=utc(r.next_attempt_at) if r.next_attempt_at else None,
+        created_at=utc(r.created_at),
+        sent_at=utc(r.sent_at) if r.sent_at else None,
+        telegram_message_id=r.telegram_message_id,
+    )
+
+
+class NotificationStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create(
+        self,
+        *,
+        account_id: int,
+        lead_id: int,
+        chat_id: str,
+        text: str,
+        status: Status,
+        error: str = "",
+        next_attempt_at: datetime | None = None,
+    ) -> tuple[NotificationRow, bool]:
+        """Insert the lead's notification unless it has one; returns (stored row, duplicate)."""
+        values = {
+            "account_id": account_id,
+            "lead_id": lead_id,
+            "chat_id": chat_id,
+            "text": text,
+            "status": status.value,
+            "error": error,
+            "attempts": 0,
+            "next_attempt_at": next_attempt_at,
+            "created_at": now(),
+        }
+        table = notifications
+        with self.engine.begin() as conn:
+            inserted = conn.execute(
+                insert_ignoring_conflicts(self.engine, table).values(**values).returning(table.c.id)
+            ).first()
+            row = conn.execute(
+                sa.select(table).where(table.c.account_id == account_id, table.c.lead_id == lead_id)
+            ).one()
+        return _row(row), inserted is None
+
+    def get(self, notification_id: int) -> NotificationRow:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(notifications).where(notifications.c.id == notification_id)
+            ).one()
+        return _row(row)
+
+    def due(self, at: datetime, limit: int) -> list[NotificationRow]:
+        """Pending rows whose next attempt is due at `at`, longest waiting first."""
+        query = (
+            sa.select(notifications)
+            .where(notifications.c.status == Status.PENDING.value)
+            .where(notifications.c.next_attempt_at <= at)
+            .order_by(notifications.c.next_attempt_at, notifications.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query)]
+
+    def claim(self, notification_id: int, at: datetime, lease_until: datetime) -> bool:
+        """Take a due pending row for sending until `lease_until`; False if another
+        sender took it first or it is no longer due."""
+        query = (
+            sa.update(notifications)
+            .where(notifications.c.id == notification_id)
+            .where(notifications.c.status == Status.PENDING.value)
+            .where(notifications.c.next_attempt_at <= at)
+            .values(next_attempt_at=lease_until)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount == 1
+
+    def reschedule(self, notification_id: int, at: datetime) -> None:
+        """Hand a claimed row back without an attempt, due again at `at`."""
+        self._update(notification_id, next_attempt_at=at)
+
+    def mark_sent(self, notification_id: int, message_id: int | None) -> None:
+        self._update(
+            notification_id,
+            status=Status.SENT.value,
+            error="",
+            attempts=notifications.c.attempts + 1,
+            next_attempt_at=None,
+            sent_at=now(),
+            telegram_message_id=message_id,
+        )
+
+    def mark_retry(self, notification_id: int, error: str, at: datetime) -> None:
+        """Count a failed attempt; the row is due again at `at`."""
+        self._update(
+            notification_id, error=error, attempts=notifications.c.attempts + 1, next_attempt_at=at
+        )
+
+    def mark_failed(self, notification_id: int, error: str) -> None:
+        self._update(
+            notification_id,
+            status=Status.FAILED.value,
+            error=error,
+            attempts=notifications.c.attempts + 1,
+            next_attempt_at=None,
+        )
+
+    def page(self, *, limit: int, after_id: int | None, lead_id: int = 0) -> list[NotificationRow]:
+        """Newest first, `limit` rows strictly older than `after_id`."""
+        query = sa.select(notifications).order_by(notifications.c.id.desc()).limit(limit)
+        if after_id is not None:
+            query = query.where(notifications.c.id < after_id)
+        if lead_id:
+            query = query.where(notifications.c.lead_id == lead_id)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query)]
+
+    def _update(self, notification_id: int, **values: object) -> None:
+        # Only a pending row changes: a row that is sent or failed stays as it is.
+        query = (
+            sa.update(notifications)
+            .where(notifications.c.id == notification_id)
+            .where(notifications.c.status == Status.PENDING.value)
+            .values(**values)
+        )
+        with self.engine.begin() as conn:
+            conn.execute(query)

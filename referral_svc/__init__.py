@@ -1,0 +1,1 @@
+"""Referral service: conversions credited to referral partners, and the partners themselves."""

@@ -1,0 +1,32 @@
+"""Wiring: database, servicer, gRPC server."""
+
+from pathlib import Path
+
+from amoroute.db import create_engine, migrate
+from amoroute.grpc_server import Registration, RunningServer, start_server
+from amoroute.v1 import referral_pb2, referral_pb2_grpc
+from referral_svc.service import ReferralService
+from referral_svc.settings import Settings
+from referral_svc.store import ReferralStore
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_referral"
+
+
+def upgrade_database(settings: Settings) -> None:
+    migrate(settings.referral_database_url, MIGRATIONS, VERSION_TABLE)
+
+
+def build(settings: Settings, port: int | None = None) -> RunningServer:
+    """Start ReferralService on `port` (settings' port when None; 0 = any free port)."""
+    store = ReferralStore(create_engine(settings.referral_database_url))
+    return start_server(
+        [
+            Registration(
+                ReferralService(store),
+                referral_pb2_grpc.add_ReferralServiceServicer_to_server,
+                referral_pb2.DESCRIPTOR.services_by_name["ReferralService"].full_name,
+            )
+        ],
+        port=settings.referral_port if port is None else port,
+    )

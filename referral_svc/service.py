@@ -1,0 +1,154 @@
+"""ReferralService servicer: proto in, store call, proto out."""
+
+import logging
+import re
+from datetime import datetime
+
+import grpc
+
+from amoroute import paging, validation
+from amoroute.errors import InvalidArgument
+from amoroute.timeutil import to_datetime, to_timestamp
+from amoroute.v1 import deal_pb2, referral_pb2, referral_pb2_grpc
+from referral_svc.commission import BASIS_POINTS, commission_total
+from referral_svc.store import UTM_KEYS, ConversionRow, ReferralStore, StatsRow
+
+log = logging.getLogger(__name__)
+
+_REFERRAL_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _referral_code(field: str, value: str) -> str:
+    """The validated code, upper-cased as both tables store it."""
+    validation.text(field, value, required=True, max_len=64)
+    if not _REFERRAL_CODE.fullmatch(value):
+        raise InvalidArgument(
+            field,
+            f"must be 1-64 letters, digits, '_' or '-' (the code without prefix), got {value!r}",
+        )
+    return value.upper()
+
+
+def _conversion_pb(row: ConversionRow) -> referral_pb2.Conversion:
+    return referral_pb2.Conversion(
+        lead_id=row.lead_id,
+        account_id=row.account_id,
+        referral_code=row.referral_code,
+        amount=row.amount,
+        deal_name=row.deal_name,
+        won_at=to_timestamp(row.won_at),
+        utm=deal_pb2.UtmMarks(**row.utm),
+        partner_registered=row.partner_registered,
+        recorded_at=to_timestamp(row.recorded_at),
+    )
+
+
+def _stats_pb(row: StatsRow) -> referral_pb2.ReferrerStats:
+    return referral_pb2.ReferrerStats(
+        referral_code=row.referral_code,
+        conversions=row.conversions,
+        amount_total=row.amount_total,
+        partner_registered=row.partner_registered,
+        partner_name=row.partner_name,
+        commission_bp=row.commission_bp,
+        commission_total=commission_total(row.amount_total, row.commission_bp),
+    )
+
+
+def _time_range(
+    request: referral_pb2.GetReferrerStatsRequest,
+) -> tuple[datetime | None, datetime | None]:
+    won_from, won_to = to_datetime(request.won_from), to_datetime(request.won_to)
+    if won_from and won_to and won_to <= won_from:
+        raise InvalidArgument("won_to", "must be later than won_from")
+    return won_from, won_to
+
+
+class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
+    def __init__(self, store: ReferralStore) -> None:
+        self.store = store
+
+    def RecordConversion(
+        self, request: referral_pb2.RecordConversionRequest, context: grpc.ServicerContext
+    ) -> referral_pb2.RecordConversionResponse:
+        """Record one lead's conversion once; a repeat answers duplicate. A code with
+        no registered partner is recorded all the same and flagged for review."""
+        conversion = request.conversion
+        validation.positive("conversion.lead_id", conversion.lead_id)
+        validation.not_negative("conversion.account_id", conversion.account_id)
+        code = _referral_code("conversion.referral_code", conversion.referral_code)
+        validation.not_negative("conversion.amount", conversion.amount)
+        validation.text("conversion.deal_name", conversion.deal_name)
+        for key in UTM_KEYS:
+            validation.text(f"conversion.utm.{key}", getattr(conversion.utm, key))
+        row, duplicate = self.store.record(
+            account_id=conversion.account_id,
+            lead_id=conversion.lead_id,
+            referral_code=code,
+            amount=conversion.amount,
+            deal_name=conversion.deal_name,
+            won_at=to_datetime(conversion.won_at),
+            utm={k: getattr(conversion.utm, k) for k in UTM_KEYS},
+        )
+        if not duplicate and not row.partner_registered:
+            log.warning(
+                "referral code %s has no registered partner; "
+                "conversion for lead %d recorded for review",
+                row.referral_code,
+                row.lead_id,
+                extra={"lead_id": row.lead_id, "referral_code": row.referral_code},
+            )
+        return referral_pb2.RecordConversionResponse(
+            conversion=_conversion_pb(row), duplicate=duplicate
+        )
+
+    def ListConversions(
+        self, request: referral_pb2.ListConversionsRequest, context: grpc.ServicerContext
+    ) -> referral_pb2.ListConversionsResponse:
+        """Conversions newest first, one page at a time."""
+        size = paging.page_size(request.page_size)
+        validation.not_negative("lead_id", request.lead_id)
+        rows = self.store.page(
+            limit=size + 1,
+            after_id=paging.decode_token(request.page_token),
+            lead_id=request.lead_id,
+            referral_code=request.referral_code,
+        )
+        page = rows[:size]
+        token = paging.encode_token(page[-1].id) if len(rows) > size else ""
+        return referral_pb2.ListConversionsResponse(
+            conversions=[_conversion_pb(r) for r in page], next_page_token=token
+        )
+
+    def GetReferrerStats(
+        self, request: referral_pb2.GetReferrerStatsRequest, context: grpc.ServicerContext
+    ) -> referral_pb2.GetReferrerStatsResponse:
+        """Count, amount and commission per referral code over [won_from, won_to)."""
+        won_from, won_to = _time_range(request)
+        rows = self.store.stats(
+            won_from=won_from, won_to=won_to, referral_code=request.referral_code
+        )
+        return referral_pb2.GetReferrerStatsResponse(stats=[_stats_pb(r) for r in rows])
+
+    def UpsertPartner(
+        self, request: referral_pb2.UpsertPartnerRequest, context: grpc.ServicerContext
+    ) -> referral_pb2.UpsertPartnerResponse:
+        """Register a partner's code, or update its name and commission."""
+        partner = request.partner
+        code = _referral_code("partner.referral_code", partner.referral_code)
+        validation.text("partner.name", partner.name, max_len=200)
+        if not 0 <= partner.commission_bp <= BASIS_POINTS:
+            raise InvalidArgument(
+                "partner.commission_bp",
+                f"must be between 0 and {BASIS_POINTS} basis points "
+                f"({BASIS_POINTS} = 100 %), got {partner.commission_bp}",
+            )
+        row, created = self.store.upsert_partner(
+            referral_code=code, name=partner.name, commission_bp=partner.commission_bp
+        )
+        return referral_pb2.UpsertPartnerResponse(
+            partner=referral_pb2.Partner(
+                referral_code=row.referral_code, name=row.name, commission_bp=row.commission_bp
+            ),
+            created=created,
+        )

@@ -1,0 +1,1 @@
+"""Router service: decides who earned a won deal and credits it."""

@@ -1,0 +1,20 @@
+"""Every environment variable router_svc reads."""
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_RULES = str(Path(__file__).with_name("routing_rules.yaml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    router_port: int = 50051
+    routing_rules: str = DEFAULT_RULES
+    referral_addr: str = "localhost:50052"
+    traffic_addr: str = "localhost:50053"
+    notifier_addr: str = "localhost:50054"
+    # Upper bound for one downstream call; the caller's deadline may shorten it.
+    router_leg_timeout_s: float = 1.5
+    log_level: str = "INFO"

@@ -1,0 +1,342 @@
+"""NotifierService on an ephemeral port against a real database and a fake Bot API."""
+
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+import pytest
+
+from amoroute.channels import channel
+from amoroute.timeutil import now
+from amoroute.v1 import deal_pb2, notifier_pb2, notifier_pb2_grpc
+from notifier_svc import server
+from notifier_svc.outbox import Outbox, retry_delay
+from notifier_svc.pacing import Pacer
+from notifier_svc.settings import Settings, describe
+from notifier_svc.store import NotificationStore, Status
+from notifier_svc.telegram import Outcome, TelegramClient
+from tests.support.fake_telegram import FakeTelegram, RecordedRequest, Reply
+
+TOKEN = "123456789:AAH-test-token"
+DEFAULT_CHAT = "-1001000000001"
+
+PENDING = notifier_pb2.NOTIFICATION_STATUS_PENDING
+SENT = notifier_pb2.NOTIFICATION_STATUS_SENT
+NOT_SENT = notifier_pb2.NOTIFICATION_STATUS_NOT_SENT
+FAILED = notifier_pb2.NOTIFICATION_STATUS_FAILED
+
+Stub = notifier_pb2_grpc.NotifierServiceStub
+
+
+@contextmanager
+def _serving(settings: Settings) -> Iterator[Stub]:
+    running = server.build(settings, port=0)
+    try:
+        with channel(f"localhost:{running.port}") as ch:
+            yield notifier_pb2_grpc.NotifierServiceStub(ch)
+    finally:
+        running.stop(0)
+
+
+def _migrated(url: str) -> str:
+    server.upgrade_database(Settings(notifier_database_url=url))
+    return url
+
+
+@pytest.fixture(scope="module")
+def telegram() -> Iterator[FakeTelegram]:
+    with FakeTelegram(token=TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def stub(make_database, telegram: FakeTelegram) -> Iterator[Stub]:  # type: ignore[no-untyped-def]
+    """The notifier as deployed: bot token, default chat, outbox sweeping."""
+    settings = Settings(
+        notifier_database_url=_migrated(make_database("notifier")),
+        telegram_bot_token=TOKEN,
+        telegram_api_url=telegram.url,
+        telegram_default_chat_id=DEFAULT_CHAT,
+        telegram_timeout_s=2.0,
+        amocrm_domain="onaiagencykz",
+    )
+    with _serving(settings) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def quiet_database(make_database) -> str:  # type: ignore[no-untyped-def]
+    """A second database that no running outbox sweeps."""
+    return _migrated(make_database("notifier_quiet"))
+
+
+def _request(lead_id: int, **fields: Any) -> notifier_pb2.NotifyRequest:
+    values: dict[str, Any] = {
+        "lead_id": lead_id,
+        "account_id": 32145678,
+        "account_subdomain": "onaiagencykz",
+        "deal_name": "Курс «Таргетолог PRO»",
+        "amount": 150000,
+        "targetologist": "Kenesary",
+        "utm": deal_pb2.UtmMarks(source="kenesary_fb", campaign="tp_june"),
+        "chat_id": f"-100{lead_id}",  # a chat per test: Telegram's per-chat pace stays out
+    }
+    values.update(fields)
+    return notifier_pb2.NotifyRequest(**values)
+
+
+def _calls_for(telegram: FakeTelegram, lead_id: int) -> list[RecordedRequest]:
+    return [r for r in telegram.requests if f'/leads/detail/{lead_id}"' in r.body.get("text", "")]
+
+
+def _wait_for_status(stub: Stub, lead_id: int, status: int) -> notifier_pb2.Notification:
+    deadline = time.monotonic() + 10
+    while True:
+        listed = stub.ListNotifications(notifier_pb2.ListNotificationsRequest(lead_id=lead_id))
+        if listed.notifications and listed.notifications[0].status == status:
+            return listed.notifications[0]
+        assert time.monotonic() < deadline, f"lead {lead_id} still {listed.notifications}"
+        time.sleep(0.05)
+
+
+def test_notify_sends_the_escaped_html_message_once_to_the_chat(
+    stub: Stub, telegram: FakeTelegram
+) -> None:
+    reply = stub.Notify(_request(5001, deal_name="Курс <b>PRO</b> & co"))
+    assert not reply.duplicate
+    assert (reply.notification.status, reply.notification.attempts) == (SENT, 1)
+    assert reply.notification.sent_at.seconds > 0
+    [call] = _calls_for(telegram, 5001)
+    assert (call.method, call.token) == ("sendMessage", TOKEN)
+    assert call.body["chat_id"] == "-1005001"
+    assert call.body["parse_mode"] == "HTML"
+    assert call.body["disable_web_page_preview"] is True
+    assert "Курс &lt;b&gt;PRO&lt;/b&gt; &amp; co" in call.body["text"]
+    assert "150\u202f000 ₸" in call.body["text"]
+    assert call.body["text"] == reply.notification.text
+
+
+def test_repeated_notify_answers_duplicate_and_sends_nothing_more(
+    stub: Stub, telegram: FakeTelegram
+) -> None:
+    first = stub.Notify(_request(5002))
+    again = stub.Notify(_request(5002, amount=1, deal_name="changed"))
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert again.notification.text == first.notification.text
+    assert again.notification.status == SENT
+    assert len(_calls_for(telegram, 5002)) == 1
+
+
+def test_default_chat_is_used_when_the_request_names_none(
+    stub: Stub, telegram: FakeTelegram
+) -> None:
+    reply = stub.Notify(_request(5003, chat_id=""))
+    _wait_for_status(stub, 5003, SENT)
+    assert reply.notification.chat_id == DEFAULT_CHAT
+    assert [c.body["chat_id"] for c in _calls_for(telegram, 5003)] == [DEFAULT_CHAT]
+
+
+def test_rate_limited_message_is_delivered_exactly_once_by_the_outbox(
+    stub: Stub, telegram: FakeTelegram
+) -> None:
+    telegram.reply_next(Reply.too_many_requests(retry_after=1), Reply.too_many_requests(1))
+    reply = stub.Notify(_request(5004))
+    assert reply.notification.status == PENDING
+    assert "429" in reply.notification.error
+    sent = _wait_for_status(stub, 5004, SENT)
+    assert sent.attempts == 3
+    assert sent.error == ""
+    assert [c.status for c in _calls_for(telegram, 5004)] == [429, 429, 200]
+
+
+def test_message_telegram_refuses_is_failed_with_its_description(
+    stub: Stub, telegram: FakeTelegram
+) -> None:
+    telegram.reply_next(Reply.bad_request("Bad Request: chat not found"))
+    reply = stub.Notify(_request(5005))
+    assert (reply.notification.status, reply.notification.attempts) == (FAILED, 1)
+    assert "Bad Request: chat not found" in reply.notification.error
+    assert len(_calls_for(telegram, 5005)) == 1
+
+
+def test_messages_to_a_busy_chat_are_all_delivered_once(
+    stub: Stub, telegram: FakeTelegram
+) -> None:
+    leads = range(5101, 5104)
+    for lead in leads:  # one chat: Telegram allows about one message a second
+        stub.Notify(_request(lead, chat_id="-1005100"))
+    for lead in leads:
+        _wait_for_status(stub, lead, SENT)
+        assert len(_calls_for(telegram, lead)) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"lead_id": 0}, "lead_id"),
+        ({"lead_id": -7}, "lead_id"),
+        ({"amount": -1}, "amount"),
+        ({"account_id": -1}, "account_id"),
+        ({"deal_name": "x" * 10_001}, "deal_name"),
+        ({"targetologist": "K" * 201}, "targetologist"),
+        ({"utm": deal_pb2.UtmMarks(campaign="c" * 10_001)}, "utm.campaign"),
+        ({"chat_id": "general chat"}, "chat_id"),
+    ],
+)
+def test_bad_request_is_rejected_with_invalid_argument_naming_the_field(
+    stub: Stub, telegram: FakeTelegram, fields: dict[str, Any], field: str
+) -> None:
+    before = len(telegram.requests)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Notify(_request(**{"lead_id": 5200, **fields}))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith(f"{field}: ")
+    assert len(telegram.requests) == before
+
+
+def test_without_a_bot_token_notification_is_kept_as_not_sent_and_nothing_is_sent(
+    quiet_database: str, telegram: FakeTelegram
+) -> None:
+    settings = Settings(
+        notifier_database_url=quiet_database,
+        telegram_bot_token="",
+        telegram_api_url=telegram.url,
+        telegram_default_chat_id=DEFAULT_CHAT,
+    )
+    assert any("TELEGRAM_BOT_TOKEN is not set" in line for line in describe(settings))
+    before = len(telegram.requests)
+    with _serving(settings) as quiet:
+        reply = quiet.Notify(_request(6001))
+    assert reply.notification.status == NOT_SENT
+    assert reply.notification.error == "TELEGRAM_BOT_TOKEN is not set"
+    assert "6001" in reply.notification.text
+    assert len(telegram.requests) == before
+
+
+def test_without_any_chat_notification_is_failed_naming_the_targetologist(
+    quiet_database: str, telegram: FakeTelegram
+) -> None:
+    settings = Settings(
+        notifier_database_url=quiet_database,
+        telegram_bot_token=TOKEN,
+        telegram_api_url=telegram.url,
+        telegram_default_chat_id="",
+    )
+    before = len(telegram.requests)
+    with _serving(settings) as no_chat:
+        reply = no_chat.Notify(_request(6002, chat_id="", targetologist="Aidana"))
+    assert reply.notification.status == FAILED
+    assert reply.notification.error == (
+        "no Telegram chat configured for targetologist Aidana and no TELEGRAM_DEFAULT_CHAT_ID"
+    )
+    assert len(telegram.requests) == before
+
+
+def test_list_notifications_pages_without_gaps_or_repeats_and_filters_by_lead(
+    quiet_database: str,
+) -> None:
+    settings = Settings(notifier_database_url=quiet_database, telegram_bot_token="")
+    with _serving(settings) as quiet:
+        for lead in range(7001, 7008):
+            quiet.Notify(_request(lead))
+        seen, token = [], ""
+        while True:
+            page = quiet.ListNotifications(
+                notifier_pb2.ListNotificationsRequest(page_size=3, page_token=token)
+            )
+            seen += [n.lead_id for n in page.notifications if 7000 < n.lead_id < 7100]
+            token = page.next_page_token
+            if not token:
+                break
+        one = quiet.ListNotifications(notifier_pb2.ListNotificationsRequest(lead_id=7003))
+        with pytest.raises(grpc.RpcError) as err:
+            quiet.ListNotifications(notifier_pb2.ListNotificationsRequest(page_token="garbage!"))
+    assert seen == list(range(7007, 7000, -1))
+    assert [n.lead_id for n in one.notifications] == [7003]
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "page_token" in err.value.details()
+
+
+def test_outbox_gives_up_after_eight_attempts_with_the_reason(quiet_database: str) -> None:
+    from amoroute.db import create_engine
+
+    engine = create_engine(quiet_database)
+    store = NotificationStore(engine)
+    with FakeTelegram(token=TOKEN) as failing:
+        failing.reply_next(*[Reply.server_error(502)] * 10)
+        client = TelegramClient(failing.url, TOKEN, timeout_s=2.0)
+        outbox = Outbox(store, client, timeout_s=2.0, backoff_base_s=0.0,
+                        pacer=Pacer(per_chat_s=0, overall_s=0))
+        row, _ = store.create(account_id=1, lead_id=8001, chat_id="-1008001", text="hi",
+                              status=Status.PENDING, next_attempt_at=now())
+        for _ in range(20):
+            if store.get(row.id).status != Status.PENDING:
+                break
+            outbox.sweep()
+        client.close()
+        calls = len(failing.requests)
+    engine.dispose()
+    final = store.get(row.id)
+    assert (final.status, final.attempts, calls) == (Status.FAILED, 8, 8)
+    assert final.error.startswith("gave up after 8 attempts: Telegram error (502)")
+
+
+def test_a_due_row_is_claimed_by_one_sender_only(quiet_database: str) -> None:
+    from amoroute.db import create_engine
+
+    engine = create_engine(quiet_database)
+    store = NotificationStore(engine)
+    row, _ = store.create(account_id=1, lead_id=8002, chat_id="-1", text="hi",
+                          status=Status.PENDING, next_attempt_at=now())
+    lease = now().replace(year=now().year + 1)
+    claims = [store.claim(row.id, now(), lease), store.claim(row.id, now(), lease)]
+    engine.dispose()
+    assert claims == [True, False]
+
+
+def test_bot_token_stays_out_of_errors_and_logs(
+    telegram: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    caplog.set_level(logging.DEBUG)
+    unreachable = TelegramClient(closed, TOKEN, timeout_s=1.0)
+    reachable = TelegramClient(telegram.url, TOKEN, timeout_s=2.0)
+    down = unreachable.send_message("-1", "hi")
+    up = reachable.send_message("-1", "hi")
+    unreachable.close()
+    reachable.close()
+    assert (down.outcome, up.outcome) == (Outcome.RETRY, Outcome.SENT)
+    assert TOKEN not in down.error
+    assert TOKEN not in caplog.text
+    assert "/bot<redacted>/sendMessage" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("attempts", "retry_after", "delay"),
+    [(1, None, 2.0), (2, None, 4.0), (7, None, 128.0), (30, None, 600.0), (2, 1.0, 1.0)],
+)
+def test_retries_back_off_exponentially_unless_telegram_says_when(
+    attempts: int, retry_after: float | None, delay: float
+) -> None:
+    assert retry_delay(attempts, retry_after) == delay
+
+
+def test_pacer_spaces_messages_per_chat_and_overall() -> None:
+    clock = [100.0]
+    pacer = Pacer(per_chat_s=1.0, overall_s=0.04, clock=lambda: clock[0])
+    assert pacer.reserve("a", max_wait_s=0) == 0
+    assert pacer.reserve("b", max_wait_s=0) is None  # 25 a second overall
+    assert pacer.reserve("b", max_wait_s=1) == pytest.approx(0.04)
+    assert pacer.reserve("a", max_wait_s=0.5) is None  # one a second per chat
+    clock[0] += 1.0
+    assert pacer.reserve("a", max_wait_s=0) == 0
+    pacer.hold("a", 30)  # Telegram's retry_after
+    clock[0] += 5
+    assert pacer.reserve("a", max_wait_s=1) is None
+    assert pacer.reserve("c", max_wait_s=0) == 0

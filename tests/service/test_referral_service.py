@@ -1,0 +1,183 @@
+"""ReferralService on an ephemeral port against a real database."""
+
+import logging
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from amoroute.channels import channel
+from amoroute.v1 import deal_pb2, referral_pb2, referral_pb2_grpc
+from referral_svc import server
+from referral_svc.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def stub(make_database) -> Iterator[referral_pb2_grpc.ReferralServiceStub]:  # type: ignore[no-untyped-def]
+    settings = Settings(referral_database_url=make_database("referral"))
+    server.upgrade_database(settings)
+    running = server.build(settings, port=0)
+    with channel(f"localhost:{running.port}") as ch:
+        yield referral_pb2_grpc.ReferralServiceStub(ch)
+    running.stop(0)
+
+
+def _conversion(lead_id: int, code: str = "test123", amount: int = 150000,
+                won_at: int = 1750694400) -> referral_pb2.Conversion:
+    return referral_pb2.Conversion(
+        lead_id=lead_id,
+        account_id=32145678,
+        referral_code=code,
+        amount=amount,
+        deal_name="Курс «Таргетолог PRO»",
+        won_at=Timestamp(seconds=won_at),
+        utm=deal_pb2.UtmMarks(source=f"ref_{code}", medium="partner"),
+    )
+
+
+def _record(stub, conversion: referral_pb2.Conversion) -> referral_pb2.RecordConversionResponse:  # type: ignore[no-untyped-def]
+    return stub.RecordConversion(referral_pb2.RecordConversionRequest(conversion=conversion))
+
+
+def _upsert(stub, code: str, name: str, bp: int = 0) -> referral_pb2.UpsertPartnerResponse:  # type: ignore[no-untyped-def]
+    partner = referral_pb2.Partner(referral_code=code, name=name, commission_bp=bp)
+    return stub.UpsertPartner(referral_pb2.UpsertPartnerRequest(partner=partner))
+
+
+def test_recording_a_conversion_twice_stores_it_once_and_says_duplicate(stub) -> None:  # type: ignore[no-untyped-def]
+    first = _record(stub, _conversion(1001))
+    again = _record(stub, _conversion(1001, amount=1))
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert again.conversion.amount == 150000  # the first record stands
+    listed = stub.ListConversions(referral_pb2.ListConversionsRequest(lead_id=1001))
+    assert [c.lead_id for c in listed.conversions] == [1001]
+    stored = listed.conversions[0]
+    assert stored.referral_code == "TEST123"
+    assert stored.utm.source == "ref_test123"
+    assert stored.deal_name == "Курс «Таргетолог PRO»"
+    assert stored.won_at.seconds == 1750694400
+
+
+def test_unregistered_code_is_recorded_flagged_then_registered(stub, caplog) -> None:  # type: ignore[no-untyped-def]
+    with caplog.at_level(logging.WARNING, logger="referral_svc"):
+        recorded = _record(stub, _conversion(1101, code="Newbie7"))
+    assert recorded.conversion.partner_registered is False
+    assert (
+        "referral code NEWBIE7 has no registered partner; "
+        "conversion for lead 1101 recorded for review"
+    ) in caplog.messages
+
+    created = _upsert(stub, "newbie7", "Aigerim", 1000)
+    assert created.created is True
+    assert created.partner == referral_pb2.Partner(
+        referral_code="NEWBIE7", name="Aigerim", commission_bp=1000
+    )
+    updated = _upsert(stub, "NEWBIE7", "Aigerim B.", 1500)
+    assert updated.created is False
+
+    listed = stub.ListConversions(referral_pb2.ListConversionsRequest(referral_code="newbie7"))
+    assert [(c.lead_id, c.partner_registered) for c in listed.conversions] == [(1101, True)]
+    stats = stub.GetReferrerStats(referral_pb2.GetReferrerStatsRequest(referral_code="Newbie7"))
+    assert [(s.partner_name, s.commission_bp) for s in stats.stats] == [("Aigerim B.", 1500)]
+
+
+def test_stats_sum_per_code_with_commission_rounded_down_biggest_amount_first(stub) -> None:  # type: ignore[no-untyped-def]
+    _upsert(stub, "COMM1", "Partner One", 1250)
+    _record(stub, _conversion(3001, code="comm1", amount=700, won_at=5_000_000))
+    _record(stub, _conversion(3002, code="COMM1", amount=301, won_at=5_000_100))
+    _record(stub, _conversion(3003, code="stranger", amount=5000, won_at=5_000_200))
+    reply = stub.GetReferrerStats(
+        referral_pb2.GetReferrerStatsRequest(
+            won_from=Timestamp(seconds=5_000_000), won_to=Timestamp(seconds=5_001_000)
+        )
+    )
+    assert [
+        (s.referral_code, s.conversions, s.amount_total, s.partner_registered, s.partner_name,
+         s.commission_bp, s.commission_total)
+        for s in reply.stats
+    ] == [
+        ("STRANGER", 1, 5000, False, "", 0, 0),
+        ("COMM1", 2, 1001, True, "Partner One", 1250, 125),  # 125.125 rounded down
+    ]
+
+
+def test_stats_count_only_conversions_won_within_the_range(stub) -> None:  # type: ignore[no-untyped-def]
+    _record(stub, _conversion(4001, code="RANGE", amount=100, won_at=1_000_000))
+    _record(stub, _conversion(4002, code="RANGE", amount=250, won_at=1_499_999))
+    _record(stub, _conversion(4003, code="RANGE", amount=999, won_at=1_500_000))  # to is exclusive
+    _record(stub, _conversion(4004, code="RANGE", amount=999, won_at=999_999))
+    reply = stub.GetReferrerStats(
+        referral_pb2.GetReferrerStatsRequest(
+            referral_code="range",
+            won_from=Timestamp(seconds=1_000_000),
+            won_to=Timestamp(seconds=1_500_000),
+        )
+    )
+    assert [(s.referral_code, s.conversions, s.amount_total) for s in reply.stats] == [
+        ("RANGE", 2, 350)
+    ]
+
+
+def test_list_conversions_pages_without_gaps_or_repeats(stub) -> None:  # type: ignore[no-untyped-def]
+    for lead in range(2001, 2008):
+        _record(stub, _conversion(lead, code="PAGER"))
+    seen, token = [], ""
+    while True:
+        page = stub.ListConversions(
+            referral_pb2.ListConversionsRequest(
+                page_size=3, page_token=token, referral_code="pager"
+            )
+        )
+        seen += [c.lead_id for c in page.conversions]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == list(range(2007, 2000, -1))
+
+
+def _record_request(**fields) -> tuple[str, object]:  # type: ignore[no-untyped-def]
+    conversion = referral_pb2.Conversion(**fields)
+    return "RecordConversion", referral_pb2.RecordConversionRequest(conversion=conversion)
+
+
+def _partner_request(**fields) -> tuple[str, object]:  # type: ignore[no-untyped-def]
+    partner = referral_pb2.Partner(**fields)
+    return "UpsertPartner", referral_pb2.UpsertPartnerRequest(partner=partner)
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (_record_request(referral_code="K1"), "conversion.lead_id"),
+        (_record_request(lead_id=-5, referral_code="K1"), "conversion.lead_id"),
+        (_record_request(lead_id=5, account_id=-1, referral_code="K1"), "conversion.account_id"),
+        (_record_request(lead_id=5), "conversion.referral_code"),
+        (_record_request(lead_id=5, referral_code="bad code!"), "conversion.referral_code"),
+        (_record_request(lead_id=5, referral_code="X" * 65), "conversion.referral_code"),
+        (_record_request(lead_id=5, referral_code="K1", amount=-1), "conversion.amount"),
+        (_record_request(lead_id=5, referral_code="K1", deal_name="d" * 10_001),
+         "conversion.deal_name"),
+        (_partner_request(name="No code"), "partner.referral_code"),
+        (_partner_request(referral_code="ref?X"), "partner.referral_code"),
+        (_partner_request(referral_code="K1", name="n" * 201), "partner.name"),
+        (_partner_request(referral_code="K1", commission_bp=-1), "partner.commission_bp"),
+        (_partner_request(referral_code="K1", commission_bp=10_001), "partner.commission_bp"),
+        (("GetReferrerStats", referral_pb2.GetReferrerStatsRequest(
+            won_from=Timestamp(seconds=2_000), won_to=Timestamp(seconds=2_000))), "won_to"),
+        (("ListConversions", referral_pb2.ListConversionsRequest(page_size=-1)), "page_size"),
+    ],
+)
+def test_bad_request_is_rejected_with_invalid_argument_naming_the_field(stub, call, field) -> None:  # type: ignore[no-untyped-def]
+    method, request = call
+    with pytest.raises(grpc.RpcError) as err:
+        getattr(stub, method)(request)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith(f"{field}: ")
+
+
+def test_foreign_page_token_is_invalid_argument(stub) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ListConversions(referral_pb2.ListConversionsRequest(page_token="garbage!"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "page_token" in err.value.details()

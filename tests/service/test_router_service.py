@@ -1,0 +1,133 @@
+"""RouterService on an ephemeral port, calling the real referral, traffic and
+notifier services (each on its own database)."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+import notifier_svc.server
+import pytest
+
+import notifier_svc.settings
+import referral_svc.server
+import referral_svc.settings
+import router_svc.server
+import router_svc.settings
+import traffic_svc.server
+import traffic_svc.settings
+from amoroute.channels import channel
+from amoroute.grpc_server import RunningServer
+from amoroute.v1 import deal_pb2, router_pb2, router_pb2_grpc, traffic_pb2, traffic_pb2_grpc
+from tests.support.stack import free_port
+
+D = router_pb2
+
+
+@dataclass
+class Routers:
+    healthy: router_pb2_grpc.RouterServiceStub
+    traffic_down: router_pb2_grpc.RouterServiceStub
+    traffic: traffic_pb2_grpc.TrafficServiceStub
+
+
+@pytest.fixture(scope="module")
+def routers(make_database) -> Iterator[Routers]:  # type: ignore[no-untyped-def]
+    ref = referral_svc.settings.Settings(referral_database_url=make_database("referral"))
+    tra = traffic_svc.settings.Settings(traffic_database_url=make_database("traffic"))
+    note = notifier_svc.settings.Settings(notifier_database_url=make_database("notifier"))
+    referral_svc.server.upgrade_database(ref)
+    traffic_svc.server.upgrade_database(tra)
+    notifier_svc.server.upgrade_database(note)
+    servers: list[RunningServer] = [
+        referral_svc.server.build(ref, port=0),
+        traffic_svc.server.build(tra, port=0),
+        notifier_svc.server.build(note, port=0),
+    ]
+    ref_port, tra_port, note_port = (s.port for s in servers)
+
+    def router(traffic_port: int) -> RunningServer:
+        settings = router_svc.settings.Settings(
+            referral_addr=f"localhost:{ref_port}",
+            traffic_addr=f"localhost:{traffic_port}",
+            notifier_addr=f"localhost:{note_port}",
+            router_leg_timeout_s=2.0,
+        )
+        return router_svc.server.build(settings, port=0)
+
+    healthy, broken = router(tra_port), router(free_port())  # nothing listens on the latter
+    servers += [healthy, broken]
+    channels = [channel(f"localhost:{s.port}") for s in (healthy, broken, servers[1])]
+    yield Routers(
+        router_pb2_grpc.RouterServiceStub(channels[0]),
+        router_pb2_grpc.RouterServiceStub(channels[1]),
+        traffic_pb2_grpc.TrafficServiceStub(channels[2]),
+    )
+    for ch in channels:
+        ch.close()
+    for s in servers:
+        s.stop(0)
+
+
+def won_deal(lead_id: int, utm_source: str, utm_campaign: str = "") -> deal_pb2.Deal:
+    fields = [deal_pb2.CustomField(code="UTM_SOURCE", values=[deal_pb2.CustomFieldValue(value=utm_source)])]
+    if utm_campaign:
+        fields.append(deal_pb2.CustomField(name="utm_campaign",
+                                           values=[deal_pb2.CustomFieldValue(value=utm_campaign)]))
+    return deal_pb2.Deal(lead_id=lead_id, account_id=32145678, status_id=142,
+                         pipeline_id=10418746, price=1000, custom_fields=fields)
+
+
+def outcomes(reply: router_pb2.RouteDealResponse) -> dict[str, str]:
+    return {leg.leg: router_pb2.LegOutcome.Name(leg.outcome) for leg in reply.legs}
+
+
+def test_traffic_deal_is_recorded_then_announced_and_repeat_is_duplicate(routers: Routers) -> None:
+    first = routers.healthy.RouteDeal(D.RouteDealRequest(deal=won_deal(9001, "kenesary_fb")))
+    assert first.route.decision == D.ROUTING_DECISION_TRAFFIC
+    assert first.status == D.PROCESSING_STATUS_SUCCESS
+    assert outcomes(first) == {"traffic": "LEG_OUTCOME_RECORDED", "notifier": "LEG_OUTCOME_RECORDED"}
+    again = routers.healthy.RouteDeal(D.RouteDealRequest(deal=won_deal(9001, "kenesary_fb")))
+    assert outcomes(again) == {"traffic": "LEG_OUTCOME_DUPLICATE",
+                               "notifier": "LEG_OUTCOME_DUPLICATE"}
+
+
+def test_explain_route_decides_without_writing(routers: Routers) -> None:
+    reply = routers.healthy.ExplainRoute(D.ExplainRouteRequest(deal=won_deal(9002, "kenesary_x")))
+    assert reply.route.decision == D.ROUTING_DECISION_TRAFFIC
+    assert reply.route.targetologist == "Kenesary"
+    listed = routers.traffic.ListSales(traffic_pb2.ListSalesRequest(lead_id=9002))
+    assert list(listed.sales) == []
+
+
+def test_one_failed_leg_is_reported_as_partial_not_hidden(routers: Routers) -> None:
+    reply = routers.traffic_down.RouteDeal(
+        D.RouteDealRequest(deal=won_deal(9003, "ref_PART1", "kenesary_june"))
+    )
+    assert reply.route.decision == D.ROUTING_DECISION_BOTH
+    assert reply.status == D.PROCESSING_STATUS_PARTIAL
+    assert outcomes(reply) == {"referral": "LEG_OUTCOME_RECORDED", "traffic": "LEG_OUTCOME_FAILED"}
+    [failed] = [leg for leg in reply.legs if leg.leg == "traffic"]
+    assert "UNAVAILABLE" in failed.error
+
+
+def test_unknown_source_credits_nobody(routers: Routers) -> None:
+    reply = routers.healthy.RouteDeal(D.RouteDealRequest(deal=won_deal(9004, "google_organic")))
+    assert reply.route.decision == D.ROUTING_DECISION_UNKNOWN
+    assert reply.status == D.PROCESSING_STATUS_SUCCESS and list(reply.legs) == []
+
+
+@pytest.mark.parametrize(
+    ("deal", "field"),
+    [
+        (deal_pb2.Deal(), "deal.lead_id"),
+        (deal_pb2.Deal(lead_id=-1), "deal.lead_id"),
+        (deal_pb2.Deal(lead_id=1, price=-5), "deal.price"),
+    ],
+)
+def test_bad_deal_is_invalid_argument_naming_the_field(routers: Routers, deal, field) -> None:  # type: ignore[no-untyped-def]
+    for call in (routers.healthy.RouteDeal, routers.healthy.ExplainRoute):
+        request_type = D.RouteDealRequest if call is routers.healthy.RouteDeal else D.ExplainRouteRequest
+        with pytest.raises(grpc.RpcError) as err:
+            call(request_type(deal=deal))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in err.value.details()

@@ -1,0 +1,71 @@
+"""The whole amoroute stack as real processes on free ports, for end-to-end tests."""
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from amoroute.devrun import Stack
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningStack:
+    stack: Stack
+    env: dict[str, str]
+    log_path: Path
+
+    @property
+    def edge_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['EDGE_PORT']}"
+
+    def addr(self, name: str) -> str:
+        return f"127.0.0.1:{self.env[name.upper() + '_PORT']}"
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_stack(databases: dict[str, str], log_dir: Path, **extra_env: str) -> RunningStack:
+    """Migrate and start every process; wait until the edge is ready."""
+    ports = {n: free_port() for n in ("EDGE", "ROUTER", "REFERRAL", "TRAFFIC", "NOTIFIER")}
+    env = {
+        **os.environ,
+        **{f"{n}_PORT": str(p) for n, p in ports.items()},
+        **{f"{n}_ADDR": f"127.0.0.1:{p}" for n, p in ports.items() if n != "EDGE"},
+        **{f"{n.upper()}_DATABASE_URL": url for n, url in databases.items()},
+        "EDGE_WORKERS": "2",
+        "LOG_LEVEL": "INFO",
+        **extra_env,
+    }
+    stack = Stack(env)
+    stack.migrate()
+    log_path = log_dir / "stack.log"
+    with open(log_path, "wb") as out:
+        stack.start(stdout=out.fileno())
+    running = RunningStack(stack, env, log_path)
+    deadline = time.monotonic() + 30
+    while True:
+        if stack.exited():
+            stack.stop()
+            raise RuntimeError(f"stack died: {stack.exited()}\n{running.output()[-4000:]}")
+        try:
+            if httpx.get(f"{running.edge_url}/readyz", timeout=1).status_code == 200:
+                return running
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            stack.stop()
+            raise RuntimeError(f"stack not ready in 30 s\n{running.output()[-4000:]}")
+        time.sleep(0.2)
+

@@ -1,0 +1,464 @@
+"""AmoCRM bracket-form bodies -> lead events -> Deal protos, on real-shaped fixtures."""
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amoroute.v1 import deal_pb2
+from edge.amocrm_form import (
+    FormError,
+    FormLimits,
+    LeadEvent,
+    deal_from_event,
+    lead_events,
+    parse_form,
+)
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "amocrm"
+
+# file -> (action, lead ids in order)
+FIXTURE_LEADS: dict[str, tuple[str, list[int]]] = {
+    "status_won_with_utm.form": ("status", [24681357]),
+    "batch_two_leads.form": ("status", [24681402, 24681415]),
+    "status_without_custom_fields.form": ("status", [24681499]),
+    "enum_multivalue.form": ("update", [24681520]),
+    "lead_add.form": ("add", [24681600]),
+    "dp_status_short.form": ("status", [24681357]),
+    "lead_delete.form": ("delete", [24681499]),
+}
+
+
+def fixture_events(name: str) -> list[LeadEvent]:
+    return lead_events(parse_form((FIXTURES / name).read_bytes()))
+
+
+def fixture_deals(name: str) -> list[deal_pb2.Deal]:
+    return [deal_from_event(event) for event in fixture_events(name)]
+
+
+def fields_by_code_or_name(deal: deal_pb2.Deal) -> dict[str, deal_pb2.CustomField]:
+    return {field.code or field.name: field for field in deal.custom_fields}
+
+
+def lead_body(**fields: str) -> bytes:
+    """A one-lead status webhook; keyword `x__y` means leads[status][0][x][y]."""
+    pairs = {"leads[status][0][id]": "1", "account[id]": "32145678"}
+    for name, value in fields.items():
+        path = "".join(f"[{segment}]" for segment in name.split("__"))
+        pairs[f"leads[status][0]{path}"] = value
+    return urlencode(pairs).encode()
+
+
+def lead_deal(**fields: str) -> deal_pb2.Deal:
+    (event,) = lead_events(parse_form(lead_body(**fields)))
+    return deal_from_event(event)
+
+
+# --- real-shaped fixtures -------------------------------------------------------------------
+
+
+def test_fixture_table_covers_every_form_file() -> None:
+    assert {path.name for path in FIXTURES.glob("*.form")} == set(FIXTURE_LEADS)
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_LEADS))
+def test_fixture_yields_its_leads_with_account(name: str) -> None:
+    action, lead_ids = FIXTURE_LEADS[name]
+    events = fixture_events(name)
+    deals = [deal_from_event(event) for event in events]
+
+    assert [(e.action, e.index) for e in events] == [(action, i) for i in range(len(lead_ids))]
+    assert [deal.lead_id for deal in deals] == lead_ids
+    assert {(d.event, d.account_id, d.account_subdomain) for d in deals} == {
+        (action, 32145678, "onaiagencykz")
+    }
+    assert {deal.pipeline_id for deal in deals} == {10418746}
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_LEADS))
+def test_event_survives_json_round_trip(name: str) -> None:
+    for event in fixture_events(name):
+        stored = json.loads(json.dumps(event.to_json(), ensure_ascii=False))
+        restored = LeadEvent.from_json(stored)
+        assert restored == event
+        assert deal_from_event(restored) == deal_from_event(event)
+
+
+def test_won_deal_carries_price_pipeline_status_and_times() -> None:
+    (deal,) = fixture_deals("status_won_with_utm.form")
+
+    assert (deal.lead_id, deal.price, deal.pipeline_id) == (24681357, 150000, 10418746)
+    assert (deal.status_id, deal.old_status_id) == (142, 80123457)
+    assert deal.responsible_user_id == 11223344
+    assert deal.created_at.seconds == 1750003200
+    assert deal.updated_at.seconds == 1750694400
+    assert [(tag.id, tag.name) for tag in deal.tags] == [(65401, "facebook"), (65403, "оплата")]
+
+
+def test_won_deal_decodes_cyrillic_name() -> None:
+    (deal,) = fixture_deals("status_won_with_utm.form")
+    assert deal.name == "Курс «Таргетолог PRO» — Айгерим"
+
+
+def test_won_deal_keeps_tracking_fields_by_code() -> None:
+    (deal,) = fixture_deals("status_won_with_utm.form")
+    fields = fields_by_code_or_name(deal)
+
+    source = fields["UTM_SOURCE"]
+    assert (source.id, source.name) == (1402007, "utm_source")
+    assert [v.value for v in source.values] == ["kenesary_fb"]
+    assert {code: f.values[0].value for code, f in fields.items() if code.isupper()} == {
+        "UTM_SOURCE": "kenesary_fb",
+        "UTM_MEDIUM": "cpc",
+        "UTM_CAMPAIGN": "tp_june",
+        "UTM_CONTENT": "video_v2",
+        "FBCLID": "IwAR2xYz_kenesary_test",
+    }
+
+
+def test_url_field_value_is_html_unescaped() -> None:
+    (deal,) = fixture_deals("status_won_with_utm.form")
+    url = fields_by_code_or_name(deal)["Ссылка на сайт"].values[0].value
+
+    assert "&utm_campaign=tp_june" in url
+    assert "&amp;" not in url
+
+
+def test_date_field_bare_value_becomes_value_without_enum() -> None:
+    (deal,) = fixture_deals("status_won_with_utm.form")
+    date = fields_by_code_or_name(deal)["Дата оплаты"]
+
+    assert (date.id, list(date.values)) == (
+        1402103,
+        [deal_pb2.CustomFieldValue(value="1750636800")],
+    )
+
+
+def test_batch_body_yields_every_lead_in_order() -> None:
+    first, second = fixture_deals("batch_two_leads.form")
+
+    assert (first.lead_id, first.price, first.name) == (24681402, 99000, "Сделка #24681402")
+    assert (second.lead_id, second.price) == (24681415, 45000)
+    assert second.name == "Ерлан — консультация"
+    assert fields_by_code_or_name(first)["UTM_SOURCE"].values[0].value == "ref_TEST123"
+    assert fields_by_code_or_name(second)["UTM_SOURCE"].values[0].value == "google_organic"
+    assert fields_by_code_or_name(second)["UTM_TERM"].values[0].value == "курсы таргетинга алматы"
+
+
+def test_digital_pipeline_hook_without_name_or_price_maps_to_defaults() -> None:
+    (deal,) = fixture_deals("dp_status_short.form")
+
+    assert (deal.name, deal.price, list(deal.custom_fields), list(deal.tags)) == ("", 0, [], [])
+    assert (deal.status_id, deal.old_status_id) == (142, 80123457)
+    assert deal.old_pipeline_id == 10418746
+    assert not deal.HasField("created_at")
+    assert not deal.HasField("updated_at")
+
+
+def test_status_without_custom_fields_has_zero_price() -> None:
+    (deal,) = fixture_deals("status_without_custom_fields.form")
+    assert (deal.price, deal.status_id, list(deal.custom_fields)) == (0, 142, [])
+
+
+def test_delete_hook_maps_to_delete_event() -> None:
+    (event,) = fixture_events("lead_delete.form")
+    deal = deal_from_event(event)
+
+    assert (event.action, deal.event, deal.lead_id, deal.status_id) == (
+        "delete",
+        "delete",
+        24681499,
+        80123456,
+    )
+
+
+def test_select_and_multiselect_values_keep_enum_ids() -> None:
+    (deal,) = fixture_deals("enum_multivalue.form")
+    fields = fields_by_code_or_name(deal)
+
+    assert [(v.value, v.enum_id) for v in fields["Тариф"].values] == [("PRO", 3301011)]
+    assert [(v.value, v.enum_id) for v in fields["Каналы трафика"].values] == [
+        ("Facebook", 3301021),
+        ("Instagram", 3301023),
+        ("TikTok", 3301027),
+    ]
+    assert [(v.value, v.enum_id) for v in fields["Оплата подтверждена"].values] == [("1", 0)]
+
+
+def test_add_hook_keeps_ym_uid_as_text() -> None:
+    (deal,) = fixture_deals("lead_add.form")
+    assert fields_by_code_or_name(deal)["_YM_UID"].values[0].value == "1750699000123456789"
+
+
+def test_raw_http_capture_body_parses_like_the_form_fixture() -> None:
+    _, _, body = (FIXTURES / "status_won_with_utm.http").read_bytes().partition(b"\r\n\r\n")
+    assert parse_form(body) == parse_form((FIXTURES / "status_won_with_utm.form").read_bytes())
+
+
+# --- parser shape ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(b"a=1&a=2", {"a": "2"}, id="repeated-name-last-wins"),
+        pytest.param(b"a[1]=y&a[0]=x", {"a": ["x", "y"]}, id="numeric-keys-become-ordered-list"),
+        pytest.param(b"a[7]=x&a[2]=y", {"a": ["y", "x"]}, id="sparse-indexes-just-ordered"),
+        pytest.param(b"a[]=x&a[]=y", {"a": ["x", "y"]}, id="empty-brackets-append"),
+        pytest.param(b"a[0]=x&a[b]=y", {"a": {"0": "x", "b": "y"}}, id="mixed-keys-stay-dict"),
+        pytest.param(b"a[01]=x", {"a": {"01": "x"}}, id="non-canonical-number-is-a-name"),
+        pytest.param(b"k=%D0%90+%26+b", {"k": "А & b"}, id="percent-and-plus-decoded"),
+        pytest.param("k=Ерлан".encode(), {"k": "Ерлан"}, id="raw-utf8-accepted"),
+        pytest.param(b"a&b=", {"a": "", "b": ""}, id="blank-values-kept"),
+        pytest.param(b"&&a=1&&", {"a": "1"}, id="empty-pairs-skipped"),
+        pytest.param(b"=x&a=1", {"a": "1"}, id="nameless-pair-skipped"),
+        pytest.param(b"a%5Bb=1", {"a[b": "1"}, id="unclosed-bracket-is-literal"),
+        pytest.param(b"a]b[=1", {"a]b[": "1"}, id="reversed-brackets-are-literal"),
+        pytest.param(b"a[b]c=1", {"a[b]c": "1"}, id="text-after-bracket-is-literal"),
+        pytest.param(b"[a]=1", {"[a]": "1"}, id="bracket-without-base-is-literal"),
+    ],
+)
+def test_parse_form_builds_php_style_structure(body: bytes, expected: dict[str, Any]) -> None:
+    assert parse_form(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "limits", "message"),
+    [
+        pytest.param(b"", FormLimits(), "empty", id="empty-body"),
+        pytest.param(b"&&&", FormLimits(), "empty", id="only-separators"),
+        pytest.param(b"=1", FormLimits(), "no named fields", id="only-nameless"),
+        pytest.param(b"a=" + b"x" * 20, FormLimits(max_body_bytes=10), "limit", id="too-big"),
+        pytest.param(b"k=%FF%FE", FormLimits(), "UTF-8", id="invalid-utf8-value"),
+        pytest.param(b"k=\xff", FormLimits(), "UTF-8", id="invalid-raw-byte"),
+        pytest.param(b"%C3%28=1", FormLimits(), "UTF-8", id="invalid-utf8-name"),
+        pytest.param(b"a=1&b=2&c=3", FormLimits(max_keys=2), "3 fields", id="too-many-fields"),
+        pytest.param(
+            b"leads[status][999999999][id]=1", FormLimits(), "index above", id="huge-index"
+        ),
+        pytest.param(b"a[" + b"9" * 5000 + b"]=1", FormLimits(), "index above", id="5000-digits"),
+        pytest.param(b"a[]=1&a[]=2", FormLimits(max_index=0), "index above", id="append-over"),
+        pytest.param(b"a" + b"[b]" * 50 + b"=1", FormLimits(), "deeper", id="depth-50"),
+        pytest.param(b"a=1&a[b]=2", FormLimits(), "both as a value", id="scalar-then-group"),
+        pytest.param(b"a[b]=2&a=1", FormLimits(), "both as a value", id="group-then-scalar"),
+        pytest.param(b"a[b]=1&a[b][c]=2", FormLimits(), r"uses 'a\[b\]'", id="nested-conflict"),
+    ],
+)
+def test_parse_form_rejects_bad_bodies(body: bytes, limits: FormLimits, message: str) -> None:
+    with pytest.raises(FormError, match=message):
+        parse_form(body, limits)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"&".join(b"k%d=v" % i for i in range(100_000)), id="100k-fields"),
+        pytest.param(b"leads[status][999999999][id]=1", id="huge-index"),
+        pytest.param(b"a[" + b"9" * 500_000 + b"]=1", id="half-megabyte-index"),
+    ],
+)
+def test_hostile_body_is_rejected_quickly(body: bytes) -> None:
+    started = time.perf_counter()
+    with pytest.raises(FormError):
+        parse_form(body)
+    assert time.perf_counter() - started < 0.5
+
+
+# --- lead events ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(b"leads[status][0][id]=abc", r"leads\[status\]\[0\]\[id\]", id="text-id"),
+        pytest.param(b"leads[status][0][name]=x", "positive integer", id="missing-id"),
+        pytest.param(b"leads[status][0][id]=0", "positive integer", id="zero-id"),
+        pytest.param(b"leads[status][0][id]=-5", "out of range", id="negative-id"),
+        pytest.param(b"leads[status][0][id][x]=1", "single value", id="grouped-id"),
+        pytest.param(b"leads=x", "must hold actions", id="leads-scalar"),
+        pytest.param(b"leads[0][id]=1", "must hold actions", id="leads-list"),
+        pytest.param(b"leads[status][id]=5", "numbered list", id="action-not-numbered"),
+        pytest.param(b"leads[status][0]=5", "is not a lead", id="lead-scalar"),
+    ],
+)
+def test_lead_events_rejects_leads_without_valid_id(body: bytes, message: str) -> None:
+    with pytest.raises(FormError, match=message):
+        lead_events(parse_form(body))
+
+
+def test_lead_events_limits_leads_per_body() -> None:
+    form = parse_form(b"leads[add][0][id]=1&leads[add][1][id]=2&leads[status][0][id]=3")
+    assert len(lead_events(form, FormLimits(max_leads=3))) == 3
+    with pytest.raises(FormError, match="more than 2 leads"):
+        lead_events(form, FormLimits(max_leads=2))
+
+
+def test_lead_events_keeps_action_order_and_ignores_other_entities() -> None:
+    form = parse_form(
+        b"contacts[add][0][id]=9&leads[status][1][id]=2&leads[add][0][id]=3"
+        b"&leads[status][0][id]=1&leads[future][0][id]=4&task[add][0][id]=5"
+    )
+    events = lead_events(form)
+    assert [(e.action, e.index, e.lead["id"]) for e in events] == [
+        ("status", 0, "1"),
+        ("status", 1, "2"),
+        ("add", 0, "3"),
+    ]
+    assert all(event.account == {} for event in events)
+
+
+def test_body_without_leads_yields_no_events() -> None:
+    assert lead_events(parse_form(b"contacts[add][0][id]=9&account[subdomain]=x")) == []
+
+
+# --- deal mapping ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("price", "expected"),
+    [
+        ("", 0),
+        ("0", 0),
+        ("150000", 150000),
+        ("150000.00", 150000),
+        ("99.5", 100),
+        ("99.49", 99),
+        ("12 000", 12000),
+        ("1\u00a0250\u00a0000", 1250000),
+        (" 700 ", 700),
+    ],
+)
+def test_price_accepts_amocrm_amount_formats(price: str, expected: int) -> None:
+    assert lead_deal(price=price).price == expected
+
+
+@pytest.mark.parametrize("price", ["abc", "12,000", "12,50", "12 5", "-5", "1e5", "9" * 25])
+def test_price_in_unknown_format_is_rejected_naming_the_field(price: str) -> None:
+    with pytest.raises(FormError, match=r"leads\[status\]\[0\]\[price\]"):
+        lead_deal(price=price)
+
+
+def test_non_integer_field_error_names_field_and_value() -> None:
+    with pytest.raises(FormError) as error:
+        lead_deal(pipeline_id="abc")
+    assert str(error.value) == "leads[status][0][pipeline_id]: 'abc' is not an integer"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"status_id": "99999999999999999999"}, "[status_id]"),
+        ({"old_status_id": "1.5"}, "[old_status_id]"),
+        ({"responsible_user_id": "-1"}, "[responsible_user_id]"),
+        ({"created_at": "yesterday"}, "[created_at]"),
+        ({"updated_at": "99999999999999"}, "[updated_at]"),
+        ({"name__x": "1"}, "[name]"),
+        ({"tags__0": "vip"}, "[tags][0]"),
+        ({"tags__0__id": "x"}, "[tags][0][id]"),
+        ({"custom_fields__a__id": "1"}, "[custom_fields]"),
+        ({"custom_fields__0": "1"}, "[custom_fields][0]"),
+        ({"custom_fields__0__id": "x"}, "[custom_fields][0][id]"),
+        ({"custom_fields__0__values__0__enum": "x"}, "[custom_fields][0][values][0][enum]"),
+        ({"custom_fields__0__values__0__0": "x"}, "[custom_fields][0][values][0]"),
+    ],
+)
+def test_malformed_lead_field_is_rejected_naming_it(fields: dict[str, str], field: str) -> None:
+    with pytest.raises(FormError, match=re.escape("leads[status][0]" + field)):
+        lead_deal(**fields)
+
+
+def test_times_fall_back_to_legacy_fields() -> None:
+    deal = lead_deal(date_create="1749900000", last_modified="1750694401", updated_at="")
+    assert (deal.created_at.seconds, deal.updated_at.seconds) == (1749900000, 1750694401)
+
+
+def test_account_id_falls_back_to_account_block() -> None:
+    assert lead_deal().account_id == 32145678
+    assert lead_deal(account_id="777").account_id == 777
+
+
+def test_lone_custom_field_value_is_read_as_one_value() -> None:
+    deal = lead_deal(custom_fields__0__id="5", custom_fields__0__values__value="a &amp; b")
+    assert [v.value for v in deal.custom_fields[0].values] == ["a & b"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param([], id="not-object"),
+        pytest.param({"action": "won", "index": 0, "lead": {}}, id="unknown-action"),
+        pytest.param({"action": "add", "index": "0", "lead": {}}, id="text-index"),
+        pytest.param({"action": "add", "index": True, "lead": {}}, id="bool-index"),
+        pytest.param({"action": "add", "index": 0, "lead": []}, id="lead-not-object"),
+        pytest.param({"action": "add", "index": 0, "lead": {}, "account": 1}, id="bad-account"),
+    ],
+)
+def test_from_json_rejects_malformed_stored_event(data: Any) -> None:
+    with pytest.raises(FormError):
+        LeadEvent.from_json(data)
+
+
+def test_from_json_defaults_missing_account() -> None:
+    event = LeadEvent.from_json({"action": "add", "index": 0, "lead": {"id": "1"}})
+    assert event.account == {}
+
+
+# --- properties -----------------------------------------------------------------------------
+
+
+def parse_everything(body: bytes) -> None:
+    """Run the whole pipeline; only FormError may escape."""
+    try:
+        for event in lead_events(parse_form(body)):
+            deal_from_event(event)
+            LeadEvent.from_json(json.loads(json.dumps(event.to_json())))
+    except FormError:
+        pass
+
+
+WORDS = ["leads", "status", "add", "delete", "0", "1", "2", "", "01", "-1", "10001", "id"]
+WORDS += ["name", "price", "custom_fields", "values", "value", "enum", "tags", "code"]
+WORDS += ["created_at", "updated_at", "last_modified", "pipeline_id", "account", "subdomain"]
+segments = st.one_of(st.sampled_from(WORDS), st.text(max_size=4))
+keys = st.builds(
+    lambda base, path, tail: base + "".join(f"[{segment}]" for segment in path) + tail,
+    st.one_of(
+        st.sampled_from(["leads[status][0]", "leads[add][1]", "leads[status][0][custom_fields]"]),
+        st.sampled_from(["leads", "account", "contacts"]),
+        st.text(max_size=4),
+    ),
+    st.lists(segments, max_size=5),
+    st.sampled_from(["", "", "", "[", "]", "[x", "]["]),
+)
+values = st.one_of(
+    st.sampled_from(["", "1", "0", "-1", "abc", "12 000", "1.5", "&amp;", "9" * 25]),
+    st.text(max_size=8),
+)
+bodies = st.builds(
+    # Half the bodies start with a valid lead so the Deal mapping is exercised too.
+    lambda valid, pairs: "&".join(
+        (["leads[status][0][id]=1"] if valid else [])
+        + [f"{quote(k, safe='[]')}={quote(v)}" for k, v in pairs]
+    ).encode(),
+    st.booleans(),
+    st.lists(st.tuples(keys, values), max_size=25),
+)
+
+
+@settings(database=None, deadline=None)
+@given(st.binary(max_size=2000))
+def test_random_bytes_either_parse_or_raise_form_error(body: bytes) -> None:
+    parse_everything(body)
+
+
+@settings(database=None, deadline=None, max_examples=300)
+@given(bodies)
+def test_random_bracket_keys_either_parse_or_raise_form_error(body: bytes) -> None:
+    parse_everything(body)

@@ -1,0 +1,410 @@
+"""Routing rules: parsing and validation, the routing decision, and reloading the file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from amoroute.v1 import deal_pb2, router_pb2
+from router_svc.rules import (
+    DEFAULT_RULES_PATH,
+    Rules,
+    RulesError,
+    RulesFile,
+    Targetologist,
+    decide,
+    parse_rules,
+)
+
+D = router_pb2.RoutingDecision
+REFERRAL, TRAFFIC, BOTH = (
+    D.ROUTING_DECISION_REFERRAL,
+    D.ROUTING_DECISION_TRAFFIC,
+    D.ROUTING_DECISION_BOTH,
+)
+UNKNOWN, IGNORED = D.ROUTING_DECISION_UNKNOWN, D.ROUTING_DECISION_IGNORED
+
+RULES_YAML = textwrap.dedent(
+    """\
+    pipelines: [10418746]
+    won_status_ids: [142]
+    referral:
+      prefix: "ref_"
+      fields: [utm_source]
+    traffic:
+      fields: [utm_source, utm_campaign]
+      targetologists:
+        - name: Kenesary
+          patterns: ["kenesary_*", "kenesary"]
+          telegram_chat_id: "-1001234567890"
+        - name: Aidana
+          patterns: ["aidana_*"]
+    utm:
+      extra_fields: {utm_source: [1402999, "Источник"], utm_campaign: ["Название РК"]}
+      url_fields: ["Ссылка на страницу"]
+    """
+)
+RULES = parse_rules(RULES_YAML)
+PIPELINE, WON, LOST = 10418746, 142, 143
+
+
+def won_deal(
+    source: str = "",
+    campaign: str = "",
+    *,
+    status_id: int = WON,
+    pipeline_id: int = PIPELINE,
+    event: str = "status",
+) -> deal_pb2.Deal:
+    fields = [
+        deal_pb2.CustomField(id=1, code=code, values=[deal_pb2.CustomFieldValue(value=value)])
+        for code, value in (("UTM_SOURCE", source), ("UTM_CAMPAIGN", campaign))
+        if value
+    ]
+    return deal_pb2.Deal(
+        lead_id=555,
+        status_id=status_id,
+        pipeline_id=pipeline_id,
+        event=event,
+        custom_fields=fields,
+    )
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def test_example_rules_parse_into_typed_rules() -> None:
+    assert RULES == Rules(
+        pipelines=frozenset({PIPELINE}),
+        won_status_ids=frozenset({WON}),
+        referral_prefix="ref_",
+        referral_fields=("utm_source",),
+        traffic_fields=("utm_source", "utm_campaign"),
+        targetologists=(
+            Targetologist("Kenesary", ("kenesary_*", "kenesary"), "-1001234567890"),
+            Targetologist("Aidana", ("aidana_*",), ""),
+        ),
+        utm_sources=RULES.utm_sources,
+    )
+    assert dict(RULES.utm_sources.extra_fields) == {
+        "source": ("1402999", "Источник"),
+        "campaign": ("Название РК",),
+    }
+    assert RULES.utm_sources.url_fields == ("Ссылка на страницу",)
+
+
+def test_shipped_rules_file_parses() -> None:
+    rules = parse_rules(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
+    assert rules.pipelines == {PIPELINE}
+    assert rules.won_status_ids == {WON}
+    assert [t.name for t in rules.targetologists][0] == "Kenesary"
+
+
+def test_unquoted_numeric_chat_id_is_read_as_text() -> None:
+    text = RULES_YAML.replace('"-1001234567890"', "-1001234567890")
+    assert parse_rules(text).targetologists[0].telegram_chat_id == "-1001234567890"
+
+
+def test_utm_section_is_optional() -> None:
+    text = RULES_YAML.split("utm:\n")[0]
+    assert dict(parse_rules(text).utm_sources.extra_fields) == {}
+
+
+def _without(key: str) -> str:
+    return "\n".join(line for line in RULES_YAML.splitlines() if not line.startswith(key))
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        pytest.param(_without("pipelines"), "pipelines", "required", id="missing_pipelines"),
+        pytest.param(
+            RULES_YAML.replace("pipelines: [10418746]", "pipelines: []"),
+            "pipelines",
+            "non-empty list",
+            id="empty_pipelines",
+        ),
+        pytest.param(
+            RULES_YAML.replace("won_status_ids: [142]", "won_status_ids: [won]"),
+            "won_status_ids[0]",
+            "positive integer",
+            id="non_int_status",
+        ),
+        pytest.param(
+            RULES_YAML.replace("won_status_ids: [142]", "won_status_ids: [142, true]"),
+            "won_status_ids[1]",
+            "positive integer",
+            id="bool_status",
+        ),
+        pytest.param(
+            RULES_YAML.replace("pipelines: [10418746]", "pipelines: 10418746"),
+            "pipelines",
+            "list",
+            id="pipelines_not_a_list",
+        ),
+        pytest.param(
+            RULES_YAML + "colour: blue\n", "colour", "unknown key", id="unknown_top_level_key"
+        ),
+        pytest.param(
+            RULES_YAML.replace('prefix: "ref_"', 'prefix: ""'),
+            "referral.prefix",
+            "non-empty string",
+            id="empty_prefix",
+        ),
+        pytest.param(
+            RULES_YAML.replace("fields: [utm_source]\n", "fields: [utm_referrer]\n"),
+            "referral.fields[0]",
+            "must be one of",
+            id="unknown_utm_field",
+        ),
+        pytest.param(
+            RULES_YAML.replace('prefix: "ref_"', 'prefix: "ref_"\n  prefx: "r"'),
+            "referral.prefx",
+            "unknown key",
+            id="unknown_nested_key",
+        ),
+        pytest.param(
+            RULES_YAML.replace('["aidana_*"]', '"aidana_*"'),
+            "traffic.targetologists[1].patterns",
+            "must be a non-empty list of strings",
+            id="pattern_not_a_list",
+        ),
+        pytest.param(
+            RULES_YAML.replace('["aidana_*"]', '["aidana_*", 7]'),
+            "traffic.targetologists[1].patterns",
+            "must be a non-empty list of strings",
+            id="pattern_not_a_string",
+        ),
+        pytest.param(
+            RULES_YAML.replace("name: Aidana", "name: kenesary"),
+            "traffic.targetologists[1].name",
+            "appears twice",
+            id="duplicate_targetologist",
+        ),
+        pytest.param(
+            RULES_YAML.replace('"-1001234567890"', '"my chat"'),
+            "traffic.targetologists[0].telegram_chat_id",
+            "Telegram chat id",
+            id="bad_chat_id",
+        ),
+        pytest.param(
+            RULES_YAML.replace("utm_campaign: [", "utm_foo: ["),
+            "utm.extra_fields.utm_foo",
+            "must be one of",
+            id="unknown_extra_utm_field",
+        ),
+        pytest.param(
+            RULES_YAML.replace('["Ссылка на страницу"]', '[""]'),
+            "utm.url_fields[0]",
+            "field id or a field name",
+            id="blank_url_field",
+        ),
+        pytest.param("", "rules file", "empty", id="empty_file"),
+        pytest.param("- just\n- a list\n", "the rules file", "mapping", id="not_a_mapping"),
+        pytest.param("pipelines: [1\n", "YAML", "", id="broken_yaml"),
+    ],
+)
+def test_invalid_rules_raise_an_error_naming_the_key(text: str, key: str, problem: str) -> None:
+    with pytest.raises(RulesError) as caught:
+        parse_rules(text)
+    message = str(caught.value)
+    assert message.startswith(key) or key in message
+    assert problem in message
+
+
+def test_error_message_format_for_operators() -> None:
+    text = RULES_YAML.replace('["aidana_*"]', '"aidana_*"')
+    with pytest.raises(RulesError, match=r"^traffic\.targetologists\[1\]\.patterns: must be a"):
+        parse_rules(text)
+
+
+# --- deciding ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("deal", "decision", "referral_code", "targetologist"),
+    [
+        pytest.param(won_deal("REF_test123"), REFERRAL, "TEST123", "", id="referral_upper_cased"),
+        pytest.param(won_deal("ref_"), UNKNOWN, "", "", id="prefix_alone_is_not_a_referral"),
+        pytest.param(won_deal("ref_a b"), UNKNOWN, "", "", id="code_with_space_is_not_a_referral"),
+        pytest.param(won_deal("ref_" + "a" * 65), UNKNOWN, "", "", id="code_over_64_chars_is_not"),
+        pytest.param(won_deal("xref_abc"), UNKNOWN, "", "", id="prefix_must_start_the_value"),
+        pytest.param(won_deal("kenesary_fb"), TRAFFIC, "", "Kenesary", id="kenesary_is_traffic"),
+        pytest.param(won_deal("KENESARY_FB"), TRAFFIC, "", "Kenesary", id="uppercase_is_traffic"),
+        pytest.param(won_deal("Kenesary"), TRAFFIC, "", "Kenesary", id="pattern_without_glob"),
+        pytest.param(won_deal("", "aidana_x"), TRAFFIC, "", "Aidana", id="campaign_is_searched"),
+        pytest.param(won_deal("ref_abc", "kenesary_x"), BOTH, "ABC", "Kenesary", id="both"),
+        pytest.param(won_deal("google_organic"), UNKNOWN, "", "", id="organic_is_unknown"),
+        pytest.param(won_deal(), UNKNOWN, "", "", id="no_utm_is_unknown"),
+        pytest.param(won_deal("kenesary_fb", status_id=LOST), IGNORED, "", "", id="lost_status"),
+        pytest.param(
+            won_deal("kenesary_fb", pipeline_id=999), IGNORED, "", "", id="won_in_other_pipeline"
+        ),
+        pytest.param(won_deal("ref_abc", event="delete"), IGNORED, "", "", id="deleted_deal"),
+    ],
+)
+def test_decision(
+    deal: deal_pb2.Deal, decision: int, referral_code: str, targetologist: str
+) -> None:
+    route = decide(deal, RULES)
+    assert (route.decision, route.referral_code, route.targetologist) == (
+        decision,
+        referral_code,
+        targetologist,
+    )
+    assert route.reason
+
+
+@pytest.mark.parametrize(
+    ("source", "chat_id"),
+    [
+        pytest.param("kenesary_fb", "-1001234567890", id="configured_chat"),
+        pytest.param("aidana_fb", "", id="no_chat_means_notifier_default"),
+        pytest.param("google_organic", "", id="nobody_matched"),
+    ],
+)
+def test_route_carries_the_targetologists_chat_id(source: str, chat_id: str) -> None:
+    assert decide(won_deal(source), RULES).telegram_chat_id == chat_id
+
+
+@pytest.mark.parametrize(
+    ("deal", "reason"),
+    [
+        pytest.param(
+            won_deal("kenesary_fb"),
+            "utm_source 'kenesary_fb' matched Kenesary pattern 'kenesary_*'",
+            id="traffic",
+        ),
+        pytest.param(
+            won_deal("google_organic"),
+            "no referral code and no targetologist pattern in "
+            "utm_source 'google_organic', utm_campaign ''",
+            id="unknown",
+        ),
+        pytest.param(
+            won_deal("ref_abc", "kenesary_spring"),
+            "utm_source 'ref_abc' carries referral code ABC and "
+            "utm_campaign 'kenesary_spring' matched Kenesary pattern 'kenesary_*'",
+            id="both",
+        ),
+        pytest.param(
+            won_deal(status_id=80123456),
+            "status 80123456 in pipeline 10418746 is not a won status of a configured pipeline",
+            id="ignored",
+        ),
+    ],
+)
+def test_reason_explains_the_decision(deal: deal_pb2.Deal, reason: str) -> None:
+    assert decide(deal, RULES).reason == reason
+
+
+def test_ignored_deal_still_reports_its_utm() -> None:
+    route = decide(won_deal("kenesary_fb", "spring", status_id=LOST), RULES)
+    assert route.decision == IGNORED
+    assert (route.utm.source, route.utm.campaign) == ("kenesary_fb", "spring")
+
+
+def test_earlier_traffic_field_wins_over_earlier_targetologist() -> None:
+    route = decide(won_deal("aidana_x", "kenesary_y"), RULES)
+    assert route.targetologist == "Aidana"
+
+
+def test_first_targetologist_in_file_order_wins_within_a_field() -> None:
+    text = RULES_YAML.replace('["aidana_*"]', '["*_fb"]')
+    route = decide(won_deal("kenesary_fb"), parse_rules(text))
+    assert route.targetologist == "Kenesary"
+
+
+def test_catch_all_pattern_does_not_credit_a_deal_without_utm() -> None:
+    text = RULES_YAML.replace('["aidana_*"]', '["*"]')
+    assert decide(won_deal(), parse_rules(text)).decision == UNKNOWN
+
+
+def test_utm_from_configured_extra_field_is_used_for_routing() -> None:
+    deal = won_deal()
+    deal.custom_fields.add(
+        id=77, name="Источник", values=[deal_pb2.CustomFieldValue(value="kenesary_ig")]
+    )
+    assert decide(deal, RULES).targetologist == "Kenesary"
+
+
+# --- reloading -----------------------------------------------------------------------------
+
+
+def _rewrite(path: Path, text: str) -> None:
+    # Linux stamps files with a coarse clock; move mtime on explicitly so a fast rewrite of the
+    # same size is still seen as a change.
+    before = path.stat().st_mtime_ns
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(before + 1_000_000, before + 1_000_000))
+
+
+def test_rules_file_reloads_after_rewrite(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES_YAML, encoding="utf-8")
+    rules_file = RulesFile(path, check_interval=0)
+    assert rules_file.get().won_status_ids == {WON}
+    first_loaded_at = rules_file.loaded_at
+
+    _rewrite(path, RULES_YAML.replace("won_status_ids: [142]", "won_status_ids: [142, 150]"))
+
+    assert rules_file.get().won_status_ids == {WON, 150}
+    assert rules_file.loaded_at >= first_loaded_at
+
+
+def test_rules_file_keeps_last_good_rules_when_new_content_is_invalid(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES_YAML, encoding="utf-8")
+    rules_file = RulesFile(path, check_interval=0)
+    good = rules_file.get()
+
+    _rewrite(path, RULES_YAML.replace("won_status_ids: [142]", "won_status_ids: [won]"))
+    with caplog.at_level(logging.ERROR, logger="router_svc.rules"):
+        assert rules_file.get() is good
+        assert rules_file.get() is good
+
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1, "a bad file is reported once, not on every check"
+    assert "won_status_ids[0]" in errors[0].getMessage()
+
+
+def test_rules_file_recovers_after_a_deleted_file_comes_back(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES_YAML, encoding="utf-8")
+    rules_file = RulesFile(path, check_interval=0)
+    path.unlink()
+    assert rules_file.get().pipelines == {PIPELINE}
+
+    path.write_text(RULES_YAML.replace("[10418746]", "[1, 2]"), encoding="utf-8")
+    assert rules_file.get().pipelines == {1, 2}
+
+
+def test_rules_file_does_not_stat_within_the_check_interval(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES_YAML, encoding="utf-8")
+    rules_file = RulesFile(path, check_interval=3600)
+    _rewrite(path, RULES_YAML.replace("[10418746]", "[1]"))
+    assert rules_file.get().pipelines == {PIPELINE}
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        pytest.param(RULES_YAML.replace("[142]", "[won]"), RulesError, id="invalid_rules"),
+        pytest.param(None, OSError, id="missing_file"),
+    ],
+)
+def test_first_load_fails_loudly(
+    tmp_path: Path, content: str | None, error: type[Exception]
+) -> None:
+    path = tmp_path / "rules.yaml"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(error):
+        RulesFile(path)
