@@ -70,7 +70,10 @@ class Outbox:
             self.store.reschedule(row.id, now())
             return
         time.sleep(wait)
-        self._attempt(row)
+        try:
+            self._attempt(row)
+        except Exception:  # the row is stored: its lease runs out and the sweeper retries it
+            log.exception("inline send failed", extra={"lead_id": row.lead_id})
 
     def sweep(self) -> int:
         """Try every due pending row once, as the pace allows; returns how many were tried."""

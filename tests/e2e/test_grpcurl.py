@@ -65,3 +65,25 @@ def test_bad_field_is_invalid_argument_naming_it(e2e) -> None:  # type: ignore[n
     )
     assert done.returncode != 0
     assert "InvalidArgument" in done.stderr and "deal.lead_id" in done.stderr
+
+
+def readme_grpcurl_lines() -> list[str]:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("## Debugging with grpcurl", 1)[1]
+    return [line for line in section.splitlines() if line.startswith("grpcurl ")]
+
+
+def test_readme_grpcurl_lines_work_as_printed(e2e) -> None:  # type: ignore[no-untyped-def]
+    import shlex
+
+    lines = readme_grpcurl_lines()
+    assert len(lines) >= 6
+    ports = {"50051": "router", "50052": "referral", "50053": "traffic", "50054": "notifier"}
+    for line in lines:
+        args = shlex.split(line)[1:]
+        args = [
+            e2e.running.addr(ports[a.split(":")[1]]) if a.startswith("localhost:5005") else a
+            for a in args
+        ]
+        out = subprocess.run([GRPCURL, *args], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, f"{line}\n{out.stderr}"
