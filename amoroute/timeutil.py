@@ -17,10 +17,12 @@ def to_datetime(ts: Timestamp) -> datetime | None:
     return ts.ToDatetime(tzinfo=UTC)
 
 
-def to_timestamp(dt: datetime | None) -> Timestamp:
+def to_timestamp(dt: datetime | None) -> Timestamp | None:
+    """None for None, so a message built with it leaves the field unset."""
+    if dt is None:
+        return None
     ts = Timestamp()
-    if dt is not None:
-        ts.FromDatetime(utc(dt))
+    ts.FromDatetime(utc(dt))
     return ts
 
 

@@ -29,6 +29,8 @@ _LEG_OUTCOMES = {
     router_pb2.LEG_OUTCOME_RECORDED: "recorded",
     router_pb2.LEG_OUTCOME_DUPLICATE: "duplicate",
     router_pb2.LEG_OUTCOME_FAILED: "failed",
+    router_pb2.LEG_OUTCOME_SUPERSEDED: "superseded",
+    router_pb2.LEG_OUTCOME_REVERSED: "reversed",
 }
 
 

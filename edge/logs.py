@@ -38,7 +38,7 @@ webhook_logs = sa.Table(
 )
 
 PENDING, SUCCESS, PARTIAL, ERROR = "pending", "success", "partial", "error"
-DONE_LEGS = ("recorded", "duplicate")
+DONE_LEGS = ("recorded", "duplicate", "superseded", "reversed")
 
 # A pending event whose outcome never got recorded (the edge died mid-request)
 # is picked up by the worker after this long.

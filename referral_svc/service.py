@@ -11,11 +11,25 @@ from amoroute.errors import InvalidArgument
 from amoroute.timeutil import to_datetime, to_timestamp
 from amoroute.v1 import deal_pb2, referral_pb2, referral_pb2_grpc
 from referral_svc.commission import BASIS_POINTS, commission_total
-from referral_svc.store import UTM_KEYS, ConversionRow, ReferralStore, StatsRow
+from referral_svc.store import (
+    UTM_KEYS,
+    ConversionRow,
+    Recorded,
+    ReferralStore,
+    Reversed,
+    StatsRow,
+)
 
 log = logging.getLogger(__name__)
 
 _REFERRAL_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+_REVERSAL_OUTCOMES = {
+    Reversed.REVERSED: deal_pb2.REVERSAL_OUTCOME_REVERSED,
+    Reversed.ALREADY_REVERSED: deal_pb2.REVERSAL_OUTCOME_ALREADY_REVERSED,
+    Reversed.STALE: deal_pb2.REVERSAL_OUTCOME_STALE,
+    Reversed.NOT_CREDITED: deal_pb2.REVERSAL_OUTCOME_NOT_CREDITED,
+}
 
 
 def _referral_code(field: str, value: str) -> str:
@@ -40,6 +54,8 @@ def _conversion_pb(row: ConversionRow) -> referral_pb2.Conversion:
         utm=deal_pb2.UtmMarks(**row.utm),
         partner_registered=row.partner_registered,
         recorded_at=to_timestamp(row.recorded_at),
+        reversed_at=to_timestamp(row.reversed_at),
+        reversal_reason=row.reversal_reason or "",
     )
 
 
@@ -51,7 +67,10 @@ def _stats_pb(row: StatsRow) -> referral_pb2.ReferrerStats:
         partner_registered=row.partner_registered,
         partner_name=row.partner_name,
         commission_bp=row.commission_bp,
+        # amount_total is the credited amount only: reversed conversions earn nothing.
         commission_total=commission_total(row.amount_total, row.commission_bp),
+        reversed_conversions=row.reversed_conversions,
+        reversed_amount=row.reversed_amount,
     )
 
 
@@ -71,8 +90,9 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
     def RecordConversion(
         self, request: referral_pb2.RecordConversionRequest, context: grpc.ServicerContext
     ) -> referral_pb2.RecordConversionResponse:
-        """Record one lead's conversion once; a repeat answers duplicate. A code with
-        no registered partner is recorded all the same and flagged for review."""
+        """Record one lead's conversion once; a repeat answers duplicate, one older
+        than a known reversal answers superseded. A code with no registered partner
+        is recorded all the same and flagged for review."""
         conversion = request.conversion
         validation.positive("conversion.lead_id", conversion.lead_id)
         validation.not_negative("conversion.account_id", conversion.account_id)
@@ -81,7 +101,7 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
         validation.text("conversion.deal_name", conversion.deal_name)
         for key in UTM_KEYS:
             validation.text(f"conversion.utm.{key}", getattr(conversion.utm, key))
-        row, duplicate = self.store.record(
+        row, recorded = self.store.record(
             account_id=conversion.account_id,
             lead_id=conversion.lead_id,
             referral_code=code,
@@ -90,7 +110,7 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
             won_at=to_datetime(conversion.won_at),
             utm={k: getattr(conversion.utm, k) for k in UTM_KEYS},
         )
-        if not duplicate and not row.partner_registered:
+        if recorded is Recorded.NEW and not row.partner_registered:
             log.warning(
                 "referral code %s has no registered partner; "
                 "conversion for lead %d recorded for review",
@@ -99,7 +119,27 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
                 extra={"lead_id": row.lead_id, "referral_code": row.referral_code},
             )
         return referral_pb2.RecordConversionResponse(
-            conversion=_conversion_pb(row), duplicate=duplicate
+            conversion=_conversion_pb(row),
+            duplicate=recorded is Recorded.DUPLICATE,
+            superseded=recorded is Recorded.SUPERSEDED,
+        )
+
+    def ReverseConversion(
+        self, request: referral_pb2.ReverseConversionRequest, context: grpc.ServicerContext
+    ) -> referral_pb2.ReverseConversionResponse:
+        """Mark a lead's conversion reversed (or remember the reversal for a late win)."""
+        validation.positive("lead_id", request.lead_id)
+        validation.not_negative("account_id", request.account_id)
+        validation.text("reason", request.reason, max_len=500)
+        row, outcome = self.store.reverse(
+            account_id=request.account_id,
+            lead_id=request.lead_id,
+            reversed_at=to_datetime(request.reversed_at),
+            reason=request.reason or "deal left the won status",
+        )
+        return referral_pb2.ReverseConversionResponse(
+            outcome=_REVERSAL_OUTCOMES[outcome],
+            conversion=_conversion_pb(row) if row else None,
         )
 
     def ListConversions(
@@ -123,7 +163,8 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
     def GetReferrerStats(
         self, request: referral_pb2.GetReferrerStatsRequest, context: grpc.ServicerContext
     ) -> referral_pb2.GetReferrerStatsResponse:
-        """Count, amount and commission per referral code over [won_from, won_to)."""
+        """Count, amount and commission per referral code over [won_from, won_to),
+        reversed conversions counted apart and earning no commission."""
         won_from, won_to = _time_range(request)
         rows = self.store.stats(
             won_from=won_from, won_to=won_to, referral_code=request.referral_code

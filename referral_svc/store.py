@@ -1,5 +1,14 @@
-"""referral_conversions and referral_partners: the only module of referral_svc that writes SQL."""
+"""referral_conversions and referral_partners: the only module of referral_svc that writes SQL.
 
+A conversion is credited once per (account, lead). When the deal leaves won,
+the conversion is kept and marked reversed; a reversal that arrives before the
+conversion it undoes (AmoCRM retries deliver out of order) is remembered in
+lead_reversals, so the older "won" is stored as reversed and credits nothing.
+Deal times (won_at, reversed_at) decide which event is newer, never arrival
+order.
+"""
+
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +37,8 @@ conversions = sa.Table(
     sa.Column("utm_content", sa.Text, nullable=False),
     sa.Column("utm_term", sa.Text, nullable=False),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reversed_at", sa.DateTime(timezone=True)),
+    sa.Column("reversal_reason", sa.Text),
     sa.UniqueConstraint("account_id", "lead_id", name="uq_referral_conversions_account_lead"),
 )
 
@@ -41,6 +52,15 @@ partners = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+reversals = sa.Table(
+    "lead_reversals",
+    metadata,
+    sa.Column("account_id", sa.BigInteger, primary_key=True),
+    sa.Column("lead_id", sa.BigInteger, primary_key=True),
+    sa.Column("reversed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
 # Both tables hold codes upper-cased, so the join is a plain equality on indexed columns.
 _conversions_and_partners = conversions.outerjoin(
     partners, partners.c.referral_code == conversions.c.referral_code
@@ -50,6 +70,22 @@ _partner_registered = partners.c.referral_code.is_not(None).label("partner_regis
 _conversion_query = sa.select(conversions, _partner_registered).select_from(
     _conversions_and_partners
 )
+
+
+class Recorded(enum.Enum):
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    # A newer reversal was already known: stored as reversed, not credited.
+    SUPERSEDED = "superseded"
+    # The deal was won again after its reversal: credited again.
+    REINSTATED = "reinstated"
+
+
+class Reversed(enum.Enum):
+    REVERSED = "reversed"
+    ALREADY_REVERSED = "already_reversed"
+    STALE = "stale"
+    NOT_CREDITED = "not_credited"
 
 
 @dataclass(frozen=True)
@@ -64,6 +100,8 @@ class ConversionRow:
     utm: dict[str, str]
     partner_registered: bool
     recorded_at: datetime
+    reversed_at: datetime | None
+    reversal_reason: str | None
 
 
 @dataclass(frozen=True)
@@ -81,6 +119,8 @@ class StatsRow:
     partner_registered: bool
     partner_name: str
     commission_bp: int
+    reversed_conversions: int
+    reversed_amount: int
 
 
 def _conversion(r: sa.Row) -> ConversionRow:
@@ -95,7 +135,14 @@ def _conversion(r: sa.Row) -> ConversionRow:
         utm={k: getattr(r, f"utm_{k}") for k in UTM_KEYS},
         partner_registered=bool(r.partner_registered),
         recorded_at=utc(r.recorded_at),
+        reversed_at=utc(r.reversed_at) if r.reversed_at else None,
+        reversal_reason=r.reversal_reason,
     )
+
+
+def _is_newer(when: datetime | None, than: datetime | None) -> bool:
+    """Deal time `when` is known to be later than `than`."""
+    return when is not None and than is not None and utc(when) > utc(than)
 
 
 class ReferralStore:
@@ -112,32 +159,92 @@ class ReferralStore:
         deal_name: str,
         won_at: datetime | None,
         utm: dict[str, str],
-    ) -> tuple[ConversionRow, bool]:
-        """Insert the conversion unless the lead has one; returns (stored row, duplicate).
+    ) -> tuple[ConversionRow, Recorded]:
+        """Credit the lead's conversion unless it is credited already or a newer
+        reversal is known; returns the stored row and what happened.
 
         `referral_code` must already be upper-cased."""
-        values = {
-            "account_id": account_id,
-            "lead_id": lead_id,
-            "referral_code": referral_code,
-            "amount": amount,
-            "deal_name": deal_name,
-            "won_at": won_at,
-            **{f"utm_{k}": utm.get(k, "") for k in UTM_KEYS},
-            "recorded_at": now(),
-        }
+        key = (conversions.c.account_id == account_id) & (conversions.c.lead_id == lead_id)
         with self.engine.begin() as conn:
+            tombstone = conn.execute(
+                sa.select(reversals).where(
+                    reversals.c.account_id == account_id, reversals.c.lead_id == lead_id
+                )
+            ).first()
+            superseded = tombstone is not None and not _is_newer(won_at, tombstone.reversed_at)
+            values = {
+                "account_id": account_id,
+                "lead_id": lead_id,
+                "referral_code": referral_code,
+                "amount": amount,
+                "deal_name": deal_name,
+                "won_at": won_at,
+                **{f"utm_{k}": utm.get(k, "") for k in UTM_KEYS},
+                "recorded_at": now(),
+                "reversed_at": tombstone.reversed_at if superseded else None,
+                "reversal_reason": tombstone.reason if superseded else None,
+            }
             inserted = conn.execute(
                 insert_ignoring_conflicts(self.engine, conversions)
                 .values(**values)
                 .returning(conversions.c.id)
             ).first()
-            row = conn.execute(
-                _conversion_query.where(
-                    conversions.c.account_id == account_id, conversions.c.lead_id == lead_id
+            if inserted is not None:
+                row = conn.execute(_conversion_query.where(key)).one()
+                return _conversion(row), Recorded.SUPERSEDED if superseded else Recorded.NEW
+            existing = _conversion(conn.execute(_conversion_query.where(key)).one())
+            if existing.reversed_at and _is_newer(won_at, existing.reversed_at):
+                conn.execute(
+                    sa.update(conversions)
+                    .where(key)
+                    .values(won_at=won_at, reversed_at=None, reversal_reason=None)
                 )
-            ).one()
-        return _conversion(row), inserted is None
+                row = conn.execute(_conversion_query.where(key)).one()
+                return _conversion(row), Recorded.REINSTATED
+            return existing, Recorded.DUPLICATE
+
+    def reverse(
+        self, *, account_id: int, lead_id: int, reversed_at: datetime | None, reason: str
+    ) -> tuple[ConversionRow | None, Reversed]:
+        """Mark the lead's conversion reversed if this reversal is newer than its
+        win; with no conversion yet, remember the reversal for a late "won"."""
+        at = reversed_at or now()
+        key = (conversions.c.account_id == account_id) & (conversions.c.lead_id == lead_id)
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                sa.update(conversions)
+                .where(
+                    key,
+                    conversions.c.reversed_at.is_(None),
+                    sa.or_(conversions.c.won_at.is_(None), conversions.c.won_at <= at),
+                )
+                .values(reversed_at=at, reversal_reason=reason)
+                .returning(conversions.c.id)
+            ).first()
+            row = conn.execute(_conversion_query.where(key)).first()
+            if changed is not None:
+                return _conversion(row), Reversed.REVERSED
+            if row is not None:
+                outcome = Reversed.ALREADY_REVERSED if row.reversed_at else Reversed.STALE
+                return _conversion(row), outcome
+            tombstone = conn.execute(
+                sa.select(reversals.c.reversed_at).where(
+                    reversals.c.account_id == account_id, reversals.c.lead_id == lead_id
+                )
+            ).first()
+            if tombstone is None:
+                conn.execute(
+                    insert_ignoring_conflicts(self.engine, reversals).values(
+                        account_id=account_id, lead_id=lead_id, reversed_at=at, reason=reason
+                    )
+                )
+            elif _is_newer(at, tombstone.reversed_at):
+                conn.execute(
+                    sa.update(reversals)
+                    .where(reversals.c.account_id == account_id, reversals.c.lead_id == lead_id)
+                    .values(reversed_at=at, reason=reason)
+                )
+            return None, Reversed.NOT_CREDITED
 
     def page(
         self, *, limit: int, after_id: int | None, lead_id: int = 0, referral_code: str = ""
@@ -156,12 +263,21 @@ class ReferralStore:
     def stats(
         self, *, won_from: datetime | None, won_to: datetime | None, referral_code: str = ""
     ) -> list[StatsRow]:
-        """Conversions and amount per code with its partner's terms, biggest amount first."""
+        """Credited and reversed conversions and amounts per code with its partner's
+        terms, biggest credited amount first."""
+        credited = conversions.c.reversed_at.is_(None)
+        amount_total = sa.func.coalesce(
+            sa.func.sum(sa.case((credited, conversions.c.amount), else_=0)), 0
+        )
         query = (
             sa.select(
                 conversions.c.referral_code,
-                sa.func.count().label("conversions"),
-                sa.func.coalesce(sa.func.sum(conversions.c.amount), 0).label("amount_total"),
+                sa.func.count().filter(credited).label("conversions"),
+                amount_total.label("amount_total"),
+                sa.func.count().filter(~credited).label("reversed_conversions"),
+                sa.func.coalesce(
+                    sa.func.sum(sa.case((credited, 0), else_=conversions.c.amount)), 0
+                ).label("reversed_amount"),
                 _partner_registered,
                 partners.c.name,
                 partners.c.commission_bp,
@@ -190,6 +306,8 @@ class ReferralStore:
                     partner_registered=bool(r.partner_registered),
                     partner_name=r.name or "",
                     commission_bp=r.commission_bp or 0,
+                    reversed_conversions=int(r.reversed_conversions),
+                    reversed_amount=int(r.reversed_amount),
                 )
                 for r in conn.execute(query)
             ]

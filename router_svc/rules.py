@@ -226,6 +226,17 @@ def _utm_sources(value: Any, path: str) -> UtmSources:
 # --- deciding ------------------------------------------------------------------------------
 
 
+def left_won(deal: deal_pb2.Deal, rules: Rules) -> bool:
+    """A status change out of a won status of a configured pipeline (to a lost
+    status, back to work, or into another pipeline)."""
+    old_pipeline = deal.old_pipeline_id or deal.pipeline_id
+    return (
+        old_pipeline in rules.pipelines
+        and deal.old_status_id in rules.won_status_ids
+        and not (deal.pipeline_id in rules.pipelines and deal.status_id in rules.won_status_ids)
+    )
+
+
 def decide(deal: deal_pb2.Deal, rules: Rules) -> router_pb2.Route:
     """Decide who earned the deal: a referral partner, a targetologist, both, or nobody.
 
@@ -240,6 +251,13 @@ def decide(deal: deal_pb2.Deal, rules: Rules) -> router_pb2.Route:
         return route
     if deal.pipeline_id not in rules.pipelines or deal.status_id not in rules.won_status_ids:
         route.decision = Decision.ROUTING_DECISION_IGNORED
+        if left_won(deal, rules):
+            route.reversal = True
+            route.reason = (
+                f"lead {deal.lead_id} left the won status "
+                f"({deal.old_status_id} -> {deal.status_id}): its credits are reversed"
+            )
+            return route
         route.reason = (
             f"status {deal.status_id} in pipeline {deal.pipeline_id} "
             "is not a won status of a configured pipeline"

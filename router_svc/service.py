@@ -26,10 +26,12 @@ D = router_pb2.RoutingDecision
 REFERRAL_DECISIONS = (D.ROUTING_DECISION_REFERRAL, D.ROUTING_DECISION_BOTH)
 TRAFFIC_DECISIONS = (D.ROUTING_DECISION_TRAFFIC, D.ROUTING_DECISION_BOTH)
 LEGS = {"referral", "traffic", "notifier"}
-RECORDED, DUPLICATE, FAILED = (
+RECORDED, DUPLICATE, FAILED, SUPERSEDED, REVERSED = (
     router_pb2.LEG_OUTCOME_RECORDED,
     router_pb2.LEG_OUTCOME_DUPLICATE,
     router_pb2.LEG_OUTCOME_FAILED,
+    router_pb2.LEG_OUTCOME_SUPERSEDED,
+    router_pb2.LEG_OUTCOME_REVERSED,
 )
 
 
@@ -52,14 +54,24 @@ def _validate(deal: deal_pb2.Deal) -> None:
         raise InvalidArgument("deal.custom_fields", "more than 500 fields")
 
 
-def _leg(name: str, call: Callable[[], bool]) -> router_pb2.LegResult:
-    """Run one downstream call; `call` returns True when it was a duplicate."""
+def _record_outcome(reply: referral_pb2.RecordConversionResponse | traffic_pb2.RecordSaleResponse):
+    if reply.superseded:
+        return SUPERSEDED
+    return DUPLICATE if reply.duplicate else RECORDED
+
+
+def _reversal_outcome(outcome: int) -> int:
+    return REVERSED if outcome == deal_pb2.REVERSAL_OUTCOME_REVERSED else DUPLICATE
+
+
+def _leg(name: str, call: Callable[[], int]) -> router_pb2.LegResult:
+    """Run one downstream call; `call` returns the leg's outcome."""
     try:
-        duplicate = call()
+        outcome = call()
     except grpc.RpcError as exc:
         code = exc.code().name if exc.code() else "UNKNOWN"
         return router_pb2.LegResult(leg=name, outcome=FAILED, error=f"{code}: {exc.details()}")
-    return router_pb2.LegResult(leg=name, outcome=DUPLICATE if duplicate else RECORDED)
+    return router_pb2.LegResult(leg=name, outcome=outcome)
 
 
 def overall_status(legs: list[router_pb2.LegResult]) -> int:
@@ -96,7 +108,7 @@ class RouterService:
     def RouteDeal(
         self, request: router_pb2.RouteDealRequest, context: grpc.ServicerContext
     ) -> router_pb2.RouteDealResponse:
-        """Decide, then run the referral and traffic legs in parallel."""
+        """Decide, then run the legs the decision needs, in parallel."""
         deal = request.deal
         _validate(deal)
         skip = set(request.skip_legs)
@@ -104,30 +116,49 @@ class RouterService:
             raise InvalidArgument("skip_legs", f"unknown legs {sorted(skip - LEGS)}")
         route = decide(deal, self.rules.get())
         remaining = context.time_remaining()
-        timeout = (
-            min(self.leg_timeout_s, remaining) if remaining is not None else self.leg_timeout_s
-        )
-        futures: list[Future[list[router_pb2.LegResult]]] = []
+        timeout = self.leg_timeout_s if remaining is None else min(self.leg_timeout_s, remaining)
+        legs = Legs(self.downstream, deal, route, timeout)
+        jobs: list[Callable[[], list[router_pb2.LegResult]]] = []
+        if route.reversal:
+            if "referral" not in skip:
+                jobs.append(lambda: [legs.reverse_referral()])
+            if "traffic" not in skip:
+                jobs.append(lambda: [legs.reverse_traffic()])
         if route.decision in REFERRAL_DECISIONS and "referral" not in skip:
-            futures.append(self.pool.submit(lambda: [self._referral(deal, route, timeout)]))
+            jobs.append(lambda: [legs.referral()])
         if route.decision in TRAFFIC_DECISIONS and not {"traffic", "notifier"} <= skip:
-            futures.append(self.pool.submit(self._traffic_then_notify, deal, route, timeout, skip))
-        legs = [leg for f in futures for leg in f.result()]
-        response = router_pb2.RouteDealResponse(route=route, status=overall_status(legs), legs=legs)
+            jobs.append(lambda: legs.traffic_then_notify(skip))
+        futures: list[Future[list[router_pb2.LegResult]]] = [self.pool.submit(j) for j in jobs]
+        results = [leg for f in futures for leg in f.result()]
+        response = router_pb2.RouteDealResponse(
+            route=route, status=overall_status(results), legs=results
+        )
         log.info(
             "deal routed",
             extra={
                 "lead_id": deal.lead_id,
                 "decision": router_pb2.RoutingDecision.Name(route.decision),
+                "reversal": route.reversal,
                 "status": router_pb2.ProcessingStatus.Name(response.status),
-                "legs": {leg.leg: router_pb2.LegOutcome.Name(leg.outcome) for leg in legs},
+                "legs": {leg.leg: router_pb2.LegOutcome.Name(leg.outcome) for leg in results},
             },
         )
         return response
 
-    def _referral(
-        self, deal: deal_pb2.Deal, route: router_pb2.Route, timeout: float
-    ) -> router_pb2.LegResult:
+
+class Legs:
+    """The downstream calls for one deal and its route."""
+
+    def __init__(
+        self, downstream: Downstream, deal: deal_pb2.Deal, route: router_pb2.Route, timeout: float
+    ) -> None:
+        self.down = downstream
+        self.deal = deal
+        self.route = route
+        self.timeout = timeout
+
+    def referral(self) -> router_pb2.LegResult:
+        deal, route = self.deal, self.route
         conversion = referral_pb2.Conversion(
             lead_id=deal.lead_id,
             account_id=deal.account_id,
@@ -137,43 +168,41 @@ class RouterService:
             won_at=deal.updated_at,
             utm=route.utm,
         )
+        request = referral_pb2.RecordConversionRequest(conversion=conversion)
         return _leg(
             "referral",
-            lambda: (
-                self.downstream.referral.RecordConversion(
-                    referral_pb2.RecordConversionRequest(conversion=conversion), timeout=timeout
-                ).duplicate
+            lambda: _record_outcome(
+                self.down.referral.RecordConversion(request, timeout=self.timeout)
             ),
         )
 
-    def _traffic_then_notify(
-        self, deal: deal_pb2.Deal, route: router_pb2.Route, timeout: float, skip: set[str]
-    ) -> list[router_pb2.LegResult]:
-        legs: list[router_pb2.LegResult] = []
-        sale = traffic_pb2.Sale(
-            lead_id=deal.lead_id,
-            account_id=deal.account_id,
-            targetologist=route.targetologist,
-            utm=route.utm,
-            amount=deal.price,
-            deal_name=deal.name,
-            won_at=deal.updated_at,
-        )
+    def traffic_then_notify(self, skip: set[str]) -> list[router_pb2.LegResult]:
+        deal, route = self.deal, self.route
+        results: list[router_pb2.LegResult] = []
         if "traffic" not in skip:
-            legs.append(
+            sale = traffic_pb2.Sale(
+                lead_id=deal.lead_id,
+                account_id=deal.account_id,
+                targetologist=route.targetologist,
+                utm=route.utm,
+                amount=deal.price,
+                deal_name=deal.name,
+                won_at=deal.updated_at,
+            )
+            request = traffic_pb2.RecordSaleRequest(sale=sale)
+            results.append(
                 _leg(
                     "traffic",
-                    lambda: (
-                        self.downstream.traffic.RecordSale(
-                            traffic_pb2.RecordSaleRequest(sale=sale), timeout=timeout
-                        ).duplicate
+                    lambda: _record_outcome(
+                        self.down.traffic.RecordSale(request, timeout=self.timeout)
                     ),
                 )
             )
-            if legs[-1].outcome == FAILED:
-                return legs
+            # Nothing to announce for a failed or superseded sale.
+            if results[-1].outcome in (FAILED, SUPERSEDED):
+                return results
         if "notifier" in skip:
-            return legs
+            return results
         # Notify is idempotent too, so a repeat after a failed announcement completes it.
         notify = notifier_pb2.NotifyRequest(
             lead_id=deal.lead_id,
@@ -185,10 +214,45 @@ class RouterService:
             utm=route.utm,
             chat_id=route.telegram_chat_id,
         )
-        legs.append(
+        results.append(
             _leg(
                 "notifier",
-                lambda: self.downstream.notifier.Notify(notify, timeout=timeout).duplicate,
+                lambda: (
+                    DUPLICATE
+                    if self.down.notifier.Notify(notify, timeout=self.timeout).duplicate
+                    else RECORDED
+                ),
             )
         )
-        return legs
+        return results
+
+    def reverse_referral(self) -> router_pb2.LegResult:
+        request = referral_pb2.ReverseConversionRequest(
+            lead_id=self.deal.lead_id,
+            account_id=self.deal.account_id,
+            reversed_at=self.deal.updated_at,
+            reason=self._reversal_reason(),
+        )
+        return _leg(
+            "referral",
+            lambda: _reversal_outcome(
+                self.down.referral.ReverseConversion(request, timeout=self.timeout).outcome
+            ),
+        )
+
+    def reverse_traffic(self) -> router_pb2.LegResult:
+        request = traffic_pb2.ReverseSaleRequest(
+            lead_id=self.deal.lead_id,
+            account_id=self.deal.account_id,
+            reversed_at=self.deal.updated_at,
+            reason=self._reversal_reason(),
+        )
+        return _leg(
+            "traffic",
+            lambda: _reversal_outcome(
+                self.down.traffic.ReverseSale(request, timeout=self.timeout).outcome
+            ),
+        )
+
+    def _reversal_reason(self) -> str:
+        return f"status {self.deal.old_status_id} -> {self.deal.status_id}"

@@ -1,17 +1,15 @@
 """Every environment variable router_svc reads."""
 
-from pathlib import Path
-
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_RULES = str(Path(__file__).with_name("routing_rules.yaml"))
+from router_svc.rules import DEFAULT_RULES_PATH
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     router_port: int = 50051
-    routing_rules: str = DEFAULT_RULES
+    routing_rules: str = str(DEFAULT_RULES_PATH)
     referral_addr: str = "localhost:50052"
     traffic_addr: str = "localhost:50053"
     notifier_addr: str = "localhost:50054"

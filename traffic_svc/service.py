@@ -7,7 +7,14 @@ from amoroute.contract import UTM_KEYS
 from amoroute.errors import InvalidArgument
 from amoroute.timeutil import to_datetime, to_timestamp
 from amoroute.v1 import deal_pb2, traffic_pb2, traffic_pb2_grpc
-from traffic_svc.store import SaleRow, SalesStore
+from traffic_svc.store import Recorded, Reversed, SaleRow, SalesStore
+
+_REVERSAL_OUTCOMES = {
+    Reversed.REVERSED: deal_pb2.REVERSAL_OUTCOME_REVERSED,
+    Reversed.ALREADY_REVERSED: deal_pb2.REVERSAL_OUTCOME_ALREADY_REVERSED,
+    Reversed.STALE: deal_pb2.REVERSAL_OUTCOME_STALE,
+    Reversed.NOT_CREDITED: deal_pb2.REVERSAL_OUTCOME_NOT_CREDITED,
+}
 
 
 def _sale_pb(row: SaleRow) -> traffic_pb2.Sale:
@@ -20,6 +27,8 @@ def _sale_pb(row: SaleRow) -> traffic_pb2.Sale:
         deal_name=row.deal_name,
         won_at=to_timestamp(row.won_at),
         recorded_at=to_timestamp(row.recorded_at),
+        reversed_at=to_timestamp(row.reversed_at),
+        reversal_reason=row.reversal_reason or "",
     )
 
 
@@ -46,7 +55,7 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
         validation.text("sale.deal_name", sale.deal_name)
         for key in UTM_KEYS:
             validation.text(f"sale.utm.{key}", getattr(sale.utm, key))
-        row, duplicate = self.store.record(
+        row, recorded = self.store.record(
             account_id=sale.account_id,
             lead_id=sale.lead_id,
             targetologist=sale.targetologist,
@@ -55,7 +64,28 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
             deal_name=sale.deal_name,
             won_at=to_datetime(sale.won_at),
         )
-        return traffic_pb2.RecordSaleResponse(sale=_sale_pb(row), duplicate=duplicate)
+        return traffic_pb2.RecordSaleResponse(
+            sale=_sale_pb(row),
+            duplicate=recorded is Recorded.DUPLICATE,
+            superseded=recorded is Recorded.SUPERSEDED,
+        )
+
+    def ReverseSale(
+        self, request: traffic_pb2.ReverseSaleRequest, context: grpc.ServicerContext
+    ) -> traffic_pb2.ReverseSaleResponse:
+        """Mark a lead's sale reversed (or remember the reversal for a late win)."""
+        validation.positive("lead_id", request.lead_id)
+        validation.not_negative("account_id", request.account_id)
+        validation.text("reason", request.reason, max_len=500)
+        row, outcome = self.store.reverse(
+            account_id=request.account_id,
+            lead_id=request.lead_id,
+            reversed_at=to_datetime(request.reversed_at),
+            reason=request.reason or "deal left the won status",
+        )
+        return traffic_pb2.ReverseSaleResponse(
+            outcome=_REVERSAL_OUTCOMES[outcome], sale=_sale_pb(row) if row else None
+        )
 
     def ListSales(
         self, request: traffic_pb2.ListSalesRequest, context: grpc.ServicerContext
@@ -86,7 +116,11 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
         return traffic_pb2.GetTargetologistStatsResponse(
             stats=[
                 traffic_pb2.TargetologistStats(
-                    targetologist=r.targetologist, sales=r.sales, revenue=r.revenue
+                    targetologist=r.targetologist,
+                    sales=r.sales,
+                    revenue=r.revenue,
+                    reversed_sales=r.reversed_sales,
+                    reversed_revenue=r.reversed_revenue,
                 )
                 for r in rows
             ]

@@ -1,5 +1,13 @@
-"""all_sales_tracking: the only module of traffic_svc that writes SQL."""
+"""all_sales_tracking: the only module of traffic_svc that writes SQL.
 
+A sale is credited once per (account, lead). When the deal leaves won, the
+sale is kept and marked reversed; a reversal that arrives before the sale it
+undoes (AmoCRM retries deliver out of order) is remembered in lead_reversals,
+so the older "won" is stored as reversed and credits nothing. Deal times
+(won_at, reversed_at) decide which event is newer, never arrival order.
+"""
+
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,8 +36,35 @@ sales = sa.Table(
     sa.Column("deal_name", sa.Text, nullable=False),
     sa.Column("won_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reversed_at", sa.DateTime(timezone=True)),
+    sa.Column("reversal_reason", sa.Text),
     sa.UniqueConstraint("account_id", "lead_id", name="uq_sales_account_lead"),
 )
+
+reversals = sa.Table(
+    "lead_reversals",
+    metadata,
+    sa.Column("account_id", sa.BigInteger, primary_key=True),
+    sa.Column("lead_id", sa.BigInteger, primary_key=True),
+    sa.Column("reversed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
+
+class Recorded(enum.Enum):
+    NEW = "new"
+    DUPLICATE = "duplicate"
+    # A newer reversal was already known: stored as reversed, not credited.
+    SUPERSEDED = "superseded"
+    # The deal was won again after its reversal: credited again.
+    REINSTATED = "reinstated"
+
+
+class Reversed(enum.Enum):
+    REVERSED = "reversed"
+    ALREADY_REVERSED = "already_reversed"
+    STALE = "stale"
+    NOT_CREDITED = "not_credited"
 
 
 @dataclass(frozen=True)
@@ -43,6 +78,8 @@ class SaleRow:
     deal_name: str
     won_at: datetime | None
     recorded_at: datetime
+    reversed_at: datetime | None
+    reversal_reason: str | None
 
 
 @dataclass(frozen=True)
@@ -50,6 +87,8 @@ class StatsRow:
     targetologist: str
     sales: int
     revenue: int
+    reversed_sales: int
+    reversed_revenue: int
 
 
 def _row(r: sa.Row) -> SaleRow:
@@ -63,7 +102,14 @@ def _row(r: sa.Row) -> SaleRow:
         deal_name=r.deal_name,
         won_at=utc(r.won_at) if r.won_at else None,
         recorded_at=utc(r.recorded_at),
+        reversed_at=utc(r.reversed_at) if r.reversed_at else None,
+        reversal_reason=r.reversal_reason,
     )
+
+
+def _is_newer(when: datetime | None, than: datetime | None) -> bool:
+    """Deal time `when` is known to be later than `than`."""
+    return when is not None and than is not None and utc(when) > utc(than)
 
 
 class SalesStore:
@@ -80,26 +126,87 @@ class SalesStore:
         amount: int,
         deal_name: str,
         won_at: datetime | None,
-    ) -> tuple[SaleRow, bool]:
-        """Insert the sale unless the lead has one; returns (stored row, duplicate)."""
-        values = {
-            "account_id": account_id,
-            "lead_id": lead_id,
-            "targetologist": targetologist,
-            **{f"utm_{k}": utm.get(k, "") for k in UTM_KEYS},
-            "amount": amount,
-            "deal_name": deal_name,
-            "won_at": won_at,
-            "recorded_at": now(),
-        }
+    ) -> tuple[SaleRow, Recorded]:
+        """Credit the lead's sale unless it is credited already or a newer
+        reversal is known; returns the stored row and what happened."""
+        key = (sales.c.account_id == account_id) & (sales.c.lead_id == lead_id)
         with self.engine.begin() as conn:
+            tombstone = conn.execute(
+                sa.select(reversals).where(
+                    reversals.c.account_id == account_id, reversals.c.lead_id == lead_id
+                )
+            ).first()
+            superseded = tombstone is not None and not _is_newer(won_at, tombstone.reversed_at)
+            values = {
+                "account_id": account_id,
+                "lead_id": lead_id,
+                "targetologist": targetologist,
+                **{f"utm_{k}": utm.get(k, "") for k in UTM_KEYS},
+                "amount": amount,
+                "deal_name": deal_name,
+                "won_at": won_at,
+                "recorded_at": now(),
+                "reversed_at": tombstone.reversed_at if superseded else None,
+                "reversal_reason": tombstone.reason if superseded else None,
+            }
             inserted = conn.execute(
                 insert_ignoring_conflicts(self.engine, sales).values(**values).returning(sales.c.id)
             ).first()
-            row = conn.execute(
-                sa.select(sales).where(sales.c.account_id == account_id, sales.c.lead_id == lead_id)
-            ).one()
-        return _row(row), inserted is None
+            if inserted is not None:
+                row = conn.execute(sa.select(sales).where(key)).one()
+                return _row(row), Recorded.SUPERSEDED if superseded else Recorded.NEW
+            existing = _row(conn.execute(sa.select(sales).where(key)).one())
+            if existing.reversed_at and _is_newer(won_at, existing.reversed_at):
+                conn.execute(
+                    sa.update(sales)
+                    .where(key)
+                    .values(won_at=won_at, reversed_at=None, reversal_reason=None)
+                )
+                return _row(conn.execute(sa.select(sales).where(key)).one()), Recorded.REINSTATED
+            return existing, Recorded.DUPLICATE
+
+    def reverse(
+        self, *, account_id: int, lead_id: int, reversed_at: datetime | None, reason: str
+    ) -> tuple[SaleRow | None, Reversed]:
+        """Mark the lead's sale reversed if this reversal is newer than its win;
+        with no sale yet, remember the reversal for a late "won"."""
+        at = reversed_at or now()
+        key = (sales.c.account_id == account_id) & (sales.c.lead_id == lead_id)
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                sa.update(sales)
+                .where(
+                    key,
+                    sales.c.reversed_at.is_(None),
+                    sa.or_(sales.c.won_at.is_(None), sales.c.won_at <= at),
+                )
+                .values(reversed_at=at, reversal_reason=reason)
+                .returning(sales.c.id)
+            ).first()
+            row = conn.execute(sa.select(sales).where(key)).first()
+            if changed is not None:
+                return _row(row), Reversed.REVERSED
+            if row is not None:
+                outcome = Reversed.ALREADY_REVERSED if row.reversed_at else Reversed.STALE
+                return _row(row), outcome
+            tombstone = conn.execute(
+                sa.select(reversals.c.reversed_at).where(
+                    reversals.c.account_id == account_id, reversals.c.lead_id == lead_id
+                )
+            ).first()
+            if tombstone is None:
+                conn.execute(
+                    insert_ignoring_conflicts(self.engine, reversals).values(
+                        account_id=account_id, lead_id=lead_id, reversed_at=at, reason=reason
+                    )
+                )
+            elif _is_newer(at, tombstone.reversed_at):
+                conn.execute(
+                    sa.update(reversals)
+                    .where(reversals.c.account_id == account_id, reversals.c.lead_id == lead_id)
+                    .values(reversed_at=at, reason=reason)
+                )
+            return None, Reversed.NOT_CREDITED
 
     def page(
         self, *, limit: int, after_id: int | None, lead_id: int = 0, targetologist: str = ""
@@ -118,12 +225,18 @@ class SalesStore:
     def stats(
         self, *, won_from: datetime | None, won_to: datetime | None, targetologist: str = ""
     ) -> list[StatsRow]:
-        """Sales count and revenue per targetologist, biggest revenue first."""
+        """Credited and reversed sales per targetologist, biggest revenue first."""
+        credited = sales.c.reversed_at.is_(None)
+        revenue = sa.func.coalesce(sa.func.sum(sa.case((credited, sales.c.amount), else_=0)), 0)
         query = (
             sa.select(
                 sales.c.targetologist,
-                sa.func.count().label("sales"),
-                sa.func.coalesce(sa.func.sum(sales.c.amount), 0).label("revenue"),
+                sa.func.count().filter(credited).label("sales"),
+                revenue.label("revenue"),
+                sa.func.count().filter(~credited).label("reversed_sales"),
+                sa.func.coalesce(
+                    sa.func.sum(sa.case((credited, 0), else_=sales.c.amount)), 0
+                ).label("reversed_revenue"),
             )
             .group_by(sales.c.targetologist)
             .order_by(sa.desc("revenue"), sales.c.targetologist)
@@ -135,5 +248,13 @@ class SalesStore:
         if targetologist:
             query = query.where(sa.func.lower(sales.c.targetologist) == targetologist.lower())
         with self.engine.connect() as conn:
-            rows = conn.execute(query)
-            return [StatsRow(r.targetologist, int(r.sales), int(r.revenue)) for r in rows]
+            return [
+                StatsRow(
+                    r.targetologist,
+                    r.sales,
+                    int(r.revenue),
+                    r.reversed_sales,
+                    int(r.reversed_revenue),
+                )
+                for r in conn.execute(query)
+            ]

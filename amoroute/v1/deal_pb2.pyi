@@ -2,12 +2,26 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ReversalOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REVERSAL_OUTCOME_UNSPECIFIED: _ClassVar[ReversalOutcome]
+    REVERSAL_OUTCOME_REVERSED: _ClassVar[ReversalOutcome]
+    REVERSAL_OUTCOME_ALREADY_REVERSED: _ClassVar[ReversalOutcome]
+    REVERSAL_OUTCOME_STALE: _ClassVar[ReversalOutcome]
+    REVERSAL_OUTCOME_NOT_CREDITED: _ClassVar[ReversalOutcome]
+REVERSAL_OUTCOME_UNSPECIFIED: ReversalOutcome
+REVERSAL_OUTCOME_REVERSED: ReversalOutcome
+REVERSAL_OUTCOME_ALREADY_REVERSED: ReversalOutcome
+REVERSAL_OUTCOME_STALE: ReversalOutcome
+REVERSAL_OUTCOME_NOT_CREDITED: ReversalOutcome
 
 class CustomFieldValue(_message.Message):
     __slots__ = ("value", "enum_id")

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Conversion(_message.Message):
-    __slots__ = ("lead_id", "account_id", "referral_code", "amount", "deal_name", "won_at", "utm", "partner_registered", "recorded_at")
+    __slots__ = ("lead_id", "account_id", "referral_code", "amount", "deal_name", "won_at", "utm", "partner_registered", "recorded_at", "reversed_at", "reversal_reason")
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     REFERRAL_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,8 @@ class Conversion(_message.Message):
     UTM_FIELD_NUMBER: _ClassVar[int]
     PARTNER_REGISTERED_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVERSED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVERSAL_REASON_FIELD_NUMBER: _ClassVar[int]
     lead_id: int
     account_id: int
     referral_code: str
@@ -30,7 +32,9 @@ class Conversion(_message.Message):
     utm: _deal_pb2.UtmMarks
     partner_registered: bool
     recorded_at: _timestamp_pb2.Timestamp
-    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., referral_code: _Optional[str] = ..., amount: _Optional[int] = ..., deal_name: _Optional[str] = ..., won_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., partner_registered: _Optional[bool] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    reversed_at: _timestamp_pb2.Timestamp
+    reversal_reason: str
+    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., referral_code: _Optional[str] = ..., amount: _Optional[int] = ..., deal_name: _Optional[str] = ..., won_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., partner_registered: _Optional[bool] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reversed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reversal_reason: _Optional[str] = ...) -> None: ...
 
 class RecordConversionRequest(_message.Message):
     __slots__ = ("conversion",)
@@ -39,12 +43,34 @@ class RecordConversionRequest(_message.Message):
     def __init__(self, conversion: _Optional[_Union[Conversion, _Mapping]] = ...) -> None: ...
 
 class RecordConversionResponse(_message.Message):
-    __slots__ = ("conversion", "duplicate")
+    __slots__ = ("conversion", "duplicate", "superseded")
     CONVERSION_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_FIELD_NUMBER: _ClassVar[int]
     conversion: Conversion
     duplicate: bool
-    def __init__(self, conversion: _Optional[_Union[Conversion, _Mapping]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+    superseded: bool
+    def __init__(self, conversion: _Optional[_Union[Conversion, _Mapping]] = ..., duplicate: _Optional[bool] = ..., superseded: _Optional[bool] = ...) -> None: ...
+
+class ReverseConversionRequest(_message.Message):
+    __slots__ = ("lead_id", "account_id", "reversed_at", "reason")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    REVERSED_AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    lead_id: int
+    account_id: int
+    reversed_at: _timestamp_pb2.Timestamp
+    reason: str
+    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., reversed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReverseConversionResponse(_message.Message):
+    __slots__ = ("outcome", "conversion")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_FIELD_NUMBER: _ClassVar[int]
+    outcome: _deal_pb2.ReversalOutcome
+    conversion: Conversion
+    def __init__(self, outcome: _Optional[_Union[_deal_pb2.ReversalOutcome, str]] = ..., conversion: _Optional[_Union[Conversion, _Mapping]] = ...) -> None: ...
 
 class ListConversionsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "lead_id", "referral_code")
@@ -77,7 +103,7 @@ class GetReferrerStatsRequest(_message.Message):
     def __init__(self, won_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., won_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., referral_code: _Optional[str] = ...) -> None: ...
 
 class ReferrerStats(_message.Message):
-    __slots__ = ("referral_code", "conversions", "amount_total", "partner_registered", "partner_name", "commission_bp", "commission_total")
+    __slots__ = ("referral_code", "conversions", "amount_total", "partner_registered", "partner_name", "commission_bp", "commission_total", "reversed_conversions", "reversed_amount")
     REFERRAL_CODE_FIELD_NUMBER: _ClassVar[int]
     CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_TOTAL_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +111,8 @@ class ReferrerStats(_message.Message):
     PARTNER_NAME_FIELD_NUMBER: _ClassVar[int]
     COMMISSION_BP_FIELD_NUMBER: _ClassVar[int]
     COMMISSION_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    REVERSED_CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
+    REVERSED_AMOUNT_FIELD_NUMBER: _ClassVar[int]
     referral_code: str
     conversions: int
     amount_total: int
@@ -92,7 +120,9 @@ class ReferrerStats(_message.Message):
     partner_name: str
     commission_bp: int
     commission_total: int
-    def __init__(self, referral_code: _Optional[str] = ..., conversions: _Optional[int] = ..., amount_total: _Optional[int] = ..., partner_registered: _Optional[bool] = ..., partner_name: _Optional[str] = ..., commission_bp: _Optional[int] = ..., commission_total: _Optional[int] = ...) -> None: ...
+    reversed_conversions: int
+    reversed_amount: int
+    def __init__(self, referral_code: _Optional[str] = ..., conversions: _Optional[int] = ..., amount_total: _Optional[int] = ..., partner_registered: _Optional[bool] = ..., partner_name: _Optional[str] = ..., commission_bp: _Optional[int] = ..., commission_total: _Optional[int] = ..., reversed_conversions: _Optional[int] = ..., reversed_amount: _Optional[int] = ...) -> None: ...
 
 class GetReferrerStatsResponse(_message.Message):
     __slots__ = ("stats",)

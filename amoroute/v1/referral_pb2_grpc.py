@@ -44,6 +44,11 @@ class ReferralServiceStub:
                 request_serializer=amoroute_dot_v1_dot_referral__pb2.ListConversionsRequest.SerializeToString,
                 response_deserializer=amoroute_dot_v1_dot_referral__pb2.ListConversionsResponse.FromString,
                 _registered_method=True)
+        self.ReverseConversion = channel.unary_unary(
+                '/amoroute.v1.ReferralService/ReverseConversion',
+                request_serializer=amoroute_dot_v1_dot_referral__pb2.ReverseConversionRequest.SerializeToString,
+                response_deserializer=amoroute_dot_v1_dot_referral__pb2.ReverseConversionResponse.FromString,
+                _registered_method=True)
         self.GetReferrerStats = channel.unary_unary(
                 '/amoroute.v1.ReferralService/GetReferrerStats',
                 request_serializer=amoroute_dot_v1_dot_referral__pb2.GetReferrerStatsRequest.SerializeToString,
@@ -77,6 +82,16 @@ class ReferralServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReverseConversion(self, request, context):
+        """Marks the conversion of a lead that left the won status as reversed (kept,
+        excluded from amounts and commission, counted in reversed_conversions).
+        Same ordering rules as TrafficService.ReverseSale.
+        Errors: INVALID_ARGUMENT naming the field (lead_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetReferrerStats(self, request, context):
         """Count and amount of conversions per referral code over a time range.
         """
@@ -103,6 +118,11 @@ def add_ReferralServiceServicer_to_server(servicer, server):
                     servicer.ListConversions,
                     request_deserializer=amoroute_dot_v1_dot_referral__pb2.ListConversionsRequest.FromString,
                     response_serializer=amoroute_dot_v1_dot_referral__pb2.ListConversionsResponse.SerializeToString,
+            ),
+            'ReverseConversion': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReverseConversion,
+                    request_deserializer=amoroute_dot_v1_dot_referral__pb2.ReverseConversionRequest.FromString,
+                    response_serializer=amoroute_dot_v1_dot_referral__pb2.ReverseConversionResponse.SerializeToString,
             ),
             'GetReferrerStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetReferrerStats,
@@ -169,6 +189,33 @@ class ReferralService:
             '/amoroute.v1.ReferralService/ListConversions',
             amoroute_dot_v1_dot_referral__pb2.ListConversionsRequest.SerializeToString,
             amoroute_dot_v1_dot_referral__pb2.ListConversionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReverseConversion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/amoroute.v1.ReferralService/ReverseConversion',
+            amoroute_dot_v1_dot_referral__pb2.ReverseConversionRequest.SerializeToString,
+            amoroute_dot_v1_dot_referral__pb2.ReverseConversionResponse.FromString,
             options,
             channel_credentials,
             insecure,

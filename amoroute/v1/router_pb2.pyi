@@ -30,6 +30,8 @@ class LegOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LEG_OUTCOME_RECORDED: _ClassVar[LegOutcome]
     LEG_OUTCOME_DUPLICATE: _ClassVar[LegOutcome]
     LEG_OUTCOME_FAILED: _ClassVar[LegOutcome]
+    LEG_OUTCOME_SUPERSEDED: _ClassVar[LegOutcome]
+    LEG_OUTCOME_REVERSED: _ClassVar[LegOutcome]
 ROUTING_DECISION_UNSPECIFIED: RoutingDecision
 ROUTING_DECISION_REFERRAL: RoutingDecision
 ROUTING_DECISION_TRAFFIC: RoutingDecision
@@ -44,6 +46,8 @@ LEG_OUTCOME_UNSPECIFIED: LegOutcome
 LEG_OUTCOME_RECORDED: LegOutcome
 LEG_OUTCOME_DUPLICATE: LegOutcome
 LEG_OUTCOME_FAILED: LegOutcome
+LEG_OUTCOME_SUPERSEDED: LegOutcome
+LEG_OUTCOME_REVERSED: LegOutcome
 
 class LegResult(_message.Message):
     __slots__ = ("leg", "outcome", "error")
@@ -56,20 +60,22 @@ class LegResult(_message.Message):
     def __init__(self, leg: _Optional[str] = ..., outcome: _Optional[_Union[LegOutcome, str]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class Route(_message.Message):
-    __slots__ = ("decision", "utm", "referral_code", "targetologist", "telegram_chat_id", "reason")
+    __slots__ = ("decision", "utm", "referral_code", "targetologist", "telegram_chat_id", "reason", "reversal")
     DECISION_FIELD_NUMBER: _ClassVar[int]
     UTM_FIELD_NUMBER: _ClassVar[int]
     REFERRAL_CODE_FIELD_NUMBER: _ClassVar[int]
     TARGETOLOGIST_FIELD_NUMBER: _ClassVar[int]
     TELEGRAM_CHAT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REVERSAL_FIELD_NUMBER: _ClassVar[int]
     decision: RoutingDecision
     utm: _deal_pb2.UtmMarks
     referral_code: str
     targetologist: str
     telegram_chat_id: str
     reason: str
-    def __init__(self, decision: _Optional[_Union[RoutingDecision, str]] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., referral_code: _Optional[str] = ..., targetologist: _Optional[str] = ..., telegram_chat_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    reversal: bool
+    def __init__(self, decision: _Optional[_Union[RoutingDecision, str]] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., referral_code: _Optional[str] = ..., targetologist: _Optional[str] = ..., telegram_chat_id: _Optional[str] = ..., reason: _Optional[str] = ..., reversal: _Optional[bool] = ...) -> None: ...
 
 class RouteDealRequest(_message.Message):
     __slots__ = ("deal", "skip_legs")

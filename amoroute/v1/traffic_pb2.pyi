@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Sale(_message.Message):
-    __slots__ = ("lead_id", "account_id", "targetologist", "utm", "amount", "deal_name", "won_at", "recorded_at")
+    __slots__ = ("lead_id", "account_id", "targetologist", "utm", "amount", "deal_name", "won_at", "recorded_at", "reversed_at", "reversal_reason")
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     TARGETOLOGIST_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,8 @@ class Sale(_message.Message):
     DEAL_NAME_FIELD_NUMBER: _ClassVar[int]
     WON_AT_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVERSED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVERSAL_REASON_FIELD_NUMBER: _ClassVar[int]
     lead_id: int
     account_id: int
     targetologist: str
@@ -28,7 +30,9 @@ class Sale(_message.Message):
     deal_name: str
     won_at: _timestamp_pb2.Timestamp
     recorded_at: _timestamp_pb2.Timestamp
-    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., targetologist: _Optional[str] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., amount: _Optional[int] = ..., deal_name: _Optional[str] = ..., won_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    reversed_at: _timestamp_pb2.Timestamp
+    reversal_reason: str
+    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., targetologist: _Optional[str] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., amount: _Optional[int] = ..., deal_name: _Optional[str] = ..., won_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reversed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reversal_reason: _Optional[str] = ...) -> None: ...
 
 class RecordSaleRequest(_message.Message):
     __slots__ = ("sale",)
@@ -37,12 +41,34 @@ class RecordSaleRequest(_message.Message):
     def __init__(self, sale: _Optional[_Union[Sale, _Mapping]] = ...) -> None: ...
 
 class RecordSaleResponse(_message.Message):
-    __slots__ = ("sale", "duplicate")
+    __slots__ = ("sale", "duplicate", "superseded")
     SALE_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_FIELD_NUMBER: _ClassVar[int]
     sale: Sale
     duplicate: bool
-    def __init__(self, sale: _Optional[_Union[Sale, _Mapping]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+    superseded: bool
+    def __init__(self, sale: _Optional[_Union[Sale, _Mapping]] = ..., duplicate: _Optional[bool] = ..., superseded: _Optional[bool] = ...) -> None: ...
+
+class ReverseSaleRequest(_message.Message):
+    __slots__ = ("lead_id", "account_id", "reversed_at", "reason")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    REVERSED_AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    lead_id: int
+    account_id: int
+    reversed_at: _timestamp_pb2.Timestamp
+    reason: str
+    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., reversed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReverseSaleResponse(_message.Message):
+    __slots__ = ("outcome", "sale")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    SALE_FIELD_NUMBER: _ClassVar[int]
+    outcome: _deal_pb2.ReversalOutcome
+    sale: Sale
+    def __init__(self, outcome: _Optional[_Union[_deal_pb2.ReversalOutcome, str]] = ..., sale: _Optional[_Union[Sale, _Mapping]] = ...) -> None: ...
 
 class ListSalesRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "lead_id", "targetologist")
@@ -75,14 +101,18 @@ class GetTargetologistStatsRequest(_message.Message):
     def __init__(self, won_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., won_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., targetologist: _Optional[str] = ...) -> None: ...
 
 class TargetologistStats(_message.Message):
-    __slots__ = ("targetologist", "sales", "revenue")
+    __slots__ = ("targetologist", "sales", "revenue", "reversed_sales", "reversed_revenue")
     TARGETOLOGIST_FIELD_NUMBER: _ClassVar[int]
     SALES_FIELD_NUMBER: _ClassVar[int]
     REVENUE_FIELD_NUMBER: _ClassVar[int]
+    REVERSED_SALES_FIELD_NUMBER: _ClassVar[int]
+    REVERSED_REVENUE_FIELD_NUMBER: _ClassVar[int]
     targetologist: str
     sales: int
     revenue: int
-    def __init__(self, targetologist: _Optional[str] = ..., sales: _Optional[int] = ..., revenue: _Optional[int] = ...) -> None: ...
+    reversed_sales: int
+    reversed_revenue: int
+    def __init__(self, targetologist: _Optional[str] = ..., sales: _Optional[int] = ..., revenue: _Optional[int] = ..., reversed_sales: _Optional[int] = ..., reversed_revenue: _Optional[int] = ...) -> None: ...
 
 class GetTargetologistStatsResponse(_message.Message):
     __slots__ = ("stats",)

@@ -44,6 +44,11 @@ class TrafficServiceStub:
                 request_serializer=amoroute_dot_v1_dot_traffic__pb2.ListSalesRequest.SerializeToString,
                 response_deserializer=amoroute_dot_v1_dot_traffic__pb2.ListSalesResponse.FromString,
                 _registered_method=True)
+        self.ReverseSale = channel.unary_unary(
+                '/amoroute.v1.TrafficService/ReverseSale',
+                request_serializer=amoroute_dot_v1_dot_traffic__pb2.ReverseSaleRequest.SerializeToString,
+                response_deserializer=amoroute_dot_v1_dot_traffic__pb2.ReverseSaleResponse.FromString,
+                _registered_method=True)
         self.GetTargetologistStats = channel.unary_unary(
                 '/amoroute.v1.TrafficService/GetTargetologistStats',
                 request_serializer=amoroute_dot_v1_dot_traffic__pb2.GetTargetologistStatsRequest.SerializeToString,
@@ -70,6 +75,17 @@ class TrafficServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReverseSale(self, request, context):
+        """Marks the sale of a lead that left the won status as reversed (it stays
+        listed, leaves the revenue figures and shows in reversed_sales). A
+        reversal older than the sale's won time is ignored; one for a lead with
+        no sale yet is remembered so an older "won" arriving later credits nothing.
+        Errors: INVALID_ARGUMENT naming the field (lead_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetTargetologistStats(self, request, context):
         """Count and revenue per targetologist over a time range.
         """
@@ -89,6 +105,11 @@ def add_TrafficServiceServicer_to_server(servicer, server):
                     servicer.ListSales,
                     request_deserializer=amoroute_dot_v1_dot_traffic__pb2.ListSalesRequest.FromString,
                     response_serializer=amoroute_dot_v1_dot_traffic__pb2.ListSalesResponse.SerializeToString,
+            ),
+            'ReverseSale': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReverseSale,
+                    request_deserializer=amoroute_dot_v1_dot_traffic__pb2.ReverseSaleRequest.FromString,
+                    response_serializer=amoroute_dot_v1_dot_traffic__pb2.ReverseSaleResponse.SerializeToString,
             ),
             'GetTargetologistStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTargetologistStats,
@@ -150,6 +171,33 @@ class TrafficService:
             '/amoroute.v1.TrafficService/ListSales',
             amoroute_dot_v1_dot_traffic__pb2.ListSalesRequest.SerializeToString,
             amoroute_dot_v1_dot_traffic__pb2.ListSalesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReverseSale(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/amoroute.v1.TrafficService/ReverseSale',
+            amoroute_dot_v1_dot_traffic__pb2.ReverseSaleRequest.SerializeToString,
+            amoroute_dot_v1_dot_traffic__pb2.ReverseSaleResponse.FromString,
             options,
             channel_credentials,
             insecure,

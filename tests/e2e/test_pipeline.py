@@ -125,3 +125,33 @@ def test_webhook_test_endpoint_and_health(e2e) -> None:  # type: ignore[no-untyp
     assert e2e.http.get("/healthz").status_code == 200
     ready = e2e.http.get("/readyz").json()
     assert ready["ready"] is True and ready["checks"]["router"] == "SERVING"
+
+
+def test_deal_leaving_won_reverses_its_sale_and_an_older_won_does_not_recredit(e2e) -> None:  # type: ignore[no-untyped-def]
+    won = encode(won_deal_body(5550010, "kenesary_fb", updated_at=1_800_000_000))
+    lost = encode(won_deal_body(5550010, "kenesary_fb", status_id=143, old_status_id=142,
+                                updated_at=1_800_000_100))
+    assert e2e.post_webhook(won).status_code == 200
+    assert e2e.post_webhook(lost).status_code == 200
+    [sale] = sales(e2e, 5550010)
+    assert sale.reversed_at.seconds == 1_800_000_100
+    assert e2e.log_rows(5550010)[-1]["legs"] == {"traffic": "reversed", "referral": "duplicate"}
+    # AmoCRM's retry of the old "won" arrives late: it must not credit again.
+    assert e2e.post_webhook(won).status_code == 200
+    [sale] = sales(e2e, 5550010)
+    assert sale.reversed_at.seconds == 1_800_000_100
+
+
+def test_won_arriving_after_a_newer_lost_is_stored_reversed_and_not_announced(e2e) -> None:  # type: ignore[no-untyped-def]
+    lost = encode(won_deal_body(5550011, "kenesary_fb", status_id=143, old_status_id=142,
+                                updated_at=1_800_000_100))
+    won = encode(won_deal_body(5550011, "kenesary_fb", updated_at=1_800_000_000))
+    assert e2e.post_webhook(lost).status_code == 200
+    assert e2e.post_webhook(won).status_code == 200
+    [log_lost, log_won] = e2e.log_rows(5550011)
+    assert log_won["legs"] == {"traffic": "superseded"}
+    assert log_won["processing_status"] == "success"
+    [sale] = sales(e2e, 5550011)
+    assert sale.HasField("reversed_at")
+    time.sleep(0.5)
+    assert messages_about(e2e, 5550011) == []

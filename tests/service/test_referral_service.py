@@ -141,6 +141,10 @@ def _record_request(**fields) -> tuple[str, object]:  # type: ignore[no-untyped-
     return "RecordConversion", referral_pb2.RecordConversionRequest(conversion=conversion)
 
 
+def _reverse_request(**fields) -> tuple[str, object]:  # type: ignore[no-untyped-def]
+    return "ReverseConversion", referral_pb2.ReverseConversionRequest(**fields)
+
+
 def _partner_request(**fields) -> tuple[str, object]:  # type: ignore[no-untyped-def]
     partner = referral_pb2.Partner(**fields)
     return "UpsertPartner", referral_pb2.UpsertPartnerRequest(partner=partner)
@@ -158,6 +162,10 @@ def _partner_request(**fields) -> tuple[str, object]:  # type: ignore[no-untyped
         (_record_request(lead_id=5, referral_code="K1", amount=-1), "conversion.amount"),
         (_record_request(lead_id=5, referral_code="K1", deal_name="d" * 10_001),
          "conversion.deal_name"),
+        (_reverse_request(account_id=1), "lead_id"),
+        (_reverse_request(lead_id=-5), "lead_id"),
+        (_reverse_request(lead_id=5, account_id=-1), "account_id"),
+        (_reverse_request(lead_id=5, reason="r" * 501), "reason"),
         (_partner_request(name="No code"), "partner.referral_code"),
         (_partner_request(referral_code="ref?X"), "partner.referral_code"),
         (_partner_request(referral_code="K1", name="n" * 201), "partner.name"),
@@ -181,3 +189,66 @@ def test_foreign_page_token_is_invalid_argument(stub) -> None:  # type: ignore[n
         stub.ListConversions(referral_pb2.ListConversionsRequest(page_token="garbage!"))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "page_token" in err.value.details()
+
+
+def _reverse(stub, lead_id: int, at: int):  # type: ignore[no-untyped-def]
+    return stub.ReverseConversion(referral_pb2.ReverseConversionRequest(
+        lead_id=lead_id, account_id=32145678, reversed_at=Timestamp(seconds=at),
+        reason="status 142 -> 143"))
+
+
+def _stats(stub, code: str) -> referral_pb2.ReferrerStats:  # type: ignore[no-untyped-def]
+    [stats] = stub.GetReferrerStats(
+        referral_pb2.GetReferrerStatsRequest(referral_code=code)).stats
+    return stats
+
+
+def test_conversion_that_leaves_won_is_kept_marked_reversed_and_shown_in_stats(stub) -> None:  # type: ignore[no-untyped-def]
+    _record(stub, _conversion(5001, code="REVERSER", amount=700, won_at=5_000_000))
+    _record(stub, _conversion(5002, code="REVERSER", amount=300, won_at=5_000_000))
+    reply = _reverse(stub, 5001, 5_000_100)
+    assert reply.outcome == deal_pb2.REVERSAL_OUTCOME_REVERSED
+    assert reply.conversion.reversed_at.seconds == 5_000_100
+    assert _reverse(stub, 5001, 5_000_200).outcome == deal_pb2.REVERSAL_OUTCOME_ALREADY_REVERSED
+    stats = _stats(stub, "reverser")
+    assert (stats.conversions, stats.amount_total, stats.reversed_conversions,
+            stats.reversed_amount) == (1, 300, 1, 700)
+    [kept] = stub.ListConversions(referral_pb2.ListConversionsRequest(lead_id=5001)).conversions
+    assert kept.reversal_reason == "status 142 -> 143"
+    assert kept.reversed_at.seconds == 5_000_100
+
+
+def test_commission_is_paid_on_credited_amounts_only(stub) -> None:  # type: ignore[no-untyped-def]
+    _upsert(stub, "COMMREV", "Partner Rev", 1000)
+    _record(stub, _conversion(5501, code="COMMREV", amount=2000, won_at=5_500_000))
+    _record(stub, _conversion(5502, code="COMMREV", amount=990, won_at=5_500_000))
+    assert _reverse(stub, 5501, 5_500_100).outcome == deal_pb2.REVERSAL_OUTCOME_REVERSED
+    stats = _stats(stub, "COMMREV")
+    assert (stats.conversions, stats.amount_total, stats.commission_total,
+            stats.reversed_conversions, stats.reversed_amount) == (1, 990, 99, 1, 2000)
+
+
+def test_older_won_arriving_after_newer_reversal_credits_nothing(stub) -> None:  # type: ignore[no-untyped-def]
+    _upsert(stub, "LATE", "Late Partner", 1000)
+    assert _reverse(stub, 5101, 6_000_100).outcome == deal_pb2.REVERSAL_OUTCOME_NOT_CREDITED
+    late = _record(stub, _conversion(5101, code="late", amount=900, won_at=6_000_000))
+    assert late.superseded and not late.duplicate
+    assert late.conversion.reversed_at.seconds == 6_000_100
+    assert late.conversion.reversal_reason == "status 142 -> 143"
+    stats = _stats(stub, "LATE")
+    assert (stats.conversions, stats.amount_total, stats.commission_total) == (0, 0, 0)
+    assert (stats.reversed_conversions, stats.reversed_amount) == (1, 900)
+
+
+def test_stale_reversal_older_than_the_win_is_ignored_and_a_new_win_reinstates(stub) -> None:  # type: ignore[no-untyped-def]
+    _record(stub, _conversion(5201, code="AGAIN", amount=100, won_at=7_000_000))
+    assert _reverse(stub, 5201, 6_999_000).outcome == deal_pb2.REVERSAL_OUTCOME_STALE
+    assert _reverse(stub, 5201, 7_000_100).outcome == deal_pb2.REVERSAL_OUTCOME_REVERSED
+    won_again = _record(stub, _conversion(5201, code="AGAIN", amount=100, won_at=7_000_200))
+    assert not won_again.duplicate and not won_again.superseded
+    assert not won_again.conversion.HasField("reversed_at")
+    assert won_again.conversion.reversal_reason == ""
+    replayed_old = _record(stub, _conversion(5201, code="AGAIN", amount=100, won_at=7_000_000))
+    assert replayed_old.duplicate
+    stats = _stats(stub, "AGAIN")
+    assert (stats.conversions, stats.amount_total, stats.reversed_conversions) == (1, 100, 0)

@@ -97,3 +97,43 @@ def test_foreign_page_token_is_invalid_argument(stub) -> None:  # type: ignore[n
         stub.ListSales(traffic_pb2.ListSalesRequest(page_token="garbage!"))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "page_token" in err.value.details()
+
+
+def _reverse(stub, lead_id: int, at: int):  # type: ignore[no-untyped-def]
+    return stub.ReverseSale(traffic_pb2.ReverseSaleRequest(
+        lead_id=lead_id, account_id=32145678, reversed_at=Timestamp(seconds=at),
+        reason="status 142 -> 143"))
+
+
+def test_sale_that_leaves_won_is_kept_marked_reversed_and_shown_in_stats(stub) -> None:  # type: ignore[no-untyped-def]
+    stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(4001, "Reverser", 700, 5_000_000)))
+    stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(4002, "Reverser", 300, 5_000_000)))
+    reply = _reverse(stub, 4001, 5_000_100)
+    assert reply.outcome == deal_pb2.REVERSAL_OUTCOME_REVERSED
+    assert reply.sale.reversed_at.seconds == 5_000_100
+    assert _reverse(stub, 4001, 5_000_200).outcome == deal_pb2.REVERSAL_OUTCOME_ALREADY_REVERSED
+    [stats] = stub.GetTargetologistStats(
+        traffic_pb2.GetTargetologistStatsRequest(targetologist="Reverser")).stats
+    assert (stats.sales, stats.revenue, stats.reversed_sales, stats.reversed_revenue) == (1, 300, 1, 700)
+    [kept] = stub.ListSales(traffic_pb2.ListSalesRequest(lead_id=4001)).sales
+    assert kept.reversal_reason == "status 142 -> 143"
+
+
+def test_older_won_arriving_after_newer_reversal_credits_nothing(stub) -> None:  # type: ignore[no-untyped-def]
+    assert _reverse(stub, 4101, 6_000_100).outcome == deal_pb2.REVERSAL_OUTCOME_NOT_CREDITED
+    late = stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(4101, "Late", 900, 6_000_000)))
+    assert late.superseded and not late.duplicate
+    assert late.sale.reversed_at.seconds == 6_000_100
+    [stats] = stub.GetTargetologistStats(
+        traffic_pb2.GetTargetologistStatsRequest(targetologist="Late")).stats
+    assert (stats.sales, stats.revenue) == (0, 0)
+
+
+def test_stale_reversal_older_than_the_win_is_ignored_and_a_new_win_reinstates(stub) -> None:  # type: ignore[no-untyped-def]
+    stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(4201, "Again", 100, 7_000_000)))
+    assert _reverse(stub, 4201, 6_999_000).outcome == deal_pb2.REVERSAL_OUTCOME_STALE
+    assert _reverse(stub, 4201, 7_000_100).outcome == deal_pb2.REVERSAL_OUTCOME_REVERSED
+    won_again = stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(4201, "Again", 100, 7_000_200)))
+    assert not won_again.duplicate and not won_again.sale.HasField("reversed_at")
+    replayed_old = stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(4201, "Again", 100, 7_000_000)))
+    assert replayed_old.duplicate

@@ -408,3 +408,25 @@ def test_first_load_fails_loudly(
         path.write_text(content, encoding="utf-8")
     with pytest.raises(error):
         RulesFile(path)
+
+
+@pytest.mark.parametrize(
+    ("old_status", "status", "old_pipeline", "pipeline", "reversal"),
+    [
+        (142, 143, 0, 10418746, True),  # won -> lost
+        (142, 80123456, 0, 10418746, True),  # won -> back to work
+        (142, 80123456, 10418746, 555, True),  # won, moved to an unconfigured pipeline
+        (80123456, 143, 0, 10418746, False),  # never won
+        (142, 143, 0, 555, False),  # won in a pipeline nobody routes
+        (142, 142, 0, 10418746, False),  # still won: routed, not reversed
+    ],
+)
+def test_a_deal_leaving_won_is_a_reversal(old_status, status, old_pipeline, pipeline, reversal) -> None:  # type: ignore[no-untyped-def]
+    rules = parse_rules(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
+    deal = deal_pb2.Deal(lead_id=1, status_id=status, old_status_id=old_status,
+                         pipeline_id=pipeline, old_pipeline_id=old_pipeline)
+    route = decide(deal, rules)
+    assert route.reversal is reversal
+    if reversal:
+        assert route.decision == router_pb2.ROUTING_DECISION_IGNORED
+        assert "left the won status" in route.reason
