@@ -287,6 +287,13 @@ def decide(deal: deal_pb2.Deal, rules: Rules) -> router_pb2.Route:
         route.decision = Decision.ROUTING_DECISION_TRAFFIC
     else:
         route.decision = Decision.ROUTING_DECISION_UNKNOWN
+        if deal.event != "api" and not any(values.values()):
+            route.needs_lead_data = True
+            route.reason = (
+                f"won lead {deal.lead_id} carries no UTM marks: "
+                "its data is to be read from the AmoCRM API"
+            )
+            return route
         searched = dict.fromkeys(rules.referral_fields + rules.traffic_fields)
         shown = ", ".join(f"{name} {_quote(values[name])}" for name in searched)
         parts.append(f"no referral code and no targetologist pattern in {shown}")

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from amoroute import validation
 from amoroute.errors import InvalidArgument
@@ -104,6 +105,22 @@ class RouterService:
         """The decision for the deal, with no side effects."""
         _validate(request.deal)
         return router_pb2.ExplainRouteResponse(route=decide(request.deal, self.rules.get()))
+
+    def DescribeRules(
+        self, request: router_pb2.DescribeRulesRequest, context: grpc.ServicerContext
+    ) -> router_pb2.DescribeRulesResponse:
+        """The rules in force and where they came from."""
+        rules = self.rules.get()
+        loaded = Timestamp()
+        loaded.FromNanoseconds(int(self.rules.loaded_at * 1e9))
+        return router_pb2.DescribeRulesResponse(
+            pipeline_ids=sorted(rules.pipelines),
+            won_status_ids=sorted(rules.won_status_ids),
+            referral_prefix=rules.referral_prefix,
+            targetologists=[t.name for t in rules.targetologists],
+            path=str(self.rules.path),
+            loaded_at=loaded,
+        )
 
     def RouteDeal(
         self, request: router_pb2.RouteDealRequest, context: grpc.ServicerContext

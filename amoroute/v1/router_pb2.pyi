@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from amoroute.v1 import deal_pb2 as _deal_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -60,7 +63,7 @@ class LegResult(_message.Message):
     def __init__(self, leg: _Optional[str] = ..., outcome: _Optional[_Union[LegOutcome, str]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class Route(_message.Message):
-    __slots__ = ("decision", "utm", "referral_code", "targetologist", "telegram_chat_id", "reason", "reversal")
+    __slots__ = ("decision", "utm", "referral_code", "targetologist", "telegram_chat_id", "reason", "reversal", "needs_lead_data")
     DECISION_FIELD_NUMBER: _ClassVar[int]
     UTM_FIELD_NUMBER: _ClassVar[int]
     REFERRAL_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +71,7 @@ class Route(_message.Message):
     TELEGRAM_CHAT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     REVERSAL_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_LEAD_DATA_FIELD_NUMBER: _ClassVar[int]
     decision: RoutingDecision
     utm: _deal_pb2.UtmMarks
     referral_code: str
@@ -75,7 +79,8 @@ class Route(_message.Message):
     telegram_chat_id: str
     reason: str
     reversal: bool
-    def __init__(self, decision: _Optional[_Union[RoutingDecision, str]] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., referral_code: _Optional[str] = ..., targetologist: _Optional[str] = ..., telegram_chat_id: _Optional[str] = ..., reason: _Optional[str] = ..., reversal: _Optional[bool] = ...) -> None: ...
+    needs_lead_data: bool
+    def __init__(self, decision: _Optional[_Union[RoutingDecision, str]] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., referral_code: _Optional[str] = ..., targetologist: _Optional[str] = ..., telegram_chat_id: _Optional[str] = ..., reason: _Optional[str] = ..., reversal: _Optional[bool] = ..., needs_lead_data: _Optional[bool] = ...) -> None: ...
 
 class RouteDealRequest(_message.Message):
     __slots__ = ("deal", "skip_legs")
@@ -106,3 +111,23 @@ class ExplainRouteResponse(_message.Message):
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     route: Route
     def __init__(self, route: _Optional[_Union[Route, _Mapping]] = ...) -> None: ...
+
+class DescribeRulesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DescribeRulesResponse(_message.Message):
+    __slots__ = ("pipeline_ids", "won_status_ids", "referral_prefix", "targetologists", "path", "loaded_at")
+    PIPELINE_IDS_FIELD_NUMBER: _ClassVar[int]
+    WON_STATUS_IDS_FIELD_NUMBER: _ClassVar[int]
+    REFERRAL_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    TARGETOLOGISTS_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    LOADED_AT_FIELD_NUMBER: _ClassVar[int]
+    pipeline_ids: _containers.RepeatedScalarFieldContainer[int]
+    won_status_ids: _containers.RepeatedScalarFieldContainer[int]
+    referral_prefix: str
+    targetologists: _containers.RepeatedScalarFieldContainer[str]
+    path: str
+    loaded_at: _timestamp_pb2.Timestamp
+    def __init__(self, pipeline_ids: _Optional[_Iterable[int]] = ..., won_status_ids: _Optional[_Iterable[int]] = ..., referral_prefix: _Optional[str] = ..., targetologists: _Optional[_Iterable[str]] = ..., path: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

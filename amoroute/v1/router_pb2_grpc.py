@@ -44,6 +44,11 @@ class RouterServiceStub:
                 request_serializer=amoroute_dot_v1_dot_router__pb2.ExplainRouteRequest.SerializeToString,
                 response_deserializer=amoroute_dot_v1_dot_router__pb2.ExplainRouteResponse.FromString,
                 _registered_method=True)
+        self.DescribeRules = channel.unary_unary(
+                '/amoroute.v1.RouterService/DescribeRules',
+                request_serializer=amoroute_dot_v1_dot_router__pb2.DescribeRulesRequest.SerializeToString,
+                response_deserializer=amoroute_dot_v1_dot_router__pb2.DescribeRulesResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServiceServicer:
@@ -67,6 +72,15 @@ class RouterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DescribeRules(self, request, context):
+        """The routing rules in force: which pipelines and statuses count as won
+        (the reconciliation poller lists those leads), the targetologists, and
+        when the file was loaded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -79,6 +93,11 @@ def add_RouterServiceServicer_to_server(servicer, server):
                     servicer.ExplainRoute,
                     request_deserializer=amoroute_dot_v1_dot_router__pb2.ExplainRouteRequest.FromString,
                     response_serializer=amoroute_dot_v1_dot_router__pb2.ExplainRouteResponse.SerializeToString,
+            ),
+            'DescribeRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeRules,
+                    request_deserializer=amoroute_dot_v1_dot_router__pb2.DescribeRulesRequest.FromString,
+                    response_serializer=amoroute_dot_v1_dot_router__pb2.DescribeRulesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +154,33 @@ class RouterService:
             '/amoroute.v1.RouterService/ExplainRoute',
             amoroute_dot_v1_dot_router__pb2.ExplainRouteRequest.SerializeToString,
             amoroute_dot_v1_dot_router__pb2.ExplainRouteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/amoroute.v1.RouterService/DescribeRules',
+            amoroute_dot_v1_dot_router__pb2.DescribeRulesRequest.SerializeToString,
+            amoroute_dot_v1_dot_router__pb2.DescribeRulesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -131,3 +131,18 @@ def test_bad_deal_is_invalid_argument_naming_the_field(routers: Routers, deal, f
             call(request_type(deal=deal))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field in err.value.details()
+
+
+def test_describe_rules_shows_the_pipelines_and_targetologists_in_force(routers: Routers) -> None:
+    reply = routers.healthy.DescribeRules(D.DescribeRulesRequest())
+    assert list(reply.pipeline_ids) == [10418746]
+    assert list(reply.won_status_ids) == [142]
+    assert "Kenesary" in reply.targetologists
+    assert reply.path.endswith("routing_rules.yaml") and reply.loaded_at.seconds > 0
+
+
+def test_won_deal_without_utm_is_not_credited_and_asks_for_lead_data(routers: Routers) -> None:
+    deal = deal_pb2.Deal(lead_id=9005, account_id=1, status_id=142, pipeline_id=10418746,
+                         event="status")
+    reply = routers.healthy.RouteDeal(D.RouteDealRequest(deal=deal))
+    assert reply.route.needs_lead_data and list(reply.legs) == []

@@ -430,3 +430,12 @@ def test_a_deal_leaving_won_is_a_reversal(old_status, status, old_pipeline, pipe
     if reversal:
         assert route.decision == router_pb2.ROUTING_DECISION_IGNORED
         assert "left the won status" in route.reason
+
+
+@pytest.mark.parametrize(("event", "needs"), [("status", True), ("api", False)])
+def test_won_deal_without_any_utm_asks_for_lead_data_unless_it_came_from_the_api(event, needs) -> None:  # type: ignore[no-untyped-def]
+    rules = parse_rules(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
+    deal = deal_pb2.Deal(lead_id=24681357, status_id=142, pipeline_id=10418746, event=event)
+    route = decide(deal, rules)
+    assert route.decision == UNKNOWN
+    assert route.needs_lead_data is needs
