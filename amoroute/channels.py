@@ -9,6 +9,8 @@ import json
 
 import grpc
 
+from amoroute.requestid import ClientRequestId
+
 _SERVICE_CONFIG = json.dumps(
     {
         "loadBalancingConfig": [{"round_robin": {}}],
@@ -40,5 +42,8 @@ CHANNEL_OPTIONS = [
 
 
 def channel(address: str) -> grpc.Channel:
-    """An insecure channel to `address` with keepalive, reconnect and retry settings."""
-    return grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+    """An insecure channel to `address` with keepalive, reconnect and retry settings,
+    passing the current request id along."""
+    return grpc.intercept_channel(
+        grpc.insecure_channel(address, options=CHANNEL_OPTIONS), ClientRequestId()
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 from amoroute.grpc_server import RunningServer, serve_until_signalled
 from amoroute.logs import setup_logging
+from amoroute.metrics import serve_metrics
 
 
 def run_service(
@@ -30,4 +31,5 @@ def run_service(
         return
     for line in describe(settings) if describe else []:
         log.warning(line)
+    serve_metrics(settings.metrics_port)
     serve_until_signalled(build(settings), name)

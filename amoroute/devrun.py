@@ -17,6 +17,15 @@ class Stack:
     """The amoroute processes, started with one environment."""
 
     env: dict[str, str]
+    # /metrics port of each gRPC service (one machine runs them all).
+    metrics_ports: dict[str, int] = field(
+        default_factory=lambda: {
+            "router_svc": 9091,
+            "referral_svc": 9092,
+            "traffic_svc": 9093,
+            "notifier_svc": 9094,
+        }
+    )
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def commands(self) -> dict[str, list[str]]:
@@ -37,8 +46,11 @@ class Stack:
 
     def start(self, stdout: int | None = None) -> None:
         for name, argv in self.commands().items():
+            env = dict(self.env)
+            if name in self.metrics_ports:
+                env["METRICS_PORT"] = str(self.metrics_ports[name])
             self.procs[name] = subprocess.Popen(
-                argv, env=self.env, stdout=stdout, stderr=subprocess.STDOUT if stdout else None
+                argv, env=env, stdout=stdout, stderr=subprocess.STDOUT if stdout else None
             )
 
     def exited(self) -> dict[str, int]:
@@ -96,7 +108,10 @@ def main() -> int:
         f"  gRPC      router localhost:{env.get('ROUTER_PORT', '50051')}, "
         f"referral :{env.get('REFERRAL_PORT', '50052')}, "
         f"traffic :{env.get('TRAFFIC_PORT', '50053')}, "
-        f"notifier :{env.get('NOTIFIER_PORT', '50054')}\n",
+        f"notifier :{env.get('NOTIFIER_PORT', '50054')}\n"
+        f"  metrics   http://localhost:{port}/metrics, gRPC services on "
+        + ", ".join(f":{p}" for p in stack.metrics_ports.values())
+        + "\n",
         flush=True,
     )
     for line in warnings(env):

@@ -1,11 +1,9 @@
 """Every environment variable the edge and its worker read."""
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from amoroute.settings import CommonSettings
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
-
+class Settings(CommonSettings):
     edge_port: int = 8080
     edge_database_url: str = "sqlite:///var/edge.sqlite3"
     router_addr: str = "localhost:50051"
@@ -21,7 +19,6 @@ class Settings(BaseSettings):
     # rest stays pending for the worker. AmoCRM gives up after 2 s.
     router_deadline_s: float = 1.2
     max_body_bytes: int = 1_048_576
-    log_level: str = "INFO"
     # Retry worker: how often it looks for due events, and how many it takes at once.
     worker_poll_s: float = 1.0
     worker_batch_size: int = 100

@@ -3,15 +3,14 @@
 import re
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from amoroute.settings import CommonSettings
 
 # Telegram's chat_id: a numeric id (negative for groups and channels) or "@channelusername".
 CHAT_ID = re.compile(r"-?\d{1,20}|@[A-Za-z0-9_]{4,32}")
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
-
+class Settings(CommonSettings):
     notifier_port: int = 50054
     notifier_database_url: str = "sqlite:///var/notifier.sqlite3"
     # Empty: Telegram is off, notifications are stored as NOT_SENT.
@@ -25,7 +24,6 @@ class Settings(BaseSettings):
     amocrm_currency: str = "KZT"
     # Subdomain for the link to a deal when the request does not carry one.
     amocrm_domain: str = ""
-    log_level: str = "INFO"
 
     @field_validator("telegram_default_chat_id")
     @classmethod

@@ -1,5 +1,6 @@
 """RouterService servicer: decide, then run the legs the decision needs."""
 
+import contextvars
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -145,7 +146,10 @@ class RouterService:
             jobs.append(lambda: [legs.referral()])
         if route.decision in TRAFFIC_DECISIONS and not {"traffic", "notifier"} <= skip:
             jobs.append(lambda: legs.traffic_then_notify(skip))
-        futures: list[Future[list[router_pb2.LegResult]]] = [self.pool.submit(j) for j in jobs]
+        # Each leg runs in the caller's context, so the request id goes along.
+        futures: list[Future[list[router_pb2.LegResult]]] = [
+            self.pool.submit(contextvars.copy_context().run, job) for job in jobs
+        ]
         results = [leg for f in futures for leg in f.result()]
         response = router_pb2.RouteDealResponse(
             route=route, status=overall_status(results), legs=results

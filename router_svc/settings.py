@@ -1,13 +1,10 @@
 """Every environment variable router_svc reads."""
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+from amoroute.settings import CommonSettings
 from router_svc.rules import DEFAULT_RULES_PATH
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
-
+class Settings(CommonSettings):
     router_port: int = 50051
     routing_rules: str = str(DEFAULT_RULES_PATH)
     referral_addr: str = "localhost:50052"
@@ -15,4 +12,3 @@ class Settings(BaseSettings):
     notifier_addr: str = "localhost:50054"
     # Upper bound for one downstream call; the caller's deadline may shorten it.
     router_leg_timeout_s: float = 1.5
-    log_level: str = "INFO"

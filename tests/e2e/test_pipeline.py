@@ -155,3 +155,19 @@ def test_won_arriving_after_a_newer_lost_is_stored_reversed_and_not_announced(e2
     assert sale.HasField("reversed_at")
     time.sleep(0.5)
     assert messages_about(e2e, 5550011) == []
+
+
+def test_every_grpc_service_exposes_call_metrics(e2e) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    body = encode(won_deal_body(5550020, "kenesary_fb"))
+    assert e2e.post_webhook(body).status_code == 200
+    ports = e2e.running.stack.metrics_ports
+    router = httpx.get(f"http://127.0.0.1:{ports['router_svc']}/metrics").text
+    assert ('amoroute_grpc_server_handled_total{code="OK",method="RouteDeal",'
+            'service="amoroute.v1.RouterService"}') in router
+    traffic = httpx.get(f"http://127.0.0.1:{ports['traffic_svc']}/metrics").text
+    assert 'method="RecordSale"' in traffic and "amoroute_grpc_server_handling_seconds" in traffic
+    for name in ("referral_svc", "notifier_svc"):
+        assert "amoroute_grpc_server_handled_total" in httpx.get(
+            f"http://127.0.0.1:{ports[name]}/metrics").text

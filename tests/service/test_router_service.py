@@ -5,9 +5,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
-import notifier_svc.server
 import pytest
 
+import notifier_svc.server
 import notifier_svc.settings
 import referral_svc.server
 import referral_svc.settings

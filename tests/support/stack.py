@@ -49,6 +49,7 @@ def start_stack(databases: dict[str, str], log_dir: Path, **extra_env: str) -> R
         **extra_env,
     }
     stack = Stack(env)
+    stack.metrics_ports = {name: free_port() for name in stack.metrics_ports}
     stack.migrate()
     log_path = log_dir / "stack.log"
     with open(log_path, "wb") as out:

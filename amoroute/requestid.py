@@ -1,0 +1,81 @@
+"""The request id that follows one webhook from the edge through every gRPC hop,
+so one grep finds every log line about it."""
+
+import contextvars
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+HEADER = "x-request-id"
+_current: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+
+def current() -> str:
+    return _current.get()
+
+
+def set_current(value: str) -> contextvars.Token[str]:
+    return _current.set(value)
+
+
+def new() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def from_metadata(metadata: Any) -> str:
+    for key, value in metadata or ():
+        if key == HEADER and isinstance(value, str) and 0 < len(value) <= 64:
+            return value
+    return ""
+
+
+class ServerRequestId(grpc.ServerInterceptor):
+    """Takes the caller's x-request-id (or makes one) for the duration of the call."""
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        request_id = from_metadata(handler_call_details.invocation_metadata) or new()
+        inner = handler.unary_unary
+
+        def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            token = _current.set(request_id)
+            try:
+                return inner(request, context)
+            finally:
+                _current.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, details: grpc.ClientCallDetails, metadata: list[tuple[str, str]]) -> None:
+        self.method = details.method
+        self.timeout = details.timeout
+        self.metadata = metadata
+        self.credentials = details.credentials
+        self.wait_for_ready = details.wait_for_ready
+        self.compression = details.compression
+
+
+class ClientRequestId(grpc.UnaryUnaryClientInterceptor):
+    """Sends the current request id along with every outgoing call."""
+
+    def intercept_unary_unary(
+        self,
+        continuation: Callable[..., Any],
+        client_call_details: grpc.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        request_id = _current.get()
+        if request_id:
+            metadata = [*(client_call_details.metadata or ()), (HEADER, request_id)]
+            client_call_details = _CallDetails(client_call_details, metadata)
+        return continuation(client_call_details, request)
