@@ -6,6 +6,7 @@ over every pod address spreads the load.
 """
 
 import json
+from pathlib import Path
 
 import grpc
 
@@ -41,9 +42,12 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def channel(address: str) -> grpc.Channel:
-    """An insecure channel to `address` with keepalive, reconnect and retry settings,
-    passing the current request id along."""
-    return grpc.intercept_channel(
-        grpc.insecure_channel(address, options=CHANNEL_OPTIONS), ClientRequestId()
-    )
+def channel(address: str, tls_ca_file: str = "") -> grpc.Channel:
+    """A channel to `address` with keepalive, reconnect and retry settings, passing
+    the current request id along; TLS verified against `tls_ca_file` when given."""
+    if tls_ca_file:
+        credentials = grpc.ssl_channel_credentials(Path(tls_ca_file).read_bytes())
+        raw = grpc.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
+    else:
+        raw = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+    return grpc.intercept_channel(raw, ClientRequestId())

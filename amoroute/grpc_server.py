@@ -94,8 +94,10 @@ def start_server(
     host: str = "[::]",
     max_workers: int = 32,
     interceptors: Iterable[grpc.ServerInterceptor] = (),
+    tls: tuple[bytes, bytes] | None = None,
 ) -> RunningServer:
-    """Start a server with health and reflection; port 0 picks a free port."""
+    """Start a server with health and reflection; port 0 picks a free port;
+    `tls` = (certificate chain, private key) serves TLS instead of plaintext."""
     registrations = list(registrations)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
@@ -120,7 +122,11 @@ def start_server(
         ],
         server,
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if tls:
+        credentials = grpc.ssl_server_credentials([(tls[1], tls[0])])
+        bound = server.add_secure_port(f"{host}:{port}", credentials)
+    else:
+        bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}")
     server.start()

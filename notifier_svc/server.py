@@ -56,6 +56,7 @@ def build(settings: Settings, port: int | None = None) -> NotifierServer:
                 )
             ],
             port=settings.notifier_port if port is None else port,
+            tls=settings.server_tls(),
         )
     except BaseException:
         if telegram is not None:

@@ -29,4 +29,5 @@ def build(settings: Settings, port: int | None = None) -> RunningServer:
             )
         ],
         port=settings.referral_port if port is None else port,
+        tls=settings.server_tls(),
     )

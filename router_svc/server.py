@@ -14,9 +14,9 @@ def build(settings: Settings, port: int | None = None) -> RunningServer:
     """Start RouterService on `port` (settings' port when None; 0 = any free port)."""
     rules = RulesFile(settings.routing_rules)  # bad rules stop the start here
     downstream = Downstream(
-        channel(settings.referral_addr),
-        channel(settings.traffic_addr),
-        channel(settings.notifier_addr),
+        channel(settings.referral_addr, settings.grpc_tls_ca_file),
+        channel(settings.traffic_addr, settings.grpc_tls_ca_file),
+        channel(settings.notifier_addr, settings.grpc_tls_ca_file),
     )
     service = RouterService(
         rules, downstream, ThreadPoolExecutor(max_workers=64), settings.router_leg_timeout_s
@@ -30,5 +30,6 @@ def build(settings: Settings, port: int | None = None) -> RunningServer:
             )
         ],
         port=settings.router_port if port is None else port,
+        tls=settings.server_tls(),
         max_workers=64,
     )

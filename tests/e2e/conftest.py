@@ -1,12 +1,12 @@
 """Every process started for real, on PostgreSQL (or SQLite), with a local
 HTTP server standing in for the Telegram Bot API."""
 
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from tests.support.fake_telegram import FakeTelegram
 
 from amoroute.channels import channel
 from amoroute.v1 import (
@@ -16,6 +16,7 @@ from amoroute.v1 import (
     traffic_pb2_grpc,
 )
 from edge.logs import WebhookLogStore, webhook_logs
+from tests.support.fake_telegram import FakeTelegram
 from tests.support.stack import RunningStack, start_stack
 
 BOT_TOKEN = "123456:e2e-test-token"
@@ -46,6 +47,16 @@ class Clients:
 
     def log_rows(self, lead_id: int) -> list[dict]:
         return self.logs.by_lead(lead_id)
+
+    def settled_logs(self, lead_id: int, timeout: float = 30.0) -> list[dict]:
+        """The lead's log rows once none is waiting for a retry: a cold or busy
+        service can miss the webhook's deadline, and the worker finishes it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.log_rows(lead_id)
+            if all(r["retry_at"] is None for r in rows) or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.2)
 
     def newest_log(self) -> dict:
         with self.engine.connect() as conn:

@@ -38,7 +38,7 @@ def test_kenesary_sale_reaches_traffic_dashboard_and_telegram(e2e, fixtures_dir:
     assert reply.status_code == 200, reply.text
     assert reply.json()["success"] is True
 
-    [log] = e2e.log_rows(24681357)
+    [log] = e2e.settled_logs(24681357)
     assert (log["routing_decision"], log["processing_status"]) == ("traffic", "success")
     assert log["utm_source"] == "kenesary_fb"
     assert log["processed_at"] is not None
@@ -56,7 +56,7 @@ def test_batch_body_credits_referral_only_and_logs_organic_as_unknown(e2e, fixtu
     assert reply.status_code == 200
     assert reply.json()["logged"] == 2
 
-    [referral_log] = e2e.log_rows(24681402)
+    [referral_log] = e2e.settled_logs(24681402)
     assert (referral_log["routing_decision"], referral_log["processing_status"]) == (
         "referral", "success")
     [conversion] = conversions(e2e, 24681402)
@@ -64,7 +64,7 @@ def test_batch_body_credits_referral_only_and_logs_organic_as_unknown(e2e, fixtu
     assert sales(e2e, 24681402) == []
     assert messages_about(e2e, 24681402) == []
 
-    [organic] = e2e.log_rows(24681415)
+    [organic] = e2e.settled_logs(24681415)
     assert (organic["routing_decision"], organic["utm_source"]) == ("unknown", "google_organic")
     assert sales(e2e, 24681415) == [] and conversions(e2e, 24681415) == []
 
@@ -72,7 +72,7 @@ def test_batch_body_credits_referral_only_and_logs_organic_as_unknown(e2e, fixtu
 def test_deal_with_referral_code_and_targetologist_is_credited_to_both(e2e) -> None:  # type: ignore[no-untyped-def]
     body = encode(won_deal_body(5550001, "ref_PARTNER7", "kenesary_june", price=42000))
     assert e2e.post_webhook(body).status_code == 200
-    [log] = e2e.log_rows(5550001)
+    [log] = e2e.settled_logs(5550001)
     assert (log["routing_decision"], log["processing_status"]) == ("both", "success")
     assert conversions(e2e, 5550001)[0].referral_code == "PARTNER7"
     assert sales(e2e, 5550001)[0].targetologist == "Kenesary"
@@ -84,7 +84,7 @@ def test_duplicate_webhook_credits_the_sale_once(e2e) -> None:  # type: ignore[n
     assert e2e.post_webhook(body).status_code == 200
     assert e2e.post_webhook(body).status_code == 200
 
-    logs = e2e.log_rows(5550002)
+    logs = e2e.settled_logs(5550002)
     assert [r["processing_status"] for r in logs] == ["success", "success"]
     assert len(sales(e2e, 5550002)) == 1
     eventually(lambda: messages_about(e2e, 5550002))
@@ -97,7 +97,7 @@ def test_duplicate_webhook_credits_the_sale_once(e2e) -> None:  # type: ignore[n
 def test_not_won_deal_is_logged_as_ignored_and_credits_nobody(e2e) -> None:  # type: ignore[no-untyped-def]
     body = encode(won_deal_body(5550003, "kenesary_fb", status_id=143))
     assert e2e.post_webhook(body).status_code == 200
-    [log] = e2e.log_rows(5550003)
+    [log] = e2e.settled_logs(5550003)
     assert (log["routing_decision"], log["processing_status"]) == ("ignored", "success")
     assert sales(e2e, 5550003) == []
 
@@ -135,7 +135,7 @@ def test_deal_leaving_won_reverses_its_sale_and_an_older_won_does_not_recredit(e
     assert e2e.post_webhook(lost).status_code == 200
     [sale] = sales(e2e, 5550010)
     assert sale.reversed_at.seconds == 1_800_000_100
-    assert e2e.log_rows(5550010)[-1]["legs"] == {"traffic": "reversed", "referral": "duplicate"}
+    assert e2e.settled_logs(5550010)[-1]["legs"] == {"traffic": "reversed", "referral": "duplicate"}
     # AmoCRM's retry of the old "won" arrives late: it must not credit again.
     assert e2e.post_webhook(won).status_code == 200
     [sale] = sales(e2e, 5550010)
@@ -148,7 +148,7 @@ def test_won_arriving_after_a_newer_lost_is_stored_reversed_and_not_announced(e2
     won = encode(won_deal_body(5550011, "kenesary_fb", updated_at=1_800_000_000))
     assert e2e.post_webhook(lost).status_code == 200
     assert e2e.post_webhook(won).status_code == 200
-    [log_lost, log_won] = e2e.log_rows(5550011)
+    [log_lost, log_won] = e2e.settled_logs(5550011)
     assert log_won["legs"] == {"traffic": "superseded"}
     assert log_won["processing_status"] == "success"
     [sale] = sales(e2e, 5550011)

@@ -1,0 +1,129 @@
+"""Random field values into the public gRPC methods: every answer is OK or
+INVALID_ARGUMENT naming a field, never an internal error."""
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import notifier_svc.server
+import notifier_svc.settings
+import referral_svc.server
+import referral_svc.settings
+import router_svc.server
+import router_svc.settings
+import traffic_svc.server
+import traffic_svc.settings
+from amoroute.channels import channel
+from amoroute.v1 import (
+    deal_pb2,
+    notifier_pb2,
+    notifier_pb2_grpc,
+    referral_pb2,
+    referral_pb2_grpc,
+    router_pb2,
+    router_pb2_grpc,
+    traffic_pb2,
+    traffic_pb2_grpc,
+)
+
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+TEXT = st.text(max_size=300) | st.sampled_from(["", "ref_", "ref_ABC", "kenesary_fb", "x" * 20000])
+VALUES = st.builds(deal_pb2.CustomFieldValue, value=TEXT, enum_id=INT64)
+FIELDS = st.builds(
+    deal_pb2.CustomField, id=INT64, name=TEXT,
+    code=st.sampled_from(["", "UTM_SOURCE", "UTM_CAMPAIGN", "utm_term"]) | TEXT,
+    values=st.lists(VALUES, max_size=3),
+)
+DEALS = st.builds(
+    deal_pb2.Deal, lead_id=INT64, name=TEXT, status_id=st.sampled_from([142, 143, 0]) | INT64,
+    old_status_id=INT64, pipeline_id=st.sampled_from([10418746]) | INT64, price=INT64,
+    account_id=INT64, account_subdomain=TEXT, custom_fields=st.lists(FIELDS, max_size=4),
+    event=st.sampled_from(["status", "add", "delete", "api", ""]) | TEXT,
+)
+UTM = st.builds(deal_pb2.UtmMarks, source=TEXT, campaign=TEXT)
+FUZZ = settings(max_examples=120, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT}
+
+
+@pytest.fixture(scope="module")
+def stubs(make_database) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+    servers = []
+    for module, settings_module, field in (
+        (referral_svc.server, referral_svc.settings, "referral_database_url"),
+        (traffic_svc.server, traffic_svc.settings, "traffic_database_url"),
+        (notifier_svc.server, notifier_svc.settings, "notifier_database_url"),
+    ):
+        conf = settings_module.Settings(**{field: make_database(field.split("_")[0])})
+        module.upgrade_database(conf)
+        servers.append(module.build(conf, port=0))
+    ref, tra, note = (f"localhost:{s.port}" for s in servers)
+    router = router_svc.server.build(
+        router_svc.settings.Settings(referral_addr=ref, traffic_addr=tra, notifier_addr=note),
+        port=0,
+    )
+    servers.append(router)
+    channels = {n: channel(a) for n, a in
+                (("router", f"localhost:{router.port}"), ("referral", ref), ("traffic", tra),
+                 ("notifier", note))}
+    yield {
+        "router": router_pb2_grpc.RouterServiceStub(channels["router"]),
+        "referral": referral_pb2_grpc.ReferralServiceStub(channels["referral"]),
+        "traffic": traffic_pb2_grpc.TrafficServiceStub(channels["traffic"]),
+        "notifier": notifier_pb2_grpc.NotifierServiceStub(channels["notifier"]),
+    }
+    for ch in channels.values():
+        ch.close()
+    for s in servers:
+        s.stop(0)
+
+
+def answer_code(call, request) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
+    try:
+        call(request, timeout=10)
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+            assert ":" in exc.details(), exc.details()  # "<field>: <problem>"
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+@FUZZ
+@given(deal=DEALS)
+def test_router_answers_random_deals_without_internal_errors(stubs, deal) -> None:  # type: ignore[no-untyped-def]
+    assert answer_code(stubs["router"].ExplainRoute, router_pb2.ExplainRouteRequest(deal=deal)) in ALLOWED
+    assert answer_code(stubs["router"].RouteDeal, router_pb2.RouteDealRequest(deal=deal)) in ALLOWED
+
+
+@FUZZ
+@given(lead=INT64, account=INT64, amount=INT64, name=TEXT, who=TEXT, code=TEXT, utm=UTM,
+       page=st.integers(-5, 5000), token=TEXT)
+def test_services_answer_random_fields_without_internal_errors(  # type: ignore[no-untyped-def]
+    stubs, lead, account, amount, name, who, code, utm, page, token
+) -> None:
+    calls = [
+        (stubs["traffic"].RecordSale, traffic_pb2.RecordSaleRequest(sale=traffic_pb2.Sale(
+            lead_id=lead, account_id=account, amount=amount, deal_name=name, targetologist=who,
+            utm=utm))),
+        (stubs["traffic"].ReverseSale, traffic_pb2.ReverseSaleRequest(
+            lead_id=lead, account_id=account, reason=name)),
+        (stubs["traffic"].ListSales, traffic_pb2.ListSalesRequest(
+            page_size=page, page_token=token, lead_id=lead, targetologist=who)),
+        (stubs["referral"].RecordConversion, referral_pb2.RecordConversionRequest(
+            conversion=referral_pb2.Conversion(lead_id=lead, account_id=account, amount=amount,
+                                               referral_code=code, deal_name=name, utm=utm))),
+        (stubs["referral"].ListConversions, referral_pb2.ListConversionsRequest(
+            page_size=page, page_token=token, referral_code=code)),
+        (stubs["referral"].GetReferrerStats, referral_pb2.GetReferrerStatsRequest(
+            referral_code=code)),
+        (stubs["notifier"].Notify, notifier_pb2.NotifyRequest(
+            lead_id=lead, account_id=account, amount=amount, deal_name=name, targetologist=who,
+            account_subdomain=code, utm=utm, chat_id=token[:40])),
+        (stubs["notifier"].ListNotifications, notifier_pb2.ListNotificationsRequest(
+            page_size=page, page_token=token, lead_id=lead)),
+    ]
+    for call, request in calls:
+        assert answer_code(call, request) in ALLOWED, (call, request)
