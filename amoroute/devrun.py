@@ -17,13 +17,14 @@ class Stack:
     """The amoroute processes, started with one environment."""
 
     env: dict[str, str]
-    # /metrics port of each gRPC service (one machine runs them all).
+    # /metrics port of each gRPC service and the worker (one machine runs them all).
     metrics_ports: dict[str, int] = field(
         default_factory=lambda: {
             "router_svc": 9091,
             "referral_svc": 9092,
             "traffic_svc": 9093,
             "notifier_svc": 9094,
+            "edge.worker": 9095,
         }
     )
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -109,7 +110,7 @@ def main() -> int:
         f"referral :{env.get('REFERRAL_PORT', '50052')}, "
         f"traffic :{env.get('TRAFFIC_PORT', '50053')}, "
         f"notifier :{env.get('NOTIFIER_PORT', '50054')}\n"
-        f"  metrics   http://localhost:{port}/metrics, gRPC services on "
+        f"  metrics   http://localhost:{port}/metrics, services and worker on "
         + ", ".join(f":{p}" for p in stack.metrics_ports.values())
         + "\n",
         flush=True,

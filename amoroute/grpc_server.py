@@ -107,6 +107,10 @@ def start_server(
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
+            # Clients reconnect (and look the headless Service up again) every few
+            # minutes, so pods added by the autoscaler get their share of calls.
+            ("grpc.max_connection_age_ms", 300_000),
+            ("grpc.max_connection_age_grace_ms", 30_000),
         ],
     )
     for reg in registrations:

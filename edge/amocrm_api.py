@@ -1,0 +1,520 @@
+"""AmoCRM REST API v4 client (leads, webhooks) and the mapping of an API lead to a Deal proto.
+
+AmoCRM allows 7 requests a second per integration, answers 429 above that and blocks the IP
+(403) on repeated abuse, so every attempt, retries included, waits for its turn on one
+per-client pacer. Failures that may pass (429, 5xx, network) are retried with exponential
+backoff; a refused token (401/403) or a bad request (other 4xx) is raised at once.
+
+The bearer token travels only in the Authorization header: never in a URL, an exception
+message or a log line.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from amoroute.v1 import deal_pb2
+
+log = logging.getLogger(__name__)
+
+LEADS_PATH = "/api/v4/leads"
+WEBHOOKS_PATH = "/api/v4/webhooks"
+MAX_PAGE_SIZE = 250  # AmoCRM's maximum `limit`, also the most ids one filter[id][] call takes
+
+# Added to every spacing: AmoCRM counts requests per second as they arrive, and arrival
+# jitter would otherwise let a window see rate_per_s + 1 of them (1/6 s apart, 7 span 1 s).
+_SPACING_MARGIN_S = 0.01
+_BACKOFF_FIRST_S = 1.0
+_BACKOFF_MAX_S = 30.0
+# protobuf Timestamp cannot represent anything after 9999-12-31T23:59:59Z.
+_MAX_UNIX_SECONDS = 253_402_300_799
+_INT64_MAX = 2**63 - 1
+
+
+class AmoCrmError(Exception):
+    """AmoCRM did not give what was asked; the message says what happened and what to do."""
+
+
+class AmoCrmAuthError(AmoCrmError):
+    """AmoCRM refused the credentials (401) or the access (403); retrying will not help."""
+
+
+@dataclass(frozen=True)
+class WebhookRegistration:
+    """One webhook registered on the account, as `GET /api/v4/webhooks` lists it."""
+
+    destination: str
+    # AmoCRM disables a hook after too many failed deliveries; an admin must re-enable it.
+    disabled: bool
+    # Events the hook fires on, e.g. ("status_lead", "add_lead").
+    settings: tuple[str, ...]
+
+
+class _Pacer:
+    """Spaces request starts at least `interval_s` apart across threads.
+
+    One caller at a time waits for its turn, and the next turn is booked from the moment the
+    call actually starts, so an oversleeping thread never lets the next one start early.
+    """
+
+    def __init__(
+        self, interval_s: float, clock: Callable[[], float], sleep: Callable[[float], None]
+    ) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._sleep = sleep
+        self._turn = threading.Lock()
+        self._state = threading.Lock()
+        self._next_start = -math.inf
+
+    def wait_turn(self) -> None:
+        with self._turn:
+            while True:
+                with self._state:
+                    delay = self._next_start - self._clock()
+                # A nanosecond is rounding, not waiting: a fake clock may land a hair short.
+                if delay <= 1e-9:
+                    break
+                self._sleep(delay)
+            with self._state:
+                self._next_start = self._clock() + self._interval_s
+
+    def hold(self, seconds: float) -> None:
+        """No request starts for `seconds` (after a 429, for every thread)."""
+        with self._state:
+            self._next_start = max(self._next_start, self._clock() + seconds)
+
+
+class AmoCrmClient:
+    """AmoCRM API v4 over one reused HTTP connection pool; thread-safe.
+
+    `base_url` is the account's API root, e.g. `https://onaiagencykz.amocrm.ru`. `public_host`
+    is the host AmoCRM names in its own `_links` when `base_url` points elsewhere (a test
+    server, an egress proxy); it defaults to the host of `base_url`. Pagination links are
+    followed only on those hosts, and always sent to `base_url`.
+
+    Request starts, retries included, are spaced at least 1/`rate_per_s` (plus 10 ms for
+    arrival jitter) apart. `timeout_s` bounds each network phase (connect, send, each read).
+    `max_retries` counts the retries after the first attempt. `sleep` and `clock` are
+    injectable so tests need no real waiting; they must agree (sleeping `s` advances `clock`
+    by at least `s`).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        rate_per_s: float = 6.0,
+        timeout_s: float = 10.0,
+        max_retries: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        public_host: str | None = None,
+    ) -> None:
+        base = urlsplit(base_url.strip())
+        if base.scheme not in ("http", "https") or not base.hostname:
+            raise ValueError(
+                f"AmoCRM base URL {base_url!r} is not an http(s) URL; expected e.g. "
+                "https://<subdomain>.amocrm.ru"
+            )
+        if not token:
+            raise ValueError("AmoCRM access token is empty: set AMOCRM_ACCESS_TOKEN")
+        if rate_per_s <= 0:
+            raise ValueError(f"rate_per_s must be positive (AmoCRM allows 7/s); got {rate_per_s}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be 0 or more; got {max_retries}")
+        self._scheme, self._netloc = base.scheme, base.netloc
+        self._link_hosts = {base.hostname.lower(), (public_host or base.hostname).lower()}
+        self._token = token
+        self._max_retries = max_retries
+        self._sleep = sleep
+        self._pacer = _Pacer(1.0 / rate_per_s + _SPACING_MARGIN_S, clock, sleep)
+        self._http = httpx.Client(
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/hal+json, application/json",
+                "User-Agent": "amoroute",
+            },
+            timeout=httpx.Timeout(timeout_s),
+            follow_redirects=False,
+        )
+
+    def get_leads(self, ids: Iterable[int]) -> list[dict[str, Any]]:
+        """The leads with these ids, as AmoCRM's raw JSON objects, in AmoCRM's order.
+
+        Ids are deduplicated and asked for in batches of up to 250 (`filter[id][]`), one
+        request per batch page. Ids AmoCRM does not know (deleted leads) are simply absent.
+        """
+        unique = list(dict.fromkeys(_positive_id(lead_id) for lead_id in ids))
+        leads: list[dict[str, Any]] = []
+        for start in range(0, len(unique), MAX_PAGE_SIZE):
+            batch = unique[start : start + MAX_PAGE_SIZE]
+            params = [("filter[id][]", str(lead_id)) for lead_id in batch]
+            params.append(("limit", str(MAX_PAGE_SIZE)))
+            leads.extend(self._leads_pages(params))
+        return leads
+
+    def iter_won_leads(
+        self,
+        pipeline_ids: Iterable[int],
+        won_status_ids: Iterable[int],
+        updated_from: int,
+        limit: int = 250,
+    ) -> Iterator[dict[str, Any]]:
+        """Leads in any of `won_status_ids` of any of `pipeline_ids` (every pair is asked
+        for, since status 142 exists in every pipeline) updated at or after `updated_from`
+        (unix seconds), oldest update first, page by page as the caller consumes them.
+        """
+        pipelines = [_positive_id(p) for p in pipeline_ids]
+        statuses = [_positive_id(s) for s in won_status_ids]
+        # An empty status filter would make AmoCRM return every lead of the account.
+        if not pipelines or not statuses:
+            raise ValueError("iter_won_leads needs at least one pipeline id and one status id")
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValueError(f"limit must be 1..{MAX_PAGE_SIZE}; got {limit}")
+        params: list[tuple[str, str]] = []
+        for i, (pipeline_id, status_id) in enumerate(itertools.product(pipelines, statuses)):
+            params.append((f"filter[statuses][{i}][pipeline_id]", str(pipeline_id)))
+            params.append((f"filter[statuses][{i}][status_id]", str(status_id)))
+        params += [
+            ("filter[updated_at][from]", str(int(updated_from))),
+            ("order[updated_at]", "asc"),
+            ("limit", str(limit)),
+        ]
+        return self._leads_pages(params)
+
+    def list_webhooks(self) -> list[WebhookRegistration]:
+        """Webhooks registered on the account, disabled ones included."""
+        body = self._get(self._url(WEBHOOKS_PATH), None)
+        hooks = _embedded(body, "webhooks", WEBHOOKS_PATH)
+        return [
+            WebhookRegistration(
+                destination=str(hook.get("destination") or ""),
+                disabled=bool(hook.get("disabled")),
+                settings=tuple(str(setting) for setting in hook.get("settings") or ()),
+            )
+            for hook in hooks
+        ]
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> AmoCrmClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _leads_pages(self, params: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+        url: str | None = self._url(LEADS_PATH)
+        page_params: list[tuple[str, str]] | None = params
+        seen: set[str] = set()
+        while url is not None:
+            seen.add(url)
+            body = self._get(url, page_params)
+            yield from _embedded(body, "leads", LEADS_PATH)
+            # The next link carries every query parameter itself (httpx would replace them).
+            page_params = None
+            url = self._next_url(body, seen)
+
+    def _next_url(self, body: dict[str, Any] | None, seen: set[str]) -> str | None:
+        links = (body or {}).get("_links")
+        next_link = links.get("next") if isinstance(links, dict) else None
+        href = next_link.get("href") if isinstance(next_link, dict) else None
+        if not href:
+            return None
+        link = urlsplit(str(href))
+        if link.hostname and link.hostname.lower() not in self._link_hosts:
+            raise AmoCrmError(
+                f"AmoCRM's next-page link points at {link.hostname}, not at this account "
+                f"({', '.join(sorted(self._link_hosts))}); refusing to follow it. Check that "
+                "the AmoCRM base URL is the account's own domain"
+            )
+        # Sent to the configured base, whatever scheme or port the link names.
+        url = urlunsplit((self._scheme, self._netloc, link.path, link.query, ""))
+        if url in seen:
+            raise AmoCrmError(f"AmoCRM's pagination of {link.path} loops back to a page it gave")
+        return url
+
+    def _url(self, path: str) -> str:
+        return urlunsplit((self._scheme, self._netloc, path, "", ""))
+
+    def _get(self, url: str, params: list[tuple[str, str]] | None) -> dict[str, Any] | None:
+        """One GET with retries: the JSON object answered, or None for 204 No Content."""
+        path = urlsplit(url).path
+        problem, throttled = "", False
+        for attempt in range(self._max_retries + 1):
+            if attempt:
+                delay = min(_BACKOFF_FIRST_S * 2 ** (attempt - 1), _BACKOFF_MAX_S)
+                log.warning(
+                    "AmoCRM GET %s: %s; retry %d/%d in %.1f s",
+                    path, problem, attempt, self._max_retries, delay,
+                )
+                if throttled:
+                    self._pacer.hold(delay)  # AmoCRM counts per integration: pause every thread
+                else:
+                    self._sleep(delay)
+            self._pacer.wait_turn()
+            try:
+                response = self._http.get(url, params=params)
+            except httpx.TransportError as exc:
+                problem = self._redact(f"cannot reach AmoCRM ({type(exc).__name__}: {exc})")
+                throttled = False
+                continue
+            status = response.status_code
+            throttled = status == 429
+            if status == 204:
+                return None
+            if 200 <= status < 300:
+                return self._json(response, path)
+            if status in (401, 403):
+                raise AmoCrmAuthError(self._auth_problem(response, path))
+            if 300 <= status < 400:
+                target = urlsplit(response.headers.get("Location", "")).hostname or "elsewhere"
+                raise AmoCrmError(
+                    f"AmoCRM redirected GET {path} ({status}) to {target}: set the AmoCRM base "
+                    "URL to the account's own domain, e.g. https://<subdomain>.amocrm.ru"
+                )
+            if status == 429 or status >= 500:
+                problem = f"{status} {self._problem(response)}"
+                continue
+            raise AmoCrmError(
+                f"AmoCRM refused GET {path} ({status} {self._problem(response)}); the request "
+                "will fail the same way if repeated: check the ids and filters sent"
+            )
+        raise AmoCrmError(
+            f"AmoCRM GET {path} failed {self._max_retries + 1} times, last with {problem}; "
+            "AmoCRM may be down or rate-limiting: try again later"
+        )
+
+    def _json(self, response: httpx.Response, path: str) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise AmoCrmError(
+                f"AmoCRM answered GET {path} with {response.status_code} but not a JSON object "
+                f"(Content-Type {response.headers.get('Content-Type', 'none')!r}); check that "
+                "the base URL is the AmoCRM account, not a proxy or login page"
+            )
+        return body
+
+    def _auth_problem(self, response: httpx.Response, path: str) -> str:
+        status, problem = response.status_code, self._problem(response)
+        if status == 401:
+            return (
+                f"AmoCRM rejected the access token for GET {path} (401 {problem}): the token is "
+                "invalid or expired; renew AMOCRM_ACCESS_TOKEN"
+            )
+        return (
+            f"AmoCRM forbids GET {path} (403 {problem}): the token lacks rights on this "
+            "account, or AmoCRM blocked this IP after too many requests; check the "
+            "integration's access and wait before trying again"
+        )
+
+    def _problem(self, response: httpx.Response) -> str:
+        """The problem+json title, detail and validation errors, in one line."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return response.reason_phrase or "no details"
+        parts = [str(part) for part in (body.get("title"), body.get("detail")) if part]
+        if len(parts) == 2 and parts[0] == parts[1]:  # AmoCRM's 401: "Unauthorized" twice
+            parts.pop()
+        text = ": ".join(parts)
+        errors = []
+        for item in body.get("validation-errors") or []:
+            for error in (item.get("errors") or []) if isinstance(item, dict) else []:
+                if isinstance(error, dict):
+                    errors.append(
+                        f"{error.get('path', '?')}: {error.get('detail', '')} "
+                        f"({error.get('code', '')})"
+                    )
+        if errors:
+            text += "; " + "; ".join(errors)
+        text = text or response.reason_phrase or "no details"
+        return self._redact(text if len(text) <= 500 else text[:497] + "...")
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "<redacted>")
+
+
+def deal_from_api_lead(lead: dict[str, Any], account_subdomain: str) -> deal_pb2.Deal:
+    """Map one API v4 lead object to a Deal proto (event "api").
+
+    Follows the webhook mapping (edge.amocrm_form.deal_from_event): missing numbers are 0,
+    `custom_fields_values: null` means no custom fields, text is HTML-unescaped once, and
+    non-text values become strings (dates as unix seconds, checkboxes as "1"/"0").
+    Raises AmoCrmError naming the lead and field when the object is not a lead.
+    """
+    if not isinstance(lead, dict):
+        raise AmoCrmError(f"AmoCRM lead is not a JSON object: {_show(lead)}")
+    lead_id = _int(lead.get("id"), "lead id")
+    if lead_id <= 0:
+        raise AmoCrmError(f"AmoCRM lead has no positive id: {_show(lead.get('id'))}")
+    where = f"lead {lead_id}"
+
+    def number(name: str) -> int:
+        return _int(lead.get(name), f"{where} {name}")
+
+    embedded = lead.get("_embedded")
+    deal = deal_pb2.Deal(
+        lead_id=lead_id,
+        name=_text(lead.get("name"), f"{where} name"),
+        status_id=number("status_id"),
+        pipeline_id=number("pipeline_id"),
+        price=number("price"),
+        account_id=number("account_id"),
+        account_subdomain=account_subdomain,
+        responsible_user_id=number("responsible_user_id"),
+        custom_fields=_custom_fields(lead.get("custom_fields_values"), where),
+        tags=_tags(embedded.get("tags") if isinstance(embedded, dict) else None, where),
+        event="api",
+    )
+    _set_time(deal.created_at, lead.get("created_at"), f"{where} created_at")
+    _set_time(deal.updated_at, lead.get("updated_at"), f"{where} updated_at")
+    return deal
+
+
+def _embedded(body: dict[str, Any] | None, key: str, path: str) -> list[dict[str, Any]]:
+    if body is None:
+        return []
+    items = (body.get("_embedded") or {}).get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise AmoCrmError(f"AmoCRM answered GET {path} without a list in _embedded.{key}")
+    return items
+
+
+def _positive_id(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
+        raise ValueError(f"AmoCRM ids are positive integers; got {_show(raw)}")
+    return raw
+
+
+def _int(raw: Any, field: str) -> int:
+    """A non-negative int64 from a JSON number (or digit string); null is 0."""
+    if raw is None or raw == "":
+        return 0
+    if isinstance(raw, str) and raw.strip().isdecimal():
+        raw = int(raw.strip())
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise AmoCrmError(f"AmoCRM {field}: {_show(raw)} is not an integer")
+    if not 0 <= raw <= _INT64_MAX:
+        raise AmoCrmError(f"AmoCRM {field}: {raw} is out of range (0 to {_INT64_MAX})")
+    return raw
+
+
+def _text(raw: Any, field: str) -> str:
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise AmoCrmError(f"AmoCRM {field}: expected text, got {_show(raw)}")
+    # AmoCRM escapes HTML in text values (`&amp;` inside URLs), as in webhooks.
+    return html.unescape(raw)
+
+
+def _value_text(raw: Any) -> str:
+    """A custom field value as the webhook would carry it."""
+    if raw is None:
+        return ""
+    if isinstance(raw, str):
+        return html.unescape(raw)
+    if isinstance(raw, bool):  # checkboxes: webhooks send "1"
+        return "1" if raw else "0"
+    if isinstance(raw, float) and raw.is_integer():
+        return str(int(raw))
+    if isinstance(raw, int | float):
+        return str(raw)
+    # Structured values (linked entities, legal entities) are kept whole as JSON.
+    return json.dumps(raw, ensure_ascii=False, sort_keys=True)
+
+
+def _custom_fields(raw: Any, where: str) -> list[deal_pb2.CustomField]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise AmoCrmError(f"AmoCRM {where} custom_fields_values is not a list: {_show(raw)}")
+    fields = []
+    for k, item in enumerate(raw):
+        field = f"{where} custom_fields_values[{k}]"
+        if not isinstance(item, dict):
+            raise AmoCrmError(f"AmoCRM {field} is not a custom field: {_show(item)}")
+        values = item.get("values") or []
+        if not isinstance(values, list):
+            values = [values]
+        fields.append(
+            deal_pb2.CustomField(
+                id=_int(item.get("field_id"), f"{field}.field_id"),
+                name=_text(item.get("field_name"), f"{field}.field_name"),
+                code=_text(item.get("field_code"), f"{field}.field_code"),
+                values=[
+                    _custom_value(value, f"{field}.values[{m}]")
+                    for m, value in enumerate(values)
+                ],
+            )
+        )
+    return fields
+
+
+def _custom_value(raw: Any, field: str) -> deal_pb2.CustomFieldValue:
+    if not isinstance(raw, dict):
+        return deal_pb2.CustomFieldValue(value=_value_text(raw))
+    return deal_pb2.CustomFieldValue(
+        value=_value_text(raw.get("value")),
+        enum_id=_int(raw.get("enum_id"), f"{field}.enum_id"),
+    )
+
+
+def _tags(raw: Any, where: str) -> list[deal_pb2.Tag]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise AmoCrmError(f"AmoCRM {where} _embedded.tags is not a list: {_show(raw)}")
+    tags = []
+    for k, item in enumerate(raw):
+        field = f"{where} _embedded.tags[{k}]"
+        if not isinstance(item, dict):
+            raise AmoCrmError(f"AmoCRM {field} is not a tag: {_show(item)}")
+        tags.append(
+            deal_pb2.Tag(
+                id=_int(item.get("id"), f"{field}.id"),
+                name=_text(item.get("name"), f"{field}.name"),
+            )
+        )
+    return tags
+
+
+def _set_time(target: Timestamp, raw: Any, field: str) -> None:
+    seconds = _int(raw, field)
+    if seconds > _MAX_UNIX_SECONDS:
+        raise AmoCrmError(f"AmoCRM {field}: {_show(raw)} is not a unix time in seconds")
+    if seconds:
+        target.FromSeconds(seconds)
+
+
+def _show(value: Any) -> str:
+    """repr() cut to a readable length, for error messages."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,328 @@
+"""A real HTTP server standing in for AmoCRM's REST API v4 in tests.
+
+    with FakeAmoCrm(token="t") as amocrm:        # seeded with the fixture leads
+        amocrm.fail_next(429, times=2)           # then answers normally again
+        ... AmoCrmClient(amocrm.url, "t", public_host=AMOCRM_HOST) ...
+        assert amocrm.max_requests_per_second() < 7
+
+Answers, like AmoCRM:
+- GET /api/v4/leads with `filter[id][]`, `filter[statuses][N][pipeline_id|status_id]`,
+  `filter[updated_at][from|to]`, `order[updated_at|id]=asc|desc`, `page`, `limit` (<= 250,
+  400 above); pages link to each other with absolute URLs on the account's public host
+  (`https://onaiagencykz.amocrm.ru/api/v4/leads?...&page=N`), as the fixtures do;
+  204 with no body when nothing matches.
+- GET /api/v4/leads/{id}: the lead, or 204 when there is none.
+- GET /api/v4/webhooks: the configured hooks, or 204.
+- 401 with AmoCRM's problem+json body unless `Authorization: Bearer <token>`.
+Every request is recorded (path, query, headers, status answered, time received).
+"""
+
+import copy
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "amocrm"
+AMOCRM_HOST = "onaiagencykz.amocrm.ru"
+PUBLIC_BASE = f"https://{AMOCRM_HOST}"
+MAX_LIMIT = 250
+DEFAULT_LIMIT = 50
+
+_LEAD_PATH = re.compile(r"/api/v4/leads/([0-9]+)")
+_STATUS_KEY = re.compile(r"filter\[statuses\]\[([0-9]+)\]\[(pipeline_id|status_id)\]")
+_ID_KEY = re.compile(r"filter\[id\](?:\[[0-9]*\])?")
+
+DEFAULT_WEBHOOKS: tuple[dict[str, Any], ...] = (
+    {
+        "id": 1,
+        "destination": "https://amoroute.example/webhook/amocrm/long-random-secret",
+        "created_at": 1749000000,
+        "updated_at": 1749000000,
+        "account_id": 32145678,
+        "created_by": 11223344,
+        "sort": 1,
+        "disabled": False,
+        "settings": ["status_lead", "add_lead", "update_lead"],
+    },
+    {
+        "id": 2,
+        "destination": "https://old.example/amocrm-hook",
+        "created_at": 1740000000,
+        "updated_at": 1748000000,
+        "account_id": 32145678,
+        "created_by": 11223344,
+        "sort": 2,
+        "disabled": True,
+        "settings": ["status_lead"],
+    },
+)
+
+
+def fixture_json(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def fixture_leads() -> list[dict[str, Any]]:
+    """Every distinct lead of lead_v4.json and the two list pages, by id."""
+    leads = {lead["id"]: lead for lead in [fixture_json("lead_v4.json")]}
+    for page in ("leads_list_v4_page1.json", "leads_list_v4_page2.json"):
+        for lead in fixture_json(page)["_embedded"]["leads"]:
+            leads.setdefault(lead["id"], lead)
+    return list(leads.values())
+
+
+def problem(status: int, title: str, detail: str) -> dict[str, Any]:
+    """An AmoCRM problem+json body."""
+    return {"title": title, "type": f"https://httpstatus.es/{status}", "status": status,
+            "detail": detail}
+
+
+_PROBLEMS: dict[int, Callable[[], dict[str, Any]]] = {
+    400: lambda: fixture_json("error_400_validation.json"),
+    401: lambda: fixture_json("error_401.json"),
+    403: lambda: problem(403, "Forbidden", "Access denied"),
+    404: lambda: problem(404, "Not Found", "Not Found"),
+    429: lambda: problem(429, "Too Many Requests", "Too Many Requests"),
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int  # 0: drop the connection without answering
+    body: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: list[tuple[str, str]]  # decoded pairs, in order
+    headers: dict[str, str]
+    status: int  # what the fake answered; 0 when it dropped the connection
+    at: float  # the fake's clock when the request arrived
+
+    def values(self, key: str) -> list[str]:
+        return [value for name, value in self.query if name == key]
+
+
+class FakeAmoCrm:
+    """AmoCRM API v4 on 127.0.0.1 (any free port). `leads` defaults to the fixture leads;
+    `public_base` is the origin written into `_links` hrefs; `clock` stamps requests."""
+
+    def __init__(
+        self,
+        token: str = "test-amocrm-token",
+        *,
+        leads: Iterable[dict[str, Any]] | None = None,
+        webhooks: Iterable[dict[str, Any]] = DEFAULT_WEBHOOKS,
+        public_base: str = PUBLIC_BASE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.token = token
+        self.public_base = public_base.rstrip("/")
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._leads: dict[int, dict[str, Any]] = {}
+        self._webhooks = [copy.deepcopy(hook) for hook in webhooks]
+        self._script: deque[Reply] = deque()
+        self._requests: list[RecordedRequest] = []
+        self.set_leads(fixture_leads() if leads is None else leads)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        # Keep-alive connections must not hold up shutdown.
+        self._server.daemon_threads = True
+        self._server.block_on_close = False
+        self._server.handle_error = lambda request, address: None  # type: ignore[method-assign]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="fake-amocrm", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        """Base URL for AmoCrmClient."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def set_leads(self, leads: Iterable[dict[str, Any]]) -> None:
+        """Replace every lead."""
+        with self._lock:
+            self._leads = {int(lead["id"]): copy.deepcopy(lead) for lead in leads}
+
+    def add_lead(self, lead: dict[str, Any]) -> None:
+        """Add a lead, or replace the one with its id."""
+        with self._lock:
+            self._leads[int(lead["id"])] = copy.deepcopy(lead)
+
+    def set_webhooks(self, webhooks: Iterable[dict[str, Any]]) -> None:
+        with self._lock:
+            self._webhooks = [copy.deepcopy(hook) for hook in webhooks]
+
+    def fail_next(self, status: int, times: int = 1) -> None:
+        """Answer the next `times` requests with `status` and AmoCRM's problem+json body
+        (the fixtures' for 400 and 401), whatever they ask; then answer normally again."""
+        phrase = HTTPStatus(status).phrase
+        body = _PROBLEMS.get(status, lambda: problem(status, phrase, phrase))()
+        with self._lock:
+            self._script.extend([Reply(status, body)] * times)
+
+    def drop_next(self, times: int = 1) -> None:
+        """Close the connection of the next `times` requests without answering."""
+        with self._lock:
+            self._script.extend([Reply(0)] * times)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def max_requests_per_second(self, window_s: float = 1.0) -> int:
+        """The most requests that arrived within any `window_s` (half-open) window."""
+        times = sorted(request.at for request in self.requests)
+        most, first = 0, 0
+        for last, at in enumerate(times):
+            while at - times[first] >= window_s:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
+    def __enter__(self) -> "FakeAmoCrm":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    # --- answering ---------------------------------------------------------------------------
+
+    def _answer(self, method: str, target: str, headers: dict[str, str]) -> Reply:
+        at = self._clock()
+        parts = urlsplit(target)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        with self._lock:
+            if headers.get("authorization") != f"Bearer {self.token}":
+                reply = Reply(401, _PROBLEMS[401]())
+            elif self._script:
+                reply = self._script.popleft()
+            elif method != "GET":
+                reply = Reply(405, problem(405, "Method Not Allowed", f"{method} is not served"))
+            else:
+                reply = self._route(parts.path, query)
+            self._requests.append(
+                RecordedRequest(method, parts.path, query, headers, reply.status, at)
+            )
+        return reply
+
+    def _route(self, path: str, query: list[tuple[str, str]]) -> Reply:
+        if path == "/api/v4/leads":
+            return self._list_leads(query)
+        if match := _LEAD_PATH.fullmatch(path):
+            lead = self._leads.get(int(match[1]))
+            return Reply(200, copy.deepcopy(lead)) if lead else Reply(204)
+        if path == "/api/v4/webhooks":
+            if not self._webhooks:
+                return Reply(204)
+            return Reply(200, {"_total_items": len(self._webhooks),
+                               "_embedded": {"webhooks": copy.deepcopy(self._webhooks)}})
+        return Reply(404, _PROBLEMS[404]())
+
+    def _list_leads(self, query: list[tuple[str, str]]) -> Reply:
+        try:
+            limit = int(_last(query, "limit") or DEFAULT_LIMIT)
+            page = int(_last(query, "page") or 1)
+            leads = self._matching(query)
+        except ValueError as exc:
+            return Reply(400, problem(400, "Bad Request", str(exc)))
+        if not 1 <= limit <= MAX_LIMIT or page < 1:
+            return Reply(400, fixture_json("error_400_validation.json"))
+        chunk = leads[(page - 1) * limit : page * limit]
+        if not chunk:
+            return Reply(204)
+        base = [(key, value) for key, value in query if key != "page"]
+        links = {"self": {"href": self._href(base, page)}}
+        if page > 1:
+            links["first"] = {"href": self._href(base, 1)}
+            links["prev"] = {"href": self._href(base, page - 1)}
+        if page * limit < len(leads):
+            links["next"] = {"href": self._href(base, page + 1)}
+        return Reply(200, {"_page": page, "_links": links,
+                           "_embedded": {"leads": copy.deepcopy(chunk)}})
+
+    def _matching(self, query: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        ids = {int(value) for key, value in query if _ID_KEY.fullmatch(key)}
+        statuses: dict[str, dict[str, int]] = {}
+        for key, value in query:
+            if match := _STATUS_KEY.fullmatch(key):
+                statuses.setdefault(match[1], {})[match[2]] = int(value)
+        pairs = {(s.get("pipeline_id"), s.get("status_id")) for s in statuses.values()}
+        updated_from = _last(query, "filter[updated_at][from]")
+        updated_to = _last(query, "filter[updated_at][to]")
+        leads = [
+            lead
+            for lead in self._leads.values()
+            if (not ids or lead["id"] in ids)
+            and (not pairs or (lead.get("pipeline_id"), lead.get("status_id")) in pairs)
+            and (updated_from is None or lead.get("updated_at", 0) >= int(updated_from))
+            and (updated_to is None or lead.get("updated_at", 0) <= int(updated_to))
+        ]
+        order_key, direction = "id", "asc"
+        for key, value in query:
+            if key in ("order[updated_at]", "order[id]"):
+                order_key, direction = key[6:-1], value
+        leads.sort(key=lambda lead: (lead.get(order_key) or 0, lead["id"]),
+                   reverse=direction == "desc")
+        return leads
+
+    def _href(self, query: list[tuple[str, str]], page: int) -> str:
+        return f"{self.public_base}/api/v4/leads?{urlencode([*query, ('page', str(page))])}"
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as httpx uses it
+            disable_nagle_algorithm = True  # headers and body go out in separate writes
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                self._serve("GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._serve("POST")
+
+            def _serve(self, method: str) -> None:
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                reply = fake._answer(method, self.path, headers)
+                if reply.status == 0:
+                    self.close_connection = True
+                    return
+                self.send_response(reply.status)
+                if reply.status == 204:
+                    self.end_headers()
+                    return
+                payload = json.dumps(reply.body, ensure_ascii=False).encode()
+                kind = "application/hal+json" if reply.status < 400 else "application/problem+json"
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass  # keep test output clean
+
+        return Handler
+
+
+def _last(query: list[tuple[str, str]], key: str) -> str | None:
+    values = [value for name, value in query if name == key]
+    return values[-1] if values else None
