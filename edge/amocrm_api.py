@@ -263,7 +263,11 @@ class AmoCrmClient:
                 delay = min(_BACKOFF_FIRST_S * 2 ** (attempt - 1), _BACKOFF_MAX_S)
                 log.warning(
                     "AmoCRM GET %s: %s; retry %d/%d in %.1f s",
-                    path, problem, attempt, self._max_retries, delay,
+                    path,
+                    problem,
+                    attempt,
+                    self._max_retries,
+                    delay,
                 )
                 if throttled:
                     self._pacer.hold(delay)  # AmoCRM counts per integration: pause every thread
@@ -470,8 +474,7 @@ def _custom_fields(raw: Any, where: str) -> list[deal_pb2.CustomField]:
                 name=_text(item.get("field_name"), f"{field}.field_name"),
                 code=_text(item.get("field_code"), f"{field}.field_code"),
                 values=[
-                    _custom_value(value, f"{field}.values[{m}]")
-                    for m, value in enumerate(values)
+                    _custom_value(value, f"{field}.values[{m}]") for m, value in enumerate(values)
                 ],
             )
         )

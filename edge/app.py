@@ -4,6 +4,15 @@ import falcon
 
 from amoroute.channels import channel
 from amoroute.db import create_engine
+from edge.admin import (
+    STATIC_DIR,
+    AdminPageResource,
+    AdminSecurity,
+    ReferralSalesResource,
+    TrafficSalesResource,
+    WebhookLogsResource,
+    WebhookStatsResource,
+)
 from edge.amocrm_form import FormLimits
 from edge.dispatch import Dispatcher
 from edge.health import LivenessResource, ReadinessResource
@@ -16,19 +25,38 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     """The Falcon WSGI app (gunicorn calls this once per worker, after fork)."""
     settings = settings or Settings()
     logs = WebhookLogStore(create_engine(settings.edge_database_url))
-    router = channel(settings.router_addr)
+    router = channel(settings.router_addr, settings.grpc_tls_ca_file)
+    dispatcher = Dispatcher(router, logs, lead_data_available=settings.amocrm_configured())
     webhook = WebhookResource(
         logs,
-        Dispatcher(router, logs),
+        dispatcher,
         settings.webhook_secret,
         settings.router_deadline_s,
         FormLimits(max_body_bytes=settings.max_body_bytes),
     )
-    app = falcon.App()
+    app = falcon.App(middleware=[AdminSecurity(settings.admin_token)])
     app.add_route("/webhook/amocrm", webhook)
     app.add_route("/webhook/amocrm/", webhook)
     app.add_route("/webhook/amocrm/test", WebhookTestResource())
     app.add_route("/webhook/amocrm/{secret}", webhook, suffix="secret")
     app.add_route("/healthz", LivenessResource())
     app.add_route("/readyz", ReadinessResource(logs, router))
+
+    admin_logs = WebhookLogsResource(logs, dispatcher, settings.router_deadline_s)
+    app.add_route("/api/admin/webhook-logs", admin_logs)
+    app.add_route("/api/admin/webhook-logs/{log_id:int}", admin_logs, suffix="one")
+    app.add_route("/api/admin/webhook-logs/{log_id:int}/replay", admin_logs, suffix="replay")
+    app.add_route("/api/admin/webhook-stats", WebhookStatsResource(logs))
+    app.add_route(
+        "/api/admin/sales/traffic",
+        TrafficSalesResource(channel(settings.traffic_addr), settings.traffic_addr),
+    )
+    app.add_route(
+        "/api/admin/sales/referral",
+        ReferralSalesResource(channel(settings.referral_addr), settings.referral_addr),
+    )
+    admin_page = AdminPageResource(enabled=bool(settings.admin_token))
+    app.add_route("/admin", admin_page, suffix="bare")
+    app.add_route("/admin/", admin_page)
+    app.add_static_route("/admin/static", STATIC_DIR)
     return app

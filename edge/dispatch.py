@@ -42,7 +42,26 @@ class Job:
     skip_legs: tuple[str, ...] = ()
 
 
-def outcome_of(log_id: int, response: router_pb2.RouteDealResponse) -> Outcome:
+def outcome_of(
+    log_id: int, response: router_pb2.RouteDealResponse, lead_data_available: bool = False
+) -> Outcome:
+    if response.route.needs_lead_data:
+        if lead_data_available:
+            return Outcome(
+                log_id,
+                PENDING,
+                decision=decision_name(response.route.decision),
+                error_message="the webhook carried no UTM marks: reading the lead from the API",
+                retry=True,
+                awaiting_lead_data=True,
+            )
+        return Outcome(
+            log_id,
+            SUCCESS,
+            decision=decision_name(response.route.decision),
+            error_message="the webhook carried no UTM marks and AMOCRM_ACCESS_TOKEN is not set, "
+            "so the lead could not be read from the AmoCRM API",
+        )
     failed = [leg for leg in response.legs if leg.outcome == router_pb2.LEG_OUTCOME_FAILED]
     status = _STATUS.get(response.status, ERROR)
     return Outcome(
@@ -67,9 +86,19 @@ def outcome_of_error(log_id: int, exc: grpc.RpcError) -> Outcome:
 
 
 class Dispatcher:
-    def __init__(self, router: grpc.Channel, logs: WebhookLogStore) -> None:
+    def __init__(
+        self, router: grpc.Channel, logs: WebhookLogStore, lead_data_available: bool = False
+    ) -> None:
+        """`lead_data_available`: the AmoCRM API is configured, so a won deal that came
+        without UTM marks waits for the worker to read it instead of staying unknown."""
         self.router = router_pb2_grpc.RouterServiceStub(router)
         self.logs = logs
+        self.lead_data_available = lead_data_available
+
+    def won_statuses(self, timeout_s: float = 5.0) -> tuple[list[int], list[int]]:
+        """(pipeline ids, won status ids) of the routing rules in force."""
+        rules = self.router.DescribeRules(router_pb2.DescribeRulesRequest(), timeout=timeout_s)
+        return list(rules.pipeline_ids), list(rules.won_status_ids)
 
     def dispatch(self, jobs: list[Job], timeout_s: float) -> list[Outcome]:
         """Route every job concurrently within `timeout_s` and record each outcome;
@@ -89,7 +118,7 @@ class Dispatcher:
         outcomes = []
         for log_id, call in calls:
             try:
-                outcomes.append(outcome_of(log_id, call.result()))
+                outcomes.append(outcome_of(log_id, call.result(), self.lead_data_available))
             except grpc.RpcError as exc:
                 outcomes.append(outcome_of_error(log_id, exc))
         self.logs.record_outcomes(outcomes)

@@ -1,13 +1,14 @@
 """webhook_logs: the record of every event; the only edge module that writes SQL."""
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from amoroute.db import JsonColumn
+from amoroute.db import JsonColumn, insert_ignoring_conflicts, is_postgres
 from amoroute.timeutil import now, utc
 
 metadata = sa.MetaData()
@@ -35,9 +36,46 @@ webhook_logs = sa.Table(
     sa.Column("processed_at", sa.DateTime(timezone=True)),
     sa.Column("legs", JsonColumn),
     sa.Column("retry_at", sa.DateTime(timezone=True)),
+    sa.Column("deal_name", sa.Text),
+    sa.Column("replay_of", sa.BigInteger),
+    sa.Column("attempt_started_at", sa.DateTime(timezone=True)),
+    # A won deal that came without UTM marks: the worker reads it from the AmoCRM API.
+    sa.Column("awaiting_lead_data", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+# Where each periodic job (reconciliation) got to, and what its last run found.
+checkpoints = sa.Table(
+    "edge_checkpoints",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("position", sa.BigInteger),
+    sa.Column("last_run_at", sa.DateTime(timezone=True)),
+    sa.Column("last_report", JsonColumn),
+)
+
+# One row per processing attempt of a log, written with the outcome it records.
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column(
+        "log_id",
+        sa.BigInteger,
+        sa.ForeignKey("webhook_logs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("routing_decision", sa.String(20)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("legs", JsonColumn),
+    sa.Column("duration_ms", sa.Integer),
 )
 
 PENDING, SUCCESS, PARTIAL, ERROR = "pending", "success", "partial", "error"
+STATUSES = (PENDING, SUCCESS, PARTIAL, ERROR)
+DECISIONS = ("referral", "traffic", "both", "unknown", "ignored")
 DONE_LEGS = ("recorded", "duplicate", "superseded", "reversed")
 
 # A pending event whose outcome never got recorded (the edge died mid-request)
@@ -67,6 +105,9 @@ class NewLog:
     processing_status: str = PENDING
     routing_decision: str | None = None
     error_message: str | None = None
+    deal_name: str | None = None
+    # The log this event replays (source "replay").
+    replay_of: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +123,45 @@ class Outcome:
     error_message: str | None = None
     retry: bool = False
     legs: dict[str, str] = field(default_factory=dict)
+    awaiting_lead_data: bool = False
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """What the admin log viewer asks for: every filter is optional and they all
+    apply together. `before_id` continues a page (keyset: ids below it)."""
+
+    statuses: tuple[str, ...] = ()
+    decisions: tuple[str, ...] = ()
+    lead_id: int | None = None
+    source: str | None = None
+    received_from: datetime | None = None  # inclusive
+    received_to: datetime | None = None  # exclusive
+    text: str | None = None  # substring of deal name or UTM values, case-insensitive
+    before_id: int | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class LogPage:
+    items: list[dict[str, Any]]
+    # Where the next page starts (pass as before_id); None on the last page.
+    next_before_id: int | None
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """Events received in [since, until)."""
+
+    since: datetime
+    until: datetime
+    by_status: dict[str, int]
+    # Routing decision -> count; None for events not decided yet.
+    by_decision: dict[str | None, int]
+    # Nearest-rank percentiles of processing_ms; None without finished events.
+    p50_ms: int | None
+    p95_ms: int | None
+    timed: int  # how many events the percentiles are over
 
 
 @dataclass(frozen=True)
@@ -92,11 +172,16 @@ class DueEvent:
     source: str
     deal_data: dict[str, Any]
     done_legs: tuple[str, ...]
+    lead_id: int | None = None
+    awaiting_lead_data: bool = False
 
 
 class WebhookLogStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        if engine.dialect.name == "sqlite":
+            # SQLite's lower() folds ASCII only, so ILIKE would miss "сделка" in "Сделка".
+            sa.event.listen(engine, "connect", _unicode_lower)
 
     def insert(self, logs: list[NewLog]) -> list[int]:
         """Commit every event in one transaction; returns their ids in order."""
@@ -105,6 +190,7 @@ class WebhookLogStore:
             {
                 **log.__dict__,
                 "received_at": received,
+                "attempt_started_at": received,
                 "retry_at": received + INTAKE_LEASE if log.processing_status == PENDING else None,
             }
             for log in logs
@@ -122,14 +208,17 @@ class WebhookLogStore:
         finished = now()
         c = webhook_logs.c
         with self.engine.begin() as conn:
+            # Row locks serialise two outcomes of one log, so attempt numbers stay unique.
             before = {
                 row.id: row
                 for row in conn.execute(
-                    sa.select(c.id, c.received_at, c.attempts, c.legs).where(
-                        c.id.in_([o.log_id for o in outcomes])
-                    )
+                    sa.select(c.id, c.received_at, c.attempts, c.legs, c.attempt_started_at)
+                    .where(c.id.in_([o.log_id for o in outcomes]))
+                    .order_by(c.id)
+                    .with_for_update()
                 )
             }
+            attempt_rows = []
             for out in outcomes:
                 old = before.get(out.log_id)
                 if old is None:
@@ -147,6 +236,7 @@ class WebhookLogStore:
                     "retry_at": finished + retry_delay(attempts) if retry else None,
                     "processed_at": finished,
                     "processing_ms": int((finished - utc(old.received_at)).total_seconds() * 1000),
+                    "awaiting_lead_data": out.awaiting_lead_data,
                 }
                 if out.decision is not None:
                     values.update(
@@ -155,6 +245,21 @@ class WebhookLogStore:
                         utm_campaign=out.utm_campaign,
                     )
                 conn.execute(sa.update(webhook_logs).where(c.id == out.log_id).values(**values))
+                started = utc(old.attempt_started_at or old.received_at)
+                attempt_rows.append(
+                    {
+                        "log_id": out.log_id,
+                        "attempt": attempts,
+                        "at": finished,
+                        "status": out.status,
+                        "routing_decision": out.decision,
+                        "error_message": error,
+                        "legs": out.legs or None,
+                        "duration_ms": max(0, int((finished - started).total_seconds() * 1000)),
+                    }
+                )
+            if attempt_rows:
+                conn.execute(sa.insert(webhook_attempts), attempt_rows)
 
     def claim_due(self, limit: int, lease: timedelta) -> list[DueEvent]:
         """Claim up to `limit` events whose retry time has come, hiding them from
@@ -172,8 +277,8 @@ class WebhookLogStore:
         claim = (
             sa.update(webhook_logs)
             .where(c.id.in_(due.scalar_subquery()))
-            .values(retry_at=moment + lease)
-            .returning(c.id, c.source, c.deal_data, c.legs)
+            .values(retry_at=moment + lease, attempt_started_at=moment)
+            .returning(c.id, c.source, c.deal_data, c.legs, c.lead_id, c.awaiting_lead_data)
         )
         with self.engine.begin() as conn:
             rows = conn.execute(claim).all()
@@ -183,6 +288,8 @@ class WebhookLogStore:
                 r.source,
                 r.deal_data,
                 tuple(leg for leg, out in (r.legs or {}).items() if out in DONE_LEGS),
+                r.lead_id,
+                r.awaiting_lead_data,
             )
             for r in sorted(rows, key=lambda r: r.id)
         ]
@@ -201,14 +308,210 @@ class WebhookLogStore:
             )
             return [_as_dict(r) for r in rows]
 
+    def search(self, query: LogQuery) -> LogPage:
+        """Logs matching every filter of `query`, newest first (id desc)."""
+        c = webhook_logs.c
+        conditions: list[sa.ColumnElement[bool]] = []
+        if query.statuses:
+            conditions.append(c.processing_status.in_(query.statuses))
+        if query.decisions:
+            conditions.append(c.routing_decision.in_(query.decisions))
+        if query.lead_id is not None:
+            conditions.append(c.lead_id == query.lead_id)
+        if query.source is not None:
+            conditions.append(c.source == query.source)
+        if query.received_from is not None:
+            conditions.append(c.received_at >= query.received_from)
+        if query.received_to is not None:
+            conditions.append(c.received_at < query.received_to)
+        if query.text:
+            conditions.append(_text_matches(query.text))
+        if query.before_id is not None:
+            conditions.append(c.id < query.before_id)
+        statement = (
+            sa.select(webhook_logs).where(*conditions).order_by(c.id.desc()).limit(query.limit + 1)
+        )
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(statement)]
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        return LogPage(rows, rows[-1]["id"] if more else None)
+
+    def find(self, log_id: int) -> dict[str, Any] | None:
+        """One log as stored (datetimes as datetimes), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(webhook_logs).where(webhook_logs.c.id == log_id)).first()
+        return dict(row._mapping) if row else None
+
+    def attempts(self, log_id: int) -> list[dict[str, Any]]:
+        """Every processing attempt of a log, first attempt first."""
+        a = webhook_attempts.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(webhook_attempts).where(a.log_id == log_id).order_by(a.attempt)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def replays_of(self, log_id: int) -> list[int]:
+        """Ids of the logs that replay this one, oldest first."""
+        c = webhook_logs.c
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(sa.select(c.id).where(c.replay_of == log_id).order_by(c.id)).scalars()
+            )
+
+    def window_stats(self, since: datetime, until: datetime) -> WindowStats:
+        """Counts by status and by routing decision, and processing-time percentiles,
+        of the events received in [since, until)."""
+        c = webhook_logs.c
+        in_window = sa.and_(c.received_at >= since, c.received_at < until)
+        count = sa.func.count()
+        with self.engine.connect() as conn:
+            by_status: dict[str, int] = {
+                status: n
+                for status, n in conn.execute(
+                    sa.select(c.processing_status, count)
+                    .where(in_window)
+                    .group_by(c.processing_status)
+                )
+            }
+            by_decision: dict[str | None, int] = {
+                decision: n
+                for decision, n in conn.execute(
+                    sa.select(c.routing_decision, count)
+                    .where(in_window)
+                    .group_by(c.routing_decision)
+                )
+            }
+            timed_filter = sa.and_(in_window, c.processing_ms.is_not(None))
+            timed = conn.execute(sa.select(count).where(timed_filter)).scalar_one()
+            p50, p95 = (
+                _percentile(conn, timed_filter, timed, fraction) for fraction in (0.5, 0.95)
+            )
+        return WindowStats(since, until, by_status, by_decision, p50, p95, timed)
+
+    def attach_api_lead(self, log_id: int, deal_data: dict[str, Any]) -> None:
+        """Store the lead data read from the AmoCRM API with the event."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(webhook_logs)
+                .where(webhook_logs.c.id == log_id)
+                .values(deal_data=deal_data, awaiting_lead_data=False)
+            )
+
+    def leads_routed(self, lead_ids: list[int]) -> set[int]:
+        """Which of these leads already have an event routed successfully."""
+        if not lead_ids:
+            return set()
+        c = webhook_logs.c
+        query = (
+            sa.select(c.lead_id)
+            .distinct()
+            .where(
+                c.lead_id.in_(lead_ids),
+                c.processing_status == SUCCESS,
+                c.routing_decision.in_(("referral", "traffic", "both", "unknown")),
+            )
+        )
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def pending_count(self) -> int:
+        """Events not finished yet: waiting for their first outcome or a retry."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).where(webhook_logs.c.retry_at.is_not(None))
+            ).scalar_one()
+
+    def checkpoint(self, name: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(checkpoints.c.position).where(checkpoints.c.name == name)
+            ).scalar_one_or_none()
+
+    def last_report(self, name: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(checkpoints.c.last_report).where(checkpoints.c.name == name)
+            ).scalar_one_or_none()
+
+    def save_checkpoint(self, name: str, position: int, report: dict[str, Any]) -> None:
+        values = {"position": position, "last_run_at": now(), "last_report": report}
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                sa.update(checkpoints).where(checkpoints.c.name == name).values(**values)
+            )
+            if updated.rowcount == 0:
+                conn.execute(sa.insert(checkpoints).values(name=name, **values))
+
+    def claim_periodic_run(self, name: str, every: timedelta) -> bool:
+        """True for exactly one of several workers once `every` has passed since
+        the job's last run (the run time is taken in the same statement)."""
+        moment = now()
+        c = checkpoints.c
+        with self.engine.begin() as conn:
+            conn.execute(insert_ignoring_conflicts(self.engine, checkpoints).values(name=name))
+            claimed = conn.execute(
+                sa.update(checkpoints)
+                .where(
+                    c.name == name, sa.or_(c.last_run_at.is_(None), c.last_run_at <= moment - every)
+                )
+                .values(last_run_at=moment)
+                .returning(c.name)
+            ).first()
+        return claimed is not None
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
 
 
+def _unicode_lower(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.create_function(
+        "lower", 1, lambda s: s.lower() if isinstance(s, str) else s, deterministic=True
+    )
+
+
+def _text_matches(text: str) -> sa.ColumnElement[bool]:
+    """ILIKE '%text%' on the deal name and UTM columns (trigram-indexed on
+    PostgreSQL); digits also match the lead id exactly."""
+    c = webhook_logs.c
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    matches = [
+        column.ilike(pattern, escape="\\") for column in (c.deal_name, c.utm_source, c.utm_campaign)
+    ]
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        matches.append(c.lead_id == int(text))
+    return sa.or_(*matches)
+
+
+def _percentile(
+    conn: Connection, where: sa.ColumnElement[bool], total: int, fraction: float
+) -> int | None:
+    """Nearest-rank percentile of processing_ms among the rows `where` selects."""
+    if total == 0:
+        return None
+    c = webhook_logs.c
+    if is_postgres(conn.engine):
+        value = conn.execute(
+            sa.select(sa.func.percentile_disc(fraction).within_group(c.processing_ms)).where(where)
+        ).scalar_one()
+    else:
+        rank = max(math.ceil(fraction * total), 1)
+        value = conn.execute(
+            sa.select(c.processing_ms)
+            .where(where)
+            .order_by(c.processing_ms)
+            .offset(rank - 1)
+            .limit(1)
+        ).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
 def _as_dict(row: sa.Row) -> dict[str, Any]:
     data = dict(row._mapping)
-    for key in ("received_at", "processed_at"):
+    for key in ("received_at", "processed_at", "attempt_started_at"):
         if isinstance(data[key], datetime):
             data[key] = utc(data[key]).isoformat()
     return data

@@ -1,5 +1,7 @@
 """Every environment variable the edge and its worker read."""
 
+from pydantic import Field
+
 from amoroute.settings import CommonSettings
 
 
@@ -14,7 +16,18 @@ class Settings(CommonSettings):
     webhook_secret: str = ""
     # The admin API and UI refuse everyone while this is unset.
     admin_token: str = ""
+    # AmoCRM account subdomain, e.g. "onaiagencykz".
     amocrm_domain: str = ""
+    # API v4 access (a long-lived token). Without a token there is no lead fetch
+    # and no reconciliation, and start-up says so.
+    amocrm_access_token: str = Field(default="", repr=False)
+    # Default: https://<AMOCRM_DOMAIN>.amocrm.ru
+    amocrm_api_url: str = ""
+    # Reconciliation against the API: how often, how far back the first pass
+    # looks, and how much each pass overlaps the previous one.
+    reconcile_interval_s: int = 300
+    reconcile_first_lookback_s: int = 7 * 86400
+    reconcile_overlap_s: int = 3600
     # Time the webhook answer may spend routing before it answers anyway; the
     # rest stays pending for the worker. AmoCRM gives up after 2 s.
     router_deadline_s: float = 1.2
@@ -24,3 +37,12 @@ class Settings(CommonSettings):
     worker_batch_size: int = 100
     # Deadline of one RouteDeal call made by the worker (no AmoCRM waiting on it).
     worker_route_timeout_s: float = 10.0
+
+    def amocrm_base_url(self) -> str:
+        if self.amocrm_api_url:
+            return self.amocrm_api_url
+        return f"https://{self.amocrm_domain}.amocrm.ru" if self.amocrm_domain else ""
+
+    def amocrm_configured(self) -> bool:
+        """The AmoCRM API can be used: lead fetch and reconciliation are on."""
+        return bool(self.amocrm_access_token and self.amocrm_base_url())

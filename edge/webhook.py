@@ -2,6 +2,7 @@
 
 import base64
 import hmac
+import html
 import logging
 from typing import Any
 
@@ -55,27 +56,49 @@ def intake(body: bytes, content_type: str | None, limits: FormLimits) -> tuple[l
         try:
             deal = deal_from_event(event)
         except FormError as exc:
-            rows.append(NewLog(source="amocrm", deal_data=event.to_json(), event=event.action,
-                               processing_status=ERROR, error_message=str(exc)))
+            rows.append(
+                NewLog(
+                    source="amocrm",
+                    deal_data=event.to_json(),
+                    event=event.action,
+                    processing_status=ERROR,
+                    error_message=str(exc),
+                    deal_name=_raw_name(event.lead),
+                )
+            )
             deals.append(None)
             continue
-        rows.append(NewLog(
-            source="amocrm",
-            deal_data=event.to_json(),
-            event=event.action,
-            account_id=deal.account_id or None,
-            pipeline_id=deal.pipeline_id or None,
-            status_id=deal.status_id or None,
-            lead_id=deal.lead_id,
-            lead_updated_at=deal.updated_at.seconds or None,
-        ))
+        rows.append(
+            NewLog(
+                source="amocrm",
+                deal_data=event.to_json(),
+                event=event.action,
+                account_id=deal.account_id or None,
+                pipeline_id=deal.pipeline_id or None,
+                status_id=deal.status_id or None,
+                lead_id=deal.lead_id,
+                lead_updated_at=deal.updated_at.seconds or None,
+                deal_name=deal.name or None,
+            )
+        )
         deals.append(deal)
     return rows, deals
 
 
+def _raw_name(lead: dict[str, Any]) -> str | None:
+    """The lead's name from an event that did not become a deal, unescaped as
+    deal_from_event() does; None when it is missing or not text."""
+    name = lead.get("name")
+    return html.unescape(name) if isinstance(name, str) and name else None
+
+
 class WebhookResource:
     def __init__(
-        self, logs: WebhookLogStore, dispatcher: Dispatcher, secret: str, deadline_s: float,
+        self,
+        logs: WebhookLogStore,
+        dispatcher: Dispatcher,
+        secret: str,
+        deadline_s: float,
         limits: FormLimits,
     ) -> None:
         self.logs = logs

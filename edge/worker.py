@@ -1,44 +1,69 @@
-"""`python -m edge.worker`: finishes every event that is not done yet.
+"""`python -m edge.worker`: finishes every event that is not done yet, and
+reconciles against the AmoCRM API on a schedule.
 
-Picks pending, partial and failed events whose retry time has come, routes
-them again (skipping legs that already succeeded) and records the outcome,
-with exponential backoff up to a retry limit. Several workers can run at once:
-each claim hides the claimed events from the others for a lease."""
+Picks pending, partial and failed events whose retry time has come, reads the
+lead from the AmoCRM API first when the webhook carried no UTM marks (in
+batches), routes them again (skipping legs that already succeeded) and records
+the outcome, with exponential backoff up to a retry limit. Several workers can
+run at once: each claim hides the claimed events from the others for a lease,
+and one worker at a time wins each reconciliation run."""
 
 import logging
 import signal
 import threading
 from datetime import timedelta
 
+import prometheus_client
+
 from amoroute.channels import channel
 from amoroute.db import create_engine
 from amoroute.logs import setup_logging
-from edge.amocrm_form import FormError, LeadEvent, deal_from_event
+from amoroute.metrics import serve_metrics
+from edge.amocrm_api import AmoCrmError
 from edge.dispatch import Dispatcher, Job
-from edge.logs import ERROR, DueEvent, Outcome, WebhookLogStore
+from edge.events import UnroutableEvent, deal_from_log
+from edge.logs import ERROR, PENDING, DueEvent, Outcome, WebhookLogStore
+from edge.reconcile import CHECKPOINT, Reconciler, build_reconciler
 from edge.settings import Settings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("edge.worker")
+
+PENDING_EVENTS = prometheus_client.Gauge(
+    "amoroute_pending_events", "Events waiting for their first outcome or a retry."
+)
+HOOK_DISABLED = prometheus_client.Gauge(
+    "amoroute_amocrm_hook_disabled", "1 when AmoCRM reports our webhook disabled."
+)
 
 
-def job_for(event: DueEvent) -> Job | Outcome:
+def job_for(event: DueEvent, subdomain: str = "") -> Job | Outcome:
     """The job to route for a claimed event, or the final outcome when its
     stored data cannot become a deal."""
     try:
-        deal = deal_from_event(LeadEvent.from_json(event.deal_data))
-    except (FormError, KeyError, TypeError, ValueError) as exc:
-        return Outcome(event.id, ERROR, error_message=f"stored event cannot be routed: {exc}")
+        deal = deal_from_log(event.deal_data, subdomain)
+    except UnroutableEvent as exc:
+        return Outcome(event.id, ERROR, error_message=str(exc))
     return Job(event.id, deal, event.done_legs)
 
 
 class Worker:
     def __init__(
-        self, logs: WebhookLogStore, dispatcher: Dispatcher, batch_size: int, timeout_s: float
+        self,
+        logs: WebhookLogStore,
+        dispatcher: Dispatcher,
+        batch_size: int,
+        timeout_s: float,
+        subdomain: str = "",
+        reconciler: Reconciler | None = None,
+        reconcile_every: timedelta = timedelta(minutes=5),
     ) -> None:
         self.logs = logs
         self.dispatcher = dispatcher
         self.batch_size = batch_size
         self.timeout_s = timeout_s
+        self.subdomain = subdomain
+        self.reconciler = reconciler
+        self.reconcile_every = reconcile_every
         # A claim outlives the slowest possible attempt, so no two workers overlap.
         self.lease = timedelta(seconds=timeout_s * 3 + 30)
 
@@ -47,11 +72,18 @@ class Worker:
         claimed = self.logs.claim_due(self.batch_size, self.lease)
         if not claimed:
             return 0
-        prepared = [job_for(event) for event in claimed]
-        failed = [p for p in prepared if isinstance(p, Outcome)]
-        if failed:
-            self.logs.record_outcomes(failed)
-        jobs = [p for p in prepared if isinstance(p, Job)]
+        finished = self._fetch_lead_data([e for e in claimed if e.awaiting_lead_data])
+        jobs: list[Job] = []
+        for event in claimed:
+            if event.id in finished:
+                continue
+            prepared = job_for(event, self.subdomain)
+            if isinstance(prepared, Outcome):
+                finished[event.id] = prepared
+            else:
+                jobs.append(prepared)
+        if finished:
+            self.logs.record_outcomes(list(finished.values()))
         outcomes = self.dispatcher.dispatch(jobs, self.timeout_s)
         log.info(
             "retried events",
@@ -59,10 +91,51 @@ class Worker:
         )
         return len(claimed)
 
+    def _fetch_lead_data(self, events: list[DueEvent]) -> dict[int, Outcome]:
+        """Read the leads of `events` from the API in batches and keep the data with
+        each event; returns the outcomes of events that cannot go on now."""
+        if not events:
+            return {}
+        if self.reconciler is None:
+            return {
+                e.id: Outcome(e.id, ERROR, error_message="AmoCRM API not configured")
+                for e in events
+            }
+        try:
+            leads = self.reconciler.api.get_leads([e.lead_id for e in events if e.lead_id])
+        except AmoCrmError as exc:
+            return {
+                e.id: Outcome(
+                    e.id, PENDING, error_message=str(exc), retry=True, awaiting_lead_data=True
+                )
+                for e in events
+            }
+        by_id = {int(lead["id"]): lead for lead in leads}
+        outcomes = {}
+        for event in events:
+            lead = by_id.get(event.lead_id or 0)
+            if lead is None:
+                outcomes[event.id] = Outcome(
+                    event.id,
+                    ERROR,
+                    error_message=f"lead {event.lead_id} is not in AmoCRM (deleted?)",
+                )
+                continue
+            event.deal_data.update(api_lead=lead, account_subdomain=self.subdomain)
+            self.logs.attach_api_lead(event.id, event.deal_data)
+        return outcomes
+
+    def reconcile_if_due(self) -> None:
+        if self.reconciler and self.logs.claim_periodic_run(CHECKPOINT, self.reconcile_every):
+            report = self.reconciler.run_once()
+            HOOK_DISABLED.set(1 if report.hook_disabled else 0)
+
     def run_until(self, stop: threading.Event, poll_s: float) -> None:
         while not stop.is_set():
             try:
                 busy = self.run_once() == self.batch_size
+                PENDING_EVENTS.set(self.logs.pending_count())
+                self.reconcile_if_due()
             except Exception:
                 log.exception("worker pass failed; trying again")
                 busy = False
@@ -72,11 +145,20 @@ class Worker:
 
 def build(settings: Settings) -> Worker:
     logs = WebhookLogStore(create_engine(settings.edge_database_url))
+    dispatcher = Dispatcher(
+        channel(settings.router_addr, settings.grpc_tls_ca_file),
+        logs,
+        lead_data_available=settings.amocrm_configured(),
+    )
+    reconciler = build_reconciler(settings, logs, dispatcher)
     return Worker(
         logs,
-        Dispatcher(channel(settings.router_addr), logs),
+        dispatcher,
         settings.worker_batch_size,
         settings.worker_route_timeout_s,
+        settings.amocrm_domain,
+        reconciler,
+        timedelta(seconds=settings.reconcile_interval_s),
     )
 
 
@@ -86,8 +168,14 @@ def main() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    worker = build(settings)
+    if worker.reconciler is None:
+        log.warning(
+            "AMOCRM_ACCESS_TOKEN or AMOCRM_DOMAIN is not set: no lead fetch, no reconciliation"
+        )
+    serve_metrics(settings.metrics_port)
     log.info("worker started", extra={"poll_s": settings.worker_poll_s})
-    build(settings).run_until(stop, settings.worker_poll_s)
+    worker.run_until(stop, settings.worker_poll_s)
     log.info("worker stopped")
 
 

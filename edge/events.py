@@ -1,0 +1,50 @@
+"""Stored events and deals: what webhook_logs.deal_data holds, and the Deal it
+becomes. Pure: no SQL, no gRPC calls.
+
+deal_data is either a webhook lead event (LeadEvent.to_json()) or, for leads
+read from the AmoCRM API (reconciliation, or a webhook that carried no UTM
+marks), `{"api_lead": <v4 lead JSON>, "account_subdomain": ...}` — the API
+data wins when both are present.
+"""
+
+from typing import Any
+
+from amoroute.v1 import deal_pb2
+from edge.amocrm_api import AmoCrmError, deal_from_api_lead
+from edge.amocrm_form import FormError, LeadEvent, deal_from_event
+from edge.logs import NewLog
+
+
+class UnroutableEvent(ValueError):
+    """Stored data that cannot become a deal; the message says why."""
+
+
+def deal_from_log(deal_data: dict[str, Any], default_subdomain: str) -> deal_pb2.Deal:
+    """The Deal a stored event stands for."""
+    try:
+        if "api_lead" in deal_data:
+            subdomain = deal_data.get("account_subdomain") or default_subdomain
+            return deal_from_api_lead(deal_data["api_lead"], subdomain)
+        return deal_from_event(LeadEvent.from_json(deal_data))
+    except (FormError, AmoCrmError, KeyError, TypeError, ValueError) as exc:
+        raise UnroutableEvent(f"stored event cannot be routed: {exc}") from exc
+
+
+def log_for_api_lead(
+    lead: dict[str, Any], subdomain: str, source: str
+) -> tuple[NewLog, deal_pb2.Deal]:
+    """The webhook_logs row and the deal for a lead read from the AmoCRM API."""
+    data = {"api_lead": lead, "account_subdomain": subdomain}
+    deal = deal_from_log(data, subdomain)
+    row = NewLog(
+        source=source,
+        deal_data=data,
+        event="api",
+        account_id=deal.account_id or None,
+        pipeline_id=deal.pipeline_id or None,
+        status_id=deal.status_id or None,
+        lead_id=deal.lead_id,
+        lead_updated_at=deal.updated_at.seconds or None,
+        deal_name=deal.name or None,
+    )
+    return row, deal

@@ -1,0 +1,44 @@
+// How values look on screen: dates, numbers, badges.
+
+import { h } from "./dom.js";
+
+const number = new Intl.NumberFormat();
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "medium" });
+
+export function formatNumber(value) {
+  return value === null || value === undefined ? "—" : number.format(value);
+}
+
+export function formatTime(iso) {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? String(iso) : dateTime.format(date);
+}
+
+export function formatMs(ms) {
+  if (ms === null || ms === undefined) return "—";
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+}
+
+export function formatPercent(fraction) {
+  return fraction === null || fraction === undefined ? "—" : `${(fraction * 100).toFixed(1)} %`;
+}
+
+const KNOWN = {
+  status: ["pending", "success", "partial", "error"],
+  routing: ["referral", "traffic", "both", "unknown", "ignored"],
+  leg: ["recorded", "duplicate", "failed"],
+};
+
+/** A coloured label; the colour comes from a class, the meaning is in the text too. */
+export function badge(kind, value) {
+  const known = KNOWN[kind]?.includes(value);
+  const variant = known ? `${kind}-${value}` : `${kind}-other`;
+  return h("span", { class: `badge ${variant}`, title: kind }, value || "—");
+}
+
+/** Local date (YYYY-MM-DD) of a Date. */
+export function isoDate(date) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+}

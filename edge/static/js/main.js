@@ -1,0 +1,98 @@
+// Entry point: sign-in, the three views and deep links (#/view?filters).
+
+import { api, token, whenUnauthorized } from "./api.js";
+import { byId, say } from "./dom.js";
+import { hideLogs, mountLogs, showLogs } from "./logs.js";
+import { mountSales, showSales } from "./sales.js";
+
+const VIEWS = { logs: "Webhook logs", traffic: "Traffic sales", referral: "Referral conversions" };
+
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, "");
+  const cut = raw.indexOf("?");
+  const view = cut < 0 ? raw : raw.slice(0, cut);
+  return {
+    view: view in VIEWS ? view : "logs",
+    params: new URLSearchParams(cut < 0 ? "" : raw.slice(cut + 1)),
+  };
+}
+
+/** Go to a view with parameters: the URL's hash is the deep link. */
+function go(view, params) {
+  const query = params.toString();
+  const hash = `#/${view}${query ? `?${query}` : ""}`;
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+function route() {
+  if (!token.get()) {
+    showSignIn();
+    return;
+  }
+  const { view, params } = parseHash();
+  byId("sign-in-view").hidden = true;
+  byId("nav").hidden = false;
+  byId("sign-out").hidden = false;
+  for (const name of Object.keys(VIEWS)) {
+    byId(`${name}-view`).hidden = name !== view;
+    const link = byId(`nav-${name}`);
+    if (name === view) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  document.title = `${VIEWS[view]} · amoroute admin`;
+  if (view === "logs") showLogs(params);
+  else {
+    hideLogs();
+    showSales(view, params);
+  }
+}
+
+function showSignIn(message) {
+  hideLogs();
+  for (const name of Object.keys(VIEWS)) byId(`${name}-view`).hidden = true;
+  byId("nav").hidden = true;
+  byId("sign-out").hidden = true;
+  byId("sign-in-view").hidden = false;
+  document.title = "Sign in · amoroute admin";
+  say(byId("sign-in-error"), message);
+  byId("token").focus();
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const input = byId("token");
+  const value = input.value.trim();
+  const button = byId("sign-in-button");
+  if (!value) return;
+  button.disabled = true;
+  try {
+    await api("webhook-stats", { params: { window: "1h" }, bearer: value });
+  } catch (error) {
+    const message = error.status === 401 ? "That token is not the admin token." : error.message;
+    say(byId("sign-in-error"), message);
+    button.disabled = false;
+    input.select();
+    return;
+  }
+  button.disabled = false;
+  input.value = "";
+  token.set(value);
+  route();
+}
+
+function signOut() {
+  token.clear();
+  showSignIn("Signed out.");
+}
+
+mountLogs((params) => go("logs", params));
+mountSales(go);
+byId("sign-in-form").addEventListener("submit", signIn);
+byId("sign-out").addEventListener("click", signOut);
+whenUnauthorized(() => {
+  token.clear();
+  showSignIn("The admin token was refused (it may have changed): sign in again.");
+});
+window.addEventListener("hashchange", route);
+route();

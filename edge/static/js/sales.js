@@ -1,0 +1,166 @@
+// The two sales dashboards: traffic sales per targetologist and referral
+// conversions per code, over a range of local dates, read from the services.
+
+import { api } from "./api.js";
+import { byId, fill, h, say } from "./dom.js";
+import { formatNumber, isoDate } from "./format.js";
+
+const VIEWS = {
+  traffic: {
+    path: "sales/traffic",
+    columns: ["Targetologist", "#Sales", "#Revenue", "#Share of revenue"],
+    row: (item, totals) => [
+      cell("Targetologist", item.targetologist),
+      cell("Sales", formatNumber(item.sales), "num"),
+      cell("Revenue", formatNumber(item.revenue), "num"),
+      cell("Share of revenue", share(item.revenue, totals.revenue), "num"),
+    ],
+    total: (totals) => [
+      cell("Targetologist", "Total"),
+      cell("Sales", formatNumber(totals.sales), "num"),
+      cell("Revenue", formatNumber(totals.revenue), "num"),
+      cell("Share of revenue", "", "num"),
+    ],
+  },
+  referral: {
+    path: "sales/referral",
+    columns: ["Code", "Partner", "#Conversions", "#Amount", "#Commission rate", "#Commission"],
+    row: (item) => [
+      cell("Code", h("span", { class: "mono" }, item.referral_code)),
+      cell("Partner", item.partner_registered
+        ? item.partner_name || h("span", { class: "muted" }, "unnamed")
+        : h("span", { class: "badge status-partial" }, "not registered")),
+      cell("Conversions", formatNumber(item.conversions), "num"),
+      cell("Amount", formatNumber(item.amount_total), "num"),
+      cell("Commission rate", item.commission_bp ? `${item.commission_bp / 100} %` : "not set", "num"),
+      cell("Commission", item.commission_bp ? formatNumber(item.commission_total) : "—", "num"),
+    ],
+    total: (totals) => [
+      cell("Code", "Total"),
+      cell("Partner", ""),
+      cell("Conversions", formatNumber(totals.conversions), "num"),
+      cell("Amount", formatNumber(totals.amount_total), "num"),
+      cell("Commission rate", "", "num"),
+      cell("Commission", formatNumber(totals.commission_total), "num"),
+    ],
+  },
+};
+
+const PRESETS = {
+  today: () => { const d = new Date(); return [d, d]; },
+  "7d": () => { const d = new Date(); return [addDays(d, -6), d]; },
+  month: () => { const d = new Date(); return [new Date(d.getFullYear(), d.getMonth(), 1), d]; },
+  "30d": () => { const d = new Date(); return [addDays(d, -29), d]; },
+};
+
+const generations = { traffic: 0, referral: 0 };
+let navigate = () => {};
+
+/** Wire both dashboards' controls once; `go(kind, params)` updates the deep link. */
+export function mountSales(go) {
+  navigate = go;
+  for (const kind of Object.keys(VIEWS)) {
+    const form = byId(`${kind}-range`);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const params = new URLSearchParams();
+      if (form.elements.from.value) params.set("from", form.elements.from.value);
+      if (form.elements.to.value) params.set("to", form.elements.to.value);
+      if (!params.toString()) params.set("all", "1");
+      navigate(kind, params);
+    });
+    for (const button of form.querySelectorAll("[data-preset]")) {
+      button.addEventListener("click", () => {
+        const preset = button.dataset.preset;
+        const params = new URLSearchParams();
+        if (preset === "all") params.set("all", "1");
+        else {
+          const [from, to] = PRESETS[preset]();
+          params.set("from", isoDate(from));
+          params.set("to", isoDate(to));
+        }
+        navigate(kind, params);
+      });
+    }
+    byId(`${kind}-refresh`).addEventListener("click", () => load(kind, currentRange(kind)));
+  }
+}
+
+/** Show a dashboard for a deep link's parameters (default: this month). */
+export function showSales(kind, params) {
+  let range = { from: params.get("from") || "", to: params.get("to") || "" };
+  if (!range.from && !range.to && params.get("all") !== "1") {
+    const [from, to] = PRESETS.month();
+    range = { from: isoDate(from), to: isoDate(to) };
+  }
+  const form = byId(`${kind}-range`);
+  form.elements.from.value = range.from;
+  form.elements.to.value = range.to;
+  load(kind, range);
+}
+
+function currentRange(kind) {
+  const form = byId(`${kind}-range`);
+  return { from: form.elements.from.value, to: form.elements.to.value };
+}
+
+async function load(kind, range) {
+  const view = VIEWS[kind];
+  const generation = ++generations[kind];
+  const error = byId(`${kind}-error`);
+  const section = byId(`${kind}-view`);
+  section.setAttribute("aria-busy", "true");
+  byId(`${kind}-caption`).textContent = describe(range);
+  let data;
+  try {
+    // Local midnights: the range covers whole days where the operator is.
+    data = await api(view.path, {
+      params: {
+        from: range.from ? localMidnight(range.from).toISOString() : "",
+        to: range.to ? addDays(localMidnight(range.to), 1).toISOString() : "",
+      },
+    });
+  } catch (failure) {
+    if (generation === generations[kind]) {
+      say(error, failure.message);
+      fill(byId(`${kind}-body`));
+      fill(byId(`${kind}-foot`));
+      section.removeAttribute("aria-busy");
+    }
+    return;
+  }
+  if (generation !== generations[kind]) return;
+  say(error, "");
+  // A leading "#" marks a numeric column: right-aligned like its figures.
+  fill(byId(`${kind}-head`), h("tr", {}, view.columns.map((title) => (title.startsWith("#")
+    ? h("th", { scope: "col", class: "num" }, title.slice(1))
+    : h("th", { scope: "col" }, title)))));
+  fill(byId(`${kind}-body`), data.items.map((item) => h("tr", {}, view.row(item, data.totals))));
+  fill(byId(`${kind}-foot`), data.items.length ? h("tr", {}, view.total(data.totals)) : null);
+  byId(`${kind}-empty`).hidden = data.items.length > 0;
+  section.removeAttribute("aria-busy");
+}
+
+function cell(label, content, className) {
+  return h("td", { dataset: { label }, class: className }, content);
+}
+
+function share(part, whole) {
+  return whole ? `${((part / whole) * 100).toFixed(1)} %` : "—";
+}
+
+function describe(range) {
+  if (range.from && range.to) return `Won from ${range.from} to ${range.to} (inclusive)`;
+  if (range.from) return `Won on or after ${range.from}`;
+  if (range.to) return `Won up to ${range.to} (inclusive)`;
+  return "All time";
+}
+
+function localMidnight(date) {
+  const [year, month, day] = date.split("-").map(Number);
+  return new Date(year, month - 1, day);
+}
+
+function addDays(date, days) {
+  return new Date(date.getFullYear(), date.getMonth(), date.getDate() + days);
+}

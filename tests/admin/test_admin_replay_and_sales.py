@@ -1,0 +1,180 @@
+"""Replay and the sales figures through real services: the edge app in-process, calling
+RouterService, ReferralService, TrafficService and NotifierService on ephemeral ports."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import falcon.testing
+import pytest
+
+import notifier_svc.server
+import notifier_svc.settings
+import referral_svc.server
+import referral_svc.settings
+import router_svc.server
+import router_svc.settings
+import traffic_svc.server
+import traffic_svc.settings
+from amoroute.channels import channel
+from amoroute.grpc_server import RunningServer
+from amoroute.timeutil import to_timestamp
+from amoroute.v1 import referral_pb2, referral_pb2_grpc, traffic_pb2, traffic_pb2_grpc
+from tests.admin.helpers import AUTH, FORM, Seeder, admin_client, migrated_edge_database
+from tests.support.forms import encode, won_deal_body
+
+
+@dataclass
+class Stack:
+    client: falcon.testing.TestClient
+    seed: Seeder
+    traffic: traffic_pb2_grpc.TrafficServiceStub
+    referral: referral_pb2_grpc.ReferralServiceStub
+
+    def webhook(self, *leads: dict[str, str]) -> list[int]:
+        reply = self.client.simulate_post("/webhook/amocrm", body=encode(*leads), headers=FORM)
+        assert reply.status_code == 200, reply.text
+        return reply.json["log_ids"]
+
+    def get(self, path: str, **params: object) -> dict:
+        reply = self.client.simulate_get(f"/api/admin/{path}", params=params, headers=AUTH)
+        assert reply.status_code == 200, reply.text
+        return reply.json
+
+    def replay(self, log_id: int) -> dict:
+        reply = self.client.simulate_post(f"/api/admin/webhook-logs/{log_id}/replay",
+                                          headers=AUTH)
+        assert reply.status_code == 201, reply.text
+        return reply.json
+
+
+@pytest.fixture(scope="module")
+def stack(make_database) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+    ref = referral_svc.settings.Settings(referral_database_url=make_database("referral"))
+    tra = traffic_svc.settings.Settings(traffic_database_url=make_database("traffic"))
+    note = notifier_svc.settings.Settings(notifier_database_url=make_database("notifier"))
+    referral_svc.server.upgrade_database(ref)
+    traffic_svc.server.upgrade_database(tra)
+    notifier_svc.server.upgrade_database(note)
+    servers: list[RunningServer] = [
+        referral_svc.server.build(ref, port=0),
+        traffic_svc.server.build(tra, port=0),
+        notifier_svc.server.build(note, port=0),
+    ]
+    addr = {name: f"127.0.0.1:{s.port}" for name, s in zip(
+        ("referral", "traffic", "notifier"), servers, strict=True)}
+    router = router_svc.server.build(
+        router_svc.settings.Settings(referral_addr=addr["referral"], traffic_addr=addr["traffic"],
+                                     notifier_addr=addr["notifier"]),
+        port=0,
+    )
+    servers.append(router)
+    database = migrated_edge_database(make_database)
+    client = admin_client(database, router_addr=f"127.0.0.1:{router.port}",
+                          referral_addr=addr["referral"], traffic_addr=addr["traffic"],
+                          router_deadline_s=5.0)
+    channels = [channel(addr["traffic"]), channel(addr["referral"])]
+    seeder = Seeder(database)
+    yield Stack(client, seeder, traffic_pb2_grpc.TrafficServiceStub(channels[0]),
+                referral_pb2_grpc.ReferralServiceStub(channels[1]))
+    seeder.close()
+    for ch in channels:
+        ch.close()
+    for server in servers:
+        server.stop(0)
+
+
+def unix(*args: int) -> int:
+    return int(datetime(*args, tzinfo=UTC).timestamp())  # type: ignore[misc]
+
+
+def test_replay_logs_a_new_event_and_the_sale_stays_credited_once(stack: Stack) -> None:
+    [original] = stack.webhook(won_deal_body(9100001, "kenesary_fb", price=70000))
+    assert stack.get(f"webhook-logs/{original}")["processing_status"] == "success"
+
+    replay = stack.replay(original)
+    assert replay["id"] > original
+    assert (replay["source"], replay["replay_of"]) == ("replay", original)
+    assert (replay["processing_status"], replay["routing_decision"]) == ("success", "traffic")
+    assert replay["legs"]["traffic"] == "duplicate"
+    assert replay["deal_data"] == stack.get(f"webhook-logs/{original}")["deal_data"]
+    assert replay["deal_name"] == "Сделка #9100001"
+
+    sales = stack.traffic.ListSales(traffic_pb2.ListSalesRequest(lead_id=9100001)).sales
+    assert [(s.targetologist, s.amount) for s in sales] == [("Kenesary", 70000)]
+    assert stack.get(f"webhook-logs/{original}")["replayed_as"] == [replay["id"]]
+    [attempt] = stack.get(f"webhook-logs/{replay['id']}")["attempts"]
+    assert (attempt["attempt"], attempt["status"], attempt["routing_decision"]) == (
+        1, "success", "traffic")
+    listed = stack.get("webhook-logs", lead_id=9100001)["items"]
+    assert [(i["id"], i["source"]) for i in listed] == [
+        (replay["id"], "replay"), (original, "amocrm")]
+
+
+def test_replaying_an_event_that_gave_up_credits_its_sale(stack: Stack) -> None:
+    failed = stack.seed.deal(9100002, "ref_COMEBACK", status="error", decision=None,
+                             error="router UNAVAILABLE: down (gave up after 10 attempts)")
+    assert stack.referral.ListConversions(
+        referral_pb2.ListConversionsRequest(lead_id=9100002)).conversions == []
+
+    replay = stack.replay(failed)
+    assert (replay["processing_status"], replay["routing_decision"]) == ("success", "referral")
+    assert replay["utm_source"] == "ref_COMEBACK" and replay["error_message"] is None
+    [conversion] = stack.referral.ListConversions(
+        referral_pb2.ListConversionsRequest(lead_id=9100002)).conversions
+    assert conversion.referral_code == "COMEBACK"
+    # The original keeps its own history; the replay has its own.
+    original = stack.get(f"webhook-logs/{failed}")
+    assert original["processing_status"] == "error"
+    assert [a["status"] for a in original["attempts"]] == ["error"]
+
+
+def test_traffic_dashboard_figures_are_the_services_figures(stack: Stack) -> None:
+    stack.webhook(
+        won_deal_body(9200001, "kenesary_fb", price=100000, updated_at=unix(2024, 1, 10)),
+        won_deal_body(9200002, "aidana_reels", price=50000, updated_at=unix(2024, 1, 11),
+                      index=1),
+        won_deal_body(9200003, "kenesary_fb", price=30000, updated_at=unix(2024, 1, 31, 23),
+                      index=2),
+        won_deal_body(9200004, "kenesary_fb", price=7000, updated_at=unix(2024, 2, 1),
+                      index=3),
+    )
+    january = stack.get("sales/traffic", **{"from": "2024-01-01T00:00:00Z",
+                                            "to": "2024-02-01T00:00:00Z"})
+    assert january["items"] == [
+        {"targetologist": "Kenesary", "sales": 2, "revenue": 130000},
+        {"targetologist": "Aidana", "sales": 1, "revenue": 50000},
+    ]
+    assert january["totals"] == {"sales": 3, "revenue": 180000}
+    assert (january["from"], january["to"]) == ("2024-01-01T00:00:00+00:00",
+                                                "2024-02-01T00:00:00+00:00")
+    direct = stack.traffic.GetTargetologistStats(traffic_pb2.GetTargetologistStatsRequest(
+        won_from=to_timestamp(datetime(2024, 1, 1, tzinfo=UTC)),
+        won_to=to_timestamp(datetime(2024, 2, 1, tzinfo=UTC))))
+    assert sorted((s.targetologist, s.sales, s.revenue) for s in direct.stats) == sorted(
+        (i["targetologist"], i["sales"], i["revenue"]) for i in january["items"])
+    # An offset moves the range: from 2024-02-01 05:00 in Almaty is 2024-02-01 00:00 UTC.
+    february = stack.get("sales/traffic", **{"from": "2024-02-01T05:00:00+05:00",
+                                             "to": "2024-03-01"})
+    assert february["items"] == [{"targetologist": "Kenesary", "sales": 1, "revenue": 7000}]
+    everything = stack.get("sales/traffic")
+    assert everything["from"] is None and everything["totals"]["sales"] >= 4
+
+
+def test_referral_dashboard_shows_conversions_and_commission_where_set(stack: Stack) -> None:
+    stack.referral.UpsertPartner(referral_pb2.UpsertPartnerRequest(partner=referral_pb2.Partner(
+        referral_code="PARTNER9", name="Partner Nine", commission_bp=1500)))
+    stack.webhook(
+        won_deal_body(9300001, "ref_partner9", price=40000, updated_at=unix(2023, 3, 5)),
+        won_deal_body(9300002, "ref_PARTNER9", price=2000, updated_at=unix(2023, 3, 6), index=1),
+        won_deal_body(9300003, "ref_NOBODY", price=10000, updated_at=unix(2023, 3, 7), index=2),
+    )
+    march = stack.get("sales/referral", **{"from": "2023-03-01", "to": "2023-04-01"})
+    assert march["items"] == [
+        {"referral_code": "PARTNER9", "partner_name": "Partner Nine", "partner_registered": True,
+         "conversions": 2, "amount_total": 42000, "commission_bp": 1500,
+         "commission_total": 6300},
+        {"referral_code": "NOBODY", "partner_name": "", "partner_registered": False,
+         "conversions": 1, "amount_total": 10000, "commission_bp": 0, "commission_total": 0},
+    ]
+    assert march["totals"] == {"conversions": 3, "amount_total": 52000, "commission_total": 6300}
