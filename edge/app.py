@@ -17,6 +17,7 @@ from edge.amocrm_form import FormLimits
 from edge.dispatch import Dispatcher
 from edge.health import LivenessResource, ReadinessResource
 from edge.logs import WebhookLogStore
+from edge.observability import MetricsResource, RequestContext
 from edge.settings import Settings
 from edge.webhook import WebhookResource, WebhookTestResource
 
@@ -34,13 +35,14 @@ def create_app(settings: Settings | None = None) -> falcon.App:
         settings.router_deadline_s,
         FormLimits(max_body_bytes=settings.max_body_bytes),
     )
-    app = falcon.App(middleware=[AdminSecurity(settings.admin_token)])
+    app = falcon.App(middleware=[RequestContext(), AdminSecurity(settings.admin_token)])
     app.add_route("/webhook/amocrm", webhook)
     app.add_route("/webhook/amocrm/", webhook)
     app.add_route("/webhook/amocrm/test", WebhookTestResource())
     app.add_route("/webhook/amocrm/{secret}", webhook, suffix="secret")
     app.add_route("/healthz", LivenessResource())
     app.add_route("/readyz", ReadinessResource(logs, router))
+    app.add_route("/metrics", MetricsResource())
 
     admin_logs = WebhookLogsResource(logs, dispatcher, settings.router_deadline_s)
     app.add_route("/api/admin/webhook-logs", admin_logs)

@@ -1,6 +1,15 @@
 """gunicorn settings for the edge: `gunicorn -c edge/gunicorn_conf.py 'edge.app:create_app()'`."""
 
 import os
+import shutil
+import tempfile
+
+# Metrics of every worker process, summed at each scrape (edge/observability.py).
+# Set before any worker imports prometheus_client; cleared at every start.
+_OWN_METRICS_DIR = ""
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _OWN_METRICS_DIR = tempfile.mkdtemp(prefix="amoroute-edge-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _OWN_METRICS_DIR
 
 bind = f"0.0.0.0:{os.environ.get('EDGE_PORT', '8080')}"
 workers = int(os.environ.get("EDGE_WORKERS", "2"))
@@ -19,3 +28,14 @@ def post_fork(server, worker):  # type: ignore[no-untyped-def]
     from amoroute.logs import setup_logging
 
     setup_logging("edge", os.environ.get("LOG_LEVEL", "INFO"))
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)

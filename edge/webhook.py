@@ -13,6 +13,7 @@ from amoroute import __version__
 from edge.amocrm_form import FormError, FormLimits, deal_from_event, lead_events, parse_form
 from edge.dispatch import Dispatcher, Job
 from edge.logs import ERROR, SUCCESS, NewLog, WebhookLogStore
+from edge.observability import WEBHOOKS
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +134,19 @@ class WebhookResource:
                 description="the event could not be stored; retry later", retry_after=60
             ) from None
         jobs = [Job(log_id, deal) for log_id, deal in zip(ids, deals, strict=True) if deal]
+        outcomes = {}
         try:
-            self.dispatcher.dispatch(jobs, self.deadline_s)
+            outcomes = {o.log_id: o for o in self.dispatcher.dispatch(jobs, self.deadline_s)}
         except SQLAlchemyError:
             # Logged already: the worker finishes what is still pending.
             log.exception("outcome not recorded", extra={"log_ids": ids})
+        for log_id, row in zip(ids, rows, strict=True):
+            out = outcomes.get(log_id)
+            WEBHOOKS.labels(
+                routing=(out.decision if out else row.routing_decision) or "none",
+                status=out.status if out else row.processing_status,
+            ).inc()
+        log.info("webhook logged", extra={"log_ids": ids, "leads": [r.lead_id for r in rows]})
         resp.media = {"success": True, "logged": len(ids), "log_ids": ids}
 
 

@@ -171,3 +171,27 @@ def test_every_grpc_service_exposes_call_metrics(e2e) -> None:  # type: ignore[n
     for name in ("referral_svc", "notifier_svc"):
         assert "amoroute_grpc_server_handled_total" in httpx.get(
             f"http://127.0.0.1:{ports[name]}/metrics").text
+
+
+def test_edge_metrics_count_webhooks_by_routing_and_status(e2e) -> None:  # type: ignore[no-untyped-def]
+    assert e2e.post_webhook(encode(won_deal_body(5550030, "ref_METRIC1"))).status_code == 200
+    text = e2e.http.get("/metrics").text
+    assert 'amoroute_webhooks_total{routing="referral",status="success"}' in text
+    assert "amoroute_webhook_ack_seconds_bucket" in text
+
+
+def test_request_id_travels_from_the_edge_through_every_service(e2e) -> None:  # type: ignore[no-untyped-def]
+    body = encode(won_deal_body(5550031, "kenesary_fb", "x"))
+    reply = e2e.http.post("/webhook/amocrm", content=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-Request-Id": "rid-5550031"})
+    assert reply.headers["X-Request-Id"] == "rid-5550031"
+
+    def services_that_logged_it() -> set[str]:
+        import json as _json
+        seen = set()
+        for line in e2e.running.output().splitlines():
+            if "rid-5550031" in line and line.startswith("{"):
+                seen.add(_json.loads(line)["service"])
+        return seen
+
+    assert eventually(lambda: {"edge", "router_svc"} <= services_that_logged_it())

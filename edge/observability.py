@@ -1,0 +1,69 @@
+"""Request ids, access logs and Prometheus metrics of the edge.
+
+gunicorn runs several worker processes, so metrics use prometheus_client's
+multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set up by edge/gunicorn_conf.py):
+each scrape of /metrics sums every worker's figures.
+"""
+
+import logging
+import os
+import time
+
+import falcon
+import prometheus_client
+from prometheus_client import multiprocess
+
+from amoroute import requestid
+
+log = logging.getLogger("edge.http")
+
+WEBHOOKS = prometheus_client.Counter(
+    "amoroute_webhooks_total",
+    "Lead events received by webhook, by routing decision and processing status at answer time.",
+    ["routing", "status"],
+)
+ACK_SECONDS = prometheus_client.Histogram(
+    "amoroute_webhook_ack_seconds",
+    "Time from receiving a webhook to answering AmoCRM.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5),
+)
+
+
+class RequestContext:
+    """Falcon middleware: every request gets an id (the caller's X-Request-Id or a
+    new one) that goes into each log line and every gRPC call it makes."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        given = req.get_header("X-Request-Id") or ""
+        request_id = given if 0 < len(given) <= 64 and given.isprintable() else requestid.new()
+        req.context.request_id = request_id
+        req.context.started = time.perf_counter()
+        req.context.token = requestid.set_current(request_id)
+        resp.set_header("X-Request-Id", request_id)
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        started = getattr(req.context, "started", None)
+        if started is None:
+            return
+        elapsed = time.perf_counter() - started
+        if req.path.startswith("/webhook/amocrm") and req.method == "POST":
+            ACK_SECONDS.observe(elapsed)
+            # The path may carry the webhook secret: never log it.
+            log.info(
+                "webhook answered",
+                extra={"status": resp.status, "duration_ms": round(elapsed * 1000, 1)},
+            )
+        requestid.set_current("")
+
+
+class MetricsResource:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = prometheus_client.CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        else:
+            registry = prometheus_client.REGISTRY
+        resp.content_type = prometheus_client.CONTENT_TYPE_LATEST
+        resp.data = prometheus_client.generate_latest(registry)
