@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> falcon.App:
         settings.webhook_secret,
         settings.router_deadline_s,
         FormLimits(max_body_bytes=settings.max_body_bytes),
+        expected_subdomain=settings.amocrm_domain,
     )
     app = falcon.App(middleware=[RequestContext(), AdminSecurity(settings.admin_token)])
     app.add_route("/webhook/amocrm", webhook)

@@ -20,6 +20,9 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 accesslog = None
+# No control socket: its default path ($HOME/.gunicorn) is shared by every gunicorn
+# of the user and is not writable on a read-only root filesystem.
+control_socket_disable = True
 # No preload: gRPC channels must be created after fork, in each worker.
 preload_app = False
 

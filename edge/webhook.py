@@ -29,20 +29,61 @@ def raw_body_record(body: bytes, content_type: str | None, problem: str) -> dict
     return {**raw, "content_type": content_type, "problem": problem}
 
 
-def intake(body: bytes, content_type: str | None, limits: FormLimits) -> tuple[list[NewLog], list]:
+FORM_TYPE = "application/x-www-form-urlencoded"
+# What is kept of a body refused for its size.
+SAMPLE_BYTES = 4096
+
+
+def rejected(body: bytes, content_type: str | None, problem: str) -> NewLog:
+    """The row that records a body we refuse or cannot parse, with the body itself."""
+    return NewLog(
+        source="amocrm",
+        deal_data=raw_body_record(body, content_type, problem),
+        routing_decision="ignored",
+        processing_status=ERROR,
+        error_message=problem,
+    )
+
+
+def content_type_problem(content_type: str | None) -> str | None:
+    """Why a Content-Type is not AmoCRM's form encoding (UTF-8), or None."""
+    media, _, params = (content_type or "").partition(";")
+    if media.strip().lower() != FORM_TYPE:
+        return f"rejected: content type {content_type!r} is not {FORM_TYPE}"
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip(' "').lower() not in ("utf-8", "utf8"):
+            return f"rejected: charset {value.strip()!r} is not UTF-8"
+    return None
+
+
+def account_problem(form: dict[str, Any], expected_subdomain: str) -> str | None:
+    """Why a body does not come from our AmoCRM account, or None (also when no
+    account is configured)."""
+    if not expected_subdomain:
+        return None
+    account = form.get("account")
+    subdomain = account.get("subdomain") if isinstance(account, dict) else None
+    if not isinstance(subdomain, str) or subdomain.lower() != expected_subdomain.lower():
+        return (
+            f"rejected: account[subdomain] {subdomain!r} is not AMOCRM_DOMAIN "
+            f"{expected_subdomain!r}; not routed"
+        )
+    return None
+
+
+def intake(
+    body: bytes, content_type: str | None, limits: FormLimits, expected_subdomain: str = ""
+) -> tuple[list[NewLog], list]:
     """Turn a webhook body into rows to log and the deals to route (None where
     an event cannot become a deal). Never raises on bad input."""
     try:
         form = parse_form(body, limits)
         events = lead_events(form, limits)
     except FormError as exc:
-        row = NewLog(
-            source="amocrm",
-            deal_data=raw_body_record(body, content_type, str(exc)),
-            processing_status=ERROR,
-            error_message=f"unparseable webhook body: {exc}",
-        )
-        return [row], [None]
+        return [rejected(body, content_type, f"unparseable webhook body: {exc}")], [None]
+    if problem := account_problem(form, expected_subdomain):
+        return [rejected(body, content_type, problem)], [None]
     if not events:
         row = NewLog(
             source="amocrm",
@@ -101,12 +142,14 @@ class WebhookResource:
         secret: str,
         deadline_s: float,
         limits: FormLimits,
+        expected_subdomain: str = "",
     ) -> None:
         self.logs = logs
         self.dispatcher = dispatcher
         self.secret = secret
         self.deadline_s = deadline_s
         self.limits = limits
+        self.expected_subdomain = expected_subdomain
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         if self.secret:
@@ -121,18 +164,27 @@ class WebhookResource:
     def _receive(self, req: falcon.Request, resp: falcon.Response) -> None:
         limit = self.limits.max_body_bytes
         if req.content_length is not None and req.content_length > limit:
+            sample = req.bounded_stream.read(SAMPLE_BYTES)
+            self._refuse(
+                sample,
+                req,
+                f"rejected: body of {req.content_length} bytes is over "
+                f"MAX_BODY_BYTES {limit}; first {len(sample)} bytes kept",
+            )
             raise falcon.HTTPContentTooLarge(description=f"body over {limit} bytes")
         body = req.bounded_stream.read(limit + 1)
         if len(body) > limit:
+            self._refuse(
+                body[:SAMPLE_BYTES],
+                req,
+                f"rejected: body over MAX_BODY_BYTES {limit}; first {SAMPLE_BYTES} bytes kept",
+            )
             raise falcon.HTTPContentTooLarge(description=f"body over {limit} bytes")
-        rows, deals = intake(body, req.content_type, self.limits)
-        try:
-            ids = self.logs.insert(rows)
-        except SQLAlchemyError:
-            log.exception("webhook could not be logged; answering 503 so AmoCRM retries")
-            raise falcon.HTTPServiceUnavailable(
-                description="the event could not be stored; retry later", retry_after=60
-            ) from None
+        if problem := content_type_problem(req.content_type):
+            self._refuse(body, req, problem)
+            raise falcon.HTTPUnsupportedMediaType(description=problem)
+        rows, deals = intake(body, req.content_type, self.limits, self.expected_subdomain)
+        ids = self._log(rows)
         jobs = [Job(log_id, deal) for log_id, deal in zip(ids, deals, strict=True) if deal]
         outcomes = {}
         try:
@@ -148,6 +200,21 @@ class WebhookResource:
             ).inc()
         log.info("webhook logged", extra={"log_ids": ids, "leads": [r.lead_id for r in rows]})
         resp.media = {"success": True, "logged": len(ids), "log_ids": ids}
+
+    def _log(self, rows: list[NewLog]) -> list[int]:
+        """Commit the rows, or answer 503 so AmoCRM retries."""
+        try:
+            return self.logs.insert(rows)
+        except SQLAlchemyError:
+            log.exception("webhook could not be logged; answering 503 so AmoCRM retries")
+            raise falcon.HTTPServiceUnavailable(
+                description="the event could not be stored; retry later", retry_after=60
+            ) from None
+
+    def _refuse(self, body: bytes, req: falcon.Request, problem: str) -> None:
+        self._log([rejected(body, req.content_type, problem)])
+        WEBHOOKS.labels(routing="ignored", status=ERROR).inc()
+        log.warning("webhook refused", extra={"problem": problem})
 
 
 class WebhookTestResource:

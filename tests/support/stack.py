@@ -55,7 +55,7 @@ def start_stack(databases: dict[str, str], log_dir: Path, **extra_env: str) -> R
     with open(log_path, "wb") as out:
         stack.start(stdout=out.fileno())
     running = RunningStack(stack, env, log_path)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     while True:
         if stack.exited():
             stack.stop()
@@ -67,6 +67,6 @@ def start_stack(databases: dict[str, str], log_dir: Path, **extra_env: str) -> R
             pass
         if time.monotonic() > deadline:
             stack.stop()
-            raise RuntimeError(f"stack not ready in 30 s\n{running.output()[-4000:]}")
+            raise RuntimeError(f"stack not ready in 90 s\n{running.output()[-4000:]}")
         time.sleep(0.2)
 
