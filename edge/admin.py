@@ -37,6 +37,7 @@ from edge.logs import (
     Outcome,
     WebhookLogStore,
 )
+from edge.reconcile import Reconciler
 from edge.worker import job_for
 
 log = logging.getLogger(__name__)
@@ -303,14 +304,20 @@ class NotReplayable(Exception):
     """The stored event cannot become a deal (e.g. an unparseable body)."""
 
 
-def replay(logs: WebhookLogStore, dispatcher: Dispatcher, log_id: int, deadline_s: float) -> int:
+def replay(
+    logs: WebhookLogStore, dispatcher: Dispatcher, log_id: int, deadline_s: float,
+    subdomain: str = "",
+) -> int:
     """Log the stored event again as a new `replay` event and route it now; returns the new
     log's id. Downstream services dedupe per lead, so a replay never credits a sale twice.
+    `subdomain`: the AmoCRM account's, for events read from its API that do not name it.
     LookupError: no such log; NotReplayable: its data cannot become a deal."""
     original = logs.find(log_id)
     if original is None:
         raise LookupError(log_id)
-    prepared = job_for(DueEvent(log_id, original["source"], original["deal_data"], ()))
+    prepared = job_for(
+        DueEvent(log_id, original["source"], original["deal_data"], ()), subdomain
+    )
     if isinstance(prepared, Outcome):
         raise NotReplayable(prepared.error_message)
     [new_id] = logs.insert(
@@ -343,10 +350,13 @@ def replay(logs: WebhookLogStore, dispatcher: Dispatcher, log_id: int, deadline_
 class WebhookLogsResource:
     """GET /api/admin/webhook-logs, GET …/{id}, POST …/{id}/replay."""
 
-    def __init__(self, logs: WebhookLogStore, dispatcher: Dispatcher, deadline_s: float) -> None:
+    def __init__(
+        self, logs: WebhookLogStore, dispatcher: Dispatcher, deadline_s: float, subdomain: str = ""
+    ) -> None:
         self.logs = logs
         self.dispatcher = dispatcher
         self.deadline_s = deadline_s
+        self.subdomain = subdomain
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         page = self.logs.search(log_query(req))
@@ -369,7 +379,7 @@ class WebhookLogsResource:
 
     def on_post_replay(self, req: falcon.Request, resp: falcon.Response, log_id: int) -> None:
         try:
-            new_id = replay(self.logs, self.dispatcher, log_id, self.deadline_s)
+            new_id = replay(self.logs, self.dispatcher, log_id, self.deadline_s, self.subdomain)
         except LookupError:
             raise falcon.HTTPNotFound(description=f"no webhook log {log_id}") from None
         except NotReplayable as exc:
@@ -510,6 +520,22 @@ class ReferralSalesResource:
                 for key in ("conversions", "amount_total", "commission_total")
             },
         }
+
+
+class ReconcileResource:
+    """POST /api/admin/reconcile: one reconciliation pass now, and its report."""
+
+    def __init__(self, reconciler: Reconciler | None) -> None:
+        self.reconciler = reconciler
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self.reconciler is None:
+            raise falcon.HTTPConflict(
+                title="AmoCRM API not configured",
+                description="set AMOCRM_ACCESS_TOKEN and AMOCRM_DOMAIN to reconcile",
+            )
+        report = self.reconciler.run_once()
+        resp.media = report.to_json()
 
 
 class AdminPageResource:

@@ -8,6 +8,7 @@ from edge.admin import (
     STATIC_DIR,
     AdminPageResource,
     AdminSecurity,
+    ReconcileResource,
     ReferralSalesResource,
     TrafficSalesResource,
     WebhookLogsResource,
@@ -18,6 +19,7 @@ from edge.dispatch import Dispatcher
 from edge.health import LivenessResource, ReadinessResource
 from edge.logs import WebhookLogStore
 from edge.observability import MetricsResource, RequestContext
+from edge.reconcile import build_reconciler
 from edge.settings import Settings
 from edge.webhook import WebhookResource, WebhookTestResource
 
@@ -45,18 +47,27 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route("/readyz", ReadinessResource(logs, router))
     app.add_route("/metrics", MetricsResource())
 
-    admin_logs = WebhookLogsResource(logs, dispatcher, settings.router_deadline_s)
+    admin_logs = WebhookLogsResource(
+        logs, dispatcher, settings.router_deadline_s, settings.amocrm_domain
+    )
     app.add_route("/api/admin/webhook-logs", admin_logs)
     app.add_route("/api/admin/webhook-logs/{log_id:int}", admin_logs, suffix="one")
     app.add_route("/api/admin/webhook-logs/{log_id:int}/replay", admin_logs, suffix="replay")
     app.add_route("/api/admin/webhook-stats", WebhookStatsResource(logs))
     app.add_route(
+        "/api/admin/reconcile", ReconcileResource(build_reconciler(settings, logs, dispatcher))
+    )
+    app.add_route(
         "/api/admin/sales/traffic",
-        TrafficSalesResource(channel(settings.traffic_addr), settings.traffic_addr),
+        TrafficSalesResource(
+            channel(settings.traffic_addr, settings.grpc_tls_ca_file), settings.traffic_addr
+        ),
     )
     app.add_route(
         "/api/admin/sales/referral",
-        ReferralSalesResource(channel(settings.referral_addr), settings.referral_addr),
+        ReferralSalesResource(
+            channel(settings.referral_addr, settings.grpc_tls_ca_file), settings.referral_addr
+        ),
     )
     admin_page = AdminPageResource(enabled=bool(settings.admin_token))
     app.add_route("/admin", admin_page, suffix="bare")
