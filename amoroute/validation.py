@@ -20,6 +20,8 @@ def not_negative(field: str, value: int) -> int:
 def text(field: str, value: str, *, required: bool = False, max_len: int = MAX_TEXT) -> str:
     if required and not value.strip():
         raise InvalidArgument(field, "is required")
+    if "\x00" in value:
+        raise InvalidArgument(field, "must not contain NUL characters")
     if len(value) > max_len:
         raise InvalidArgument(field, f"is longer than {max_len} characters")
     return value

@@ -435,8 +435,9 @@ def _text(raw: Any, field: str) -> str:
         return ""
     if not isinstance(raw, str):
         raise AmoCrmError(f"AmoCRM {field}: expected text, got {_show(raw)}")
-    # AmoCRM escapes HTML in text values (`&amp;` inside URLs), as in webhooks.
-    return html.unescape(raw)
+    # AmoCRM escapes HTML in text values (`&amp;` inside URLs), as in webhooks;
+    # NUL cannot be stored in PostgreSQL text and is never meaningful here.
+    return html.unescape(raw).replace("\x00", "\ufffd")
 
 
 def _value_text(raw: Any) -> str:
@@ -444,7 +445,7 @@ def _value_text(raw: Any) -> str:
     if raw is None:
         return ""
     if isinstance(raw, str):
-        return html.unescape(raw)
+        return _text(raw, "custom field value")
     if isinstance(raw, bool):  # checkboxes: webhooks send "1"
         return "1" if raw else "0"
     if isinstance(raw, float) and raw.is_integer():

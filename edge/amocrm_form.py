@@ -204,11 +204,13 @@ def deal_from_event(event: LeadEvent) -> deal_pb2.Deal:
 
 def _decode(raw: bytes, what: str) -> str:
     try:
-        return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+        text = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FormError(
             f"{what} is not valid UTF-8 text (bad byte at position {exc.start})"
         ) from None
+    # AmoCRM never sends NUL, and PostgreSQL text cannot hold it: keep it visible.
+    return text.replace("\x00", "\ufffd")
 
 
 def _insert(root: _Node, key: str, value: str, limits: FormLimits) -> None:

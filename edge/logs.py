@@ -188,7 +188,7 @@ class WebhookLogStore:
         received = now()
         rows = [
             {
-                **log.__dict__,
+                **_storable(log.__dict__),
                 "received_at": received,
                 "attempt_started_at": received,
                 "retry_at": received + INTAKE_LEASE if log.processing_status == PENDING else None,
@@ -396,7 +396,7 @@ class WebhookLogStore:
             conn.execute(
                 sa.update(webhook_logs)
                 .where(webhook_logs.c.id == log_id)
-                .values(deal_data=deal_data, awaiting_lead_data=False)
+                .values(deal_data=_storable(deal_data), awaiting_lead_data=False)
             )
 
     def leads_routed(self, lead_ids: list[int]) -> set[int]:
@@ -464,6 +464,18 @@ class WebhookLogStore:
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
+
+
+def _storable(value: Any) -> Any:
+    """`value` with every NUL in its text replaced: PostgreSQL text and JSONB
+    cannot hold NUL, and an event must never fail to be logged for it."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 def _unicode_lower(dbapi_conn: Any, _record: Any) -> None:

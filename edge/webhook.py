@@ -23,7 +23,10 @@ SUPPORTED_ROUTES = ["referral", "traffic", "both", "unknown"]
 def raw_body_record(body: bytes, content_type: str | None, problem: str) -> dict[str, Any]:
     """The whole body as received, for an event that could not be parsed."""
     try:
-        raw: dict[str, Any] = {"raw_body": body.decode("utf-8")}
+        text = body.decode("utf-8")
+        if "\x00" in text:  # PostgreSQL cannot store NUL in text: keep the bytes instead
+            raise UnicodeDecodeError("utf-8", body, 0, 1, "NUL")
+        raw: dict[str, Any] = {"raw_body": text}
     except UnicodeDecodeError:
         raw = {"raw_body_base64": base64.b64encode(body).decode()}
     return {**raw, "content_type": content_type, "problem": problem}

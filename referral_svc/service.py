@@ -152,7 +152,7 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
             limit=size + 1,
             after_id=paging.decode_token(request.page_token),
             lead_id=request.lead_id,
-            referral_code=request.referral_code,
+            referral_code=validation.text("referral_code", request.referral_code, max_len=200),
         )
         page = rows[:size]
         token = paging.encode_token(page[-1].id) if len(rows) > size else ""
@@ -166,9 +166,8 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
         """Count, amount and commission per referral code over [won_from, won_to),
         reversed conversions counted apart and earning no commission."""
         won_from, won_to = _time_range(request)
-        rows = self.store.stats(
-            won_from=won_from, won_to=won_to, referral_code=request.referral_code
-        )
+        code = validation.text("referral_code", request.referral_code, max_len=200)
+        rows = self.store.stats(won_from=won_from, won_to=won_to, referral_code=code)
         return referral_pb2.GetReferrerStatsResponse(stats=[_stats_pb(r) for r in rows])
 
     def UpsertPartner(

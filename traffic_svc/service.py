@@ -97,7 +97,7 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
             limit=size + 1,
             after_id=paging.decode_token(request.page_token),
             lead_id=request.lead_id,
-            targetologist=request.targetologist,
+            targetologist=validation.text("targetologist", request.targetologist, max_len=200),
         )
         page = rows[:size]
         token = paging.encode_token(page[-1].id) if len(rows) > size else ""
@@ -110,9 +110,8 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
     ) -> traffic_pb2.GetTargetologistStatsResponse:
         """Count and revenue per targetologist over [won_from, won_to)."""
         won_from, won_to = _time_range(request)
-        rows = self.store.stats(
-            won_from=won_from, won_to=won_to, targetologist=request.targetologist
-        )
+        who = validation.text("targetologist", request.targetologist, max_len=200)
+        rows = self.store.stats(won_from=won_from, won_to=won_to, targetologist=who)
         return traffic_pb2.GetTargetologistStatsResponse(
             stats=[
                 traffic_pb2.TargetologistStats(

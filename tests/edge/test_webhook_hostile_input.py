@@ -101,8 +101,11 @@ def test_any_content_type_is_answered_fast_and_logged(edge: Edge, body: bytes, c
         b"a" + b"%5Bx%5D" * 5000 + b"=1",
         b"\xff\xfe\xfd" * 100,
         encode(won_deal_body(1, "ref_A")) + b"&leads%5Bstatus%5D%5B0%5D%5Bid%5D=2",
+        encode(won_deal_body(2, "kenesary_\x00fb", name="a\x00b")),
+        b"garbage\x00with-nul",
     ],
-    ids=["huge-index", "many-keys", "deep-brackets", "invalid-utf8", "repeated-key"],
+    ids=["huge-index", "many-keys", "deep-brackets", "invalid-utf8", "repeated-key", "nul-in-values",
+         "nul-in-garbage"],
 )
 def test_known_hostile_bodies_are_logged_not_crashing(edge: Edge, body: bytes) -> None:
     assert_answered_and_logged(edge, body)

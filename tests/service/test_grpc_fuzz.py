@@ -30,7 +30,9 @@ from amoroute.v1 import (
 )
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
-TEXT = st.text(max_size=300) | st.sampled_from(["", "ref_", "ref_ABC", "kenesary_fb", "x" * 20000])
+TEXT = st.text(max_size=300) | st.sampled_from(
+    ["", "ref_", "ref_ABC", "kenesary_fb", "x" * 20000, "\x00", "ref_A\x00B", "kenesary_\x00"]
+)
 VALUES = st.builds(deal_pb2.CustomFieldValue, value=TEXT, enum_id=INT64)
 FIELDS = st.builds(
     deal_pb2.CustomField, id=INT64, name=TEXT,
