@@ -30,7 +30,7 @@ class Settings(CommonSettings):
     reconcile_overlap_s: int = 3600
     # Time the webhook answer may spend routing before it answers anyway; the
     # rest stays pending for the worker. AmoCRM gives up after 2 s.
-    router_deadline_s: float = 1.2
+    router_deadline_s: float = 1.0
     max_body_bytes: int = 1_048_576
     # Retry worker: how often it looks for due events, and how many it takes at once.
     worker_poll_s: float = 1.0
