@@ -8,20 +8,12 @@ from datetime import UTC, datetime
 import falcon.testing
 import pytest
 
-import notifier_svc.server
-import notifier_svc.settings
-import referral_svc.server
-import referral_svc.settings
-import router_svc.server
-import router_svc.settings
-import traffic_svc.server
-import traffic_svc.settings
 from amoroute.channels import channel
-from amoroute.grpc_server import RunningServer
 from amoroute.timeutil import to_timestamp
 from amoroute.v1 import referral_pb2, referral_pb2_grpc, traffic_pb2, traffic_pb2_grpc
 from tests.admin.helpers import AUTH, FORM, Seeder, admin_client, migrated_edge_database
 from tests.support.forms import encode, won_deal_body
+from tests.support.services import start_services
 
 
 @dataclass
@@ -50,27 +42,11 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(make_database) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
-    ref = referral_svc.settings.Settings(referral_database_url=make_database("referral"))
-    tra = traffic_svc.settings.Settings(traffic_database_url=make_database("traffic"))
-    note = notifier_svc.settings.Settings(notifier_database_url=make_database("notifier"))
-    referral_svc.server.upgrade_database(ref)
-    traffic_svc.server.upgrade_database(tra)
-    notifier_svc.server.upgrade_database(note)
-    servers: list[RunningServer] = [
-        referral_svc.server.build(ref, port=0),
-        traffic_svc.server.build(tra, port=0),
-        notifier_svc.server.build(note, port=0),
-    ]
-    addr = {name: f"127.0.0.1:{s.port}" for name, s in zip(
-        ("referral", "traffic", "notifier"), servers, strict=True)}
-    router = router_svc.server.build(
-        router_svc.settings.Settings(referral_addr=addr["referral"], traffic_addr=addr["traffic"],
-                                     notifier_addr=addr["notifier"]),
-        port=0,
-    )
-    servers.append(router)
+    services = start_services(make_database)
+    addr = {name: services.addr(name) for name in ("referral", "traffic", "notifier")}
+    router = services.start_router()
     database = migrated_edge_database(make_database)
-    client = admin_client(database, router_addr=f"127.0.0.1:{router.port}",
+    client = admin_client(database, router_addr=router,
                           referral_addr=addr["referral"], traffic_addr=addr["traffic"],
                           router_deadline_s=5.0)
     channels = [channel(addr["traffic"]), channel(addr["referral"])]
@@ -80,8 +56,7 @@ def stack(make_database) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
     seeder.close()
     for ch in channels:
         ch.close()
-    for server in servers:
-        server.stop(0)
+    services.stop()
 
 
 def unix(*args: int) -> int:

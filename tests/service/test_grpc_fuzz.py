@@ -8,14 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import notifier_svc.server
-import notifier_svc.settings
-import referral_svc.server
-import referral_svc.settings
-import router_svc.server
-import router_svc.settings
-import traffic_svc.server
-import traffic_svc.settings
 from amoroute.channels import channel
 from amoroute.v1 import (
     deal_pb2,
@@ -28,6 +20,7 @@ from amoroute.v1 import (
     traffic_pb2,
     traffic_pb2_grpc,
 )
+from tests.support.services import start_services
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 TEXT = st.text(max_size=300) | st.sampled_from(
@@ -53,24 +46,10 @@ ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT}
 
 @pytest.fixture(scope="module")
 def stubs(make_database) -> Iterator[dict]:  # type: ignore[no-untyped-def]
-    servers = []
-    for module, settings_module, field in (
-        (referral_svc.server, referral_svc.settings, "referral_database_url"),
-        (traffic_svc.server, traffic_svc.settings, "traffic_database_url"),
-        (notifier_svc.server, notifier_svc.settings, "notifier_database_url"),
-    ):
-        conf = settings_module.Settings(**{field: make_database(field.split("_")[0])})
-        module.upgrade_database(conf)
-        servers.append(module.build(conf, port=0))
-    ref, tra, note = (f"localhost:{s.port}" for s in servers)
-    router = router_svc.server.build(
-        router_svc.settings.Settings(referral_addr=ref, traffic_addr=tra, notifier_addr=note),
-        port=0,
-    )
-    servers.append(router)
-    channels = {n: channel(a) for n, a in
-                (("router", f"localhost:{router.port}"), ("referral", ref), ("traffic", tra),
-                 ("notifier", note))}
+    services = start_services(make_database)
+    router = services.start_router()
+    channels = {n: channel(services.addr(n)) for n in ("referral", "traffic", "notifier")}
+    channels["router"] = channel(router)
     yield {
         "router": router_pb2_grpc.RouterServiceStub(channels["router"]),
         "referral": referral_pb2_grpc.ReferralServiceStub(channels["referral"]),
@@ -79,8 +58,7 @@ def stubs(make_database) -> Iterator[dict]:  # type: ignore[no-untyped-def]
     }
     for ch in channels.values():
         ch.close()
-    for s in servers:
-        s.stop(0)
+    services.stop()
 
 
 def answer_code(call, request) -> grpc.StatusCode:  # type: ignore[no-untyped-def]

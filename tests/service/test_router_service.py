@@ -7,17 +7,9 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-import notifier_svc.server
-import notifier_svc.settings
-import referral_svc.server
-import referral_svc.settings
-import router_svc.server
-import router_svc.settings
-import traffic_svc.server
-import traffic_svc.settings
 from amoroute.channels import channel
-from amoroute.grpc_server import RunningServer
 from amoroute.v1 import deal_pb2, router_pb2, router_pb2_grpc, traffic_pb2, traffic_pb2_grpc
+from tests.support.services import start_services
 from tests.support.stack import free_port
 
 D = router_pb2
@@ -32,31 +24,13 @@ class Routers:
 
 @pytest.fixture(scope="module")
 def routers(make_database) -> Iterator[Routers]:  # type: ignore[no-untyped-def]
-    ref = referral_svc.settings.Settings(referral_database_url=make_database("referral"))
-    tra = traffic_svc.settings.Settings(traffic_database_url=make_database("traffic"))
-    note = notifier_svc.settings.Settings(notifier_database_url=make_database("notifier"))
-    referral_svc.server.upgrade_database(ref)
-    traffic_svc.server.upgrade_database(tra)
-    notifier_svc.server.upgrade_database(note)
-    servers: list[RunningServer] = [
-        referral_svc.server.build(ref, port=0),
-        traffic_svc.server.build(tra, port=0),
-        notifier_svc.server.build(note, port=0),
-    ]
-    ref_port, tra_port, note_port = (s.port for s in servers)
-
-    def router(traffic_port: int) -> RunningServer:
-        settings = router_svc.settings.Settings(
-            referral_addr=f"localhost:{ref_port}",
-            traffic_addr=f"localhost:{traffic_port}",
-            notifier_addr=f"localhost:{note_port}",
-            router_leg_timeout_s=2.0,
-        )
-        return router_svc.server.build(settings, port=0)
-
-    healthy, broken = router(tra_port), router(free_port())  # nothing listens on the latter
-    servers += [healthy, broken]
-    channels = [channel(f"localhost:{s.port}") for s in (healthy, broken, servers[1])]
+    services = start_services(make_database)
+    healthy = services.start_router("router", router_leg_timeout_s=2.0)
+    # Nothing listens on the traffic address of this one.
+    broken = services.start_router(
+        "router-traffic-down", traffic_addr=f"localhost:{free_port()}", router_leg_timeout_s=2.0
+    )
+    channels = [channel(a) for a in (healthy, broken, services.addr("traffic"))]
     yield Routers(
         router_pb2_grpc.RouterServiceStub(channels[0]),
         router_pb2_grpc.RouterServiceStub(channels[1]),
@@ -64,8 +38,7 @@ def routers(make_database) -> Iterator[Routers]:  # type: ignore[no-untyped-def]
     )
     for ch in channels:
         ch.close()
-    for s in servers:
-        s.stop(0)
+    services.stop()
 
 
 def won_deal(lead_id: int, utm_source: str, utm_campaign: str = "") -> deal_pb2.Deal:

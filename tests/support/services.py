@@ -1,0 +1,60 @@
+"""The gRPC services started in-process on ephemeral ports, each on a fresh
+migrated database, for tests that need real downstream services."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import notifier_svc.server
+import notifier_svc.settings
+import referral_svc.server
+import referral_svc.settings
+import router_svc.server
+import router_svc.settings
+import traffic_svc.server
+import traffic_svc.settings
+from amoroute.grpc_server import RunningServer
+
+
+@dataclass
+class Services:
+    servers: dict[str, RunningServer] = field(default_factory=dict)
+
+    def addr(self, name: str) -> str:
+        return f"127.0.0.1:{self.servers[name].port}"
+
+    def start_router(self, name: str = "router", **overrides: str | float) -> str:
+        """Start a RouterService calling these services; `overrides` replace its
+        settings (e.g. traffic_addr of a port nobody listens on). Returns its address."""
+        settings = router_svc.settings.Settings(
+            **{
+                "referral_addr": self.addr("referral"),
+                "traffic_addr": self.addr("traffic"),
+                "notifier_addr": self.addr("notifier"),
+                **overrides,
+            }
+        )
+        self.servers[name] = router_svc.server.build(settings, port=0)
+        return self.addr(name)
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop(0)
+
+
+def start_services(make_database: Callable[[str], str], **notifier: str) -> Services:
+    """Referral, traffic and notifier services; `notifier` adds notifier settings."""
+    ref = referral_svc.settings.Settings(referral_database_url=make_database("referral"))
+    tra = traffic_svc.settings.Settings(traffic_database_url=make_database("traffic"))
+    note = notifier_svc.settings.Settings(
+        notifier_database_url=make_database("notifier"), **notifier
+    )
+    referral_svc.server.upgrade_database(ref)
+    traffic_svc.server.upgrade_database(tra)
+    notifier_svc.server.upgrade_database(note)
+    return Services(
+        {
+            "referral": referral_svc.server.build(ref, port=0),
+            "traffic": traffic_svc.server.build(tra, port=0),
+            "notifier": notifier_svc.server.build(note, port=0),
+        }
+    )
