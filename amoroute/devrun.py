@@ -28,6 +28,7 @@ class Stack:
         }
     )
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    stdout: int | None = None
 
     def commands(self) -> dict[str, list[str]]:
         py = sys.executable
@@ -46,13 +47,21 @@ class Stack:
             subprocess.run([sys.executable, "-m", name, "migrate"], env=self.env, check=True)
 
     def start(self, stdout: int | None = None) -> None:
-        for name, argv in self.commands().items():
-            env = dict(self.env)
-            if name in self.metrics_ports:
-                env["METRICS_PORT"] = str(self.metrics_ports[name])
-            self.procs[name] = subprocess.Popen(
-                argv, env=env, stdout=stdout, stderr=subprocess.STDOUT if stdout else None
-            )
+        self.stdout = stdout
+        for name in self.commands():
+            self.start_process(name)
+
+    def start_process(self, name: str) -> None:
+        """Start (or start again, as a new pod would) one of the processes."""
+        env = dict(self.env)
+        if name in self.metrics_ports:
+            env["METRICS_PORT"] = str(self.metrics_ports[name])
+        self.procs[name] = subprocess.Popen(
+            self.commands()[name],
+            env=env,
+            stdout=self.stdout,
+            stderr=subprocess.STDOUT if self.stdout else None,
+        )
 
     def exited(self) -> dict[str, int]:
         return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}

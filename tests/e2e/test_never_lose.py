@@ -144,6 +144,23 @@ def test_frozen_router_during_a_burst_loses_nothing_and_counts_nothing_twice(har
     assert all(harness.announced(lead) == 1 for lead in leads[:20])
 
 
+def test_router_stopped_with_sigterm_under_load_loses_no_request(harness) -> None:  # type: ignore[no-untyped-def]
+    """A rolling update of the router: SIGTERM drains its calls in flight, the edge
+    keeps answering AmoCRM, a new router comes up and everything is credited once."""
+    leads = list(range(7_200_001, 7_200_201))
+    stack = harness.running.stack
+    with ThreadPoolExecutor(1) as background:
+        burst = background.submit(harness.burst, leads, 8)
+        time.sleep(1.0)
+        stack.procs["router_svc"].send_signal(signal.SIGTERM)
+        assert stack.procs["router_svc"].wait(30) == 0  # a clean, drained stop
+        stack.start_process("router_svc")
+        answers = burst.result()
+    assert {status for status, _ in answers} == {200}
+    assert max(elapsed for _, elapsed in answers) < 2.0
+    assert sorted(harness.wait_credited(set(leads))) == leads
+
+
 def test_database_down_answers_503_and_the_retried_hook_is_credited_once(harness) -> None:  # type: ignore[no-untyped-def]
     lead = 7_100_001
     harness.proxy.cut()

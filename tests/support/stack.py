@@ -5,6 +5,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -24,6 +25,7 @@ class RunningStack:
     stack: Stack
     env: dict[str, str]
     log_path: Path
+    log_file: BinaryIO
 
     @property
     def edge_url(self) -> str:
@@ -52,9 +54,10 @@ def start_stack(databases: dict[str, str], log_dir: Path, **extra_env: str) -> R
     stack.metrics_ports = {name: free_port() for name in stack.metrics_ports}
     stack.migrate()
     log_path = log_dir / "stack.log"
-    with open(log_path, "wb") as out:
-        stack.start(stdout=out.fileno())
-    running = RunningStack(stack, env, log_path)
+    # Open for the stack's whole life: a process started again writes here too.
+    log_file = open(log_path, "wb")  # noqa: SIM115
+    stack.start(stdout=log_file.fileno())
+    running = RunningStack(stack, env, log_path, log_file)
     deadline = time.monotonic() + 90
     while True:
         if stack.exited():
