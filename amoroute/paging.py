@@ -1,6 +1,8 @@
 """AIP-158 page tokens: an opaque token that carries the last row id seen."""
 
 import base64
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from amoroute.errors import InvalidArgument
 
@@ -13,6 +15,30 @@ def page_size(requested: int) -> int:
     if requested < 0:
         raise InvalidArgument("page_size", "must not be negative")
     return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+class _Row(Protocol):
+    id: int
+
+
+class _PageRequest(Protocol):
+    page_size: int
+    page_token: str
+
+
+Row = TypeVar("Row", bound=_Row)
+
+
+def fetch_page(
+    request: _PageRequest, fetch: Callable[[int, int | None], list[Row]]
+) -> tuple[list[Row], str]:
+    """One page for a List request and its next_page_token. `fetch(limit, after_id)`
+    returns rows newest first with ids below after_id; one row more than the page
+    is asked for, to know whether another page follows."""
+    size = page_size(request.page_size)
+    rows = fetch(size + 1, decode_token(request.page_token))
+    page = rows[:size]
+    return page, encode_token(page[-1].id) if len(rows) > size else ""
 
 
 def encode_token(last_id: int) -> str:

@@ -105,15 +105,13 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
         self, request: notifier_pb2.ListNotificationsRequest, context: grpc.ServicerContext
     ) -> notifier_pb2.ListNotificationsResponse:
         """Notifications newest first, one page at a time."""
-        size = paging.page_size(request.page_size)
         validation.not_negative("lead_id", request.lead_id)
-        rows = self.store.page(
-            limit=size + 1,
-            after_id=paging.decode_token(request.page_token),
-            lead_id=request.lead_id,
+        page, token = paging.fetch_page(
+            request,
+            lambda limit, after_id: self.store.page(
+                limit=limit, after_id=after_id, lead_id=request.lead_id
+            ),
         )
-        page = rows[:size]
-        token = paging.encode_token(page[-1].id) if len(rows) > size else ""
         return notifier_pb2.ListNotificationsResponse(
             notifications=[_notification_pb(r) for r in page], next_page_token=token
         )

@@ -146,16 +146,14 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
         self, request: referral_pb2.ListConversionsRequest, context: grpc.ServicerContext
     ) -> referral_pb2.ListConversionsResponse:
         """Conversions newest first, one page at a time."""
-        size = paging.page_size(request.page_size)
         validation.not_negative("lead_id", request.lead_id)
-        rows = self.store.page(
-            limit=size + 1,
-            after_id=paging.decode_token(request.page_token),
-            lead_id=request.lead_id,
-            referral_code=validation.text("referral_code", request.referral_code, max_len=200),
+        code = validation.text("referral_code", request.referral_code, max_len=200)
+        page, token = paging.fetch_page(
+            request,
+            lambda limit, after_id: self.store.page(
+                limit=limit, after_id=after_id, lead_id=request.lead_id, referral_code=code
+            ),
         )
-        page = rows[:size]
-        token = paging.encode_token(page[-1].id) if len(rows) > size else ""
         return referral_pb2.ListConversionsResponse(
             conversions=[_conversion_pb(r) for r in page], next_page_token=token
         )

@@ -91,16 +91,14 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
         self, request: traffic_pb2.ListSalesRequest, context: grpc.ServicerContext
     ) -> traffic_pb2.ListSalesResponse:
         """Sales newest first, one page at a time."""
-        size = paging.page_size(request.page_size)
         validation.not_negative("lead_id", request.lead_id)
-        rows = self.store.page(
-            limit=size + 1,
-            after_id=paging.decode_token(request.page_token),
-            lead_id=request.lead_id,
-            targetologist=validation.text("targetologist", request.targetologist, max_len=200),
+        who = validation.text("targetologist", request.targetologist, max_len=200)
+        page, token = paging.fetch_page(
+            request,
+            lambda limit, after_id: self.store.page(
+                limit=limit, after_id=after_id, lead_id=request.lead_id, targetologist=who
+            ),
         )
-        page = rows[:size]
-        token = paging.encode_token(page[-1].id) if len(rows) > size else ""
         return traffic_pb2.ListSalesResponse(
             sales=[_sale_pb(r) for r in page], next_page_token=token
         )
