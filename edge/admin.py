@@ -176,9 +176,12 @@ class Params:
 
     def __init__(self, req: falcon.Request, allowed: tuple[str, ...]) -> None:
         self.params = req.params
-        for name in self.params:
+        for name, value in self.params.items():
             if name not in allowed:
                 raise _bad(name, f"unknown parameter; this endpoint takes {', '.join(allowed)}")
+            # The database cannot compare text with NUL in it: refuse it here, by name.
+            if any("\x00" in v for v in (value if isinstance(value, list) else [value])):
+                raise _bad(name, "must not contain NUL characters")
 
     def text(self, name: str) -> str | None:
         value = self.params.get(name)
