@@ -13,6 +13,7 @@ help:
 	@echo "make test    run the whole test suite (PostgreSQL at TEST_PG_URL)"
 	@echo "make proto   regenerate Python code from protos/"
 	@echo "make migrate upgrade every service database to the latest schema"
+	@echo "make bench   throughput, latency and zero-loss figures of the whole stack"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,3 +48,10 @@ lint: $(STAMP)
 
 clean:
 	rm -rf var .pytest_cache
+
+# Throughput, latency, zero-loss accounting and memory of the whole stack on PostgreSQL
+# (not part of `make test`). BENCH_QUICK=1: ~10 s phases. See bench/README.md.
+.PHONY: bench
+bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(PY) -m bench.run
