@@ -1,12 +1,18 @@
 """Settings every process reads, besides its own."""
 
+import os
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
+    # Secrets may also come from files (Kubernetes secret volumes, Docker secrets):
+    # with AMOROUTE_SECRETS_DIR set, a file named like a setting (admin_token,
+    # telegram_bot_token, …) supplies it; an environment variable still wins.
+    model_config = SettingsConfigDict(
+        extra="ignore", secrets_dir=os.environ.get("AMOROUTE_SECRETS_DIR") or None
+    )
 
     log_level: str = "INFO"
     # Port of the Prometheus /metrics endpoint of a gRPC service; 0 turns it off.

@@ -5,13 +5,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from router_svc.rules import DEFAULT_RULES_PATH
 from tests.browser.harness import (
     ADMIN_TOKEN,
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
+    XSS_TARGETOLOGIST,
     Services,
     Watched,
     open_page,
@@ -22,6 +25,12 @@ from tests.support.stack import start_stack
 
 @pytest.fixture(scope="module")
 def services(make_database, tmp_path_factory) -> Iterator[Services]:  # type: ignore[no-untyped-def]
+    # The shipped rules plus a targetologist whose name is markup: the dashboards must
+    # show it as text.
+    rules = yaml.safe_load(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
+    rules["traffic"]["targetologists"].append({"name": XSS_TARGETOLOGIST, "patterns": ["xss_*"]})
+    rules_file = tmp_path_factory.mktemp("rules") / "routing_rules.yaml"
+    rules_file.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
     with FakeTelegram() as telegram:
         running = start_stack(
             {n: make_database(n) for n in ("edge", "referral", "traffic", "notifier")},
@@ -30,6 +39,7 @@ def services(make_database, tmp_path_factory) -> Iterator[Services]:  # type: ig
             TELEGRAM_API_URL=telegram.url,
             TELEGRAM_BOT_TOKEN="123456:browser-test-token",
             AMOCRM_DOMAIN="onaiagencykz",
+            ROUTING_RULES=str(rules_file),
         )
         try:
             services = Services(running)

@@ -26,6 +26,8 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ADMIN_TOKEN = "browser-admin-token-0123456789abcdef"
+# A targetologist name (from the rules file) that is markup, shown on the dashboards.
+XSS_TARGETOLOGIST = "<img src=x onerror=alert(3)>"
 
 # Every browser test module carries this mark: without Debian's Chromium the tests are
 # skipped; they never download a browser.

@@ -16,7 +16,14 @@ from amoroute.v1 import referral_pb2, traffic_pb2
 from edge.amocrm_form import FormLimits
 from edge.logs import ERROR, Outcome
 from edge.webhook import intake
-from tests.browser.harness import ADMIN_TOKEN, Services, Watched, needs_chromium, open_page
+from tests.browser.harness import (
+    ADMIN_TOKEN,
+    XSS_TARGETOLOGIST,
+    Services,
+    Watched,
+    needs_chromium,
+    open_page,
+)
 from tests.support.forms import encode, won_deal_body
 
 pytestmark = needs_chromium
@@ -55,6 +62,7 @@ def seeded(services: Services) -> Seeded:
                                                       updated_at=now)))
     [hostile] = services.webhook(encode(won_deal_body(9500005, XSS_UTM, name=XSS_NAME,
                                                       updated_at=now)))
+    services.webhook(encode(won_deal_body(9500007, "xss_fb", price=777, updated_at=now)))
     [garbage] = services.webhook(b"\xff\xfe not a form %%%")
     # Logged while the router was down, retried until the worker gave up.
     [row], _ = intake(encode(won_deal_body(9500006, "kenesary_retry", price=12345,
@@ -239,6 +247,9 @@ def test_dashboards_show_the_services_figures(
     total = page.locator("#traffic-foot tr")
     assert digits(total.locator("td[data-label=Revenue]").text_content() or "") == sum(
         s.revenue for s in stats.stats)
+    hostile = page.locator("#traffic-body tr").filter(has_text=XSS_TARGETOLOGIST)
+    expect(hostile).to_have_count(1)  # the markup shows as text
+    assert page.locator("main img").count() == 0
     screenshot(page, artifacts / "admin-traffic.png")
 
     # The default range is this month, in the browser's time zone (UTC here).
