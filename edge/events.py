@@ -30,16 +30,12 @@ def deal_from_log(deal_data: dict[str, Any], default_subdomain: str) -> deal_pb2
         raise UnroutableEvent(f"stored event cannot be routed: {exc}") from exc
 
 
-def log_for_api_lead(
-    lead: dict[str, Any], subdomain: str, source: str
-) -> tuple[NewLog, deal_pb2.Deal]:
-    """The webhook_logs row and the deal for a lead read from the AmoCRM API."""
-    data = {"api_lead": lead, "account_subdomain": subdomain}
-    deal = deal_from_log(data, subdomain)
-    row = NewLog(
+def log_for_deal(source: str, deal_data: dict[str, Any], deal: deal_pb2.Deal) -> NewLog:
+    """The webhook_logs row of an event that became `deal`, its columns taken from it."""
+    return NewLog(
         source=source,
-        deal_data=data,
-        event="api",
+        deal_data=deal_data,
+        event=deal.event or None,
         account_id=deal.account_id or None,
         pipeline_id=deal.pipeline_id or None,
         status_id=deal.status_id or None,
@@ -47,4 +43,12 @@ def log_for_api_lead(
         lead_updated_at=deal.updated_at.seconds or None,
         deal_name=deal.name or None,
     )
-    return row, deal
+
+
+def log_for_api_lead(
+    lead: dict[str, Any], subdomain: str, source: str
+) -> tuple[NewLog, deal_pb2.Deal]:
+    """The webhook_logs row and the deal for a lead read from the AmoCRM API."""
+    data = {"api_lead": lead, "account_subdomain": subdomain}
+    deal = deal_from_log(data, subdomain)
+    return log_for_deal(source, data, deal), deal

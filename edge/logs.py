@@ -294,11 +294,6 @@ class WebhookLogStore:
             for r in sorted(rows, key=lambda r: r.id)
         ]
 
-    def get(self, log_id: int) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(webhook_logs).where(webhook_logs.c.id == log_id)).first()
-        return _as_dict(row) if row else None
-
     def by_lead(self, lead_id: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(

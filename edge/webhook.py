@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from amoroute import __version__
 from edge.amocrm_form import FormError, FormLimits, deal_from_event, lead_events, parse_form
 from edge.dispatch import Dispatcher, Job
+from edge.events import log_for_deal
 from edge.logs import ERROR, SUCCESS, NewLog, WebhookLogStore
 from edge.observability import WEBHOOKS
 
@@ -113,19 +114,7 @@ def intake(
             )
             deals.append(None)
             continue
-        rows.append(
-            NewLog(
-                source="amocrm",
-                deal_data=event.to_json(),
-                event=event.action,
-                account_id=deal.account_id or None,
-                pipeline_id=deal.pipeline_id or None,
-                status_id=deal.status_id or None,
-                lead_id=deal.lead_id,
-                lead_updated_at=deal.updated_at.seconds or None,
-                deal_name=deal.name or None,
-            )
-        )
+        rows.append(log_for_deal("amocrm", event.to_json(), deal))
         deals.append(deal)
     return rows, deals
 

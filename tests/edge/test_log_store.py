@@ -44,7 +44,7 @@ def test_several_workers_claim_every_due_event_exactly_once(store: WebhookLogSto
 def test_text_with_nul_characters_is_stored_not_refused(store: WebhookLogStore) -> None:
     [log_id] = store.insert([NewLog(source="amocrm", deal_data={"name": "a\x00b", "k\x00": ["\x00"]},
                                     deal_name="a\x00b", lead_id=1)])
-    row = store.get(log_id)
+    row = store.find(log_id)
     assert row is not None
     assert row["deal_data"] == {"name": "a\ufffdb", "k\ufffd": ["\ufffd"]}
     assert row["deal_name"] == "a\ufffdb"
