@@ -11,6 +11,11 @@ class InvalidArgument(ServiceError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
+        self.problem = problem
+
+    def within(self, prefix: str) -> "InvalidArgument":
+        """The same error for a field inside `prefix`, e.g. requests[3]."""
+        return InvalidArgument(f"{prefix}.{self.field}", self.problem)
 
 
 class NotFound(ServiceError):

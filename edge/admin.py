@@ -308,7 +308,10 @@ class NotReplayable(Exception):
 
 
 def replay(
-    logs: WebhookLogStore, dispatcher: Dispatcher, log_id: int, deadline_s: float,
+    logs: WebhookLogStore,
+    dispatcher: Dispatcher,
+    log_id: int,
+    deadline_s: float,
     subdomain: str = "",
 ) -> int:
     """Log the stored event again as a new `replay` event and route it now; returns the new
@@ -318,9 +321,7 @@ def replay(
     original = logs.find(log_id)
     if original is None:
         raise LookupError(log_id)
-    prepared = job_for(
-        DueEvent(log_id, original["source"], original["deal_data"], ()), subdomain
-    )
+    prepared = job_for(DueEvent(log_id, original["source"], original["deal_data"], ()), subdomain)
     if isinstance(prepared, Outcome):
         raise NotReplayable(prepared.error_message)
     [new_id] = logs.insert(

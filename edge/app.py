@@ -1,5 +1,7 @@
 """create_app(): the edge's routes, built from its settings."""
 
+import atexit
+
 import falcon
 
 from amoroute.channels import channel
@@ -20,8 +22,9 @@ from edge.health import LivenessResource, ReadinessResource
 from edge.logs import WebhookLogStore
 from edge.observability import MetricsResource, RequestContext
 from edge.reconcile import build_reconciler
+from edge.routing_queue import RoutingQueue
 from edge.settings import Settings
-from edge.webhook import WebhookResource, WebhookTestResource
+from edge.webhook import WebhookResource, WebhookTestResource, count_outcomes
 
 
 def create_app(settings: Settings | None = None) -> falcon.App:
@@ -30,11 +33,13 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     logs = WebhookLogStore(create_engine(settings.edge_database_url))
     router = channel(settings.router_addr, settings.grpc_tls_ca_file)
     dispatcher = Dispatcher(router, logs, lead_data_available=settings.amocrm_configured())
+    routing = RoutingQueue(dispatcher, settings.router_deadline_s, on_outcomes=count_outcomes)
+    # On a graceful stop, route what is queued; whatever is left the worker routes.
+    atexit.register(routing.close)
     webhook = WebhookResource(
         logs,
-        dispatcher,
+        routing,
         settings.webhook_secret,
-        settings.router_deadline_s,
         FormLimits(max_body_bytes=settings.max_body_bytes),
         expected_subdomain=settings.amocrm_domain,
     )

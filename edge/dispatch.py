@@ -4,6 +4,7 @@ The one path every event takes, whether it came by webhook, from the worker,
 a replay or reconciliation."""
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -12,6 +13,11 @@ from amoroute.v1 import deal_pb2, router_pb2, router_pb2_grpc
 from edge.logs import ERROR, PARTIAL, PENDING, SUCCESS, Outcome, WebhookLogStore
 
 log = logging.getLogger(__name__)
+
+# Deals per BatchRouteDeals call (the router's limit), and bytes, well under
+# the 4 MiB gRPC message limit.
+MAX_BATCH = 500
+MAX_BATCH_BYTES = 2 * 1024 * 1024
 
 _STATUS = {
     router_pb2.PROCESSING_STATUS_SUCCESS: SUCCESS,
@@ -40,6 +46,8 @@ class Job:
     deal: deal_pb2.Deal
     # Legs that succeeded on an earlier attempt of this event.
     skip_legs: tuple[str, ...] = ()
+    # The webhook request's id, for the router's log line about this deal.
+    request_id: str = ""
 
 
 def outcome_of(
@@ -85,6 +93,21 @@ def outcome_of_error(log_id: int, exc: grpc.RpcError) -> Outcome:
     return Outcome(log_id, PENDING, error_message=f"router {name}: {exc.details()}", retry=True)
 
 
+def route_batches(jobs: list[Job]) -> Iterator[list[Job]]:
+    """The jobs in order, in batches within MAX_BATCH deals and MAX_BATCH_BYTES."""
+    batch: list[Job] = []
+    size = 0
+    for job in jobs:
+        deal_size = job.deal.ByteSize()
+        if batch and (len(batch) == MAX_BATCH or size + deal_size > MAX_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(job)
+        size += deal_size
+    if batch:
+        yield batch
+
+
 class Dispatcher:
     def __init__(
         self, router: grpc.Channel, logs: WebhookLogStore, lead_data_available: bool = False
@@ -101,25 +124,35 @@ class Dispatcher:
         return list(rules.pipeline_ids), list(rules.won_status_ids)
 
     def dispatch(self, jobs: list[Job], timeout_s: float) -> list[Outcome]:
-        """Route every job concurrently within `timeout_s` and record each outcome;
-        what the router did not answer in time stays pending."""
-        if not jobs:
-            return []
-        calls = [
-            (
-                job.log_id,
-                self.router.RouteDeal.future(
-                    router_pb2.RouteDealRequest(deal=job.deal, skip_legs=job.skip_legs),
-                    timeout=timeout_s,
-                ),
-            )
-            for job in jobs
-        ]
-        outcomes = []
-        for log_id, call in calls:
-            try:
-                outcomes.append(outcome_of(log_id, call.result(), self.lead_data_available))
-            except grpc.RpcError as exc:
-                outcomes.append(outcome_of_error(log_id, exc))
-        self.logs.record_outcomes(outcomes)
+        """Route the jobs (BatchRouteDeals, MAX_BATCH at a time) within `timeout_s`
+        and record each outcome; what the router did not answer in time stays pending."""
+        outcomes: list[Outcome] = []
+        for batch in route_batches(jobs):
+            outcomes += self._route(batch, timeout_s)
+        if outcomes:
+            self.logs.record_outcomes(outcomes)
         return outcomes
+
+    def _route(self, jobs: list[Job], timeout_s: float) -> list[Outcome]:
+        request = router_pb2.BatchRouteDealsRequest(
+            requests=[
+                router_pb2.RouteDealRequest(
+                    deal=job.deal, skip_legs=job.skip_legs, request_id=job.request_id
+                )
+                for job in jobs
+            ]
+        )
+        try:
+            results = self.router.BatchRouteDeals(request, timeout=timeout_s).results
+        except grpc.RpcError as exc:
+            return [outcome_of_error(job.log_id, exc) for job in jobs]
+        return [
+            outcome_of(job.log_id, result.response, self.lead_data_available)
+            if result.HasField("response")
+            else Outcome(
+                job.log_id,
+                ERROR,
+                error_message=f"router rejected the deal: {result.invalid_argument}",
+            )
+            for job, result in zip(jobs, results, strict=True)
+        ]

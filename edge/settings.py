@@ -28,9 +28,10 @@ class Settings(CommonSettings):
     reconcile_interval_s: int = 300
     reconcile_first_lookback_s: int = 7 * 86400
     reconcile_overlap_s: int = 3600
-    # Time the webhook answer may spend routing before it answers anyway; the
-    # rest stays pending for the worker. AmoCRM gives up after 2 s.
-    router_deadline_s: float = 1.0
+    # Time the router may take over one batch of events routed after their
+    # webhook was answered (and over a replay); what it does not finish in
+    # time stays pending for the worker.
+    router_deadline_s: float = 5.0
     max_body_bytes: int = 1_048_576
     # Retry worker: how often it looks for due events, and how many it takes at once.
     worker_poll_s: float = 1.0

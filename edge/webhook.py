@@ -1,4 +1,4 @@
-"""POST /webhook/amocrm: log every lead event durably, then route it."""
+"""POST /webhook/amocrm: log every lead event durably, answer, then route it."""
 
 import base64
 import hmac
@@ -7,14 +7,15 @@ import logging
 from typing import Any
 
 import falcon
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from amoroute import __version__
+from amoroute import __version__, requestid
 from edge.amocrm_form import FormError, FormLimits, deal_from_event, lead_events, parse_form
-from edge.dispatch import Dispatcher, Job
+from edge.dispatch import Job
 from edge.events import log_for_deal
-from edge.logs import ERROR, SUCCESS, NewLog, WebhookLogStore
+from edge.logs import ERROR, SUCCESS, NewLog, Outcome, WebhookLogStore
 from edge.observability import WEBHOOKS
+from edge.routing_queue import RoutingQueue
 
 log = logging.getLogger(__name__)
 
@@ -130,16 +131,14 @@ class WebhookResource:
     def __init__(
         self,
         logs: WebhookLogStore,
-        dispatcher: Dispatcher,
+        routing: RoutingQueue,
         secret: str,
-        deadline_s: float,
         limits: FormLimits,
         expected_subdomain: str = "",
     ) -> None:
         self.logs = logs
-        self.dispatcher = dispatcher
+        self.routing = routing
         self.secret = secret
-        self.deadline_s = deadline_s
         self.limits = limits
         self.expected_subdomain = expected_subdomain
 
@@ -177,26 +176,30 @@ class WebhookResource:
             raise falcon.HTTPUnsupportedMediaType(description=problem)
         rows, deals = intake(body, req.content_type, self.limits, self.expected_subdomain)
         ids = self._log(rows)
-        jobs = [Job(log_id, deal) for log_id, deal in zip(ids, deals, strict=True) if deal]
-        outcomes = {}
-        try:
-            outcomes = {o.log_id: o for o in self.dispatcher.dispatch(jobs, self.deadline_s)}
-        except SQLAlchemyError:
-            # Logged already: the worker finishes what is still pending.
-            log.exception("outcome not recorded", extra={"log_ids": ids})
-        for log_id, row in zip(ids, rows, strict=True):
-            out = outcomes.get(log_id)
-            WEBHOOKS.labels(
-                routing=(out.decision if out else row.routing_decision) or "none",
-                status=out.status if out else row.processing_status,
-            ).inc()
+        jobs = []
+        for log_id, row, deal in zip(ids, rows, deals, strict=True):
+            if deal is None:  # settled at intake: counted now, the others once routed
+                WEBHOOKS.labels(
+                    routing=row.routing_decision or "none", status=row.processing_status
+                ).inc()
+            else:
+                jobs.append(Job(log_id, deal, request_id=requestid.current()))
+        # Routed after the answer; what this process does not route, the worker does.
+        self.routing.submit(jobs)
         log.info("webhook logged", extra={"log_ids": ids, "leads": [r.lead_id for r in rows]})
         resp.media = {"success": True, "logged": len(ids), "log_ids": ids}
 
     def _log(self, rows: list[NewLog]) -> list[int]:
         """Commit the rows, or answer 503 so AmoCRM retries."""
         try:
-            return self.logs.insert(rows)
+            try:
+                return self.logs.insert(rows)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # A pooled connection the database dropped (a restart): the pool
+                # is renewed, so one more try on a fresh connection.
+                return self.logs.insert(rows)
         except SQLAlchemyError:
             log.exception("webhook could not be logged; answering 503 so AmoCRM retries")
             raise falcon.HTTPServiceUnavailable(
@@ -217,3 +220,9 @@ class WebhookTestResource:
             "version": __version__,
             "supported_routes": SUPPORTED_ROUTES,
         }
+
+
+def count_outcomes(outcomes: list[Outcome]) -> None:
+    """amoroute_webhooks_total for events routed after their answer."""
+    for out in outcomes:
+        WEBHOOKS.labels(routing=out.decision or "none", status=out.status).inc()

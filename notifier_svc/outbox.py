@@ -1,10 +1,11 @@
-"""Delivery of stored notifications: the one inline attempt a Notify makes, and
-the background sweeper that retries pending rows until sent or given up."""
+"""Delivery of stored notifications: a background sender that sends pending rows
+as soon as it is woken (or every sweep interval), within Telegram's pace, and
+retries them until sent or given up."""
 
 import logging
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from amoroute.timeutil import now
 from notifier_svc.pacing import Pacer
@@ -15,6 +16,8 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 SWEEP_INTERVAL_S = 1.0
+# However often it is woken, the sender sweeps at most once per this many seconds.
+MIN_SWEEP_GAP_S = 0.05
 SWEEP_BATCH = 50
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 600.0
@@ -56,24 +59,12 @@ class Outbox:
         # Long enough for one attempt; a sender that dies keeps the row this long.
         self.lease = timedelta(seconds=max(30.0, 4 * timeout_s))
         self._stop = threading.Event()
+        self._woken = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def lease_until(self) -> datetime:
-        """next_attempt_at for a row its creator is about to send itself."""
-        return now() + self.lease
-
-    def send_now(self, row: NotificationRow, max_wait_s: float) -> None:
-        """One attempt at a row the caller holds the lease of, if Telegram's pace
-        allows one within `max_wait_s`; otherwise the sweeper sends it soon."""
-        wait = self.pacer.reserve(row.chat_id, max_wait_s)
-        if wait is None:
-            self.store.reschedule(row.id, now())
-            return
-        time.sleep(wait)
-        try:
-            self._attempt(row)
-        except Exception:  # the row is stored: its lease runs out and the sweeper retries it
-            log.exception("inline send failed", extra={"lead_id": row.lead_id})
+    def wake(self) -> None:
+        """Sweep now rather than at the next interval: a row was just queued."""
+        self._woken.set()
 
     def sweep(self) -> int:
         """Try every due pending row once, as the pace allows; returns how many were tried."""
@@ -86,30 +77,38 @@ class Outbox:
                 continue
             if self._stop.wait(wait):
                 break
-            if not self.store.claim(row.id, now(), self.lease_until()):
+            if not self.store.claim(row.id, now(), now() + self.lease):
                 continue  # another sender took it
             self._attempt(row)
             tried += 1
         return tried
 
     def start(self) -> None:
-        """Sweep every interval_s in a background thread until stop()."""
+        """Sweep in a background thread when woken, and at least every interval_s,
+        until stop()."""
         self._thread = threading.Thread(target=self._run, name="notifier-outbox", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Finish the attempt in progress (within `timeout_s`) and stop sweeping."""
         self._stop.set()
+        self._woken.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            # Cleared before the sweep: a row queued during it wakes the next one.
+            self._woken.clear()
+            started = time.monotonic()
             try:
                 self.sweep()
             except Exception:  # the database may be away for a while: keep sweeping
                 log.exception("outbox sweep failed")
-            self._stop.wait(self.interval_s)
+            self._woken.wait(self.interval_s)
+            # Every Notify wakes the sender: a busy chat must not turn that into a
+            # query loop, so sweeps are spaced however many wakes arrive.
+            self._stop.wait(max(0.0, started + MIN_SWEEP_GAP_S - time.monotonic()))
 
     def _attempt(self, row: NotificationRow) -> None:
         result = self.telegram.send_message(row.chat_id, row.text)

@@ -29,7 +29,7 @@ class NotifierServer(RunningServer):
     closers: list[Callable[[], None]] = dataclasses.field(default_factory=list)
 
     def stop(self, grace: float) -> None:
-        # In-flight Notify calls finish first: they may still be sending.
+        # In-flight calls finish first: they still store rows and wake the outbox.
         super().stop(grace)
         for close in self.closers:
             close()

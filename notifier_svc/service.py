@@ -1,19 +1,19 @@
-"""NotifierService servicer: proto in, outbox and store calls, proto out."""
+"""NotifierService servicer: proto in, store and outbox calls, proto out."""
+
+from functools import partial
 
 import grpc
 
 from amoroute import paging, validation
 from amoroute.errors import InvalidArgument
-from amoroute.timeutil import to_timestamp
+from amoroute.timeutil import now, to_timestamp
 from amoroute.v1 import notifier_pb2, notifier_pb2_grpc
 from notifier_svc.message import render_sale_message
 from notifier_svc.outbox import Outbox
 from notifier_svc.settings import CHAT_ID, Settings
-from notifier_svc.store import NotificationRow, NotificationStore, Status
+from notifier_svc.store import NewNotification, NotificationRow, NotificationStore, Status
 
-# The caller (the router) waits for Notify: a busy chat is left to the outbox
-# rather than waited for.
-INLINE_MAX_WAIT_S = 0.25
+MAX_BATCH = 500
 
 NO_TOKEN = "TELEGRAM_BOT_TOKEN is not set"
 
@@ -62,44 +62,28 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
     def Notify(
         self, request: notifier_pb2.NotifyRequest, context: grpc.ServicerContext
     ) -> notifier_pb2.NotifyResponse:
-        """Store the lead's announcement once and make one bounded attempt to send it;
-        the outbox retries what Telegram did not take. A repeat sends nothing."""
-        _validate(request)
-        text = render_sale_message(
-            deal_name=request.deal_name,
-            lead_id=request.lead_id,
-            amount=request.amount,
-            currency=self.settings.amocrm_currency,
-            targetologist=request.targetologist,
-            utm_source=request.utm.source,
-            utm_campaign=request.utm.campaign,
-            subdomain=request.account_subdomain or self.settings.amocrm_domain,
-        )
-        chat_id = request.chat_id or self.settings.telegram_default_chat_id
-        fields = {"account_id": request.account_id, "lead_id": request.lead_id, "text": text}
-        if self.outbox is None:
-            row, duplicate = self.store.create(
-                **fields, chat_id=chat_id, status=Status.NOT_SENT, error=NO_TOKEN
+        """Queue the lead's announcement once and return without waiting for Telegram:
+        the outbox sends it at once, and retries what Telegram does not take.
+        A repeat answers duplicate = true and queues nothing."""
+        [response] = self._queue([self._notification(request)])
+        return response
+
+    def BatchNotify(
+        self, request: notifier_pb2.BatchNotifyRequest, context: grpc.ServicerContext
+    ) -> notifier_pb2.BatchNotifyResponse:
+        """Queue several announcements, each as Notify would, in one transaction;
+        responses in request order. A bad request rejects the whole batch."""
+        if len(request.requests) > MAX_BATCH:
+            raise InvalidArgument(
+                "requests", f"at most {MAX_BATCH} in one batch, got {len(request.requests)}"
             )
-        elif not chat_id:
-            row, duplicate = self.store.create(
-                **fields,
-                chat_id="",
-                status=Status.FAILED,
-                error=f"no Telegram chat configured for targetologist "
-                f"{request.targetologist or '(none)'} and no TELEGRAM_DEFAULT_CHAT_ID",
-            )
-        else:
-            row, duplicate = self.store.create(
-                **fields,
-                chat_id=chat_id,
-                status=Status.PENDING,
-                next_attempt_at=self.outbox.lease_until(),
-            )
-            if not duplicate:
-                self.outbox.send_now(row, INLINE_MAX_WAIT_S)
-                row = self.store.get(row.id)
-        return notifier_pb2.NotifyResponse(notification=_notification_pb(row), duplicate=duplicate)
+        items = []
+        for i, one in enumerate(request.requests):
+            try:
+                items.append(self._notification(one))
+            except InvalidArgument as exc:
+                raise exc.within(f"requests[{i}]") from None
+        return notifier_pb2.BatchNotifyResponse(responses=self._queue(items))
 
     def ListNotifications(
         self, request: notifier_pb2.ListNotificationsRequest, context: grpc.ServicerContext
@@ -115,3 +99,44 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
         return notifier_pb2.ListNotificationsResponse(
             notifications=[_notification_pb(r) for r in page], next_page_token=token
         )
+
+    def _notification(self, request: notifier_pb2.NotifyRequest) -> NewNotification:
+        """The row to store for a valid request: pending and due now when Telegram can
+        take it, otherwise kept with the reason it will not be sent."""
+        _validate(request)
+        text = render_sale_message(
+            deal_name=request.deal_name,
+            lead_id=request.lead_id,
+            amount=request.amount,
+            currency=self.settings.amocrm_currency,
+            targetologist=request.targetologist,
+            utm_source=request.utm.source,
+            utm_campaign=request.utm.campaign,
+            subdomain=request.account_subdomain or self.settings.amocrm_domain,
+        )
+        chat_id = request.chat_id or self.settings.telegram_default_chat_id
+        new = partial(
+            NewNotification, account_id=request.account_id, lead_id=request.lead_id, text=text
+        )
+        if self.outbox is None:
+            return new(chat_id=chat_id, status=Status.NOT_SENT, error=NO_TOKEN)
+        if not chat_id:
+            return new(
+                chat_id="",
+                status=Status.FAILED,
+                error=f"no Telegram chat configured for targetologist "
+                f"{request.targetologist or '(none)'} and no TELEGRAM_DEFAULT_CHAT_ID",
+            )
+        return new(chat_id=chat_id, status=Status.PENDING, next_attempt_at=now())
+
+    def _queue(self, items: list[NewNotification]) -> list[notifier_pb2.NotifyResponse]:
+        """Store the items in one transaction and wake the outbox for any new pending row."""
+        stored = self.store.create_many(items)
+        if self.outbox is not None and any(
+            not duplicate and row.status is Status.PENDING for row, duplicate in stored
+        ):
+            self.outbox.wake()
+        return [
+            notifier_pb2.NotifyResponse(notification=_notification_pb(row), duplicate=duplicate)
+            for row, duplicate in stored
+        ]

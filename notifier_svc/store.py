@@ -1,12 +1,13 @@
 """notifications, the outbox: the only module of notifier_svc that writes SQL.
 
-A pending row is owned by whoever last moved its next_attempt_at into the
-future (a lease): the inline sender when it is created, then a sweeper that
-claims it. A sender that dies mid-send leaves the row to be retried when the
-lease runs out, so nothing is lost and no two processes send the same row.
+A pending row is created due at once and owned by whichever sender claims it by
+moving its next_attempt_at into the future (a lease). A sender that dies
+mid-send leaves the row to be retried when the lease runs out, so nothing is
+lost and no two processes (several notifier replicas may run) send the same row.
 """
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -64,6 +65,20 @@ class NotificationRow:
     telegram_message_id: int | None
 
 
+@dataclass(frozen=True)
+class NewNotification:
+    """A lead's notification to store: what NotificationStore.create_many takes."""
+
+    account_id: int
+    lead_id: int
+    chat_id: str
+    text: str
+    status: Status
+    error: str = ""
+    # When the outbox may first send it; None for a row that is never sent.
+    next_attempt_at: datetime | None = None
+
+
 def _row(r: sa.Row) -> NotificationRow:
     return NotificationRow(
         id=r.id,
@@ -97,26 +112,61 @@ class NotificationStore:
         next_attempt_at: datetime | None = None,
     ) -> tuple[NotificationRow, bool]:
         """Insert the lead's notification unless it has one; returns (stored row, duplicate)."""
-        values = {
-            "account_id": account_id,
-            "lead_id": lead_id,
-            "chat_id": chat_id,
-            "text": text,
-            "status": status.value,
-            "error": error,
-            "attempts": 0,
-            "next_attempt_at": next_attempt_at,
-            "created_at": now(),
-        }
+        item = NewNotification(account_id, lead_id, chat_id, text, status, error, next_attempt_at)
+        return self.create_many([item])[0]
+
+    def create_many(self, items: Sequence[NewNotification]) -> list[tuple[NotificationRow, bool]]:
+        """Insert each lead's notification unless it has one, in one transaction; returns
+        (stored row, duplicate) per item, in order. A lead repeated in `items` is new the
+        first time and a duplicate after. One INSERT, plus one SELECT when a lead has a row."""
+        if not items:
+            return []
+        created_at = now()
+        first: dict[tuple[int, int], dict[str, object]] = {}
+        for item in items:
+            first.setdefault(
+                (item.account_id, item.lead_id),
+                {
+                    "account_id": item.account_id,
+                    "lead_id": item.lead_id,
+                    "chat_id": item.chat_id,
+                    "text": item.text,
+                    "status": item.status.value,
+                    "error": item.error,
+                    "attempts": 0,
+                    "next_attempt_at": item.next_attempt_at,
+                    "created_at": created_at,
+                },
+            )
         table = notifications
+        key = sa.tuple_(table.c.account_id, table.c.lead_id)
         with self.engine.begin() as conn:
-            inserted = conn.execute(
-                insert_ignoring_conflicts(self.engine, table).values(**values).returning(table.c.id)
-            ).first()
-            row = conn.execute(
-                sa.select(table).where(table.c.account_id == account_id, table.c.lead_id == lead_id)
-            ).one()
-        return _row(row), inserted is None
+            # The rows as parameters, not .values([...]): SQLAlchemy still sends one
+            # multi-row INSERT (its "insertmanyvalues"), but compiles it once, not per
+            # call, which is most of the cost of a batch. Rows in key order: two batches
+            # sharing leads then wait for each other rather than deadlock. RETURNING
+            # order is not the rows' order on every database: they are matched by key.
+            inserted = {
+                (r.account_id, r.lead_id): _row(r)
+                for r in conn.execute(
+                    insert_ignoring_conflicts(self.engine, table).returning(*table.c),
+                    [first[k] for k in sorted(first)],
+                )
+            }
+            existing = [k for k in first if k not in inserted]
+            stored = dict(inserted)
+            if existing:
+                stored |= {
+                    (r.account_id, r.lead_id): _row(r)
+                    for r in conn.execute(sa.select(table).where(key.in_(existing)))
+                }
+        results = []
+        fresh = set(inserted)
+        for item in items:
+            k = (item.account_id, item.lead_id)
+            results.append((stored[k], k not in fresh))
+            fresh.discard(k)
+        return results
 
     def get(self, notification_id: int) -> NotificationRow:
         with self.engine.connect() as conn:
@@ -149,10 +199,6 @@ class NotificationStore:
         )
         with self.engine.begin() as conn:
             return conn.execute(query).rowcount == 1
-
-    def reschedule(self, notification_id: int, at: datetime) -> None:
-        """Hand a claimed row back without an attempt, due again at `at`."""
-        self._update(notification_id, next_attempt_at=at)
 
     def mark_sent(self, notification_id: int, message_id: int | None) -> None:
         self._update(

@@ -14,6 +14,7 @@ from referral_svc.commission import BASIS_POINTS, commission_total
 from referral_svc.store import (
     UTM_KEYS,
     ConversionRow,
+    NewConversion,
     Recorded,
     ReferralStore,
     Reversed,
@@ -23,6 +24,9 @@ from referral_svc.store import (
 log = logging.getLogger(__name__)
 
 _REFERRAL_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+# Requests per BatchRecordConversions, as the proto promises.
+MAX_BATCH = 500
 
 _REVERSAL_OUTCOMES = {
     Reversed.REVERSED: deal_pb2.REVERSAL_OUTCOME_REVERSED,
@@ -83,6 +87,48 @@ def _time_range(
     return won_from, won_to
 
 
+def _new_conversion(request: referral_pb2.RecordConversionRequest) -> NewConversion:
+    """The request's conversion, validated, its code upper-cased; errors name the
+    field within the request."""
+    conversion = request.conversion
+    validation.positive("conversion.lead_id", conversion.lead_id)
+    validation.not_negative("conversion.account_id", conversion.account_id)
+    code = _referral_code("conversion.referral_code", conversion.referral_code)
+    validation.not_negative("conversion.amount", conversion.amount)
+    validation.text("conversion.deal_name", conversion.deal_name)
+    for key in UTM_KEYS:
+        validation.text(f"conversion.utm.{key}", getattr(conversion.utm, key))
+    return NewConversion(
+        account_id=conversion.account_id,
+        lead_id=conversion.lead_id,
+        referral_code=code,
+        amount=conversion.amount,
+        deal_name=conversion.deal_name,
+        won_at=to_datetime(conversion.won_at),
+        utm={k: getattr(conversion.utm, k) for k in UTM_KEYS},
+    )
+
+
+def _record_conversion_response(
+    row: ConversionRow, recorded: Recorded
+) -> referral_pb2.RecordConversionResponse:
+    """The answer for one recorded conversion; a new one under a code with no
+    partner is logged for review."""
+    if recorded is Recorded.NEW and not row.partner_registered:
+        log.warning(
+            "referral code %s has no registered partner; "
+            "conversion for lead %d recorded for review",
+            row.referral_code,
+            row.lead_id,
+            extra={"lead_id": row.lead_id, "referral_code": row.referral_code},
+        )
+    return referral_pb2.RecordConversionResponse(
+        conversion=_conversion_pb(row),
+        duplicate=recorded is Recorded.DUPLICATE,
+        superseded=recorded is Recorded.SUPERSEDED,
+    )
+
+
 class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
     def __init__(self, store: ReferralStore) -> None:
         self.store = store
@@ -93,35 +139,26 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
         """Record one lead's conversion once; a repeat answers duplicate, one older
         than a known reversal answers superseded. A code with no registered partner
         is recorded all the same and flagged for review."""
-        conversion = request.conversion
-        validation.positive("conversion.lead_id", conversion.lead_id)
-        validation.not_negative("conversion.account_id", conversion.account_id)
-        code = _referral_code("conversion.referral_code", conversion.referral_code)
-        validation.not_negative("conversion.amount", conversion.amount)
-        validation.text("conversion.deal_name", conversion.deal_name)
-        for key in UTM_KEYS:
-            validation.text(f"conversion.utm.{key}", getattr(conversion.utm, key))
-        row, recorded = self.store.record(
-            account_id=conversion.account_id,
-            lead_id=conversion.lead_id,
-            referral_code=code,
-            amount=conversion.amount,
-            deal_name=conversion.deal_name,
-            won_at=to_datetime(conversion.won_at),
-            utm={k: getattr(conversion.utm, k) for k in UTM_KEYS},
-        )
-        if recorded is Recorded.NEW and not row.partner_registered:
-            log.warning(
-                "referral code %s has no registered partner; "
-                "conversion for lead %d recorded for review",
-                row.referral_code,
-                row.lead_id,
-                extra={"lead_id": row.lead_id, "referral_code": row.referral_code},
+        return _record_conversion_response(*self.store.record(_new_conversion(request)))
+
+    def BatchRecordConversions(
+        self, request: referral_pb2.BatchRecordConversionsRequest, context: grpc.ServicerContext
+    ) -> referral_pb2.BatchRecordConversionsResponse:
+        """Record up to 500 conversions in one transaction, each as RecordConversion
+        would, answered in request order; one bad request rejects the whole batch."""
+        if len(request.requests) > MAX_BATCH:
+            raise InvalidArgument(
+                "requests",
+                f"at most {MAX_BATCH} per batch, got {len(request.requests)}; split the batch",
             )
-        return referral_pb2.RecordConversionResponse(
-            conversion=_conversion_pb(row),
-            duplicate=recorded is Recorded.DUPLICATE,
-            superseded=recorded is Recorded.SUPERSEDED,
+        conversions: list[NewConversion] = []
+        for i, item in enumerate(request.requests):
+            try:
+                conversions.append(_new_conversion(item))
+            except InvalidArgument as exc:
+                raise exc.within(f"requests[{i}]") from None
+        return referral_pb2.BatchRecordConversionsResponse(
+            responses=[_record_conversion_response(*r) for r in self.store.record_many(conversions)]
         )
 
     def ReverseConversion(

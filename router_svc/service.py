@@ -2,13 +2,14 @@
 
 import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from amoroute import validation
+from amoroute import requestid, validation
 from amoroute.errors import InvalidArgument
 from amoroute.v1 import (
     deal_pb2,
@@ -28,6 +29,8 @@ D = router_pb2.RoutingDecision
 REFERRAL_DECISIONS = (D.ROUTING_DECISION_REFERRAL, D.ROUTING_DECISION_BOTH)
 TRAFFIC_DECISIONS = (D.ROUTING_DECISION_TRAFFIC, D.ROUTING_DECISION_BOTH)
 LEGS = {"referral", "traffic", "notifier"}
+# Deals in one BatchRouteDeals call (the services take as many in theirs).
+MAX_BATCH = 500
 RECORDED, DUPLICATE, FAILED, SUPERSEDED, REVERSED = (
     router_pb2.LEG_OUTCOME_RECORDED,
     router_pb2.LEG_OUTCOME_DUPLICATE,
@@ -127,153 +130,263 @@ class RouterService:
         self, request: router_pb2.RouteDealRequest, context: grpc.ServicerContext
     ) -> router_pb2.RouteDealResponse:
         """Decide, then run the legs the decision needs, in parallel."""
-        deal = request.deal
-        _validate(deal)
-        skip = set(request.skip_legs)
-        if not skip <= LEGS:
-            raise InvalidArgument("skip_legs", f"unknown legs {sorted(skip - LEGS)}")
-        route = decide(deal, self.rules.get())
-        remaining = context.time_remaining()
-        timeout = self.leg_timeout_s if remaining is None else min(self.leg_timeout_s, remaining)
-        legs = Legs(self.downstream, deal, route, timeout)
-        jobs: list[Callable[[], list[router_pb2.LegResult]]] = []
-        if route.reversal:
-            if "referral" not in skip:
-                jobs.append(lambda: [legs.reverse_referral()])
-            if "traffic" not in skip:
-                jobs.append(lambda: [legs.reverse_traffic()])
-        if route.decision in REFERRAL_DECISIONS and "referral" not in skip:
-            jobs.append(lambda: [legs.referral()])
-        if route.decision in TRAFFIC_DECISIONS and not {"traffic", "notifier"} <= skip:
-            jobs.append(lambda: legs.traffic_then_notify(skip))
-        # Each leg runs in the caller's context, so the request id goes along.
-        futures: list[Future[list[router_pb2.LegResult]]] = [
-            self.pool.submit(contextvars.copy_context().run, job) for job in jobs
-        ]
-        results = [leg for f in futures for leg in f.result()]
-        response = router_pb2.RouteDealResponse(
-            route=route, status=overall_status(results), legs=results
+        [result] = self._route([request], self._leg_timeout(context))
+        if isinstance(result, InvalidArgument):
+            raise result
+        return result
+
+    def BatchRouteDeals(
+        self, request: router_pb2.BatchRouteDealsRequest, context: grpc.ServicerContext
+    ) -> router_pb2.BatchRouteDealsResponse:
+        """Route several deals with one downstream call per service; a rejected
+        deal gets its own error and the others are routed."""
+        if len(request.requests) > MAX_BATCH:
+            raise InvalidArgument("requests", f"more than {MAX_BATCH} deals in one batch")
+        results = self._route(list(request.requests), self._leg_timeout(context))
+        return router_pb2.BatchRouteDealsResponse(
+            results=[
+                router_pb2.RouteDealResult(invalid_argument=str(r.within(f"requests[{i}]")))
+                if isinstance(r, InvalidArgument)
+                else router_pb2.RouteDealResult(response=r)
+                for i, r in enumerate(results)
+            ]
         )
+
+    def _leg_timeout(self, context: grpc.ServicerContext) -> float:
+        # Never wait on a leg longer than the caller waits on us.
+        remaining = context.time_remaining()
+        return self.leg_timeout_s if remaining is None else min(self.leg_timeout_s, remaining)
+
+    def _route(
+        self, requests: list[router_pb2.RouteDealRequest], timeout: float
+    ) -> list[router_pb2.RouteDealResponse | InvalidArgument]:
+        rules = self.rules.get()
+        legs = BatchLegs(self.downstream, timeout)
+        planned: dict[int, router_pb2.Route] = {}
+        rejected: dict[int, InvalidArgument] = {}
+        for i, request in enumerate(requests):
+            try:
+                _validate(request.deal)
+                skip = set(request.skip_legs)
+                if not skip <= LEGS:
+                    raise InvalidArgument("skip_legs", f"unknown legs {sorted(skip - LEGS)}")
+            except InvalidArgument as exc:
+                rejected[i] = exc
+                continue
+            planned[i] = route = decide(request.deal, rules)
+            legs.plan(i, request.deal, route, skip)
+        by_deal = legs.run(self.pool)
+        results: list[router_pb2.RouteDealResponse | InvalidArgument] = []
+        for i, request in enumerate(requests):
+            if i in rejected:
+                results.append(rejected[i])
+                continue
+            route, ran = planned[i], by_deal.get(i, [])
+            response = router_pb2.RouteDealResponse(
+                route=route, status=overall_status(ran), legs=ran
+            )
+            results.append(response)
+            _log_routed(request, response)
+        return results
+
+
+def _log_routed(
+    request: router_pb2.RouteDealRequest, response: router_pb2.RouteDealResponse
+) -> None:
+    """One log line per deal, under the request id of the webhook that brought it."""
+    token = requestid.set_current(request.request_id) if request.request_id else None
+    try:
         log.info(
             "deal routed",
             extra={
-                "lead_id": deal.lead_id,
-                "decision": router_pb2.RoutingDecision.Name(route.decision),
-                "reversal": route.reversal,
+                "lead_id": request.deal.lead_id,
+                "decision": router_pb2.RoutingDecision.Name(response.route.decision),
+                "reversal": response.route.reversal,
                 "status": router_pb2.ProcessingStatus.Name(response.status),
-                "legs": {leg.leg: router_pb2.LegOutcome.Name(leg.outcome) for leg in results},
+                "legs": {leg.leg: router_pb2.LegOutcome.Name(leg.outcome) for leg in response.legs},
             },
         )
-        return response
+    finally:
+        if token is not None:
+            requestid.reset(token)
 
 
-class Legs:
-    """The downstream calls for one deal and its route."""
+# Where each leg's result goes in a deal's list: reversals, then referral, traffic, notifier.
+_REVERSE_REFERRAL, _REVERSE_TRAFFIC, _REFERRAL, _TRAFFIC, _NOTIFIER = range(5)
+# (deal's index in the batch, position in the deal's list, result)
+Placed = tuple[int, int, router_pb2.LegResult]
 
-    def __init__(
-        self, downstream: Downstream, deal: deal_pb2.Deal, route: router_pb2.Route, timeout: float
-    ) -> None:
+
+class BatchLegs:
+    """The downstream calls for a batch of routed deals: one call per service for
+    every credit and announcement of the batch, and one per reversal (rare)."""
+
+    def __init__(self, downstream: Downstream, timeout: float) -> None:
         self.down = downstream
-        self.deal = deal
-        self.route = route
         self.timeout = timeout
+        self.conversions: dict[int, referral_pb2.RecordConversionRequest] = {}
+        self.sales: dict[int, traffic_pb2.RecordSaleRequest] = {}
+        # Announced once their sale is recorded (or was, on an earlier attempt).
+        self.notices: dict[int, notifier_pb2.NotifyRequest] = {}
+        self.reversals: list[Callable[[], Placed]] = []
 
-    def referral(self) -> router_pb2.LegResult:
-        deal, route = self.deal, self.route
-        conversion = referral_pb2.Conversion(
-            lead_id=deal.lead_id,
-            account_id=deal.account_id,
-            referral_code=route.referral_code,
-            amount=deal.price,
-            deal_name=deal.name,
-            won_at=deal.updated_at,
-            utm=route.utm,
-        )
-        request = referral_pb2.RecordConversionRequest(conversion=conversion)
-        return _leg(
-            "referral",
-            lambda: _record_outcome(
-                self.down.referral.RecordConversion(request, timeout=self.timeout)
-            ),
-        )
-
-    def traffic_then_notify(self, skip: set[str]) -> list[router_pb2.LegResult]:
-        deal, route = self.deal, self.route
-        results: list[router_pb2.LegResult] = []
-        if "traffic" not in skip:
-            sale = traffic_pb2.Sale(
-                lead_id=deal.lead_id,
-                account_id=deal.account_id,
-                targetologist=route.targetologist,
-                utm=route.utm,
-                amount=deal.price,
-                deal_name=deal.name,
-                won_at=deal.updated_at,
-            )
-            request = traffic_pb2.RecordSaleRequest(sale=sale)
-            results.append(
-                _leg(
-                    "traffic",
-                    lambda: _record_outcome(
-                        self.down.traffic.RecordSale(request, timeout=self.timeout)
-                    ),
+    def plan(self, i: int, deal: deal_pb2.Deal, route: router_pb2.Route, skip: set[str]) -> None:
+        """Add the legs deal number `i` needs, except those in `skip`."""
+        if route.reversal:
+            reason = f"status {deal.old_status_id} -> {deal.status_id}"
+            if "referral" not in skip:
+                reverse = referral_pb2.ReverseConversionRequest(
+                    lead_id=deal.lead_id,
+                    account_id=deal.account_id,
+                    reversed_at=deal.updated_at,
+                    reason=reason,
+                )
+                self.reversals.append(lambda: self._reverse_referral(i, reverse))
+            if "traffic" not in skip:
+                undo = traffic_pb2.ReverseSaleRequest(
+                    lead_id=deal.lead_id,
+                    account_id=deal.account_id,
+                    reversed_at=deal.updated_at,
+                    reason=reason,
+                )
+                self.reversals.append(lambda: self._reverse_traffic(i, undo))
+        if route.decision in REFERRAL_DECISIONS and "referral" not in skip:
+            self.conversions[i] = referral_pb2.RecordConversionRequest(
+                conversion=referral_pb2.Conversion(
+                    lead_id=deal.lead_id,
+                    account_id=deal.account_id,
+                    referral_code=route.referral_code,
+                    amount=deal.price,
+                    deal_name=deal.name,
+                    won_at=deal.updated_at,
+                    utm=route.utm,
                 )
             )
-            # Nothing to announce for a failed or superseded sale.
-            if results[-1].outcome in (FAILED, SUPERSEDED):
-                return results
-        if "notifier" in skip:
-            return results
-        # Notify is idempotent too, so a repeat after a failed announcement completes it.
-        notify = notifier_pb2.NotifyRequest(
-            lead_id=deal.lead_id,
-            account_id=deal.account_id,
-            account_subdomain=deal.account_subdomain,
-            deal_name=deal.name,
-            amount=deal.price,
-            targetologist=route.targetologist,
-            utm=route.utm,
-            chat_id=route.telegram_chat_id,
-        )
-        results.append(
-            _leg(
-                "notifier",
-                lambda: (
-                    DUPLICATE
-                    if self.down.notifier.Notify(notify, timeout=self.timeout).duplicate
-                    else RECORDED
-                ),
+        if route.decision not in TRAFFIC_DECISIONS:
+            return
+        if "traffic" not in skip:
+            self.sales[i] = traffic_pb2.RecordSaleRequest(
+                sale=traffic_pb2.Sale(
+                    lead_id=deal.lead_id,
+                    account_id=deal.account_id,
+                    targetologist=route.targetologist,
+                    utm=route.utm,
+                    amount=deal.price,
+                    deal_name=deal.name,
+                    won_at=deal.updated_at,
+                )
             )
-        )
-        return results
+        if "notifier" not in skip:
+            self.notices[i] = notifier_pb2.NotifyRequest(
+                lead_id=deal.lead_id,
+                account_id=deal.account_id,
+                account_subdomain=deal.account_subdomain,
+                deal_name=deal.name,
+                amount=deal.price,
+                targetologist=route.targetologist,
+                utm=route.utm,
+                chat_id=route.telegram_chat_id,
+            )
 
-    def reverse_referral(self) -> router_pb2.LegResult:
-        request = referral_pb2.ReverseConversionRequest(
-            lead_id=self.deal.lead_id,
-            account_id=self.deal.account_id,
-            reversed_at=self.deal.updated_at,
-            reason=self._reversal_reason(),
+    def run(self, pool: ThreadPoolExecutor) -> dict[int, list[router_pb2.LegResult]]:
+        """Run every planned call, the services in parallel; each deal's leg results."""
+        # Credits first, reversals after: a batch can hold a lead's "won" and its
+        # later "lost", and a reversal finds the sale it undoes already stored.
+        placed = _in_parallel(pool, [self._referral, self._traffic_then_notify])
+        placed += _in_parallel(pool, [lambda r=r: [r()] for r in self.reversals])
+        placed.sort(key=lambda p: (p[0], p[1]))
+        by_deal: dict[int, list[router_pb2.LegResult]] = {}
+        for i, _, leg in placed:
+            by_deal.setdefault(i, []).append(leg)
+        return by_deal
+
+    def _referral(self) -> list[Placed]:
+        return _batch(
+            "referral",
+            _REFERRAL,
+            self.conversions,
+            lambda requests: (
+                self.down.referral.BatchRecordConversions(
+                    referral_pb2.BatchRecordConversionsRequest(requests=requests),
+                    timeout=self.timeout,
+                ).responses
+            ),
+            _record_outcome,
         )
-        return _leg(
+
+    def _traffic_then_notify(self) -> list[Placed]:
+        placed = _batch(
+            "traffic",
+            _TRAFFIC,
+            self.sales,
+            lambda requests: (
+                self.down.traffic.BatchRecordSales(
+                    traffic_pb2.BatchRecordSalesRequest(requests=requests), timeout=self.timeout
+                ).responses
+            ),
+            _record_outcome,
+        )
+        # Nothing to announce for a failed or superseded sale.
+        unsold = {i for i, _, leg in placed if leg.outcome in (FAILED, SUPERSEDED)}
+        notices = {i: n for i, n in self.notices.items() if i not in unsold}
+        # Notify is idempotent too, so a repeat after a failed announcement completes it.
+        return placed + _batch(
+            "notifier",
+            _NOTIFIER,
+            notices,
+            lambda requests: (
+                self.down.notifier.BatchNotify(
+                    notifier_pb2.BatchNotifyRequest(requests=requests), timeout=self.timeout
+                ).responses
+            ),
+            lambda reply: DUPLICATE if reply.duplicate else RECORDED,
+        )
+
+    def _reverse_referral(self, i: int, request: referral_pb2.ReverseConversionRequest) -> Placed:
+        leg = _leg(
             "referral",
             lambda: _reversal_outcome(
                 self.down.referral.ReverseConversion(request, timeout=self.timeout).outcome
             ),
         )
+        return i, _REVERSE_REFERRAL, leg
 
-    def reverse_traffic(self) -> router_pb2.LegResult:
-        request = traffic_pb2.ReverseSaleRequest(
-            lead_id=self.deal.lead_id,
-            account_id=self.deal.account_id,
-            reversed_at=self.deal.updated_at,
-            reason=self._reversal_reason(),
-        )
-        return _leg(
+    def _reverse_traffic(self, i: int, request: traffic_pb2.ReverseSaleRequest) -> Placed:
+        leg = _leg(
             "traffic",
             lambda: _reversal_outcome(
                 self.down.traffic.ReverseSale(request, timeout=self.timeout).outcome
             ),
         )
+        return i, _REVERSE_TRAFFIC, leg
 
-    def _reversal_reason(self) -> str:
-        return f"status {self.deal.old_status_id} -> {self.deal.status_id}"
+
+def _in_parallel(pool: ThreadPoolExecutor, jobs: list[Callable[[], list[Placed]]]) -> list[Placed]:
+    # Each job runs in the caller's context, so the request id goes along.
+    futures: list[Future[list[Placed]]] = [
+        pool.submit(contextvars.copy_context().run, job) for job in jobs
+    ]
+    return [p for f in futures for p in f.result()]
+
+
+def _batch(
+    name: str,
+    position: int,
+    requests: dict[int, Any],
+    call: Callable[[list[Any]], Sequence[Any]],
+    outcome_of: Callable[[Any], int],
+) -> list[Placed]:
+    """One batch call for the legs named `name` of several deals; a failed call
+    fails the leg of each of them."""
+    if not requests:
+        return []
+    try:
+        replies = call(list(requests.values()))
+    except grpc.RpcError as exc:
+        code = exc.code().name if exc.code() else "UNKNOWN"
+        failed = router_pb2.LegResult(leg=name, outcome=FAILED, error=f"{code}: {exc.details()}")
+        return [(i, position, failed) for i in requests]
+    return [
+        (i, position, router_pb2.LegResult(leg=name, outcome=outcome_of(reply)))
+        for i, reply in zip(requests, replies, strict=True)
+    ]

@@ -7,7 +7,10 @@ from amoroute.contract import UTM_KEYS
 from amoroute.errors import InvalidArgument
 from amoroute.timeutil import to_datetime, to_timestamp
 from amoroute.v1 import deal_pb2, traffic_pb2, traffic_pb2_grpc
-from traffic_svc.store import Recorded, Reversed, SaleRow, SalesStore
+from traffic_svc.store import NewSale, Recorded, Reversed, SaleRow, SalesStore
+
+# Requests per BatchRecordSales, as the proto promises.
+MAX_BATCH = 500
 
 _REVERSAL_OUTCOMES = {
     Reversed.REVERSED: deal_pb2.REVERSAL_OUTCOME_REVERSED,
@@ -39,6 +42,35 @@ def _time_range(request: traffic_pb2.GetTargetologistStatsRequest):  # type: ign
     return won_from, won_to
 
 
+def _new_sale(request: traffic_pb2.RecordSaleRequest) -> NewSale:
+    """The request's sale, validated; errors name the field within the request."""
+    sale = request.sale
+    validation.positive("sale.lead_id", sale.lead_id)
+    validation.not_negative("sale.account_id", sale.account_id)
+    validation.text("sale.targetologist", sale.targetologist, required=True, max_len=200)
+    validation.not_negative("sale.amount", sale.amount)
+    validation.text("sale.deal_name", sale.deal_name)
+    for key in UTM_KEYS:
+        validation.text(f"sale.utm.{key}", getattr(sale.utm, key))
+    return NewSale(
+        account_id=sale.account_id,
+        lead_id=sale.lead_id,
+        targetologist=sale.targetologist,
+        utm={k: getattr(sale.utm, k) for k in UTM_KEYS},
+        amount=sale.amount,
+        deal_name=sale.deal_name,
+        won_at=to_datetime(sale.won_at),
+    )
+
+
+def _record_sale_response(row: SaleRow, recorded: Recorded) -> traffic_pb2.RecordSaleResponse:
+    return traffic_pb2.RecordSaleResponse(
+        sale=_sale_pb(row),
+        duplicate=recorded is Recorded.DUPLICATE,
+        superseded=recorded is Recorded.SUPERSEDED,
+    )
+
+
 class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
     def __init__(self, store: SalesStore) -> None:
         self.store = store
@@ -47,27 +79,26 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
         self, request: traffic_pb2.RecordSaleRequest, context: grpc.ServicerContext
     ) -> traffic_pb2.RecordSaleResponse:
         """Record one lead's sale once; a repeat answers duplicate."""
-        sale = request.sale
-        validation.positive("sale.lead_id", sale.lead_id)
-        validation.not_negative("sale.account_id", sale.account_id)
-        validation.text("sale.targetologist", sale.targetologist, required=True, max_len=200)
-        validation.not_negative("sale.amount", sale.amount)
-        validation.text("sale.deal_name", sale.deal_name)
-        for key in UTM_KEYS:
-            validation.text(f"sale.utm.{key}", getattr(sale.utm, key))
-        row, recorded = self.store.record(
-            account_id=sale.account_id,
-            lead_id=sale.lead_id,
-            targetologist=sale.targetologist,
-            utm={k: getattr(sale.utm, k) for k in UTM_KEYS},
-            amount=sale.amount,
-            deal_name=sale.deal_name,
-            won_at=to_datetime(sale.won_at),
-        )
-        return traffic_pb2.RecordSaleResponse(
-            sale=_sale_pb(row),
-            duplicate=recorded is Recorded.DUPLICATE,
-            superseded=recorded is Recorded.SUPERSEDED,
+        return _record_sale_response(*self.store.record(_new_sale(request)))
+
+    def BatchRecordSales(
+        self, request: traffic_pb2.BatchRecordSalesRequest, context: grpc.ServicerContext
+    ) -> traffic_pb2.BatchRecordSalesResponse:
+        """Record up to 500 sales in one transaction, each as RecordSale would,
+        answered in request order; one bad request rejects the whole batch."""
+        if len(request.requests) > MAX_BATCH:
+            raise InvalidArgument(
+                "requests",
+                f"at most {MAX_BATCH} per batch, got {len(request.requests)}; split the batch",
+            )
+        sales: list[NewSale] = []
+        for i, item in enumerate(request.requests):
+            try:
+                sales.append(_new_sale(item))
+            except InvalidArgument as exc:
+                raise exc.within(f"requests[{i}]") from None
+        return traffic_pb2.BatchRecordSalesResponse(
+            responses=[_record_sale_response(*r) for r in self.store.record_many(sales)]
         )
 
     def ReverseSale(

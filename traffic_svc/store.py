@@ -8,7 +8,8 @@ so the older "won" is stored as reversed and credits nothing. Deal times
 """
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -112,58 +113,124 @@ def _is_newer(when: datetime | None, than: datetime | None) -> bool:
     return when is not None and than is not None and utc(when) > utc(than)
 
 
+_Key = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class NewSale:
+    """A won deal to credit to its targetologist, as RecordSale receives it."""
+
+    account_id: int
+    lead_id: int
+    targetologist: str
+    utm: dict[str, str]
+    amount: int
+    deal_name: str
+    won_at: datetime | None
+
+    @property
+    def key(self) -> _Key:
+        return self.account_id, self.lead_id
+
+
+def _among(table: sa.Table, keys: list[_Key]) -> sa.ColumnElement[bool]:
+    """Rows of `table` whose (account_id, lead_id) is one of `keys`."""
+    return sa.tuple_(table.c.account_id, table.c.lead_id).in_(keys)
+
+
+def _values(sale: NewSale, tombstone: sa.Row | None, recorded_at: datetime) -> dict[str, object]:
+    """The row to insert for `sale`: stored reversed when its lead's known
+    reversal (`tombstone`) is not older than the win."""
+    if tombstone is not None and _is_newer(sale.won_at, tombstone.reversed_at):
+        tombstone = None  # won again after that reversal: credited
+    return {
+        "account_id": sale.account_id,
+        "lead_id": sale.lead_id,
+        "targetologist": sale.targetologist,
+        **{f"utm_{k}": sale.utm.get(k, "") for k in UTM_KEYS},
+        "amount": sale.amount,
+        "deal_name": sale.deal_name,
+        "won_at": sale.won_at,
+        "recorded_at": recorded_at,
+        "reversed_at": tombstone.reversed_at if tombstone is not None else None,
+        "reversal_reason": tombstone.reason if tombstone is not None else None,
+    }
+
+
 class SalesStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def record(
-        self,
-        *,
-        account_id: int,
-        lead_id: int,
-        targetologist: str,
-        utm: dict[str, str],
-        amount: int,
-        deal_name: str,
-        won_at: datetime | None,
-    ) -> tuple[SaleRow, Recorded]:
+    def record(self, sale: NewSale) -> tuple[SaleRow, Recorded]:
         """Credit the lead's sale unless it is credited already or a newer
         reversal is known; returns the stored row and what happened."""
-        key = (sales.c.account_id == account_id) & (sales.c.lead_id == lead_id)
+        return self.record_many([sale])[0]
+
+    def record_many(self, items: Sequence[NewSale]) -> list[tuple[SaleRow, Recorded]]:
+        """Record each sale exactly as `record` would, one after the other, in one
+        transaction; returns (stored row, what happened) per item, in order.
+
+        A lead twice in `items` is inserted by the first and answered by the
+        next as a duplicate (or a reinstatement) of that row. Three statements
+        at most, plus one UPDATE when a lead is won again after its reversal."""
+        if not items:
+            return []
+        firsts: dict[_Key, NewSale] = {}
+        for item in items:
+            firsts.setdefault(item.key, item)
+        # Every batch inserts and updates in key order, so two batches sharing
+        # leads wait for each other instead of deadlocking.
+        keys = sorted(firsts)
+        recorded_at = now()
         with self.engine.begin() as conn:
-            tombstone = conn.execute(
-                sa.select(reversals).where(
-                    reversals.c.account_id == account_id, reversals.c.lead_id == lead_id
-                )
-            ).first()
-            superseded = tombstone is not None and not _is_newer(won_at, tombstone.reversed_at)
-            values = {
-                "account_id": account_id,
-                "lead_id": lead_id,
-                "targetologist": targetologist,
-                **{f"utm_{k}": utm.get(k, "") for k in UTM_KEYS},
-                "amount": amount,
-                "deal_name": deal_name,
-                "won_at": won_at,
-                "recorded_at": now(),
-                "reversed_at": tombstone.reversed_at if superseded else None,
-                "reversal_reason": tombstone.reason if superseded else None,
+            tombstones = {
+                (t.account_id, t.lead_id): t
+                for t in conn.execute(sa.select(reversals).where(_among(reversals, keys)))
             }
-            inserted = conn.execute(
-                insert_ignoring_conflicts(self.engine, sales).values(**values).returning(sales.c.id)
-            ).first()
-            if inserted is not None:
-                row = conn.execute(sa.select(sales).where(key)).one()
-                return _row(row), Recorded.SUPERSEDED if superseded else Recorded.NEW
-            existing = _row(conn.execute(sa.select(sales).where(key)).one())
-            if existing.reversed_at and _is_newer(won_at, existing.reversed_at):
+            # Executed with a list of rows, the cached statement goes out as one
+            # multi-row INSERT (SQLAlchemy "insertmanyvalues"); .values([...])
+            # would be recompiled for every batch, ~4x slower at 500 rows.
+            inserted = {
+                (r.account_id, r.lead_id): _row(r)
+                for r in conn.execute(
+                    insert_ignoring_conflicts(self.engine, sales).returning(*sales.c),
+                    [_values(firsts[k], tombstones.get(k), recorded_at) for k in keys],
+                )
+            }
+            stored = dict(inserted)
+            if already := [k for k in keys if k not in inserted]:
+                query = sa.select(sales).where(_among(sales, already))
+                stored.update(((r.account_id, r.lead_id), _row(r)) for r in conn.execute(query))
+            results: list[tuple[SaleRow, Recorded]] = []
+            reinstated: dict[_Key, SaleRow] = {}
+            fresh = set(inserted)  # inserted leads whose first item is not answered yet
+            for item in items:
+                row = stored[item.key]
+                if item.key in fresh:
+                    fresh.remove(item.key)
+                    # A fresh row is stored reversed only when a newer reversal was known.
+                    results.append((row, Recorded.SUPERSEDED if row.reversed_at else Recorded.NEW))
+                elif item.won_at and row.reversed_at and _is_newer(item.won_at, row.reversed_at):
+                    row = replace(
+                        row, won_at=utc(item.won_at), reversed_at=None, reversal_reason=None
+                    )
+                    stored[item.key] = reinstated[item.key] = row
+                    results.append((row, Recorded.REINSTATED))
+                else:
+                    results.append((row, Recorded.DUPLICATE))
+            if reinstated:
                 conn.execute(
                     sa.update(sales)
-                    .where(key)
-                    .values(won_at=won_at, reversed_at=None, reversal_reason=None)
+                    .where(sales.c.id == sa.bindparam("row_id"))
+                    .values(
+                        won_at=sa.bindparam("won_again_at"), reversed_at=None, reversal_reason=None
+                    ),
+                    [
+                        {"row_id": r.id, "won_again_at": r.won_at}
+                        for _, r in sorted(reinstated.items())
+                    ],
                 )
-                return _row(conn.execute(sa.select(sales).where(key)).one()), Recorded.REINSTATED
-            return existing, Recorded.DUPLICATE
+        return results
 
     def reverse(
         self, *, account_id: int, lead_id: int, reversed_at: datetime | None, reason: str

@@ -91,3 +91,15 @@ class ListNotificationsResponse(_message.Message):
     notifications: _containers.RepeatedCompositeFieldContainer[Notification]
     next_page_token: str
     def __init__(self, notifications: _Optional[_Iterable[_Union[Notification, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class BatchNotifyRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[NotifyRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[NotifyRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchNotifyResponse(_message.Message):
+    __slots__ = ("responses",)
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[NotifyResponse]
+    def __init__(self, responses: _Optional[_Iterable[_Union[NotifyResponse, _Mapping]]] = ...) -> None: ...

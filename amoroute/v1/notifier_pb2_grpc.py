@@ -39,6 +39,11 @@ class NotifierServiceStub:
                 request_serializer=amoroute_dot_v1_dot_notifier__pb2.NotifyRequest.SerializeToString,
                 response_deserializer=amoroute_dot_v1_dot_notifier__pb2.NotifyResponse.FromString,
                 _registered_method=True)
+        self.BatchNotify = channel.unary_unary(
+                '/amoroute.v1.NotifierService/BatchNotify',
+                request_serializer=amoroute_dot_v1_dot_notifier__pb2.BatchNotifyRequest.SerializeToString,
+                response_deserializer=amoroute_dot_v1_dot_notifier__pb2.BatchNotifyResponse.FromString,
+                _registered_method=True)
         self.ListNotifications = channel.unary_unary(
                 '/amoroute.v1.NotifierService/ListNotifications',
                 request_serializer=amoroute_dot_v1_dot_notifier__pb2.ListNotificationsRequest.SerializeToString,
@@ -59,6 +64,16 @@ class NotifierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchNotify(self, request, context):
+        """Announces several sales, each exactly as Notify would, stored in one
+        transaction; the responses are in the order of the requests. At most 500.
+        Errors: INVALID_ARGUMENT naming the field of the first bad request
+        (requests[2].lead_id); then nothing is stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListNotifications(self, request, context):
         """Lists notifications, newest first; AIP-158 paging; optional lead filter.
         """
@@ -73,6 +88,11 @@ def add_NotifierServiceServicer_to_server(servicer, server):
                     servicer.Notify,
                     request_deserializer=amoroute_dot_v1_dot_notifier__pb2.NotifyRequest.FromString,
                     response_serializer=amoroute_dot_v1_dot_notifier__pb2.NotifyResponse.SerializeToString,
+            ),
+            'BatchNotify': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchNotify,
+                    request_deserializer=amoroute_dot_v1_dot_notifier__pb2.BatchNotifyRequest.FromString,
+                    response_serializer=amoroute_dot_v1_dot_notifier__pb2.BatchNotifyResponse.SerializeToString,
             ),
             'ListNotifications': grpc.unary_unary_rpc_method_handler(
                     servicer.ListNotifications,
@@ -107,6 +127,33 @@ class NotifierService:
             '/amoroute.v1.NotifierService/Notify',
             amoroute_dot_v1_dot_notifier__pb2.NotifyRequest.SerializeToString,
             amoroute_dot_v1_dot_notifier__pb2.NotifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchNotify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/amoroute.v1.NotifierService/BatchNotify',
+            amoroute_dot_v1_dot_notifier__pb2.BatchNotifyRequest.SerializeToString,
+            amoroute_dot_v1_dot_notifier__pb2.BatchNotifyResponse.FromString,
             options,
             channel_credentials,
             insecure,

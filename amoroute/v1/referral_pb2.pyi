@@ -153,3 +153,15 @@ class UpsertPartnerResponse(_message.Message):
     partner: Partner
     created: bool
     def __init__(self, partner: _Optional[_Union[Partner, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class BatchRecordConversionsRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[RecordConversionRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[RecordConversionRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchRecordConversionsResponse(_message.Message):
+    __slots__ = ("responses",)
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[RecordConversionResponse]
+    def __init__(self, responses: _Optional[_Iterable[_Union[RecordConversionResponse, _Mapping]]] = ...) -> None: ...

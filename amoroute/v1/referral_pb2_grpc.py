@@ -39,6 +39,11 @@ class ReferralServiceStub:
                 request_serializer=amoroute_dot_v1_dot_referral__pb2.RecordConversionRequest.SerializeToString,
                 response_deserializer=amoroute_dot_v1_dot_referral__pb2.RecordConversionResponse.FromString,
                 _registered_method=True)
+        self.BatchRecordConversions = channel.unary_unary(
+                '/amoroute.v1.ReferralService/BatchRecordConversions',
+                request_serializer=amoroute_dot_v1_dot_referral__pb2.BatchRecordConversionsRequest.SerializeToString,
+                response_deserializer=amoroute_dot_v1_dot_referral__pb2.BatchRecordConversionsResponse.FromString,
+                _registered_method=True)
         self.ListConversions = channel.unary_unary(
                 '/amoroute.v1.ReferralService/ListConversions',
                 request_serializer=amoroute_dot_v1_dot_referral__pb2.ListConversionsRequest.SerializeToString,
@@ -70,6 +75,16 @@ class ReferralServiceServicer:
         no registered partner is recorded all the same, flagged
         partner_registered = false.
         Errors: INVALID_ARGUMENT naming the field (lead_id, referral_code, amount).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchRecordConversions(self, request, context):
+        """Records several conversions in one transaction, each exactly as
+        RecordConversion would; the responses are in the order of the requests.
+        At most 500. Errors: INVALID_ARGUMENT naming the field of the first bad
+        request (requests[3].conversion.referral_code); then nothing is recorded.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -113,6 +128,11 @@ def add_ReferralServiceServicer_to_server(servicer, server):
                     servicer.RecordConversion,
                     request_deserializer=amoroute_dot_v1_dot_referral__pb2.RecordConversionRequest.FromString,
                     response_serializer=amoroute_dot_v1_dot_referral__pb2.RecordConversionResponse.SerializeToString,
+            ),
+            'BatchRecordConversions': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchRecordConversions,
+                    request_deserializer=amoroute_dot_v1_dot_referral__pb2.BatchRecordConversionsRequest.FromString,
+                    response_serializer=amoroute_dot_v1_dot_referral__pb2.BatchRecordConversionsResponse.SerializeToString,
             ),
             'ListConversions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListConversions,
@@ -162,6 +182,33 @@ class ReferralService:
             '/amoroute.v1.ReferralService/RecordConversion',
             amoroute_dot_v1_dot_referral__pb2.RecordConversionRequest.SerializeToString,
             amoroute_dot_v1_dot_referral__pb2.RecordConversionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchRecordConversions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/amoroute.v1.ReferralService/BatchRecordConversions',
+            amoroute_dot_v1_dot_referral__pb2.BatchRecordConversionsRequest.SerializeToString,
+            amoroute_dot_v1_dot_referral__pb2.BatchRecordConversionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

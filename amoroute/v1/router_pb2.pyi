@@ -83,12 +83,14 @@ class Route(_message.Message):
     def __init__(self, decision: _Optional[_Union[RoutingDecision, str]] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., referral_code: _Optional[str] = ..., targetologist: _Optional[str] = ..., telegram_chat_id: _Optional[str] = ..., reason: _Optional[str] = ..., reversal: _Optional[bool] = ..., needs_lead_data: _Optional[bool] = ...) -> None: ...
 
 class RouteDealRequest(_message.Message):
-    __slots__ = ("deal", "skip_legs")
+    __slots__ = ("deal", "skip_legs", "request_id")
     DEAL_FIELD_NUMBER: _ClassVar[int]
     SKIP_LEGS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     deal: _deal_pb2.Deal
     skip_legs: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, deal: _Optional[_Union[_deal_pb2.Deal, _Mapping]] = ..., skip_legs: _Optional[_Iterable[str]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, deal: _Optional[_Union[_deal_pb2.Deal, _Mapping]] = ..., skip_legs: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RouteDealResponse(_message.Message):
     __slots__ = ("route", "status", "legs")
@@ -131,3 +133,23 @@ class DescribeRulesResponse(_message.Message):
     path: str
     loaded_at: _timestamp_pb2.Timestamp
     def __init__(self, pipeline_ids: _Optional[_Iterable[int]] = ..., won_status_ids: _Optional[_Iterable[int]] = ..., referral_prefix: _Optional[str] = ..., targetologists: _Optional[_Iterable[str]] = ..., path: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class BatchRouteDealsRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[RouteDealRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[RouteDealRequest, _Mapping]]] = ...) -> None: ...
+
+class RouteDealResult(_message.Message):
+    __slots__ = ("response", "invalid_argument")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    INVALID_ARGUMENT_FIELD_NUMBER: _ClassVar[int]
+    response: RouteDealResponse
+    invalid_argument: str
+    def __init__(self, response: _Optional[_Union[RouteDealResponse, _Mapping]] = ..., invalid_argument: _Optional[str] = ...) -> None: ...
+
+class BatchRouteDealsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[RouteDealResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[RouteDealResult, _Mapping]]] = ...) -> None: ...

@@ -39,6 +39,11 @@ class RouterServiceStub:
                 request_serializer=amoroute_dot_v1_dot_router__pb2.RouteDealRequest.SerializeToString,
                 response_deserializer=amoroute_dot_v1_dot_router__pb2.RouteDealResponse.FromString,
                 _registered_method=True)
+        self.BatchRouteDeals = channel.unary_unary(
+                '/amoroute.v1.RouterService/BatchRouteDeals',
+                request_serializer=amoroute_dot_v1_dot_router__pb2.BatchRouteDealsRequest.SerializeToString,
+                response_deserializer=amoroute_dot_v1_dot_router__pb2.BatchRouteDealsResponse.FromString,
+                _registered_method=True)
         self.ExplainRoute = channel.unary_unary(
                 '/amoroute.v1.RouterService/ExplainRoute',
                 request_serializer=amoroute_dot_v1_dot_router__pb2.ExplainRouteRequest.SerializeToString,
@@ -60,6 +65,17 @@ class RouterServiceServicer:
         announced by the notifier). Idempotent: routing the same lead again
         credits nothing twice and reports each leg as duplicate.
         Errors: INVALID_ARGUMENT when deal.lead_id is missing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchRouteDeals(self, request, context):
+        """Routes several deals at once, each exactly as RouteDeal would, with the
+        legs of all of them recorded in batches (one call per downstream service).
+        Results are in the order of the requests; a deal the router rejects gets
+        its own error and the others are routed. At most 500 deals.
+        Errors: INVALID_ARGUMENT when there are more than 500.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -88,6 +104,11 @@ def add_RouterServiceServicer_to_server(servicer, server):
                     servicer.RouteDeal,
                     request_deserializer=amoroute_dot_v1_dot_router__pb2.RouteDealRequest.FromString,
                     response_serializer=amoroute_dot_v1_dot_router__pb2.RouteDealResponse.SerializeToString,
+            ),
+            'BatchRouteDeals': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchRouteDeals,
+                    request_deserializer=amoroute_dot_v1_dot_router__pb2.BatchRouteDealsRequest.FromString,
+                    response_serializer=amoroute_dot_v1_dot_router__pb2.BatchRouteDealsResponse.SerializeToString,
             ),
             'ExplainRoute': grpc.unary_unary_rpc_method_handler(
                     servicer.ExplainRoute,
@@ -127,6 +148,33 @@ class RouterService:
             '/amoroute.v1.RouterService/RouteDeal',
             amoroute_dot_v1_dot_router__pb2.RouteDealRequest.SerializeToString,
             amoroute_dot_v1_dot_router__pb2.RouteDealResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchRouteDeals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/amoroute.v1.RouterService/BatchRouteDeals',
+            amoroute_dot_v1_dot_router__pb2.BatchRouteDealsRequest.SerializeToString,
+            amoroute_dot_v1_dot_router__pb2.BatchRouteDealsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -119,3 +119,15 @@ class GetTargetologistStatsResponse(_message.Message):
     STATS_FIELD_NUMBER: _ClassVar[int]
     stats: _containers.RepeatedCompositeFieldContainer[TargetologistStats]
     def __init__(self, stats: _Optional[_Iterable[_Union[TargetologistStats, _Mapping]]] = ...) -> None: ...
+
+class BatchRecordSalesRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[RecordSaleRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[RecordSaleRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchRecordSalesResponse(_message.Message):
+    __slots__ = ("responses",)
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[RecordSaleResponse]
+    def __init__(self, responses: _Optional[_Iterable[_Union[RecordSaleResponse, _Mapping]]] = ...) -> None: ...

@@ -39,6 +39,11 @@ class TrafficServiceStub:
                 request_serializer=amoroute_dot_v1_dot_traffic__pb2.RecordSaleRequest.SerializeToString,
                 response_deserializer=amoroute_dot_v1_dot_traffic__pb2.RecordSaleResponse.FromString,
                 _registered_method=True)
+        self.BatchRecordSales = channel.unary_unary(
+                '/amoroute.v1.TrafficService/BatchRecordSales',
+                request_serializer=amoroute_dot_v1_dot_traffic__pb2.BatchRecordSalesRequest.SerializeToString,
+                response_deserializer=amoroute_dot_v1_dot_traffic__pb2.BatchRecordSalesResponse.FromString,
+                _registered_method=True)
         self.ListSales = channel.unary_unary(
                 '/amoroute.v1.TrafficService/ListSales',
                 request_serializer=amoroute_dot_v1_dot_traffic__pb2.ListSalesRequest.SerializeToString,
@@ -63,6 +68,16 @@ class TrafficServiceServicer:
         """Records the sale of one lead. Idempotent on (account_id, lead_id): a
         second call changes nothing and answers duplicate = true.
         Errors: INVALID_ARGUMENT naming the field (lead_id, targetologist, amount).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchRecordSales(self, request, context):
+        """Records several sales in one transaction, each exactly as RecordSale
+        would; the responses are in the order of the requests. At most 500.
+        Errors: INVALID_ARGUMENT naming the field of the first bad request
+        (requests[3].sale.targetologist); then nothing is recorded.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,6 +115,11 @@ def add_TrafficServiceServicer_to_server(servicer, server):
                     servicer.RecordSale,
                     request_deserializer=amoroute_dot_v1_dot_traffic__pb2.RecordSaleRequest.FromString,
                     response_serializer=amoroute_dot_v1_dot_traffic__pb2.RecordSaleResponse.SerializeToString,
+            ),
+            'BatchRecordSales': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchRecordSales,
+                    request_deserializer=amoroute_dot_v1_dot_traffic__pb2.BatchRecordSalesRequest.FromString,
+                    response_serializer=amoroute_dot_v1_dot_traffic__pb2.BatchRecordSalesResponse.SerializeToString,
             ),
             'ListSales': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSales,
@@ -144,6 +164,33 @@ class TrafficService:
             '/amoroute.v1.TrafficService/RecordSale',
             amoroute_dot_v1_dot_traffic__pb2.RecordSaleRequest.SerializeToString,
             amoroute_dot_v1_dot_traffic__pb2.RecordSaleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchRecordSales(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/amoroute.v1.TrafficService/BatchRecordSales',
+            amoroute_dot_v1_dot_traffic__pb2.BatchRecordSalesRequest.SerializeToString,
+            amoroute_dot_v1_dot_traffic__pb2.BatchRecordSalesResponse.FromString,
             options,
             channel_credentials,
             insecure,

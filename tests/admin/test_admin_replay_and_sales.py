@@ -14,6 +14,7 @@ from amoroute.v1 import referral_pb2, referral_pb2_grpc, traffic_pb2, traffic_pb
 from tests.admin.helpers import AUTH, FORM, Seeder, admin_client, migrated_edge_database
 from tests.support.forms import encode, won_deal_body
 from tests.support.services import start_services
+from tests.support.waiting import eventually
 
 
 @dataclass
@@ -24,9 +25,16 @@ class Stack:
     referral: referral_pb2_grpc.ReferralServiceStub
 
     def webhook(self, *leads: dict[str, str]) -> list[int]:
+        """Post the leads and wait until each event is routed (after the answer)."""
         reply = self.client.simulate_post("/webhook/amocrm", body=encode(*leads), headers=FORM)
         assert reply.status_code == 200, reply.text
-        return reply.json["log_ids"]
+        log_ids = reply.json["log_ids"]
+        assert eventually(lambda: all(self._tried(i) for i in log_ids)), f"{log_ids} not routed"
+        return log_ids
+
+    def _tried(self, log_id: int) -> bool:
+        row = self.get(f"webhook-logs/{log_id}")
+        return bool(row["processed_at"]) or row["processing_status"] != "pending"
 
     def get(self, path: str, **params: object) -> dict:
         reply = self.client.simulate_get(f"/api/admin/{path}", params=params, headers=AUTH)

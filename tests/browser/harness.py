@@ -14,6 +14,7 @@ from amoroute.channels import channel
 from amoroute.v1 import referral_pb2_grpc, traffic_pb2_grpc
 from edge.logs import WebhookLogStore
 from tests.support.stack import RunningStack
+from tests.support.waiting import eventually
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -65,7 +66,14 @@ class Services:
         reply = self.http.post("/webhook/amocrm", content=body,
                                headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert reply.status_code == 200, reply.text
-        return reply.json()["log_ids"]
+        log_ids = reply.json()["log_ids"]
+        # Events are routed after the answer: wait for each one's first outcome.
+        assert eventually(lambda: all(self._tried(i) for i in log_ids)), f"{log_ids} not routed"
+        return log_ids
+
+    def _tried(self, log_id: int) -> bool:
+        row = self.logs.find(log_id) or {}
+        return bool(row.get("processed_at")) or row.get("processing_status") != "pending"
 
     def close(self) -> None:
         self.http.close()

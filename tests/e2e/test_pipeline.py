@@ -1,22 +1,11 @@
 """The pipeline end to end: AmoCRM webhook -> edge -> router -> referral / traffic -> Telegram."""
 
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from amoroute.v1 import notifier_pb2, referral_pb2, traffic_pb2
 from tests.support.forms import encode, won_deal_body
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll `check` until it returns something truthy (asynchronous outcomes)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.1)
+from tests.support.waiting import eventually
 
 
 def sales(e2e, lead_id: int) -> list:  # type: ignore[no-untyped-def]
@@ -133,11 +122,12 @@ def test_deal_leaving_won_reverses_its_sale_and_an_older_won_does_not_recredit(e
                                 updated_at=1_800_000_100))
     assert e2e.post_webhook(won).status_code == 200
     assert e2e.post_webhook(lost).status_code == 200
+    assert e2e.settled_logs(5550010)[-1]["legs"] == {"traffic": "reversed", "referral": "duplicate"}
     [sale] = sales(e2e, 5550010)
     assert sale.reversed_at.seconds == 1_800_000_100
-    assert e2e.settled_logs(5550010)[-1]["legs"] == {"traffic": "reversed", "referral": "duplicate"}
     # AmoCRM's retry of the old "won" arrives late: it must not credit again.
     assert e2e.post_webhook(won).status_code == 200
+    e2e.settled_logs(5550010)
     [sale] = sales(e2e, 5550010)
     assert sale.reversed_at.seconds == 1_800_000_100
 
@@ -164,10 +154,10 @@ def test_every_grpc_service_exposes_call_metrics(e2e) -> None:  # type: ignore[n
     assert e2e.post_webhook(body).status_code == 200
     ports = e2e.running.stack.metrics_ports
     router = httpx.get(f"http://127.0.0.1:{ports['router_svc']}/metrics").text
-    assert ('amoroute_grpc_server_handled_total{code="OK",method="RouteDeal",'
+    assert ('amoroute_grpc_server_handled_total{code="OK",method="BatchRouteDeals",'
             'service="amoroute.v1.RouterService"}') in router
     traffic = httpx.get(f"http://127.0.0.1:{ports['traffic_svc']}/metrics").text
-    assert 'method="RecordSale"' in traffic and "amoroute_grpc_server_handling_seconds" in traffic
+    assert 'method="BatchRecordSales"' in traffic and "amoroute_grpc_server_handling_seconds" in traffic
     for name in ("referral_svc", "notifier_svc"):
         assert "amoroute_grpc_server_handled_total" in httpx.get(
             f"http://127.0.0.1:{ports[name]}/metrics").text

@@ -2,22 +2,27 @@
 
 import logging
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import grpc
 import pytest
+import sqlalchemy as sa
 
 from amoroute.channels import channel
+from amoroute.db import create_engine
 from amoroute.timeutil import now
 from amoroute.v1 import deal_pb2, notifier_pb2, notifier_pb2_grpc
 from notifier_svc import server
 from notifier_svc.outbox import Outbox, retry_delay
 from notifier_svc.pacing import Pacer
 from notifier_svc.settings import Settings, describe
-from notifier_svc.store import NotificationStore, Status
+from notifier_svc.store import NewNotification, NotificationRow, NotificationStore, Status
 from notifier_svc.telegram import Outcome, TelegramClient
 from tests.support.fake_telegram import FakeTelegram, RecordedRequest, Reply
 
@@ -103,16 +108,26 @@ def _wait_for_status(stub: Stub, lead_id: int, status: int) -> notifier_pb2.Noti
         time.sleep(0.05)
 
 
-def test_notify_sends_the_escaped_html_message_once_to_the_chat(
+def test_notify_queues_the_message_and_answers_before_telegram_is_called(
     stub: Stub, telegram: FakeTelegram
 ) -> None:
     reply = stub.Notify(_request(5001, deal_name="Курс <b>PRO</b> & co"))
     assert not reply.duplicate
-    assert (reply.notification.status, reply.notification.attempts) == (SENT, 1)
-    assert reply.notification.sent_at.seconds > 0
-    [call] = _calls_for(telegram, 5001)
+    assert (reply.notification.status, reply.notification.attempts) == (PENDING, 0)
+    assert (reply.notification.error, reply.notification.sent_at.seconds) == ("", 0)
+    sent = _wait_for_status(stub, 5001, SENT)
+    assert (sent.attempts, sent.error) == (1, "")
+    assert sent.sent_at.seconds > 0
+
+
+def test_notify_sends_the_escaped_html_message_once_to_the_chat(
+    stub: Stub, telegram: FakeTelegram
+) -> None:
+    reply = stub.Notify(_request(5011, deal_name="Курс <b>PRO</b> & co"))
+    _wait_for_status(stub, 5011, SENT)
+    [call] = _calls_for(telegram, 5011)
     assert (call.method, call.token) == ("sendMessage", TOKEN)
-    assert call.body["chat_id"] == "-1005001"
+    assert call.body["chat_id"] == "-1005011"
     assert call.body["parse_mode"] == "HTML"
     assert call.body["disable_web_page_preview"] is True
     assert "Курс &lt;b&gt;PRO&lt;/b&gt; &amp; co" in call.body["text"]
@@ -124,6 +139,7 @@ def test_repeated_notify_answers_duplicate_and_sends_nothing_more(
     stub: Stub, telegram: FakeTelegram
 ) -> None:
     first = stub.Notify(_request(5002))
+    _wait_for_status(stub, 5002, SENT)
     again = stub.Notify(_request(5002, amount=1, deal_name="changed"))
     assert (first.duplicate, again.duplicate) == (False, True)
     assert again.notification.text == first.notification.text
@@ -146,7 +162,6 @@ def test_rate_limited_message_is_delivered_exactly_once_by_the_outbox(
     telegram.reply_next(Reply.too_many_requests(retry_after=1), Reply.too_many_requests(1))
     reply = stub.Notify(_request(5004))
     assert reply.notification.status == PENDING
-    assert "429" in reply.notification.error
     sent = _wait_for_status(stub, 5004, SENT)
     assert sent.attempts == 3
     assert sent.error == ""
@@ -157,21 +172,70 @@ def test_message_telegram_refuses_is_failed_with_its_description(
     stub: Stub, telegram: FakeTelegram
 ) -> None:
     telegram.reply_next(Reply.bad_request("Bad Request: chat not found"))
-    reply = stub.Notify(_request(5005))
-    assert (reply.notification.status, reply.notification.attempts) == (FAILED, 1)
-    assert "Bad Request: chat not found" in reply.notification.error
+    stub.Notify(_request(5005))
+    failed = _wait_for_status(stub, 5005, FAILED)
+    assert failed.attempts == 1
+    assert "Bad Request: chat not found" in failed.error
     assert len(_calls_for(telegram, 5005)) == 1
 
 
-def test_messages_to_a_busy_chat_are_all_delivered_once(
-    stub: Stub, telegram: FakeTelegram
-) -> None:
+def test_messages_to_a_busy_chat_are_all_delivered_once(stub: Stub, telegram: FakeTelegram) -> None:
     leads = range(5101, 5104)
     for lead in leads:  # one chat: Telegram allows about one message a second
         stub.Notify(_request(lead, chat_id="-1005100"))
     for lead in leads:
         _wait_for_status(stub, lead, SENT)
         assert len(_calls_for(telegram, lead)) == 1
+
+
+def test_batch_notify_answers_in_order_and_delivers_each_new_lead_once(
+    stub: Stub, telegram: FakeTelegram
+) -> None:
+    stub.Notify(_request(5301))
+    _wait_for_status(stub, 5301, SENT)
+    batch = [
+        _request(5302),
+        _request(5301, amount=1),  # announced before
+        _request(5303),
+        _request(5302, deal_name="changed"),  # earlier in this batch
+    ]
+    reply = stub.BatchNotify(notifier_pb2.BatchNotifyRequest(requests=batch))
+    assert [(r.notification.lead_id, r.duplicate) for r in reply.responses] == [
+        (5302, False),
+        (5301, True),
+        (5303, False),
+        (5302, True),
+    ]
+    assert reply.responses[3].notification == reply.responses[0].notification
+    assert "150\u202f000 ₸" in reply.responses[1].notification.text  # as first stored
+    for lead in (5302, 5303):
+        _wait_for_status(stub, lead, SENT)
+    assert [len(_calls_for(telegram, lead)) for lead in (5301, 5302, 5303)] == [1, 1, 1]
+
+
+def test_batch_with_a_bad_request_is_rejected_naming_it_and_stores_nothing(stub: Stub) -> None:
+    batch = [_request(5311), _request(5312, amount=-1), _request(0)]
+    with pytest.raises(grpc.RpcError) as err:
+        stub.BatchNotify(notifier_pb2.BatchNotifyRequest(requests=batch))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("requests[1].amount: ")
+    for lead in (5311, 5312):
+        listed = stub.ListNotifications(notifier_pb2.ListNotificationsRequest(lead_id=lead))
+        assert list(listed.notifications) == []
+
+
+def test_batch_of_more_than_500_is_rejected_naming_requests(stub: Stub) -> None:
+    batch = [_request(lead) for lead in range(5400, 5901)]
+    with pytest.raises(grpc.RpcError) as err:
+        stub.BatchNotify(notifier_pb2.BatchNotifyRequest(requests=batch))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("requests: ")
+    listed = stub.ListNotifications(notifier_pb2.ListNotificationsRequest(lead_id=5400))
+    assert list(listed.notifications) == []
+
+
+def test_empty_batch_answers_no_responses(stub: Stub) -> None:
+    assert list(stub.BatchNotify(notifier_pb2.BatchNotifyRequest()).responses) == []
 
 
 @pytest.mark.parametrize(
@@ -261,18 +325,126 @@ def test_list_notifications_pages_without_gaps_or_repeats_and_filters_by_lead(
     assert "page_token" in err.value.details()
 
 
-def test_outbox_gives_up_after_eight_attempts_with_the_reason(quiet_database: str) -> None:
-    from amoroute.db import create_engine
+def test_batch_of_500_is_kept_in_order_without_a_bot_token(quiet_database: str) -> None:
+    settings = Settings(notifier_database_url=quiet_database, telegram_bot_token="")
+    leads = range(7101, 7601)
+    with _serving(settings) as quiet:
+        reply = quiet.BatchNotify(
+            notifier_pb2.BatchNotifyRequest(requests=[_request(lead) for lead in leads])
+        )
+    assert [r.notification.lead_id for r in reply.responses] == list(leads)
+    assert {(r.notification.status, r.duplicate) for r in reply.responses} == {(NOT_SENT, False)}
 
+
+def test_a_batch_is_stored_with_one_insert_and_one_select_of_the_repeats(
+    quiet_database: str,
+) -> None:
+    engine = create_engine(quiet_database)
+    store = NotificationStore(engine)
+    statements: list[str] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement.split()[0].upper())
+
+    def batch(leads: range) -> list[NewNotification]:
+        return [NewNotification(1, lead, "-1", "hi", Status.NOT_SENT) for lead in leads]
+
+    first = store.create_many(batch(range(9001, 9501)))
+    new_only = list(statements)
+    statements.clear()
+    second = store.create_many(batch(range(9002, 9502)))
+    engine.dispose()
+    assert (new_only, statements) == (["INSERT"], ["INSERT", "SELECT"])
+    assert [d for _, d in first] == [False] * 500
+    assert [d for _, d in second] == [True] * 499 + [False]
+    assert [r.lead_id for r, _ in second] == list(range(9002, 9502))
+    assert second[0][0] == first[1][0]
+
+
+def test_concurrent_batches_sharing_leads_store_each_lead_once(quiet_database: str) -> None:
+    engine = create_engine(quiet_database)
+    store = NotificationStore(engine)
+
+    def race(batch: list[NewNotification]) -> list[int]:
+        """The batch and its reverse at once; how many times each lead was new."""
+        both = threading.Barrier(2)
+
+        def store_batch(items: list[NewNotification]) -> list[bool]:
+            both.wait()
+            return [not duplicate for _, duplicate in store.create_many(items)]
+
+        with ThreadPoolExecutor(2) as pool:
+            forward, backward = pool.map(store_batch, [batch, batch[::-1]])
+        return [a + b for a, b in zip(forward, backward[::-1], strict=True)]
+
+    # A deadlock is a matter of timing: many tries.
+    results = [
+        race([NewNotification(2, lead, "-1", "hi", Status.NOT_SENT) for lead in range(s, s + 300)])
+        for s in range(20_000, 26_000, 300)
+    ]
+    engine.dispose()
+    assert all(news == [1] * 300 for news in results)
+
+
+def test_a_woken_outbox_sends_a_queued_row_before_its_next_sweep(
+    quiet_database: str, telegram: FakeTelegram
+) -> None:
+    swept = threading.Event()
+
+    class Store(NotificationStore):
+        def due(self, at: datetime, limit: int) -> list[NotificationRow]:
+            rows = super().due(at, limit)
+            swept.set()
+            return rows
+
+    engine = create_engine(quiet_database)
+    store = Store(engine)
+    client = TelegramClient(telegram.url, TOKEN, timeout_s=2.0)
+    outbox = Outbox(store, client, timeout_s=2.0, interval_s=3600)  # no sweep but the first
+    outbox.start()
+    try:
+        assert swept.wait(10)
+        row, _ = store.create(
+            account_id=1,
+            lead_id=8003,
+            chat_id="-1008003",
+            text="woken",
+            status=Status.PENDING,
+            next_attempt_at=now(),
+        )
+        outbox.wake()
+        deadline = time.monotonic() + 10
+        while store.get(row.id).status is Status.PENDING and time.monotonic() < deadline:
+            time.sleep(0.05)
+        final = store.get(row.id)
+    finally:
+        outbox.stop()
+        client.close()
+        engine.dispose()
+    assert (final.status, final.attempts) == (Status.SENT, 1)
+    assert [r.body["text"] for r in telegram.requests if r.body.get("chat_id") == "-1008003"] == [
+        "woken"
+    ]
+
+
+def test_outbox_gives_up_after_eight_attempts_with_the_reason(quiet_database: str) -> None:
     engine = create_engine(quiet_database)
     store = NotificationStore(engine)
     with FakeTelegram(token=TOKEN) as failing:
         failing.reply_next(*[Reply.server_error(502)] * 10)
         client = TelegramClient(failing.url, TOKEN, timeout_s=2.0)
-        outbox = Outbox(store, client, timeout_s=2.0, backoff_base_s=0.0,
-                        pacer=Pacer(per_chat_s=0, overall_s=0))
-        row, _ = store.create(account_id=1, lead_id=8001, chat_id="-1008001", text="hi",
-                              status=Status.PENDING, next_attempt_at=now())
+        outbox = Outbox(
+            store, client, timeout_s=2.0, backoff_base_s=0.0, pacer=Pacer(per_chat_s=0, overall_s=0)
+        )
+        row, _ = store.create(
+            account_id=1,
+            lead_id=8001,
+            chat_id="-1008001",
+            text="hi",
+            status=Status.PENDING,
+            next_attempt_at=now(),
+        )
         for _ in range(20):
             if store.get(row.id).status != Status.PENDING:
                 break
@@ -286,12 +458,16 @@ def test_outbox_gives_up_after_eight_attempts_with_the_reason(quiet_database: st
 
 
 def test_a_due_row_is_claimed_by_one_sender_only(quiet_database: str) -> None:
-    from amoroute.db import create_engine
-
     engine = create_engine(quiet_database)
     store = NotificationStore(engine)
-    row, _ = store.create(account_id=1, lead_id=8002, chat_id="-1", text="hi",
-                          status=Status.PENDING, next_attempt_at=now())
+    row, _ = store.create(
+        account_id=1,
+        lead_id=8002,
+        chat_id="-1",
+        text="hi",
+        status=Status.PENDING,
+        next_attempt_at=now(),
+    )
     lease = now().replace(year=now().year + 1)
     claims = [store.claim(row.id, now(), lease), store.claim(row.id, now(), lease)]
     engine.dispose()

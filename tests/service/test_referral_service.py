@@ -23,8 +23,9 @@ def stub(make_database) -> Iterator[referral_pb2_grpc.ReferralServiceStub]:  # t
     running.stop(0)
 
 
-def _conversion(lead_id: int, code: str = "test123", amount: int = 150000,
-                won_at: int = 1750694400) -> referral_pb2.Conversion:
+def _conversion(
+    lead_id: int, code: str = "test123", amount: int = 150000, won_at: int = 1750694400
+) -> referral_pb2.Conversion:
     return referral_pb2.Conversion(
         lead_id=lead_id,
         account_id=32145678,
@@ -93,8 +94,15 @@ def test_stats_sum_per_code_with_commission_rounded_down_biggest_amount_first(st
         )
     )
     assert [
-        (s.referral_code, s.conversions, s.amount_total, s.partner_registered, s.partner_name,
-         s.commission_bp, s.commission_total)
+        (
+            s.referral_code,
+            s.conversions,
+            s.amount_total,
+            s.partner_registered,
+            s.partner_name,
+            s.commission_bp,
+            s.commission_total,
+        )
         for s in reply.stats
     ] == [
         ("STRANGER", 1, 5000, False, "", 0, 0),
@@ -160,8 +168,10 @@ def _partner_request(**fields) -> tuple[str, object]:  # type: ignore[no-untyped
         (_record_request(lead_id=5, referral_code="bad code!"), "conversion.referral_code"),
         (_record_request(lead_id=5, referral_code="X" * 65), "conversion.referral_code"),
         (_record_request(lead_id=5, referral_code="K1", amount=-1), "conversion.amount"),
-        (_record_request(lead_id=5, referral_code="K1", deal_name="d" * 10_001),
-         "conversion.deal_name"),
+        (
+            _record_request(lead_id=5, referral_code="K1", deal_name="d" * 10_001),
+            "conversion.deal_name",
+        ),
         (_reverse_request(account_id=1), "lead_id"),
         (_reverse_request(lead_id=-5), "lead_id"),
         (_reverse_request(lead_id=5, account_id=-1), "account_id"),
@@ -171,8 +181,15 @@ def _partner_request(**fields) -> tuple[str, object]:  # type: ignore[no-untyped
         (_partner_request(referral_code="K1", name="n" * 201), "partner.name"),
         (_partner_request(referral_code="K1", commission_bp=-1), "partner.commission_bp"),
         (_partner_request(referral_code="K1", commission_bp=10_001), "partner.commission_bp"),
-        (("GetReferrerStats", referral_pb2.GetReferrerStatsRequest(
-            won_from=Timestamp(seconds=2_000), won_to=Timestamp(seconds=2_000))), "won_to"),
+        (
+            (
+                "GetReferrerStats",
+                referral_pb2.GetReferrerStatsRequest(
+                    won_from=Timestamp(seconds=2_000), won_to=Timestamp(seconds=2_000)
+                ),
+            ),
+            "won_to",
+        ),
         (("ListConversions", referral_pb2.ListConversionsRequest(page_size=-1)), "page_size"),
     ],
 )
@@ -192,14 +209,18 @@ def test_foreign_page_token_is_invalid_argument(stub) -> None:  # type: ignore[n
 
 
 def _reverse(stub, lead_id: int, at: int):  # type: ignore[no-untyped-def]
-    return stub.ReverseConversion(referral_pb2.ReverseConversionRequest(
-        lead_id=lead_id, account_id=32145678, reversed_at=Timestamp(seconds=at),
-        reason="status 142 -> 143"))
+    return stub.ReverseConversion(
+        referral_pb2.ReverseConversionRequest(
+            lead_id=lead_id,
+            account_id=32145678,
+            reversed_at=Timestamp(seconds=at),
+            reason="status 142 -> 143",
+        )
+    )
 
 
 def _stats(stub, code: str) -> referral_pb2.ReferrerStats:  # type: ignore[no-untyped-def]
-    [stats] = stub.GetReferrerStats(
-        referral_pb2.GetReferrerStatsRequest(referral_code=code)).stats
+    [stats] = stub.GetReferrerStats(referral_pb2.GetReferrerStatsRequest(referral_code=code)).stats
     return stats
 
 
@@ -211,8 +232,12 @@ def test_conversion_that_leaves_won_is_kept_marked_reversed_and_shown_in_stats(s
     assert reply.conversion.reversed_at.seconds == 5_000_100
     assert _reverse(stub, 5001, 5_000_200).outcome == deal_pb2.REVERSAL_OUTCOME_ALREADY_REVERSED
     stats = _stats(stub, "reverser")
-    assert (stats.conversions, stats.amount_total, stats.reversed_conversions,
-            stats.reversed_amount) == (1, 300, 1, 700)
+    assert (
+        stats.conversions,
+        stats.amount_total,
+        stats.reversed_conversions,
+        stats.reversed_amount,
+    ) == (1, 300, 1, 700)
     [kept] = stub.ListConversions(referral_pb2.ListConversionsRequest(lead_id=5001)).conversions
     assert kept.reversal_reason == "status 142 -> 143"
     assert kept.reversed_at.seconds == 5_000_100
@@ -224,8 +249,13 @@ def test_commission_is_paid_on_credited_amounts_only(stub) -> None:  # type: ign
     _record(stub, _conversion(5502, code="COMMREV", amount=990, won_at=5_500_000))
     assert _reverse(stub, 5501, 5_500_100).outcome == deal_pb2.REVERSAL_OUTCOME_REVERSED
     stats = _stats(stub, "COMMREV")
-    assert (stats.conversions, stats.amount_total, stats.commission_total,
-            stats.reversed_conversions, stats.reversed_amount) == (1, 990, 99, 1, 2000)
+    assert (
+        stats.conversions,
+        stats.amount_total,
+        stats.commission_total,
+        stats.reversed_conversions,
+        stats.reversed_amount,
+    ) == (1, 990, 99, 1, 2000)
 
 
 def test_older_won_arriving_after_newer_reversal_credits_nothing(stub) -> None:  # type: ignore[no-untyped-def]
@@ -252,3 +282,113 @@ def test_stale_reversal_older_than_the_win_is_ignored_and_a_new_win_reinstates(s
     assert replayed_old.duplicate
     stats = _stats(stub, "AGAIN")
     assert (stats.conversions, stats.amount_total, stats.reversed_conversions) == (1, 100, 0)
+
+
+def _batch(stub, *items: referral_pb2.Conversion) -> list[referral_pb2.RecordConversionResponse]:  # type: ignore[no-untyped-def]
+    request = referral_pb2.BatchRecordConversionsRequest(
+        requests=[referral_pb2.RecordConversionRequest(conversion=c) for c in items]
+    )
+    return list(stub.BatchRecordConversions(request).responses)
+
+
+def _listed(stub, lead_id: int) -> list[referral_pb2.Conversion]:  # type: ignore[no-untyped-def]
+    request = referral_pb2.ListConversionsRequest(lead_id=lead_id)
+    return list(stub.ListConversions(request).conversions)
+
+
+def test_batch_records_conversions_as_the_single_rpc_would_in_request_order(stub, caplog) -> None:  # type: ignore[no-untyped-def]
+    _upsert(stub, "BATCH", "Batch Partner", 1000)
+    _record(stub, _conversion(8002, code="BATCH", amount=200, won_at=9_000_000))
+    _reverse(stub, 8003, 9_000_100)  # a newer reversal is known before the win
+    _record(stub, _conversion(8004, code="BATCH", amount=400, won_at=9_000_000))
+    _reverse(stub, 8004, 9_000_100)
+    with caplog.at_level(logging.WARNING, logger="referral_svc"):
+        replies = _batch(
+            stub,
+            _conversion(8001, code="batch", amount=100, won_at=9_000_000),  # new
+            _conversion(8002, code="BATCH", amount=1, won_at=9_000_000),  # recorded before
+            _conversion(
+                8003, code="BATCH", amount=300, won_at=9_000_000
+            ),  # older than its reversal
+            _conversion(
+                8004, code="BATCH", amount=400, won_at=9_000_200
+            ),  # won again after its reversal
+            _conversion(8005, code="Unknown8", amount=500, won_at=9_000_000),  # new, no partner
+        )
+    assert [(r.conversion.lead_id, r.duplicate, r.superseded) for r in replies] == [
+        (8001, False, False),
+        (8002, True, False),
+        (8003, False, True),
+        (8004, False, False),
+        (8005, False, False),
+    ]
+    assert [r.conversion.partner_registered for r in replies] == [True, True, True, True, False]
+    assert [r.conversion.referral_code for r in replies] == ["BATCH"] * 4 + ["UNKNOWN8"]
+    assert replies[1].conversion.amount == 200  # the first record stands
+    assert replies[2].conversion.reversed_at.seconds == 9_000_100
+    assert not replies[3].conversion.HasField("reversed_at")
+    assert replies[3].conversion.won_at.seconds == 9_000_200
+    assert [m for m in caplog.messages if "no registered partner" in m] == [
+        "referral code UNKNOWN8 has no registered partner; "
+        "conversion for lead 8005 recorded for review"
+    ]
+    [reinstated] = _listed(stub, 8004)
+    assert not reinstated.HasField("reversed_at") and reinstated.reversal_reason == ""
+    stats = _stats(stub, "BATCH")
+    assert (stats.conversions, stats.amount_total, stats.reversed_conversions) == (3, 700, 1)
+
+
+def test_batch_answers_a_lead_given_twice_against_the_row_its_first_item_stored(stub) -> None:  # type: ignore[no-untyped-def]
+    _reverse(stub, 8102, 9_100_100)
+    replies = _batch(
+        stub,
+        _conversion(8101, code="TWICE", amount=100, won_at=9_100_000),
+        _conversion(
+            8102, code="TWICE", amount=200, won_at=9_100_000
+        ),  # superseded by the reversal...
+        _conversion(
+            8101, code="TWICE", amount=1, won_at=9_100_000
+        ),  # ...duplicate of the row just inserted
+        _conversion(
+            8102, code="TWICE", amount=200, won_at=9_100_200
+        ),  # ...won again after that reversal
+        _conversion(
+            8102, code="TWICE", amount=200, won_at=9_100_300
+        ),  # duplicate of the reinstated row
+    )
+    assert [(r.conversion.lead_id, r.duplicate, r.superseded) for r in replies] == [
+        (8101, False, False),
+        (8102, False, True),
+        (8101, True, False),
+        (8102, False, False),
+        (8102, True, False),
+    ]
+    assert replies[2].conversion.amount == 100
+    assert replies[4].conversion.won_at.seconds == 9_100_200
+    assert [c.lead_id for c in _listed(stub, 8101)] == [8101]
+    [stored] = _listed(stub, 8102)
+    assert not stored.HasField("reversed_at") and stored.won_at.seconds == 9_100_200
+
+
+def test_batch_with_a_bad_conversion_is_rejected_naming_it_and_records_nothing(stub) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as err:
+        _batch(stub, _conversion(8201), _conversion(8202, code="bad code!"), _conversion(8203))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("requests[1].conversion.referral_code: ")
+    assert _listed(stub, 8201) == [] and _listed(stub, 8203) == []
+
+
+def test_batch_of_500_is_recorded_and_one_of_501_is_rejected_naming_requests(stub) -> None:  # type: ignore[no-untyped-def]
+    conversions = [_conversion(lead, code="BULK", amount=1) for lead in range(10_000, 10_501)]
+    with pytest.raises(grpc.RpcError) as err:
+        _batch(stub, *conversions)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("requests: ")
+    assert _listed(stub, 10_000) == []
+    replies = _batch(stub, *conversions[:500])
+    assert [r.conversion.lead_id for r in replies] == list(range(10_000, 10_500))
+    assert not any(r.duplicate or r.superseded for r in replies)
+
+
+def test_empty_batch_answers_no_responses(stub) -> None:  # type: ignore[no-untyped-def]
+    assert _batch(stub) == []

@@ -119,3 +119,64 @@ def test_won_deal_without_utm_is_not_credited_and_asks_for_lead_data(routers: Ro
                          event="status")
     reply = routers.healthy.RouteDeal(D.RouteDealRequest(deal=deal))
     assert reply.route.needs_lead_data and list(reply.legs) == []
+
+
+def test_batch_routes_each_deal_as_route_deal_would_and_rejects_only_the_bad_one(
+    routers: Routers,
+) -> None:
+    routers.healthy.RouteDeal(D.RouteDealRequest(deal=won_deal(9101, "kenesary_fb")))
+    reply = routers.healthy.BatchRouteDeals(
+        D.BatchRouteDealsRequest(
+            requests=[
+                D.RouteDealRequest(deal=won_deal(9101, "kenesary_fb")),  # routed before
+                D.RouteDealRequest(deal=deal_pb2.Deal(lead_id=-3)),
+                D.RouteDealRequest(deal=won_deal(9102, "ref_BATCH1", "kenesary_june")),
+                D.RouteDealRequest(deal=won_deal(9103, "google_organic")),
+                D.RouteDealRequest(deal=won_deal(9104, "kenesary_ig"), skip_legs=["traffic"]),
+            ]
+        )
+    )
+    repeat, bad, both, unknown, announce_only = reply.results
+    assert outcomes(repeat.response) == {
+        "traffic": "LEG_OUTCOME_DUPLICATE",
+        "notifier": "LEG_OUTCOME_DUPLICATE",
+    }
+    assert bad.WhichOneof("result") == "invalid_argument"
+    assert bad.invalid_argument.startswith("requests[1].deal.lead_id:")
+    assert both.response.route.decision == D.ROUTING_DECISION_BOTH
+    assert [leg.leg for leg in both.response.legs] == ["referral", "traffic", "notifier"]
+    assert {leg.outcome for leg in both.response.legs} == {D.LEG_OUTCOME_RECORDED}
+    assert unknown.response.route.decision == D.ROUTING_DECISION_UNKNOWN
+    assert list(unknown.response.legs) == []
+    # A sale recorded on an earlier attempt: only its announcement runs.
+    assert outcomes(announce_only.response) == {"notifier": "LEG_OUTCOME_RECORDED"}
+    sales = routers.traffic.ListSales(traffic_pb2.ListSalesRequest(lead_id=9102)).sales
+    assert [s.targetologist for s in sales] == ["Kenesary"]
+
+
+def test_batch_with_a_service_down_fails_that_leg_of_every_deal(routers: Routers) -> None:
+    reply = routers.traffic_down.BatchRouteDeals(
+        D.BatchRouteDealsRequest(
+            requests=[
+                D.RouteDealRequest(deal=won_deal(9201, "ref_DOWN1", "kenesary_a")),
+                D.RouteDealRequest(deal=won_deal(9202, "kenesary_b")),
+            ]
+        )
+    )
+    partial, failed = (r.response for r in reply.results)
+    assert partial.status == D.PROCESSING_STATUS_PARTIAL
+    assert outcomes(partial) == {"referral": "LEG_OUTCOME_RECORDED", "traffic": "LEG_OUTCOME_FAILED"}
+    # No announcement for a sale that was not recorded.
+    assert failed.status == D.PROCESSING_STATUS_ERROR
+    assert outcomes(failed) == {"traffic": "LEG_OUTCOME_FAILED"}
+    assert "UNAVAILABLE" in failed.legs[0].error
+
+
+def test_batch_over_the_limit_is_invalid_argument_naming_requests(routers: Routers) -> None:
+    request = D.BatchRouteDealsRequest(
+        requests=[D.RouteDealRequest(deal=won_deal(1, "x"))] * 501
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        routers.healthy.BatchRouteDeals(request)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("requests:")

@@ -22,8 +22,9 @@ def stub(make_database) -> Iterator[traffic_pb2_grpc.TrafficServiceStub]:  # typ
     running.stop(0)
 
 
-def _sale(lead_id: int, targetologist: str = "Kenesary", amount: int = 150000,
-          won_at: int = 1750694400) -> traffic_pb2.Sale:
+def _sale(
+    lead_id: int, targetologist: str = "Kenesary", amount: int = 150000, won_at: int = 1750694400
+) -> traffic_pb2.Sale:
     return traffic_pb2.Sale(
         lead_id=lead_id,
         account_id=32145678,
@@ -100,9 +101,14 @@ def test_foreign_page_token_is_invalid_argument(stub) -> None:  # type: ignore[n
 
 
 def _reverse(stub, lead_id: int, at: int):  # type: ignore[no-untyped-def]
-    return stub.ReverseSale(traffic_pb2.ReverseSaleRequest(
-        lead_id=lead_id, account_id=32145678, reversed_at=Timestamp(seconds=at),
-        reason="status 142 -> 143"))
+    return stub.ReverseSale(
+        traffic_pb2.ReverseSaleRequest(
+            lead_id=lead_id,
+            account_id=32145678,
+            reversed_at=Timestamp(seconds=at),
+            reason="status 142 -> 143",
+        )
+    )
 
 
 def test_sale_that_leaves_won_is_kept_marked_reversed_and_shown_in_stats(stub) -> None:  # type: ignore[no-untyped-def]
@@ -113,8 +119,14 @@ def test_sale_that_leaves_won_is_kept_marked_reversed_and_shown_in_stats(stub) -
     assert reply.sale.reversed_at.seconds == 5_000_100
     assert _reverse(stub, 4001, 5_000_200).outcome == deal_pb2.REVERSAL_OUTCOME_ALREADY_REVERSED
     [stats] = stub.GetTargetologistStats(
-        traffic_pb2.GetTargetologistStatsRequest(targetologist="Reverser")).stats
-    assert (stats.sales, stats.revenue, stats.reversed_sales, stats.reversed_revenue) == (1, 300, 1, 700)
+        traffic_pb2.GetTargetologistStatsRequest(targetologist="Reverser")
+    ).stats
+    assert (stats.sales, stats.revenue, stats.reversed_sales, stats.reversed_revenue) == (
+        1,
+        300,
+        1,
+        700,
+    )
     [kept] = stub.ListSales(traffic_pb2.ListSalesRequest(lead_id=4001)).sales
     assert kept.reversal_reason == "status 142 -> 143"
 
@@ -125,7 +137,8 @@ def test_older_won_arriving_after_newer_reversal_credits_nothing(stub) -> None: 
     assert late.superseded and not late.duplicate
     assert late.sale.reversed_at.seconds == 6_000_100
     [stats] = stub.GetTargetologistStats(
-        traffic_pb2.GetTargetologistStatsRequest(targetologist="Late")).stats
+        traffic_pb2.GetTargetologistStatsRequest(targetologist="Late")
+    ).stats
     assert (stats.sales, stats.revenue) == (0, 0)
 
 
@@ -133,7 +146,103 @@ def test_stale_reversal_older_than_the_win_is_ignored_and_a_new_win_reinstates(s
     stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(4201, "Again", 100, 7_000_000)))
     assert _reverse(stub, 4201, 6_999_000).outcome == deal_pb2.REVERSAL_OUTCOME_STALE
     assert _reverse(stub, 4201, 7_000_100).outcome == deal_pb2.REVERSAL_OUTCOME_REVERSED
-    won_again = stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(4201, "Again", 100, 7_000_200)))
+    won_again = stub.RecordSale(
+        traffic_pb2.RecordSaleRequest(sale=_sale(4201, "Again", 100, 7_000_200))
+    )
     assert not won_again.duplicate and not won_again.sale.HasField("reversed_at")
-    replayed_old = stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(4201, "Again", 100, 7_000_000)))
+    replayed_old = stub.RecordSale(
+        traffic_pb2.RecordSaleRequest(sale=_sale(4201, "Again", 100, 7_000_000))
+    )
     assert replayed_old.duplicate
+
+
+def _batch(stub, *sales: traffic_pb2.Sale) -> list[traffic_pb2.RecordSaleResponse]:  # type: ignore[no-untyped-def]
+    request = traffic_pb2.BatchRecordSalesRequest(
+        requests=[traffic_pb2.RecordSaleRequest(sale=s) for s in sales]
+    )
+    return list(stub.BatchRecordSales(request).responses)
+
+
+def _listed(stub, lead_id: int) -> list[traffic_pb2.Sale]:  # type: ignore[no-untyped-def]
+    return list(stub.ListSales(traffic_pb2.ListSalesRequest(lead_id=lead_id)).sales)
+
+
+def test_batch_records_sales_as_the_single_rpc_would_in_request_order(stub) -> None:  # type: ignore[no-untyped-def]
+    stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(8002, "Batch", 200, 9_000_000)))
+    _reverse(stub, 8003, 9_000_100)  # a newer reversal is known before the win
+    stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(8004, "Batch", 400, 9_000_000)))
+    _reverse(stub, 8004, 9_000_100)
+    replies = _batch(
+        stub,
+        _sale(8001, "Batch", 100, 9_000_000),  # new
+        _sale(8002, "Batch", 1, 9_000_000),  # recorded before
+        _sale(8003, "Batch", 300, 9_000_000),  # older than its reversal
+        _sale(8004, "Batch", 400, 9_000_200),  # won again after its reversal
+        _sale(8005, "Batch", 500, 9_000_000),  # new
+    )
+    assert [(r.sale.lead_id, r.duplicate, r.superseded) for r in replies] == [
+        (8001, False, False),
+        (8002, True, False),
+        (8003, False, True),
+        (8004, False, False),
+        (8005, False, False),
+    ]
+    assert replies[1].sale.amount == 200  # the first record stands
+    assert replies[2].sale.reversed_at.seconds == 9_000_100
+    assert (
+        not replies[3].sale.HasField("reversed_at") and replies[3].sale.won_at.seconds == 9_000_200
+    )
+    [reinstated] = _listed(stub, 8004)
+    assert not reinstated.HasField("reversed_at") and reinstated.reversal_reason == ""
+    [stats] = stub.GetTargetologistStats(
+        traffic_pb2.GetTargetologistStatsRequest(targetologist="Batch")
+    ).stats
+    assert (stats.sales, stats.revenue, stats.reversed_sales) == (4, 1200, 1)
+
+
+def test_batch_answers_a_lead_given_twice_against_the_row_its_first_item_stored(stub) -> None:  # type: ignore[no-untyped-def]
+    _reverse(stub, 8102, 9_100_100)
+    replies = _batch(
+        stub,
+        _sale(8101, "Twice", 100, 9_100_000),
+        _sale(8102, "Twice", 200, 9_100_000),  # superseded by the known reversal...
+        _sale(8101, "Twice", 1, 9_100_000),  # ...duplicate of the row inserted just above
+        _sale(8102, "Twice", 200, 9_100_200),  # ...won again after that reversal
+        _sale(8102, "Twice", 200, 9_100_300),  # duplicate of the reinstated row
+    )
+    assert [(r.sale.lead_id, r.duplicate, r.superseded) for r in replies] == [
+        (8101, False, False),
+        (8102, False, True),
+        (8101, True, False),
+        (8102, False, False),
+        (8102, True, False),
+    ]
+    assert replies[2].sale.amount == 100
+    assert replies[4].sale.won_at.seconds == 9_100_200
+    assert [s.lead_id for s in _listed(stub, 8101)] == [8101]
+    [stored] = _listed(stub, 8102)
+    assert not stored.HasField("reversed_at") and stored.won_at.seconds == 9_100_200
+
+
+def test_batch_with_a_bad_sale_is_rejected_naming_it_and_records_nothing(stub) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as err:
+        _batch(stub, _sale(8201), _sale(8202, targetologist=" "), _sale(8203))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("requests[1].sale.targetologist: ")
+    assert _listed(stub, 8201) == [] and _listed(stub, 8203) == []
+
+
+def test_batch_of_500_is_recorded_and_one_of_501_is_rejected_naming_requests(stub) -> None:  # type: ignore[no-untyped-def]
+    sales = [_sale(lead, "Bulk", 1) for lead in range(10_000, 10_501)]
+    with pytest.raises(grpc.RpcError) as err:
+        _batch(stub, *sales)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("requests: ")
+    assert _listed(stub, 10_000) == []
+    replies = _batch(stub, *sales[:500])
+    assert [r.sale.lead_id for r in replies] == list(range(10_000, 10_500))
+    assert not any(r.duplicate or r.superseded for r in replies)
+
+
+def test_empty_batch_answers_no_responses(stub) -> None:  # type: ignore[no-untyped-def]
+    assert _batch(stub) == []

@@ -1,0 +1,114 @@
+"""Routes logged events after their webhook is answered, in batches.
+
+The webhook's answer waits for one durable write only (the log rows). Each
+edge process then hands the events to its RoutingQueue, whose thread sends
+whatever has gathered to the router in one BatchRouteDeals call and records
+the outcomes in one transaction: the busier the edge, the bigger the batches.
+
+Nothing here needs to survive a crash: every queued event is already a pending
+row with a retry time (INTAKE_LEASE), so an event this process never routes,
+because it died, stopped or had a full queue, is routed by the worker."""
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+
+from edge.dispatch import Dispatcher, Job
+from edge.logs import Outcome
+
+log = logging.getLogger(__name__)
+
+# Events routed in one batch at most.
+MAX_BATCH = 200
+# Events waiting at most; beyond this the worker takes them (after INTAKE_LEASE).
+MAX_QUEUED = 20_000
+
+
+class RoutingQueue:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        timeout_s: float,
+        on_outcomes: Callable[[list[Outcome]], None] = lambda outcomes: None,
+        max_batch: int = MAX_BATCH,
+        max_queued: int = MAX_QUEUED,
+    ) -> None:
+        """`timeout_s`: how long the router may take over one batch."""
+        self.dispatcher = dispatcher
+        self.timeout_s = timeout_s
+        self.on_outcomes = on_outcomes
+        self.max_batch = max_batch
+        self._jobs: queue.Queue[Job | None] = queue.Queue(max_queued)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def submit(self, jobs: list[Job]) -> int:
+        """Queue the jobs for routing; returns how many were queued (the rest,
+        when the queue is full, are left to the worker)."""
+        self._start_once()
+        for queued, job in enumerate(jobs):
+            try:
+                self._jobs.put_nowait(job)
+            except queue.Full:
+                log.warning(
+                    "routing queue full; the worker routes these events",
+                    extra={"log_ids": [j.log_id for j in jobs[queued:]]},
+                )
+                return queued
+        return len(jobs)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Route what is queued (within `timeout_s`) and stop the thread."""
+        thread = self._thread
+        if thread is None or self._pid != os.getpid():
+            return
+        try:
+            self._jobs.put(None, timeout=timeout_s)
+        except queue.Full:
+            return
+        thread.join(timeout_s)
+
+    def _start_once(self) -> None:
+        # Started by the first webhook, so in the process that serves it
+        # (gunicorn forks its workers after building nothing: no preload).
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._thread = threading.Thread(target=self._run, name="routing-queue", daemon=True)
+            self._thread.start()
+            self._pid = os.getpid()
+
+    def _run(self) -> None:
+        while True:
+            first = self._jobs.get()
+            batch = [] if first is None else [first]
+            stop = first is None
+            while len(batch) < self.max_batch:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                batch.append(job)
+            if batch:
+                self._route(batch)
+            if stop:
+                return
+
+    def _route(self, batch: list[Job]) -> None:
+        try:
+            outcomes = self.dispatcher.dispatch(batch, self.timeout_s)
+        except Exception:  # the rows stay pending: the worker routes them after the lease
+            log.exception(
+                "batch not routed; the worker retries it",
+                extra={"log_ids": [job.log_id for job in batch]},
+            )
+            return
+        self.on_outcomes(outcomes)
