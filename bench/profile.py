@@ -29,10 +29,10 @@ LIBRARIES = (
 )
 # The frames that mark a sample as "inside a request", by the process's profile name.
 HANDLERS = {
-    "edge_worker": ("_receive",),
-    "router_svc": ("RouteDeal", "traffic_then_notify", "referral"),
-    "traffic_svc": ("RecordSale",),
-    "notifier_svc": ("Notify",),
+    "edge_worker": ("_receive", "_route"),
+    "router_svc": ("RouteDeal", "BatchRouteDeals", "_traffic_then_notify", "_referral"),
+    "traffic_svc": ("RecordSale", "BatchRecordSales"),
+    "notifier_svc": ("Notify", "BatchNotify"),
     "edge.worker": ("run_once",),
 }
 # Shared plumbing that wraps every call: the frame that called through it says more.

@@ -19,6 +19,7 @@ from edge.admin import (
 from edge.amocrm_form import FormLimits
 from edge.dispatch import Dispatcher
 from edge.health import LivenessResource, ReadinessResource
+from edge.log_writer import LogWriter
 from edge.logs import WebhookLogStore
 from edge.observability import MetricsResource, RequestContext
 from edge.reconcile import build_reconciler
@@ -37,7 +38,7 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     # On a graceful stop, route what is queued; whatever is left the worker routes.
     atexit.register(routing.close)
     webhook = WebhookResource(
-        logs,
+        LogWriter(logs),
         routing,
         settings.webhook_secret,
         FormLimits(max_body_bytes=settings.max_body_bytes),

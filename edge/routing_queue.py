@@ -10,13 +10,12 @@ row with a retry time (INTAKE_LEASE), so an event this process never routes,
 because it died, stopped or had a full queue, is routed by the worker."""
 
 import logging
-import os
 import queue
-import threading
 from collections.abc import Callable
 
 from edge.dispatch import Dispatcher, Job
 from edge.logs import Outcome
+from edge.process_thread import ProcessThread
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +40,12 @@ class RoutingQueue:
         self.on_outcomes = on_outcomes
         self.max_batch = max_batch
         self._jobs: queue.Queue[Job | None] = queue.Queue(max_queued)
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
+        self._thread = ProcessThread("routing-queue", self._run)
 
     def submit(self, jobs: list[Job]) -> int:
         """Queue the jobs for routing; returns how many were queued (the rest,
         when the queue is full, are left to the worker)."""
-        self._start_once()
+        self._thread.start_once()
         for queued, job in enumerate(jobs):
             try:
                 self._jobs.put_nowait(job)
@@ -62,26 +59,14 @@ class RoutingQueue:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Route what is queued (within `timeout_s`) and stop the thread."""
-        thread = self._thread
-        if thread is None or self._pid != os.getpid():
+        if not self._thread.running_here():
             return
         try:
             self._jobs.put(None, timeout=timeout_s)
         except queue.Full:
             return
-        thread.join(timeout_s)
-
-    def _start_once(self) -> None:
-        # Started by the first webhook, so in the process that serves it
-        # (gunicorn forks its workers after building nothing: no preload).
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._thread = threading.Thread(target=self._run, name="routing-queue", daemon=True)
-            self._thread.start()
-            self._pid = os.getpid()
+        assert self._thread.thread is not None
+        self._thread.thread.join(timeout_s)
 
     def _run(self) -> None:
         while True:

@@ -7,13 +7,14 @@ import logging
 from typing import Any
 
 import falcon
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from amoroute import __version__, requestid
 from edge.amocrm_form import FormError, FormLimits, deal_from_event, lead_events, parse_form
 from edge.dispatch import Job
 from edge.events import log_for_deal
-from edge.logs import ERROR, SUCCESS, NewLog, Outcome, WebhookLogStore
+from edge.log_writer import LogWriter
+from edge.logs import ERROR, SUCCESS, NewLog, Outcome
 from edge.observability import WEBHOOKS
 from edge.routing_queue import RoutingQueue
 
@@ -130,13 +131,13 @@ def _raw_name(lead: dict[str, Any]) -> str | None:
 class WebhookResource:
     def __init__(
         self,
-        logs: WebhookLogStore,
+        writer: LogWriter,
         routing: RoutingQueue,
         secret: str,
         limits: FormLimits,
         expected_subdomain: str = "",
     ) -> None:
-        self.logs = logs
+        self.writer = writer
         self.routing = routing
         self.secret = secret
         self.limits = limits
@@ -192,15 +193,8 @@ class WebhookResource:
     def _log(self, rows: list[NewLog]) -> list[int]:
         """Commit the rows, or answer 503 so AmoCRM retries."""
         try:
-            try:
-                return self.logs.insert(rows)
-            except DBAPIError as exc:
-                if not exc.connection_invalidated:
-                    raise
-                # A pooled connection the database dropped (a restart): the pool
-                # is renewed, so one more try on a fresh connection.
-                return self.logs.insert(rows)
-        except SQLAlchemyError:
+            return self.writer.insert(rows)
+        except (SQLAlchemyError, TimeoutError):
             log.exception("webhook could not be logged; answering 503 so AmoCRM retries")
             raise falcon.HTTPServiceUnavailable(
                 description="the event could not be stored; retry later", retry_after=60

@@ -1,0 +1,32 @@
+"""A background thread that each edge process starts for itself.
+
+gunicorn builds the app in each worker after fork (no preload), but a thread
+must still be started lazily: by the first caller, in the process it serves."""
+
+import os
+import threading
+from collections.abc import Callable
+
+
+class ProcessThread:
+    def __init__(self, name: str, target: Callable[[], None]) -> None:
+        self.name = name
+        self.target = target
+        self.thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def start_once(self) -> None:
+        """Start the thread unless this process has already started it."""
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self.thread = threading.Thread(target=self.target, name=self.name, daemon=True)
+            self.thread.start()
+            self._pid = os.getpid()
+
+    def running_here(self) -> bool:
+        """Started in this process (a forked child has none)."""
+        return self.thread is not None and self._pid == os.getpid()

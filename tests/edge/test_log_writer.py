@@ -1,0 +1,68 @@
+"""The edge's group commit on a real database: concurrent webhooks share
+commits, each gets its own rows' ids, and a failed commit fails every waiter."""
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from edge.__main__ import upgrade_database
+from edge.log_writer import LogWriter
+from edge.logs import NewLog, WebhookLogStore, webhook_logs
+from edge.settings import Settings
+
+
+@pytest.fixture
+def store(make_database) -> WebhookLogStore:  # type: ignore[no-untyped-def]
+    url = make_database("edge")
+    upgrade_database(Settings(edge_database_url=url))
+    return WebhookLogStore(sa.create_engine(url))
+
+
+def _rows(caller: int, count: int) -> list[NewLog]:
+    return [
+        NewLog(source="amocrm", deal_data={"caller": caller, "n": n}, lead_id=caller * 100 + n)
+        for n in range(count)
+    ]
+
+
+def test_concurrent_writes_each_get_the_ids_of_their_own_rows_in_order(
+    store: WebhookLogStore,
+) -> None:
+    writer = LogWriter(store)
+    results: dict[int, list[int]] = {}
+    start = threading.Barrier(24)
+
+    def webhook(caller: int) -> None:
+        start.wait()
+        results[caller] = writer.insert(_rows(caller, 1 + caller % 4))
+
+    threads = [threading.Thread(target=webhook, args=(c,)) for c in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with store.engine.connect() as conn:
+        stored = {r.id: r for r in conn.execute(sa.select(webhook_logs))}
+    assert len(stored) == sum(1 + c % 4 for c in range(24))
+    for caller, ids in results.items():
+        assert [stored[i].deal_data for i in ids] == [
+            {"caller": caller, "n": n} for n in range(1 + caller % 4)
+        ]
+        assert [stored[i].lead_id for i in ids] == [caller * 100 + n for n in range(len(ids))]
+
+
+def test_a_failed_commit_fails_every_webhook_in_it_and_the_next_one_succeeds(
+    store: WebhookLogStore,
+) -> None:
+    writer = LogWriter(store)
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE webhook_logs RENAME TO webhook_logs_away"))
+    try:
+        with pytest.raises(sa.exc.SQLAlchemyError):
+            writer.insert(_rows(1, 2))
+    finally:
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE webhook_logs_away RENAME TO webhook_logs"))
+    [log_id] = writer.insert(_rows(2, 1))
+    assert store.find(log_id)["lead_id"] == 200
