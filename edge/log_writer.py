@@ -11,6 +11,7 @@ import queue
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from edge.logs import NewLog, WebhookLogStore
@@ -35,6 +36,7 @@ class LogWriter:
         self.logs = logs
         self.max_rows = max_rows
         self._writes: queue.SimpleQueue[_Write] = queue.SimpleQueue()
+        self._conn: Connection | None = None
         self._thread = ProcessThread("log-writer", self._run)
 
     def insert(self, rows: list[NewLog], wait_s: float = WAIT_S) -> list[int]:
@@ -72,11 +74,26 @@ class LogWriter:
 
     def _insert(self, rows: list[NewLog]) -> list[int]:
         try:
-            return self.logs.insert(rows)
+            return self.logs.insert_on(self._connection(), rows)
         except DBAPIError as exc:
+            self._drop_connection()
             if not exc.connection_invalidated:
                 raise
-            # A pooled connection the database dropped (a restart): the pool is
-            # renewed, so one more try on a fresh connection.
+            # A connection the database dropped (a restart): the pool is renewed,
+            # so one more try on a fresh connection.
             log.warning("edge database connection lost; writing again on a new one")
-            return self.logs.insert(rows)
+            return self.logs.insert_on(self._connection(), rows)
+        except Exception:
+            self._drop_connection()
+            raise
+
+    def _connection(self) -> Connection:
+        # The writer keeps one connection: no pool checkout per commit.
+        if self._conn is None:
+            self._conn = self.logs.writing()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

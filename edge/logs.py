@@ -1,11 +1,14 @@
 """webhook_logs: the record of every event; the only edge module that writes SQL."""
 
+import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from amoroute.db import JsonColumn, insert_ignoring_conflicts, is_postgres
@@ -85,6 +88,30 @@ MAX_ATTEMPTS = 10
 
 
 _INSERT = sa.insert(webhook_logs).returning(webhook_logs.c.id, sort_by_parameter_order=True)
+
+
+def _insert_from_json(table: sa.Table, columns: list[str]) -> sa.TextClause:
+    """PostgreSQL: INSERT the rows of a JSON array (parameter `rows`), in order."""
+    pg = postgresql.dialect()
+    names = ", ".join(columns)
+    types = ", ".join(f"{c} {table.c[c].type.compile(dialect=pg)}" for c in columns)
+    return sa.text(
+        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM ROWS FROM "
+        f"(jsonb_to_recordset(CAST(:rows AS jsonb)) AS ({types})) WITH ORDINALITY "
+        f"AS r({names}, n) ORDER BY n RETURNING id"
+    )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 # One log's outcome: SET takes the columns of the parameters it is executed with
 # (a decision and UTM only when the outcome decided one).
 _RECORD_OUTCOME = sa.update(webhook_logs).where(webhook_logs.c.id == sa.bindparam("log_id"))
@@ -114,6 +141,13 @@ class NewLog:
     deal_name: str | None = None
     # The log this event replays (source "replay").
     replay_of: int | None = None
+
+
+_PG_INSERT = _insert_from_json(
+    webhook_logs,
+    [f.name for f in dataclasses.fields(NewLog)]
+    + ["received_at", "attempt_started_at", "retry_at"],
+)
 
 
 @dataclass(frozen=True)
@@ -185,25 +219,44 @@ class DueEvent:
 class WebhookLogStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.postgres = is_postgres(engine)
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         if engine.dialect.name == "sqlite":
             # SQLite's lower() folds ASCII only, so ILIKE would miss "сделка" in "Сделка".
             sa.event.listen(engine, "connect", _unicode_lower)
 
     def insert(self, logs: list[NewLog]) -> list[int]:
-        """Commit every event in one transaction; returns their ids in order."""
+        """Commit every event in one statement; returns their ids in order."""
+        with self.writing() as conn:
+            return self.insert_on(conn, logs)
+
+    def writing(self) -> Connection:
+        """A connection for insert_on(): each statement commits by itself (one
+        statement is atomic), so there are no BEGIN and COMMIT round trips."""
+        return self._autocommit.connect()
+
+    def insert_on(self, conn: Connection, logs: list[NewLog]) -> list[int]:
+        """insert() on a connection from writing() that the caller keeps."""
         received = now()
         rows = [
             {
-                **_storable(log.__dict__),
+                **log.__dict__,
                 "received_at": received,
                 "attempt_started_at": received,
                 "retry_at": received + INTAKE_LEASE if log.processing_status == PENDING else None,
             }
             for log in logs
         ]
-        with self.engine.begin() as conn:
+        if not self.postgres:
             # One INSERT for every row ("insertmanyvalues"), ids in the rows' order.
-            return list(conn.execute(_INSERT, rows).scalars())
+            return list(conn.execute(_INSERT, _storable(rows)).scalars())
+        # All rows as one JSON parameter: a statement PostgreSQL and psycopg prepare
+        # once, whatever the number of rows. The ids come from the sequence in the
+        # rows' order (ORDER BY n), so sorted they match.
+        text = _json(rows)
+        if "\\u0000" in text:  # rare: NUL characters (or the text "\u0000") somewhere
+            text = _json(_storable(rows))
+        return sorted(conn.execute(_PG_INSERT, {"rows": text}).scalars())
 
     def record_outcomes(self, outcomes: list[Outcome]) -> None:
         """Store how each event ended (or why it is to be retried), one transaction."""

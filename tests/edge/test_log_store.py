@@ -48,3 +48,14 @@ def test_text_with_nul_characters_is_stored_not_refused(store: WebhookLogStore) 
     assert row is not None
     assert row["deal_data"] == {"name": "a\ufffdb", "k\ufffd": ["\ufffd"]}
     assert row["deal_name"] == "a\ufffdb"
+
+
+def test_the_text_backslash_u0000_is_kept_as_written(store: WebhookLogStore) -> None:
+    text = "C:\\u0000\\path and \\\\u0000"
+    [plain, with_nul] = store.insert([
+        NewLog(source="amocrm", deal_data={"note": text}, deal_name=text, lead_id=2),
+        NewLog(source="amocrm", deal_data={"note": text + "\x00"}, lead_id=3),
+    ])
+    assert store.find(plain)["deal_data"] == {"note": text}
+    assert store.find(plain)["deal_name"] == text
+    assert store.find(with_nul)["deal_data"] == {"note": text + "\ufffd"}
