@@ -9,24 +9,30 @@ from collections.abc import Callable
 
 
 class ProcessThread:
-    def __init__(self, name: str, target: Callable[[], None]) -> None:
+    def __init__(self, name: str, target: Callable[[], None], count: int = 1) -> None:
+        """`count` threads run `target`."""
         self.name = name
         self.target = target
-        self.thread: threading.Thread | None = None
+        self.count = count
+        self.threads: list[threading.Thread] = []
         self._pid = 0
         self._lock = threading.Lock()
 
     def start_once(self) -> None:
-        """Start the thread unless this process has already started it."""
+        """Start the threads unless this process has already started them."""
         if self._pid == os.getpid():
             return
         with self._lock:
             if self._pid == os.getpid():
                 return
-            self.thread = threading.Thread(target=self.target, name=self.name, daemon=True)
-            self.thread.start()
+            self.threads = [
+                threading.Thread(target=self.target, name=f"{self.name}-{n}", daemon=True)
+                for n in range(self.count)
+            ]
+            for thread in self.threads:
+                thread.start()
             self._pid = os.getpid()
 
     def running_here(self) -> bool:
         """Started in this process (a forked child has none)."""
-        return self.thread is not None and self._pid == os.getpid()
+        return bool(self.threads) and self._pid == os.getpid()

@@ -1,9 +1,10 @@
 """Routes logged events after their webhook is answered, in batches.
 
 The webhook's answer waits for one durable write only (the log rows). Each
-edge process then hands the events to its RoutingQueue, whose thread sends
-whatever has gathered to the router in one BatchRouteDeals call and records
-the outcomes in one transaction: the busier the edge, the bigger the batches.
+edge process then hands the events to its RoutingQueue, whose threads each
+send whatever has gathered to the router in one BatchRouteDeals call and
+record the outcomes in one transaction: the busier the edge, the bigger the
+batches.
 
 Nothing here needs to survive a crash: every queued event is already a pending
 row with a retry time (INTAKE_LEASE), so an event this process never routes,
@@ -11,6 +12,7 @@ because it died, stopped or had a full queue, is routed by the worker."""
 
 import logging
 import queue
+import time
 from collections.abc import Callable
 
 from edge.dispatch import Dispatcher, Job
@@ -21,6 +23,8 @@ log = logging.getLogger(__name__)
 
 # Events routed in one batch at most.
 MAX_BATCH = 200
+# Batches in flight at once: while one waits for the router, the next gathers.
+THREADS = 2
 # Events waiting at most; beyond this the worker takes them (after INTAKE_LEASE).
 MAX_QUEUED = 20_000
 
@@ -33,6 +37,7 @@ class RoutingQueue:
         on_outcomes: Callable[[list[Outcome]], None] = lambda outcomes: None,
         max_batch: int = MAX_BATCH,
         max_queued: int = MAX_QUEUED,
+        threads: int = THREADS,
     ) -> None:
         """`timeout_s`: how long the router may take over one batch."""
         self.dispatcher = dispatcher
@@ -40,12 +45,12 @@ class RoutingQueue:
         self.on_outcomes = on_outcomes
         self.max_batch = max_batch
         self._jobs: queue.Queue[Job | None] = queue.Queue(max_queued)
-        self._thread = ProcessThread("routing-queue", self._run)
+        self._threads = ProcessThread("routing-queue", self._run, count=threads)
 
     def submit(self, jobs: list[Job]) -> int:
         """Queue the jobs for routing; returns how many were queued (the rest,
         when the queue is full, are left to the worker)."""
-        self._thread.start_once()
+        self._threads.start_once()
         for queued, job in enumerate(jobs):
             try:
                 self._jobs.put_nowait(job)
@@ -59,14 +64,16 @@ class RoutingQueue:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Route what is queued (within `timeout_s`) and stop the thread."""
-        if not self._thread.running_here():
+        if not self._threads.running_here():
             return
-        try:
-            self._jobs.put(None, timeout=timeout_s)
-        except queue.Full:
-            return
-        assert self._thread.thread is not None
-        self._thread.thread.join(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        for _ in self._threads.threads:
+            try:
+                self._jobs.put(None, timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Full:
+                return
+        for thread in self._threads.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         while True:
