@@ -20,10 +20,6 @@ def set_current(value: str) -> contextvars.Token[str]:
     return _current.set(value)
 
 
-def reset(token: contextvars.Token[str]) -> None:
-    _current.reset(token)
-
-
 def new() -> str:
     return uuid.uuid4().hex[:16]
 

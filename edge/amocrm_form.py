@@ -19,6 +19,7 @@ Decisions the callers rely on:
 from __future__ import annotations
 
 import copy
+import functools
 import html
 import re
 from dataclasses import dataclass
@@ -217,8 +218,7 @@ def _insert(root: _Node, key: str, value: str, limits: FormLimits) -> None:
     # Counting '[' first bounds the regex and path work on absurd names.
     if key.count("[") > limits.max_depth:
         raise FormError(f"field {_show(key)} is nested deeper than {limits.max_depth} levels")
-    match = _KEY_RE.fullmatch(key)
-    path: list[str] = [key] if match is None else [match[1], *_SEGMENT_RE.findall(match[2])]
+    path = _path(key)
     node = root
     last = len(path) - 1
     for depth, segment in enumerate(path):
@@ -238,6 +238,14 @@ def _insert(root: _Node, key: str, value: str, limits: FormLimits) -> None:
             raise _conflict(key, path, depth)
 
 
+@functools.lru_cache(maxsize=4096)
+def _path(key: str) -> tuple[str, ...]:
+    """leads[status][0][id] -> ("leads", "status", "0", "id"); every webhook
+    repeats the same few hundred keys, so they are split once."""
+    match = _KEY_RE.fullmatch(key)
+    return (key,) if match is None else (match[1], *_SEGMENT_RE.findall(match[2]))
+
+
 def _slot(node: _Node, segment: str, key: str, limits: FormLimits) -> int | str:
     if segment == "":
         index = node.next_index
@@ -254,7 +262,7 @@ def _slot(node: _Node, segment: str, key: str, limits: FormLimits) -> int | str:
     return index
 
 
-def _conflict(key: str, path: list[str], depth: int) -> FormError:
+def _conflict(key: str, path: tuple[str, ...], depth: int) -> FormError:
     prefix = path[0] + "".join(f"[{segment}]" for segment in path[1 : depth + 1])
     return FormError(
         f"field {_show(key)} uses {_show(prefix)} both as a value and as a group of fields"

@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from amoroute import requestid, validation
+from amoroute import validation
 from amoroute.errors import InvalidArgument
 from amoroute.v1 import (
     deal_pb2,
@@ -161,54 +161,79 @@ class RouterService:
         self, requests: list[router_pb2.RouteDealRequest], timeout: float
     ) -> list[router_pb2.RouteDealResponse | InvalidArgument]:
         rules = self.rules.get()
-        legs = BatchLegs(self.downstream, timeout)
-        planned: dict[int, router_pb2.Route] = {}
-        rejected: dict[int, InvalidArgument] = {}
-        for i, request in enumerate(requests):
-            try:
-                _validate(request.deal)
-                skip = set(request.skip_legs)
-                if not skip <= LEGS:
-                    raise InvalidArgument("skip_legs", f"unknown legs {sorted(skip - LEGS)}")
-            except InvalidArgument as exc:
-                rejected[i] = exc
-                continue
-            planned[i] = route = decide(request.deal, rules)
-            legs.plan(i, request.deal, route, skip)
-        by_deal = legs.run(self.pool)
-        results: list[router_pb2.RouteDealResponse | InvalidArgument] = []
-        for i, request in enumerate(requests):
-            if i in rejected:
-                results.append(rejected[i])
-                continue
-            route, ran = planned[i], by_deal.get(i, [])
-            response = router_pb2.RouteDealResponse(
-                route=route, status=overall_status(ran), legs=ran
-            )
-            results.append(response)
-            _log_routed(request, response)
-        return results
+        results: dict[int, router_pb2.RouteDealResponse | InvalidArgument] = {}
+        for round_ in _rounds(requests):
+            legs = BatchLegs(self.downstream, timeout)
+            planned: dict[int, router_pb2.Route] = {}
+            for i in round_:
+                request = requests[i]
+                try:
+                    _validate(request.deal)
+                    skip = set(request.skip_legs)
+                    if not skip <= LEGS:
+                        raise InvalidArgument("skip_legs", f"unknown legs {sorted(skip - LEGS)}")
+                except InvalidArgument as exc:
+                    results[i] = exc
+                    continue
+                planned[i] = route = decide(request.deal, rules)
+                legs.plan(i, request.deal, route, skip)
+            by_deal = legs.run(self.pool)
+            for i, route in planned.items():
+                ran = by_deal.get(i, [])
+                results[i] = router_pb2.RouteDealResponse(
+                    route=route, status=overall_status(ran), legs=ran
+                )
+        ordered = [results[i] for i in range(len(requests))]
+        _log_routed(requests, ordered)
+        return ordered
+
+
+def _rounds(requests: list[router_pb2.RouteDealRequest]) -> list[list[int]]:
+    """The requests' indexes in rounds where each lead appears at most once, so
+    that several events of one lead in a batch are routed one after the other,
+    in the order they came (a "lost" before its older "won" must be known when
+    the "won" is recorded, or the sale would be announced)."""
+    seen: dict[tuple[int, int], int] = {}
+    rounds: list[list[int]] = []
+    for i, request in enumerate(requests):
+        key = (request.deal.account_id, request.deal.lead_id)
+        n = seen[key] = seen.get(key, -1) + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(i)
+    return rounds
 
 
 def _log_routed(
-    request: router_pb2.RouteDealRequest, response: router_pb2.RouteDealResponse
+    requests: list[router_pb2.RouteDealRequest],
+    results: list[router_pb2.RouteDealResponse | InvalidArgument],
 ) -> None:
-    """One log line per deal, under the request id of the webhook that brought it."""
-    token = requestid.set_current(request.request_id) if request.request_id else None
-    try:
-        log.info(
-            "deal routed",
-            extra={
-                "lead_id": request.deal.lead_id,
-                "decision": router_pb2.RoutingDecision.Name(response.route.decision),
-                "reversal": response.route.reversal,
-                "status": router_pb2.ProcessingStatus.Name(response.status),
-                "legs": {leg.leg: router_pb2.LegOutcome.Name(leg.outcome) for leg in response.legs},
-            },
-        )
-    finally:
-        if token is not None:
-            requestid.reset(token)
+    """One log line per call: each deal's lead, decision and legs, with the
+    request id of the webhook that brought it, so a grep for either finds it."""
+    deals = []
+    for request, result in zip(requests, results, strict=True):
+        deal: dict[str, object] = {"lead_id": request.deal.lead_id}
+        if request.request_id:
+            deal["request_id"] = request.request_id
+        if isinstance(result, InvalidArgument):
+            deal["rejected"] = str(result)
+        else:
+            deal["decision"] = _DECISIONS[result.route.decision]
+            deal["legs"] = {leg.leg: _LEG_OUTCOMES[leg.outcome] for leg in result.legs}
+            if result.route.reversal:
+                deal["reversal"] = True
+        deals.append(deal)
+    log.info("deals routed", extra={"deals": deals})
+
+
+_DECISIONS = {
+    value: name.removeprefix("ROUTING_DECISION_").lower()
+    for name, value in router_pb2.RoutingDecision.items()
+}
+_LEG_OUTCOMES = {
+    value: name.removeprefix("LEG_OUTCOME_").lower()
+    for name, value in router_pb2.LegOutcome.items()
+}
 
 
 # Where each leg's result goes in a deal's list: reversals, then referral, traffic, notifier.

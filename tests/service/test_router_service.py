@@ -180,3 +180,38 @@ def test_batch_over_the_limit_is_invalid_argument_naming_requests(routers: Route
         routers.healthy.BatchRouteDeals(request)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details().startswith("requests:")
+
+
+def _status_deal(lead_id: int, status_id: int, old_status_id: int, at: int) -> deal_pb2.Deal:
+    deal = won_deal(lead_id, "kenesary_fb")
+    deal.status_id, deal.old_status_id = status_id, old_status_id
+    deal.updated_at.seconds = at
+    return deal
+
+
+def test_a_lead_twice_in_one_batch_is_routed_in_the_order_its_events_came(
+    routers: Routers,
+) -> None:
+    lost_then_old_won = routers.healthy.BatchRouteDeals(
+        D.BatchRouteDealsRequest(
+            requests=[
+                D.RouteDealRequest(deal=_status_deal(9301, 143, 142, 1_800_000_100)),
+                D.RouteDealRequest(deal=_status_deal(9301, 142, 0, 1_800_000_000)),
+            ]
+        )
+    )
+    # The older "won" is stored reversed and nothing is announced.
+    assert outcomes(lost_then_old_won.results[1].response) == {"traffic": "LEG_OUTCOME_SUPERSEDED"}
+    won_then_lost = routers.healthy.BatchRouteDeals(
+        D.BatchRouteDealsRequest(
+            requests=[
+                D.RouteDealRequest(deal=_status_deal(9302, 142, 0, 1_800_000_000)),
+                D.RouteDealRequest(deal=_status_deal(9302, 143, 142, 1_800_000_100)),
+            ]
+        )
+    )
+    first, second = (r.response for r in won_then_lost.results)
+    assert outcomes(first) == {"traffic": "LEG_OUTCOME_RECORDED", "notifier": "LEG_OUTCOME_RECORDED"}
+    assert outcomes(second)["traffic"] == "LEG_OUTCOME_REVERSED"
+    [sale] = routers.traffic.ListSales(traffic_pb2.ListSalesRequest(lead_id=9302)).sales
+    assert sale.reversed_at.seconds == 1_800_000_100
