@@ -4,11 +4,15 @@ A `sqlite:///path` URL is the embedded default for `make run`; a
 `postgresql+psycopg://` URL is what production and CI use.
 """
 
+import json
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
@@ -78,3 +82,49 @@ def insert_ignoring_conflicts(engine: Engine, table: sa.Table):  # type: ignore[
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table).on_conflict_do_nothing()
+
+
+# PostgreSQL: statements over the rows of one JSON array, the parameter `rows`.
+# One parameter whatever the number of rows, so PostgreSQL and psycopg parse and
+# prepare the statement once (a multi-row VALUES list is parsed anew each time).
+
+
+def insert_from_json(table: sa.Table, columns: list[str], suffix: str = "") -> sa.TextClause:
+    """INSERT the rows in the array's order, then `suffix` (e.g. "RETURNING id":
+    with a sequence-generated id, the ids sorted are in the rows' order)."""
+    return sa.text(
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"SELECT {', '.join(columns)} FROM {_json_rows_source(table, columns)} ORDER BY n "
+        f"{suffix}".strip()
+    )
+
+
+def update_from_json(table: sa.Table, key: str, columns: list[str]) -> sa.TextClause:
+    """UPDATE, for each row of the array, the row of `table` whose `key` matches
+    it, setting `columns` to the row's values."""
+    assignments = ", ".join(f"{c} = r.{c}" for c in columns)
+    return sa.text(
+        f"UPDATE {table.name} SET {assignments} "
+        f"FROM {_json_rows_source(table, [key, *columns])} "
+        f"WHERE {table.name}.{key} = r.{key}"
+    )
+
+
+def json_rows(rows: list[dict[str, Any]]) -> str:
+    """The `rows` parameter of those statements (datetimes as ISO 8601)."""
+    return json.dumps(rows, default=_iso, separators=(",", ":"))
+
+
+def _json_rows_source(table: sa.Table, columns: list[str]) -> str:
+    pg = postgresql.dialect()
+    types = ", ".join(f"{c} {table.c[c].type.compile(dialect=pg)}" for c in columns)
+    return (
+        f"ROWS FROM (jsonb_to_recordset(CAST(:rows AS jsonb)) AS ({types})) "
+        f"WITH ORDINALITY AS r({', '.join(columns)}, n)"
+    )
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -1,7 +1,6 @@
 """webhook_logs: the record of every event; the only edge module that writes SQL."""
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -11,7 +10,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from amoroute.db import JsonColumn, insert_ignoring_conflicts, is_postgres
+from amoroute.db import (
+    JsonColumn,
+    insert_from_json,
+    insert_ignoring_conflicts,
+    is_postgres,
+    json_rows,
+    update_from_json,
+)
 from amoroute.timeutil import now, utc
 
 metadata = sa.MetaData()
@@ -90,31 +96,53 @@ MAX_ATTEMPTS = 10
 _INSERT = sa.insert(webhook_logs).returning(webhook_logs.c.id, sort_by_parameter_order=True)
 
 
-def _insert_from_json(table: sa.Table, columns: list[str]) -> sa.TextClause:
-    """PostgreSQL: INSERT the rows of a JSON array (parameter `rows`), in order."""
-    pg = postgresql.dialect()
-    names = ", ".join(columns)
-    types = ", ".join(f"{c} {table.c[c].type.compile(dialect=pg)}" for c in columns)
-    return sa.text(
-        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM ROWS FROM "
-        f"(jsonb_to_recordset(CAST(:rows AS jsonb)) AS ({types})) WITH ORDINALITY "
-        f"AS r({names}, n) ORDER BY n RETURNING id"
+_OUTCOME_COLUMNS = [
+    "processing_status",
+    "error_message",
+    "attempts",
+    "legs",
+    "retry_at",
+    "processed_at",
+    "processing_ms",
+    "awaiting_lead_data",
+    "routing_decision",
+    "utm_source",
+    "utm_campaign",
+]
+# What an outcome needs to know of its log, locked.
+_BEFORE_OUTCOME = (
+    sa.select(
+        webhook_logs.c.id,
+        webhook_logs.c.received_at,
+        webhook_logs.c.attempts,
+        webhook_logs.c.legs,
+        webhook_logs.c.attempt_started_at,
+        webhook_logs.c.routing_decision,
+        webhook_logs.c.utm_source,
+        webhook_logs.c.utm_campaign,
     )
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, default=_json_default, separators=(",", ":"))
-
-
-def _json_default(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-# One log's outcome: SET takes the columns of the parameters it is executed with
-# (a decision and UTM only when the outcome decided one).
+    .order_by(webhook_logs.c.id)
+    .with_for_update()
+)
+_ID_ARRAY = postgresql.ARRAY(sa.BigInteger)
+# One log's outcome, executed for every row (SQLite).
 _RECORD_OUTCOME = sa.update(webhook_logs).where(webhook_logs.c.id == sa.bindparam("log_id"))
+
+
+_PG_RECORD_OUTCOMES = update_from_json(webhook_logs, "id", _OUTCOME_COLUMNS)
+_PG_INSERT_ATTEMPTS = insert_from_json(
+    webhook_attempts,
+    [
+        "log_id",
+        "attempt",
+        "at",
+        "status",
+        "routing_decision",
+        "error_message",
+        "legs",
+        "duration_ms",
+    ],
+)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -143,10 +171,11 @@ class NewLog:
     replay_of: int | None = None
 
 
-_PG_INSERT = _insert_from_json(
+_PG_INSERT = insert_from_json(
     webhook_logs,
     [f.name for f in dataclasses.fields(NewLog)]
     + ["received_at", "attempt_started_at", "retry_at"],
+    "RETURNING id",
 )
 
 
@@ -253,27 +282,26 @@ class WebhookLogStore:
         # All rows as one JSON parameter: a statement PostgreSQL and psycopg prepare
         # once, whatever the number of rows. The ids come from the sequence in the
         # rows' order (ORDER BY n), so sorted they match.
-        text = _json(rows)
-        if "\\u0000" in text:  # rare: NUL characters (or the text "\u0000") somewhere
-            text = _json(_storable(rows))
-        return sorted(conn.execute(_PG_INSERT, {"rows": text}).scalars())
+        return sorted(conn.execute(_PG_INSERT, {"rows": _json_param(rows)}).scalars())
 
     def record_outcomes(self, outcomes: list[Outcome]) -> None:
         """Store how each event ended (or why it is to be retried), one transaction."""
         finished = now()
         c = webhook_logs.c
+        ids = [o.log_id for o in outcomes]
         with self.engine.begin() as conn:
             # Row locks serialise two outcomes of one log, so attempt numbers stay unique.
             before = {
                 row.id: row
                 for row in conn.execute(
-                    sa.select(c.id, c.received_at, c.attempts, c.legs, c.attempt_started_at)
-                    .where(c.id.in_([o.log_id for o in outcomes]))
-                    .order_by(c.id)
-                    .with_for_update()
+                    _BEFORE_OUTCOME.where(
+                        c.id == sa.any_(sa.bindparam("ids", ids, type_=_ID_ARRAY))
+                        if self.postgres
+                        else c.id.in_(ids)
+                    )
                 )
             }
-            decided, undecided, attempt_rows = [], [], []
+            updates, attempt_rows = [], []
             for out in outcomes:
                 old = before.get(out.log_id)
                 if old is None:
@@ -283,28 +311,26 @@ class WebhookLogStore:
                 error = out.error_message
                 if out.retry and not retry:
                     error = f"{error} (gave up after {attempts} attempts)"
-                values: dict[str, Any] = {
-                    "log_id": out.log_id,
-                    "processing_status": out.status,
-                    "error_message": error,
-                    "attempts": attempts,
-                    "legs": {**(old.legs or {}), **out.legs} or None,
-                    "retry_at": finished + retry_delay(attempts) if retry else None,
-                    "processed_at": finished,
-                    "processing_ms": int((finished - utc(old.received_at)).total_seconds() * 1000),
-                    "awaiting_lead_data": out.awaiting_lead_data,
-                }
-                if out.decision is None:
-                    undecided.append(values)
-                else:
-                    decided.append(
-                        {
-                            **values,
-                            "routing_decision": out.decision,
-                            "utm_source": out.utm_source,
-                            "utm_campaign": out.utm_campaign,
-                        }
-                    )
+                decided = out.decision is not None
+                updates.append(
+                    {
+                        "id": out.log_id,
+                        "processing_status": out.status,
+                        "error_message": error,
+                        "attempts": attempts,
+                        "legs": {**(old.legs or {}), **out.legs} or None,
+                        "retry_at": finished + retry_delay(attempts) if retry else None,
+                        "processed_at": finished,
+                        "processing_ms": int(
+                            (finished - utc(old.received_at)).total_seconds() * 1000
+                        ),
+                        "awaiting_lead_data": out.awaiting_lead_data,
+                        # An outcome that decides nothing keeps the decision and UTM.
+                        "routing_decision": out.decision if decided else old.routing_decision,
+                        "utm_source": out.utm_source if decided else old.utm_source,
+                        "utm_campaign": out.utm_campaign if decided else old.utm_campaign,
+                    }
+                )
                 started = utc(old.attempt_started_at or old.received_at)
                 attempt_rows.append(
                     {
@@ -318,12 +344,17 @@ class WebhookLogStore:
                         "duration_ms": max(0, int((finished - started).total_seconds() * 1000)),
                     }
                 )
-            # One statement each, executed for every row (psycopg pipelines them).
-            for group in (decided, undecided):
-                if group:
-                    conn.execute(_RECORD_OUTCOME, group)
-            if attempt_rows:
-                conn.execute(sa.insert(webhook_attempts), attempt_rows)
+            if not updates:
+                return
+            if self.postgres:
+                conn.execute(_PG_RECORD_OUTCOMES, {"rows": _json_param(updates)})
+                conn.execute(_PG_INSERT_ATTEMPTS, {"rows": _json_param(attempt_rows)})
+            else:
+                by_log_id = [{**u, "log_id": u["id"]} for u in updates]
+                for u in by_log_id:
+                    del u["id"]
+                conn.execute(_RECORD_OUTCOME, _storable(by_log_id))
+                conn.execute(sa.insert(webhook_attempts), _storable(attempt_rows))
 
     def claim_due(self, limit: int, lease: timedelta) -> list[DueEvent]:
         """Claim up to `limit` events whose retry time has come, hiding them from
@@ -523,6 +554,14 @@ class WebhookLogStore:
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
+
+
+def _json_param(rows: list[dict[str, Any]]) -> str:
+    """The rows as the JSON parameter of a PostgreSQL statement, NUL-free."""
+    text = json_rows(rows)
+    if "\\u0000" in text:  # rare: NUL characters (or the text "\u0000") somewhere
+        text = json_rows(_storable(rows))
+    return text
 
 
 def _storable(value: Any) -> Any:
