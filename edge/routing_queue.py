@@ -26,7 +26,7 @@ MAX_BATCH = 200
 # Batches in flight at once: while one waits for the router, the next gathers.
 THREADS = 2
 # Events waiting at most; beyond this the worker takes them (after INTAKE_LEASE).
-MAX_QUEUED = 20_000
+MAX_QUEUED = 5_000
 
 
 class RoutingQueue:

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 SWEEP_INTERVAL_S = 1.0
 # However often it is woken, the sender sweeps at most once per this many seconds.
-MIN_SWEEP_GAP_S = 0.05
+MIN_SWEEP_GAP_S = 0.2
 SWEEP_BATCH = 50
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 600.0
