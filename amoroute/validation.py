@@ -1,8 +1,16 @@
 """Request field checks shared by the servicers; each raises InvalidArgument naming the field."""
 
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
 from amoroute.errors import InvalidArgument
 
 MAX_TEXT = 10_000
+# Requests in one Batch… RPC at most (every service takes as many as the router sends).
+MAX_BATCH = 500
+
+Request = TypeVar("Request")
+Item = TypeVar("Item")
 
 
 def positive(field: str, value: int) -> int:
@@ -25,3 +33,24 @@ def text(field: str, value: str, *, required: bool = False, max_len: int = MAX_T
     if len(value) > max_len:
         raise InvalidArgument(field, f"is longer than {max_len} characters")
     return value
+
+
+def batch_size(requests: Sequence[object]) -> None:
+    """A Batch… RPC's `requests` field holds at most MAX_BATCH requests."""
+    if len(requests) > MAX_BATCH:
+        raise InvalidArgument(
+            "requests", f"at most {MAX_BATCH} per batch, got {len(requests)}; split the batch"
+        )
+
+
+def each_request(requests: Sequence[Request], check: Callable[[Request], Item]) -> list[Item]:
+    """`check` (which validates and converts one request) applied to each request
+    of a batch; the first bad one raises InvalidArgument naming requests[i].…"""
+    batch_size(requests)
+    items = []
+    for i, request in enumerate(requests):
+        try:
+            items.append(check(request))
+        except InvalidArgument as exc:
+            raise exc.within(f"requests[{i}]") from None
+    return items

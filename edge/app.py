@@ -34,7 +34,14 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     logs = WebhookLogStore(create_engine(settings.edge_database_url))
     router = channel(settings.router_addr, settings.grpc_tls_ca_file)
     dispatcher = Dispatcher(router, logs, lead_data_available=settings.amocrm_configured())
-    routing = RoutingQueue(dispatcher, settings.router_deadline_s, on_outcomes=count_outcomes)
+    routing = RoutingQueue(
+        dispatcher,
+        settings.router_deadline_s,
+        on_outcomes=count_outcomes,
+        # Under a burst beyond what this process can route, the worker takes
+        # the rest at once instead of after the intake lease.
+        on_overflow=logs.make_due,
+    )
     # On a graceful stop, route what is queued; whatever is left the worker routes.
     atexit.register(routing.close)
     webhook = WebhookResource(

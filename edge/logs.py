@@ -506,6 +506,16 @@ class WebhookLogStore:
         with self.engine.connect() as conn:
             return set(conn.execute(query).scalars())
 
+    def make_due(self, log_ids: list[int]) -> None:
+        """Hand pending events to the worker now, rather than after INTAKE_LEASE."""
+        c = webhook_logs.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(webhook_logs)
+                .where(c.id.in_(log_ids), c.processed_at.is_(None), c.retry_at.is_not(None))
+                .values(retry_at=now())
+            )
+
     def pending_count(self) -> int:
         """Events not finished yet: waiting for their first outcome or a retry."""
         with self.engine.connect() as conn:

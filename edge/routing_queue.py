@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 
 # Events routed in one batch at most.
 MAX_BATCH = 200
-# Batches in flight at once: while one waits for the router, the next gathers.
-THREADS = 2
+# Batches in flight at once per process (one: under load, batches grow instead).
+THREADS = 1
 # Events waiting at most; beyond this the worker takes them (after INTAKE_LEASE).
 MAX_QUEUED = 5_000
 
@@ -35,14 +35,17 @@ class RoutingQueue:
         dispatcher: Dispatcher,
         timeout_s: float,
         on_outcomes: Callable[[list[Outcome]], None] = lambda outcomes: None,
+        on_overflow: Callable[[list[int]], None] = lambda log_ids: None,
         max_batch: int = MAX_BATCH,
         max_queued: int = MAX_QUEUED,
         threads: int = THREADS,
     ) -> None:
-        """`timeout_s`: how long the router may take over one batch."""
+        """`timeout_s`: how long the router may take over one batch; `on_overflow`
+        gets the log ids of events the queue had no room for."""
         self.dispatcher = dispatcher
         self.timeout_s = timeout_s
         self.on_outcomes = on_outcomes
+        self.on_overflow = on_overflow
         self.max_batch = max_batch
         self._jobs: queue.Queue[Job | None] = queue.Queue(max_queued)
         self._threads = ProcessThread("routing-queue", self._run, count=threads)
@@ -55,10 +58,15 @@ class RoutingQueue:
             try:
                 self._jobs.put_nowait(job)
             except queue.Full:
+                left = [j.log_id for j in jobs[queued:]]
                 log.warning(
                     "routing queue full; the worker routes these events",
-                    extra={"log_ids": [j.log_id for j in jobs[queued:]]},
+                    extra={"log_ids": left},
                 )
+                try:
+                    self.on_overflow(left)
+                except Exception:  # still leased: the worker takes them after the lease
+                    log.exception("could not hand the events to the worker now")
                 return queued
         return len(jobs)
 

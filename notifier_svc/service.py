@@ -13,8 +13,6 @@ from notifier_svc.outbox import Outbox
 from notifier_svc.settings import CHAT_ID, Settings
 from notifier_svc.store import NewNotification, NotificationRow, NotificationStore, Status
 
-MAX_BATCH = 500
-
 NO_TOKEN = "TELEGRAM_BOT_TOKEN is not set"
 
 _STATUS = {
@@ -73,16 +71,7 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
     ) -> notifier_pb2.BatchNotifyResponse:
         """Queue several announcements, each as Notify would, in one transaction;
         responses in request order. A bad request rejects the whole batch."""
-        if len(request.requests) > MAX_BATCH:
-            raise InvalidArgument(
-                "requests", f"at most {MAX_BATCH} in one batch, got {len(request.requests)}"
-            )
-        items = []
-        for i, one in enumerate(request.requests):
-            try:
-                items.append(self._notification(one))
-            except InvalidArgument as exc:
-                raise exc.within(f"requests[{i}]") from None
+        items = validation.each_request(request.requests, self._notification)
         return notifier_pb2.BatchNotifyResponse(responses=self._queue(items))
 
     def ListNotifications(

@@ -25,8 +25,6 @@ log = logging.getLogger(__name__)
 
 _REFERRAL_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-# Requests per BatchRecordConversions, as the proto promises.
-MAX_BATCH = 500
 
 _REVERSAL_OUTCOMES = {
     Reversed.REVERSED: deal_pb2.REVERSAL_OUTCOME_REVERSED,
@@ -146,17 +144,7 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
     ) -> referral_pb2.BatchRecordConversionsResponse:
         """Record up to 500 conversions in one transaction, each as RecordConversion
         would, answered in request order; one bad request rejects the whole batch."""
-        if len(request.requests) > MAX_BATCH:
-            raise InvalidArgument(
-                "requests",
-                f"at most {MAX_BATCH} per batch, got {len(request.requests)}; split the batch",
-            )
-        conversions: list[NewConversion] = []
-        for i, item in enumerate(request.requests):
-            try:
-                conversions.append(_new_conversion(item))
-            except InvalidArgument as exc:
-                raise exc.within(f"requests[{i}]") from None
+        conversions = validation.each_request(request.requests, _new_conversion)
         return referral_pb2.BatchRecordConversionsResponse(
             responses=[_record_conversion_response(*r) for r in self.store.record_many(conversions)]
         )

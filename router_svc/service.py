@@ -29,8 +29,6 @@ D = router_pb2.RoutingDecision
 REFERRAL_DECISIONS = (D.ROUTING_DECISION_REFERRAL, D.ROUTING_DECISION_BOTH)
 TRAFFIC_DECISIONS = (D.ROUTING_DECISION_TRAFFIC, D.ROUTING_DECISION_BOTH)
 LEGS = {"referral", "traffic", "notifier"}
-# Deals in one BatchRouteDeals call (the services take as many in theirs).
-MAX_BATCH = 500
 RECORDED, DUPLICATE, FAILED, SUPERSEDED, REVERSED = (
     router_pb2.LEG_OUTCOME_RECORDED,
     router_pb2.LEG_OUTCOME_DUPLICATE,
@@ -140,8 +138,7 @@ class RouterService:
     ) -> router_pb2.BatchRouteDealsResponse:
         """Route several deals with one downstream call per service; a rejected
         deal gets its own error and the others are routed."""
-        if len(request.requests) > MAX_BATCH:
-            raise InvalidArgument("requests", f"more than {MAX_BATCH} deals in one batch")
+        validation.batch_size(request.requests)
         results = self._route(list(request.requests), self._leg_timeout(context))
         return router_pb2.BatchRouteDealsResponse(
             results=[

@@ -9,9 +9,6 @@ from amoroute.timeutil import to_datetime, to_timestamp
 from amoroute.v1 import deal_pb2, traffic_pb2, traffic_pb2_grpc
 from traffic_svc.store import NewSale, Recorded, Reversed, SaleRow, SalesStore
 
-# Requests per BatchRecordSales, as the proto promises.
-MAX_BATCH = 500
-
 _REVERSAL_OUTCOMES = {
     Reversed.REVERSED: deal_pb2.REVERSAL_OUTCOME_REVERSED,
     Reversed.ALREADY_REVERSED: deal_pb2.REVERSAL_OUTCOME_ALREADY_REVERSED,
@@ -86,17 +83,7 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
     ) -> traffic_pb2.BatchRecordSalesResponse:
         """Record up to 500 sales in one transaction, each as RecordSale would,
         answered in request order; one bad request rejects the whole batch."""
-        if len(request.requests) > MAX_BATCH:
-            raise InvalidArgument(
-                "requests",
-                f"at most {MAX_BATCH} per batch, got {len(request.requests)}; split the batch",
-            )
-        sales: list[NewSale] = []
-        for i, item in enumerate(request.requests):
-            try:
-                sales.append(_new_sale(item))
-            except InvalidArgument as exc:
-                raise exc.within(f"requests[{i}]") from None
+        sales = validation.each_request(request.requests, _new_sale)
         return traffic_pb2.BatchRecordSalesResponse(
             responses=[_record_sale_response(*r) for r in self.store.record_many(sales)]
         )

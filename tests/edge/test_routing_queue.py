@@ -1,0 +1,60 @@
+"""The edge's routing queue on a real database: what it has no room for goes to
+the worker at once."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from amoroute.timeutil import utc
+from amoroute.v1 import deal_pb2
+from edge.__main__ import upgrade_database
+from edge.dispatch import Job
+from edge.logs import NewLog, Outcome, WebhookLogStore, webhook_logs
+from edge.routing_queue import RoutingQueue
+from edge.settings import Settings
+
+
+class HeldRouter:
+    """Stands in for the dispatcher: holds every batch until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.routed: list[int] = []
+
+    def dispatch(self, jobs: list[Job], timeout_s: float) -> list[Outcome]:
+        self.release.wait(10)
+        self.routed += [job.log_id for job in jobs]
+        return []
+
+
+@pytest.fixture
+def store(make_database) -> WebhookLogStore:  # type: ignore[no-untyped-def]
+    url = make_database("edge")
+    upgrade_database(Settings(edge_database_url=url))
+    return WebhookLogStore(sa.create_engine(url))
+
+
+def test_events_the_queue_has_no_room_for_are_due_for_the_worker_at_once(
+    store: WebhookLogStore,
+) -> None:
+    ids = store.insert([NewLog(source="amocrm", deal_data={}, lead_id=n) for n in range(1, 7)])
+    router = HeldRouter()
+    routing = RoutingQueue(
+        router,  # type: ignore[arg-type]
+        timeout_s=1.0,
+        max_queued=2,
+        threads=1,
+        on_overflow=store.make_due,
+    )
+    queued = routing.submit([Job(i, deal_pb2.Deal(lead_id=i)) for i in ids])
+    assert 2 <= queued <= 3  # the thread may already hold the first batch
+    with store.engine.connect() as conn:
+        retry_at = dict(conn.execute(sa.select(webhook_logs.c.id, webhook_logs.c.retry_at)).all())
+    soon = datetime.now(UTC) + timedelta(seconds=5)
+    due_now = [i for i in ids if utc(retry_at[i]) < soon]
+    assert due_now == ids[queued:]
+    router.release.set()
+    routing.close()
+    assert sorted(router.routed) == ids[:queued]
