@@ -1,14 +1,14 @@
 """Routes logged events after their webhook is answered, in batches.
 
 The webhook's answer waits for one durable write only (the log rows). Each
-edge process then hands the events to its RoutingQueue, whose threads each
-send whatever has gathered to the router in one BatchRouteDeals call and
-record the outcomes in one transaction: the busier the edge, the bigger the
-batches.
+edge process then hands the events to its RoutingQueue, whose thread sends
+whatever has gathered to the router in one BatchRouteDeals call and records
+the outcomes in one transaction: the busier the edge, the bigger the batches.
 
 Nothing here needs to survive a crash: every queued event is already a pending
 row with a retry time (INTAKE_LEASE), so an event this process never routes,
-because it died, stopped or had a full queue, is routed by the worker."""
+because it died or stopped, is routed by the worker; one the queue has no room
+for is handed to the worker at once (`on_overflow`)."""
 
 import logging
 import queue
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 200
 # Batches in flight at once per process (one: under load, batches grow instead).
 THREADS = 1
-# Events waiting at most; beyond this the worker takes them (after INTAKE_LEASE).
+# Events waiting at most (about 3 KiB each); beyond this the worker takes them.
 MAX_QUEUED = 5_000
 
 
