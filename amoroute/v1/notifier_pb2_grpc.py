@@ -57,7 +57,10 @@ class NotifierServiceServicer:
     def Notify(self, request, context):
         """Announces one sale. Idempotent on (account_id, lead_id): a lead is
         announced once; a second call answers duplicate = true and sends nothing.
-        Without TELEGRAM_BOT_TOKEN the notification is stored as NOT_SENT.
+        The notification is queued (PENDING) and the answer does not wait for
+        Telegram: the outbox sends it at once, within Telegram's pace, and
+        retries it. Without TELEGRAM_BOT_TOKEN it is stored as NOT_SENT; with no
+        chat for the targetologist and no default chat, as FAILED.
         Errors: INVALID_ARGUMENT naming the field (lead_id, amount).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
