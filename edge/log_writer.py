@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from edge.logs import NewLog, WebhookLogStore
-from edge.process_thread import ProcessThread
+from edge.process_thread import ProcessThread, take_batch
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +49,7 @@ class LogWriter:
 
     def _run(self) -> None:
         while True:
-            batch = [self._writes.get()]
-            size = len(batch[0].rows)
-            while size < self.max_rows:
-                try:
-                    batch.append(self._writes.get_nowait())
-                except queue.Empty:
-                    break
-                size += len(batch[-1].rows)
-            self._commit(batch)
+            self._commit(take_batch(self._writes, self.max_rows, lambda write: len(write.rows)))
 
     def _commit(self, batch: list[_Write]) -> None:
         rows = [row for write in batch for row in write.rows]

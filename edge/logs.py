@@ -301,7 +301,8 @@ class WebhookLogStore:
                     )
                 )
             }
-            updates, attempt_rows = [], []
+            updates: dict[int, dict[str, Any]] = {}
+            attempt_rows = []
             for out in outcomes:
                 old = before.get(out.log_id)
                 if old is None:
@@ -312,25 +313,20 @@ class WebhookLogStore:
                 if out.retry and not retry:
                     error = f"{error} (gave up after {attempts} attempts)"
                 decided = out.decision is not None
-                updates.append(
-                    {
-                        "id": out.log_id,
-                        "processing_status": out.status,
-                        "error_message": error,
-                        "attempts": attempts,
-                        "legs": {**(old.legs or {}), **out.legs} or None,
-                        "retry_at": finished + retry_delay(attempts) if retry else None,
-                        "processed_at": finished,
-                        "processing_ms": int(
-                            (finished - utc(old.received_at)).total_seconds() * 1000
-                        ),
-                        "awaiting_lead_data": out.awaiting_lead_data,
-                        # An outcome that decides nothing keeps the decision and UTM.
-                        "routing_decision": out.decision if decided else old.routing_decision,
-                        "utm_source": out.utm_source if decided else old.utm_source,
-                        "utm_campaign": out.utm_campaign if decided else old.utm_campaign,
-                    }
-                )
+                updates[out.log_id] = {
+                    "processing_status": out.status,
+                    "error_message": error,
+                    "attempts": attempts,
+                    "legs": {**(old.legs or {}), **out.legs} or None,
+                    "retry_at": finished + retry_delay(attempts) if retry else None,
+                    "processed_at": finished,
+                    "processing_ms": int((finished - utc(old.received_at)).total_seconds() * 1000),
+                    "awaiting_lead_data": out.awaiting_lead_data,
+                    # An outcome that decides nothing keeps the decision and UTM.
+                    "routing_decision": out.decision if decided else old.routing_decision,
+                    "utm_source": out.utm_source if decided else old.utm_source,
+                    "utm_campaign": out.utm_campaign if decided else old.utm_campaign,
+                }
                 started = utc(old.attempt_started_at or old.received_at)
                 attempt_rows.append(
                     {
@@ -347,13 +343,12 @@ class WebhookLogStore:
             if not updates:
                 return
             if self.postgres:
-                conn.execute(_PG_RECORD_OUTCOMES, {"rows": _json_param(updates)})
+                rows = [{"id": log_id, **values} for log_id, values in updates.items()]
+                conn.execute(_PG_RECORD_OUTCOMES, {"rows": _json_param(rows)})
                 conn.execute(_PG_INSERT_ATTEMPTS, {"rows": _json_param(attempt_rows)})
             else:
-                by_log_id = [{**u, "log_id": u["id"]} for u in updates]
-                for u in by_log_id:
-                    del u["id"]
-                conn.execute(_RECORD_OUTCOME, _storable(by_log_id))
+                rows = [{"log_id": log_id, **values} for log_id, values in updates.items()]
+                conn.execute(_RECORD_OUTCOME, _storable(rows))
                 conn.execute(sa.insert(webhook_attempts), _storable(attempt_rows))
 
     def claim_due(self, limit: int, lease: timedelta) -> list[DueEvent]:

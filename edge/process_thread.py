@@ -1,38 +1,55 @@
-"""A background thread that each edge process starts for itself.
+"""The edge's background threads (the log writer, the routing queue): each
+edge process starts its own, fed in batches from a queue.
 
 gunicorn builds the app in each worker after fork (no preload), but a thread
 must still be started lazily: by the first caller, in the process it serves."""
 
 import os
+import queue
 import threading
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class ProcessThread:
-    def __init__(self, name: str, target: Callable[[], None], count: int = 1) -> None:
-        """`count` threads run `target`."""
+    def __init__(self, name: str, target: Callable[[], None]) -> None:
         self.name = name
         self.target = target
-        self.count = count
-        self.threads: list[threading.Thread] = []
+        self.thread: threading.Thread | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
     def start_once(self) -> None:
-        """Start the threads unless this process has already started them."""
+        """Start the thread unless this process has already started it."""
         if self._pid == os.getpid():
             return
         with self._lock:
             if self._pid == os.getpid():
                 return
-            self.threads = [
-                threading.Thread(target=self.target, name=f"{self.name}-{n}", daemon=True)
-                for n in range(self.count)
-            ]
-            for thread in self.threads:
-                thread.start()
+            self.thread = threading.Thread(target=self.target, name=self.name, daemon=True)
+            self.thread.start()
             self._pid = os.getpid()
 
     def running_here(self) -> bool:
         """Started in this process (a forked child has none)."""
-        return bool(self.threads) and self._pid == os.getpid()
+        return self.thread is not None and self._pid == os.getpid()
+
+
+def take_batch(
+    source: "queue.Queue[T] | queue.SimpleQueue[T]",
+    limit: int,
+    size: Callable[[T], int] = lambda item: 1,
+) -> list[T]:
+    """Wait for one item, then take whatever else is waiting, up to `limit` in
+    total `size`: the busier the producers, the bigger the batch."""
+    batch = [source.get()]
+    total = size(batch[0])
+    while total < limit:
+        try:
+            batch.append(source.get_nowait())
+        except queue.Empty:
+            break
+        total += size(batch[-1])
+    return batch

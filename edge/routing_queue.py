@@ -12,19 +12,16 @@ for is handed to the worker at once (`on_overflow`)."""
 
 import logging
 import queue
-import time
 from collections.abc import Callable
 
 from edge.dispatch import Dispatcher, Job
 from edge.logs import Outcome
-from edge.process_thread import ProcessThread
+from edge.process_thread import ProcessThread, take_batch
 
 log = logging.getLogger(__name__)
 
 # Events routed in one batch at most.
 MAX_BATCH = 200
-# Batches in flight at once per process (one: under load, batches grow instead).
-THREADS = 1
 # Events waiting at most (about 3 KiB each); beyond this the worker takes them.
 MAX_QUEUED = 5_000
 
@@ -38,7 +35,6 @@ class RoutingQueue:
         on_overflow: Callable[[list[int]], None] = lambda log_ids: None,
         max_batch: int = MAX_BATCH,
         max_queued: int = MAX_QUEUED,
-        threads: int = THREADS,
     ) -> None:
         """`timeout_s`: how long the router may take over one batch; `on_overflow`
         gets the log ids of events the queue had no room for."""
@@ -48,12 +44,12 @@ class RoutingQueue:
         self.on_overflow = on_overflow
         self.max_batch = max_batch
         self._jobs: queue.Queue[Job | None] = queue.Queue(max_queued)
-        self._threads = ProcessThread("routing-queue", self._run, count=threads)
+        self._thread = ProcessThread("routing-queue", self._run)
 
     def submit(self, jobs: list[Job]) -> int:
         """Queue the jobs for routing; returns how many were queued (the rest,
         when the queue is full, are left to the worker)."""
-        self._threads.start_once()
+        self._thread.start_once()
         for queued, job in enumerate(jobs):
             try:
                 self._jobs.put_nowait(job)
@@ -72,34 +68,22 @@ class RoutingQueue:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Route what is queued (within `timeout_s`) and stop the thread."""
-        if not self._threads.running_here():
+        if not self._thread.running_here():
             return
-        deadline = time.monotonic() + timeout_s
-        for _ in self._threads.threads:
-            try:
-                self._jobs.put(None, timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Full:
-                return
-        for thread in self._threads.threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        try:
+            self._jobs.put(None, timeout=timeout_s)
+        except queue.Full:
+            return
+        assert self._thread.thread is not None
+        self._thread.thread.join(timeout_s)
 
     def _run(self) -> None:
         while True:
-            first = self._jobs.get()
-            batch = [] if first is None else [first]
-            stop = first is None
-            while len(batch) < self.max_batch:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stop = True
-                    break
-                batch.append(job)
-            if batch:
-                self._route(batch)
-            if stop:
+            batch = take_batch(self._jobs, self.max_batch)
+            jobs = [job for job in batch if job is not None]
+            if jobs:
+                self._route(jobs)
+            if len(jobs) < len(batch):  # close() asked to stop
                 return
 
     def _route(self, batch: list[Job]) -> None:

@@ -45,7 +45,6 @@ def test_events_the_queue_has_no_room_for_are_due_for_the_worker_at_once(
         router,  # type: ignore[arg-type]
         timeout_s=1.0,
         max_queued=2,
-        threads=1,
         on_overflow=store.make_due,
     )
     queued = routing.submit([Job(i, deal_pb2.Deal(lead_id=i)) for i in ids])
