@@ -72,9 +72,13 @@ def _leg(name: str, call: Callable[[], int]) -> router_pb2.LegResult:
     try:
         outcome = call()
     except grpc.RpcError as exc:
-        code = exc.code().name if exc.code() else "UNKNOWN"
-        return router_pb2.LegResult(leg=name, outcome=FAILED, error=f"{code}: {exc.details()}")
+        return _failed_leg(name, exc)
     return router_pb2.LegResult(leg=name, outcome=outcome)
+
+
+def _failed_leg(name: str, exc: grpc.RpcError) -> router_pb2.LegResult:
+    code = exc.code().name if exc.code() else "UNKNOWN"
+    return router_pb2.LegResult(leg=name, outcome=FAILED, error=f"{code}: {exc.details()}")
 
 
 def overall_status(legs: list[router_pb2.LegResult]) -> int:
@@ -255,23 +259,32 @@ class BatchLegs:
     def plan(self, i: int, deal: deal_pb2.Deal, route: router_pb2.Route, skip: set[str]) -> None:
         """Add the legs deal number `i` needs, except those in `skip`."""
         if route.reversal:
-            reason = f"status {deal.old_status_id} -> {deal.status_id}"
+            reversal = {
+                "lead_id": deal.lead_id,
+                "account_id": deal.account_id,
+                "reversed_at": deal.updated_at,
+                "reason": f"status {deal.old_status_id} -> {deal.status_id}",
+            }
             if "referral" not in skip:
-                reverse = referral_pb2.ReverseConversionRequest(
-                    lead_id=deal.lead_id,
-                    account_id=deal.account_id,
-                    reversed_at=deal.updated_at,
-                    reason=reason,
+                self.reversals.append(
+                    self._reversal(
+                        i,
+                        _REVERSE_REFERRAL,
+                        "referral",
+                        self.down.referral.ReverseConversion,
+                        referral_pb2.ReverseConversionRequest(**reversal),
+                    )
                 )
-                self.reversals.append(lambda: self._reverse_referral(i, reverse))
             if "traffic" not in skip:
-                undo = traffic_pb2.ReverseSaleRequest(
-                    lead_id=deal.lead_id,
-                    account_id=deal.account_id,
-                    reversed_at=deal.updated_at,
-                    reason=reason,
+                self.reversals.append(
+                    self._reversal(
+                        i,
+                        _REVERSE_TRAFFIC,
+                        "traffic",
+                        self.down.traffic.ReverseSale,
+                        traffic_pb2.ReverseSaleRequest(**reversal),
+                    )
                 )
-                self.reversals.append(lambda: self._reverse_traffic(i, undo))
         if route.decision in REFERRAL_DECISIONS and "referral" not in skip:
             self.conversions[i] = referral_pb2.RecordConversionRequest(
                 conversion=referral_pb2.Conversion(
@@ -364,23 +377,17 @@ class BatchLegs:
             lambda reply: DUPLICATE if reply.duplicate else RECORDED,
         )
 
-    def _reverse_referral(self, i: int, request: referral_pb2.ReverseConversionRequest) -> Placed:
-        leg = _leg(
-            "referral",
-            lambda: _reversal_outcome(
-                self.down.referral.ReverseConversion(request, timeout=self.timeout).outcome
-            ),
-        )
-        return i, _REVERSE_REFERRAL, leg
+    def _reversal(
+        self, i: int, position: int, name: str, rpc: Callable[..., Any], request: Any
+    ) -> Callable[[], Placed]:
+        """The call that reverses deal number `i`'s credit in one service (leg
+        `name`, at `position` in the deal's list)."""
 
-    def _reverse_traffic(self, i: int, request: traffic_pb2.ReverseSaleRequest) -> Placed:
-        leg = _leg(
-            "traffic",
-            lambda: _reversal_outcome(
-                self.down.traffic.ReverseSale(request, timeout=self.timeout).outcome
-            ),
-        )
-        return i, _REVERSE_TRAFFIC, leg
+        def reverse() -> Placed:
+            leg = _leg(name, lambda: _reversal_outcome(rpc(request, timeout=self.timeout).outcome))
+            return i, position, leg
+
+        return reverse
 
 
 def _in_parallel(pool: ThreadPoolExecutor, jobs: list[Callable[[], list[Placed]]]) -> list[Placed]:
@@ -405,8 +412,7 @@ def _batch(
     try:
         replies = call(list(requests.values()))
     except grpc.RpcError as exc:
-        code = exc.code().name if exc.code() else "UNKNOWN"
-        failed = router_pb2.LegResult(leg=name, outcome=FAILED, error=f"{code}: {exc.details()}")
+        failed = _failed_leg(name, exc)
         return [(i, position, failed) for i in requests]
     return [
         (i, position, router_pb2.LegResult(leg=name, outcome=outcome_of(reply)))
