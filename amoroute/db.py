@@ -4,7 +4,9 @@ A `sqlite:///path` URL is the embedded default for `make run`; a
 `postgresql+psycopg://` URL is what production and CI use.
 """
 
+import functools
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 # JSON column that is JSONB on PostgreSQL.
 JsonColumn = sa.JSON().with_variant(JSONB(), "postgresql")
@@ -107,6 +109,50 @@ def update_from_json(table: sa.Table, key: str, columns: list[str]) -> sa.TextCl
         f"UPDATE {table.name} SET {assignments} "
         f"FROM {_json_rows_source(table, [key, *columns])} "
         f"WHERE {table.name}.{key} = r.{key}"
+    )
+
+
+def insert_ignoring_conflicts_returning(
+    conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
+) -> list[sa.Row[Any]]:
+    """INSERT `rows` (dicts with the same keys) in their order, skipping any that
+    conflict; returns every column of the rows inserted, in no set order.
+
+    PostgreSQL: all rows as one JSON parameter, so the statement text is the same
+    for any number of rows and is parsed and prepared once. Elsewhere one
+    multi-row INSERT (SQLAlchemy's "insertmanyvalues")."""
+    if not rows:
+        return []
+    if conn.dialect.name == "postgresql":
+        statement = _insert_json_returning(table, tuple(rows[0]))
+        return conn.execute(statement, {"rows": json_rows(rows)}).all()
+    return conn.execute(
+        insert_ignoring_conflicts(conn.engine, table).returning(*table.c), rows
+    ).all()
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_json_returning(table: sa.Table, columns: tuple[str, ...]) -> sa.TextualSelect:
+    statement = insert_from_json(table, list(columns), "ON CONFLICT DO NOTHING RETURNING *")
+    return statement.columns(*table.c)
+
+
+def keys_among(
+    conn: Connection, columns: Sequence[sa.Column[Any]], keys: Sequence[tuple[Any, ...]]
+) -> sa.ColumnElement[bool]:
+    """`(columns) IN keys`, for a WHERE clause. On PostgreSQL the keys go as one
+    JSON parameter (one statement text for any number of keys, planned as a
+    join on the key's index); elsewhere as a list of tuples."""
+    if conn.dialect.name != "postgresql":
+        return sa.tuple_(*columns).in_(keys)
+    names = [c.name for c in columns]
+    pg = postgresql.dialect()
+    types = ", ".join(f"{c.name} {c.type.compile(dialect=pg)}" for c in columns)
+    source = sa.text(f"jsonb_to_recordset(CAST(:keys AS jsonb)) AS k({types})").bindparams(
+        keys=json.dumps([dict(zip(names, key, strict=True)) for key in keys])
+    )
+    return sa.tuple_(*columns).in_(
+        sa.select(*(sa.literal_column(f"k.{name}") for name in names)).select_from(source)
     )
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from amoroute.db import insert_ignoring_conflicts
+from amoroute.db import insert_ignoring_conflicts_returning, keys_among
 from amoroute.timeutil import now, utc
 
 
@@ -139,18 +139,15 @@ class NotificationStore:
                 },
             )
         table = notifications
-        key = sa.tuple_(table.c.account_id, table.c.lead_id)
+        key = (table.c.account_id, table.c.lead_id)
         with self.engine.begin() as conn:
-            # The rows as parameters, not .values([...]): SQLAlchemy still sends one
-            # multi-row INSERT (its "insertmanyvalues"), but compiles it once, not per
-            # call, which is most of the cost of a batch. Rows in key order: two batches
-            # sharing leads then wait for each other rather than deadlock. RETURNING
-            # order is not the rows' order on every database: they are matched by key.
+            # Rows in key order: two batches sharing leads then wait for each other
+            # rather than deadlock. RETURNING order is not the rows' order on every
+            # database: they are matched by key.
             inserted = {
                 (r.account_id, r.lead_id): _row(r)
-                for r in conn.execute(
-                    insert_ignoring_conflicts(self.engine, table).returning(*table.c),
-                    [first[k] for k in sorted(first)],
+                for r in insert_ignoring_conflicts_returning(
+                    conn, table, [first[k] for k in sorted(first)]
                 )
             }
             existing = [k for k in first if k not in inserted]
@@ -158,7 +155,7 @@ class NotificationStore:
             if existing:
                 stored |= {
                     (r.account_id, r.lead_id): _row(r)
-                    for r in conn.execute(sa.select(table).where(key.in_(existing)))
+                    for r in conn.execute(sa.select(table).where(keys_among(conn, key, existing)))
                 }
         results = []
         fresh = set(inserted)

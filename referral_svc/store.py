@@ -14,10 +14,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from amoroute.contract import UTM_KEYS
-from amoroute.db import insert_ignoring_conflicts
+from amoroute.db import (
+    insert_ignoring_conflicts,
+    insert_ignoring_conflicts_returning,
+    keys_among,
+)
 from amoroute.timeutil import now, utc
 
 metadata = sa.MetaData()
@@ -171,9 +175,9 @@ class NewConversion:
         return self.account_id, self.lead_id
 
 
-def _among(table: sa.Table, keys: list[_Key]) -> sa.ColumnElement[bool]:
+def _among(conn: Connection, table: sa.Table, keys: list[_Key]) -> sa.ColumnElement[bool]:
     """Rows of `table` whose (account_id, lead_id) is one of `keys`."""
-    return sa.tuple_(table.c.account_id, table.c.lead_id).in_(keys)
+    return keys_among(conn, (table.c.account_id, table.c.lead_id), keys)
 
 
 def _values(
@@ -225,15 +229,13 @@ class ReferralStore:
         with self.engine.begin() as conn:
             tombstones = {
                 (t.account_id, t.lead_id): t
-                for t in conn.execute(sa.select(reversals).where(_among(reversals, keys)))
+                for t in conn.execute(sa.select(reversals).where(_among(conn, reversals, keys)))
             }
-            # Executed with a list of rows, the cached statement goes out as one
-            # multi-row INSERT (SQLAlchemy "insertmanyvalues"); .values([...])
-            # would be recompiled for every batch, ~4x slower at 500 rows.
-            returned = conn.execute(
-                insert_ignoring_conflicts(self.engine, conversions).returning(*conversions.c),
+            returned = insert_ignoring_conflicts_returning(
+                conn,
+                conversions,
                 [_values(firsts[k], tombstones.get(k), recorded_at) for k in keys],
-            ).all()
+            )
             stored: dict[_Key, ConversionRow] = {}
             if returned:
                 # RETURNING cannot join, so the partner flag of new rows is looked up apart.
@@ -253,7 +255,7 @@ class ReferralStore:
                 }
             fresh = set(stored)  # inserted leads whose first item is not answered yet
             if already := [k for k in keys if k not in fresh]:
-                query = _conversion_query.where(_among(conversions, already))
+                query = _conversion_query.where(_among(conn, conversions, already))
                 stored.update(
                     ((r.account_id, r.lead_id), _conversion(r)) for r in conn.execute(query)
                 )

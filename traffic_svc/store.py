@@ -13,10 +13,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from amoroute.contract import UTM_KEYS
-from amoroute.db import insert_ignoring_conflicts
+from amoroute.db import (
+    insert_ignoring_conflicts,
+    insert_ignoring_conflicts_returning,
+    keys_among,
+)
 from amoroute.timeutil import now, utc
 
 metadata = sa.MetaData()
@@ -133,9 +137,9 @@ class NewSale:
         return self.account_id, self.lead_id
 
 
-def _among(table: sa.Table, keys: list[_Key]) -> sa.ColumnElement[bool]:
+def _among(conn: Connection, table: sa.Table, keys: list[_Key]) -> sa.ColumnElement[bool]:
     """Rows of `table` whose (account_id, lead_id) is one of `keys`."""
-    return sa.tuple_(table.c.account_id, table.c.lead_id).in_(keys)
+    return keys_among(conn, (table.c.account_id, table.c.lead_id), keys)
 
 
 def _values(sale: NewSale, tombstone: sa.Row | None, recorded_at: datetime) -> dict[str, object]:
@@ -185,21 +189,17 @@ class SalesStore:
         with self.engine.begin() as conn:
             tombstones = {
                 (t.account_id, t.lead_id): t
-                for t in conn.execute(sa.select(reversals).where(_among(reversals, keys)))
+                for t in conn.execute(sa.select(reversals).where(_among(conn, reversals, keys)))
             }
-            # Executed with a list of rows, the cached statement goes out as one
-            # multi-row INSERT (SQLAlchemy "insertmanyvalues"); .values([...])
-            # would be recompiled for every batch, ~4x slower at 500 rows.
             inserted = {
                 (r.account_id, r.lead_id): _row(r)
-                for r in conn.execute(
-                    insert_ignoring_conflicts(self.engine, sales).returning(*sales.c),
-                    [_values(firsts[k], tombstones.get(k), recorded_at) for k in keys],
+                for r in insert_ignoring_conflicts_returning(
+                    conn, sales, [_values(firsts[k], tombstones.get(k), recorded_at) for k in keys]
                 )
             }
             stored = dict(inserted)
             if already := [k for k in keys if k not in inserted]:
-                query = sa.select(sales).where(_among(sales, already))
+                query = sa.select(sales).where(_among(conn, sales, already))
                 stored.update(((r.account_id, r.lead_id), _row(r)) for r in conn.execute(query))
             results: list[tuple[SaleRow, Recorded]] = []
             reinstated: dict[_Key, SaleRow] = {}
