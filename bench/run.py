@@ -219,7 +219,7 @@ class StackBench:
         block = LeadBlock.of_phase(number)
         print(f"bench: phase {name}: {title}", flush=True)
         profilers: list[subprocess.Popen[bytes]] = []
-        if self.settings.profile and name == "single":
+        if self.settings.profile and name == self.settings.profile_phase:
             seconds = max(1, min(PROFILE_S, round(self.settings.duration_s) - 2))
             profilers = profile.start(
                 self.profile_targets(), seconds, self.work_dir / "profile", self.settings.profile
@@ -370,7 +370,7 @@ def main() -> int:
     text = report.render(result)
     print("\n" + text)
     if settings.profile and result.get("profile"):
-        print(f"\nProfile ({settings.profile}, single-lead phase):\n{result['profile']}")
+        print(f"\nProfile ({settings.profile}, {settings.profile_phase} phase):\n{result['profile']}")
     payload = json.dumps(result, indent=2, default=str)
     (RESULTS / f"{stamp}.json").write_text(payload)
     (RESULTS / "latest.json").write_text(payload)

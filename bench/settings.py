@@ -31,6 +31,13 @@ def _profile_mode(raw: str) -> str:
     raise SystemExit(f"BENCH_PROFILE={raw!r}: expected cpu or wall")
 
 
+def _profile_phase(raw: str) -> str:
+    raw = raw.strip().lower() or "single"
+    if raw not in ("single", "ten"):
+        raise SystemExit(f"BENCH_PROFILE_PHASE={raw!r}: expected single or ten")
+    return raw
+
+
 @dataclass(frozen=True)
 class BenchSettings:
     """How long and how hard each phase runs.
@@ -51,7 +58,8 @@ class BenchSettings:
     edge_workers: str  # gunicorn workers and threads, the same for baseline and edge
     edge_threads: str
     keep_logs: bool  # keep bench/results/<run>/ (stack log, wrk output) after a good run
-    profile: str  # "", "cpu" or "wall": py-spy profiles during the single-lead phase
+    profile: str  # "", "cpu" or "wall": py-spy profiles during one phase
+    profile_phase: str  # which: "single" (default) or "ten"
 
     @classmethod
     def from_env(cls) -> "BenchSettings":
@@ -70,4 +78,5 @@ class BenchSettings:
             edge_threads=os.environ.get("EDGE_THREADS", "16"),
             keep_logs=os.environ.get("BENCH_KEEP_LOGS", "") not in ("", "0"),
             profile=_profile_mode(os.environ.get("BENCH_PROFILE", "")),
+            profile_phase=_profile_phase(os.environ.get("BENCH_PROFILE_PHASE", "single")),
         )
