@@ -79,12 +79,14 @@ class LeadEvent:
         return f"leads[{self.action}][{self.index}]"
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-serialisable copy: {"action", "index", "lead", "account"}."""
+        """JSON-serialisable: {"action", "index", "lead", "account"}. Shares the
+        event's lead and account dicts (no copy: a webhook's events are logged
+        as they are; nothing changes them after parsing)."""
         return {
             "action": self.action,
             "index": self.index,
-            "lead": copy.deepcopy(self.lead),
-            "account": copy.deepcopy(self.account),
+            "lead": self.lead,
+            "account": self.account,
         }
 
     @classmethod
@@ -135,9 +137,16 @@ def parse_form(body: bytes, limits: FormLimits = DEFAULT_LIMITS) -> dict[str, An
     root = _Node()
     for number, pair in enumerate(pairs, 1):
         raw_key, _, raw_value = pair.partition(b"=")
-        key = _decode(raw_key, f"name of field #{number}")
+        try:
+            key = _decode_name(raw_key)
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(f"name of field #{number}", exc) from None
         if key:
-            _insert(root, key, _decode(raw_value, f"value of {_show(key)}"), limits)
+            try:
+                value = _decode(raw_value)
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(f"value of {_show(key)}", exc) from None
+            _insert(root, key, value, limits)
     if not root:
         raise FormError("body has no named fields")
     return {key: _finish(value) for key, value in root.items()}
@@ -203,15 +212,25 @@ def deal_from_event(event: LeadEvent) -> deal_pb2.Deal:
     return deal
 
 
-def _decode(raw: bytes, what: str) -> str:
-    try:
-        text = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormError(
-            f"{what} is not valid UTF-8 text (bad byte at position {exc.start})"
-        ) from None
+def _decode(raw: bytes) -> str:
+    """Percent- and plus-decoded UTF-8; UnicodeDecodeError when it is not UTF-8."""
+    raw = raw.replace(b"+", b" ")
+    # Most values (ids, statuses, Latin text) have nothing to unquote.
+    text = (unquote_to_bytes(raw) if b"%" in raw else raw).decode("utf-8")
     # AmoCRM never sends NUL, and PostgreSQL text cannot hold it: keep it visible.
     return text.replace("\x00", "\ufffd")
+
+
+# Every webhook repeats the same few hundred field names: each is decoded once.
+_decode_name = functools.lru_cache(maxsize=4096)(_decode)
+
+
+def _not_utf8(what: str, exc: UnicodeDecodeError) -> FormError:
+    return FormError(f"{what} is not valid UTF-8 text (bad byte at position {exc.start})")
+
+
+# Above any index limit: an index segment too long to be worth converting.
+_HUGE_INDEX = 10**19
 
 
 def _insert(root: _Node, key: str, value: str, limits: FormLimits) -> None:
@@ -222,7 +241,15 @@ def _insert(root: _Node, key: str, value: str, limits: FormLimits) -> None:
     node = root
     last = len(path) - 1
     for depth, segment in enumerate(path):
-        slot = _slot(node, segment, key, limits) if depth else segment
+        slot: str | int = segment  # type: ignore[assignment]
+        if depth and not isinstance(segment, str):  # an index, or None for `[]` (append)
+            slot = node.next_index if segment is None else segment
+            if slot > limits.max_index:
+                raise FormError(
+                    f"field {_show(key)} has an index above the limit of {limits.max_index:,}"
+                )
+            if slot >= node.next_index:
+                node.next_index = slot + 1
         existing = node.get(slot)
         if depth == last:
             if isinstance(existing, _Node):
@@ -239,31 +266,29 @@ def _insert(root: _Node, key: str, value: str, limits: FormLimits) -> None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _path(key: str) -> tuple[str, ...]:
-    """leads[status][0][id] -> ("leads", "status", "0", "id"); every webhook
-    repeats the same few hundred keys, so they are split once."""
+def _path(key: str) -> tuple[str | int | None, ...]:
+    """leads[status][0][id] -> ("leads", "status", 0, "id"); `[]` -> None. A
+    canonical decimal segment becomes its int (the top-level name stays text);
+    every webhook repeats the same few hundred keys, so they are split once."""
     match = _KEY_RE.fullmatch(key)
-    return (key,) if match is None else (match[1], *_SEGMENT_RE.findall(match[2]))
+    if match is None:
+        return (key,)
+    return (match[1], *map(_segment, _SEGMENT_RE.findall(match[2])))
 
 
-def _slot(node: _Node, segment: str, key: str, limits: FormLimits) -> int | str:
-    if segment == "":
-        index = node.next_index
-    elif _INDEX_RE.fullmatch(segment):
-        # Length first: int() of a huge digit string is slow and may raise ValueError.
-        index = limits.max_index + 1
-        if len(segment) <= len(str(limits.max_index)):
-            index = int(segment)
-    else:
-        return segment
-    if index > limits.max_index:
-        raise FormError(f"field {_show(key)} has an index above the limit of {limits.max_index:,}")
-    node.next_index = max(node.next_index, index + 1)
-    return index
+def _segment(text: str) -> str | int | None:
+    if text == "":
+        return None
+    if _INDEX_RE.fullmatch(text):
+        # Length first: int() of a huge digit string is slow.
+        return int(text) if len(text) <= 19 else _HUGE_INDEX
+    return text
 
 
-def _conflict(key: str, path: tuple[str, ...], depth: int) -> FormError:
-    prefix = path[0] + "".join(f"[{segment}]" for segment in path[1 : depth + 1])
+def _conflict(key: str, path: tuple[str | int | None, ...], depth: int) -> FormError:
+    prefix = str(path[0]) + "".join(
+        f"[{'' if segment is None else segment}]" for segment in path[1 : depth + 1]
+    )
     return FormError(
         f"field {_show(key)} uses {_show(prefix)} both as a value and as a group of fields"
     )
