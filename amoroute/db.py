@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -149,7 +150,7 @@ def keys_among(
     pg = postgresql.dialect()
     types = ", ".join(f"{c.name} {c.type.compile(dialect=pg)}" for c in columns)
     source = sa.text(f"jsonb_to_recordset(CAST(:keys AS jsonb)) AS k({types})").bindparams(
-        keys=json.dumps([dict(zip(names, key, strict=True)) for key in keys])
+        keys=json_rows([dict(zip(names, key, strict=True)) for key in keys])
     )
     return sa.tuple_(*columns).in_(
         sa.select(*(sa.literal_column(f"k.{name}") for name in names)).select_from(source)
@@ -158,7 +159,12 @@ def keys_among(
 
 def json_rows(rows: list[dict[str, Any]]) -> str:
     """The `rows` parameter of those statements (datetimes as ISO 8601)."""
-    return json.dumps(rows, default=_iso, separators=(",", ":"))
+    try:
+        # orjson: several times faster than json on the edge's hot path (every
+        # webhook's rows go through here), datetimes as RFC 3339.
+        return orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits: json takes anything
+        return json.dumps(rows, default=_iso, separators=(",", ":"))
 
 
 def _json_rows_source(table: sa.Table, columns: list[str]) -> str:

@@ -59,3 +59,14 @@ def test_the_text_backslash_u0000_is_kept_as_written(store: WebhookLogStore) -> 
     assert store.find(plain)["deal_data"] == {"note": text}
     assert store.find(plain)["deal_name"] == text
     assert store.find(with_nul)["deal_data"] == {"note": text + "\ufffd"}
+
+
+def test_deal_data_beyond_what_fast_json_encodes_is_still_logged(store: WebhookLogStore) -> None:
+    # An int beyond 64 bits (an AmoCRM API answer can hold one) and a non-text key.
+    huge = 2**70
+    [log_id] = store.insert(
+        [NewLog(source="reconcile", deal_data={"price": huge, "n": {7: "seven"}}, lead_id=4)]
+    )
+    row = store.find(log_id)
+    assert row is not None
+    assert row["deal_data"] == {"price": huge, "n": {"7": "seven"}}
