@@ -124,14 +124,23 @@ class Dispatcher:
         return list(rules.pipeline_ids), list(rules.won_status_ids)
 
     def dispatch(self, jobs: list[Job], timeout_s: float) -> list[Outcome]:
-        """Route the jobs (BatchRouteDeals, MAX_BATCH at a time) within `timeout_s`
-        and record each outcome; what the router did not answer in time stays pending."""
+        """Route the jobs and record each outcome."""
+        outcomes = self.route(jobs, timeout_s)
+        self.record(outcomes)
+        return outcomes
+
+    def route(self, jobs: list[Job], timeout_s: float) -> list[Outcome]:
+        """Route the jobs (BatchRouteDeals, MAX_BATCH at a time, each within
+        `timeout_s`); what the router did not answer in time is to be retried."""
         outcomes: list[Outcome] = []
         for batch in route_batches(jobs):
             outcomes += self._route(batch, timeout_s)
+        return outcomes
+
+    def record(self, outcomes: list[Outcome]) -> None:
+        """Store the outcomes in webhook_logs, one transaction."""
         if outcomes:
             self.logs.record_outcomes(outcomes)
-        return outcomes
 
     def _route(self, jobs: list[Job], timeout_s: float) -> list[Outcome]:
         request = router_pb2.BatchRouteDealsRequest(

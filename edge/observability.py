@@ -50,10 +50,15 @@ class RequestContext:
         elapsed = time.perf_counter() - started
         if req.path.startswith("/webhook/amocrm") and req.method == "POST":
             ACK_SECONDS.observe(elapsed)
-            # The path may carry the webhook secret: never log it.
+            # The path may carry the webhook secret: never log it. One line per
+            # webhook, with the log ids and leads the resource logged, if any.
             log.info(
                 "webhook answered",
-                extra={"status": resp.status, "duration_ms": round(elapsed * 1000, 1)},
+                extra={
+                    "status": resp.status,
+                    "duration_ms": round(elapsed * 1000, 1),
+                    **getattr(req.context, "logged", {}),
+                },
             )
         requestid.set_current("")
 

@@ -1,9 +1,15 @@
 """Routes logged events after their webhook is answered, in batches.
 
 The webhook's answer waits for one durable write only (the log rows). Each
-edge process then hands the events to its RoutingQueue, whose thread sends
-whatever has gathered to the router in one BatchRouteDeals call and records
-the outcomes in one transaction: the busier the edge, the bigger the batches.
+edge process then hands the events to its RoutingQueue: routing threads send
+whatever has gathered to the router in one BatchRouteDeals call each, and one
+outcome thread records the outcomes of every answered batch in one
+transaction, so the outcomes of one batch are written while the next is
+routed. The busier the edge, the bigger the batches. A batch's round trip
+through the router and the services is mostly waiting: when a backlog builds
+up behind the batch in flight, a second routing thread sends the next batch
+meanwhile (below that, one batch at a time keeps batches big, which is
+cheaper for every service).
 
 Nothing here needs to survive a crash: every queued event is already a pending
 row with a retry time (INTAKE_LEASE), so an event this process never routes,
@@ -12,6 +18,8 @@ for is handed to the worker at once (`on_overflow`)."""
 
 import logging
 import queue
+import threading
+import time
 from collections.abc import Callable
 
 from edge.dispatch import Dispatcher, Job
@@ -22,6 +30,11 @@ log = logging.getLogger(__name__)
 
 # Events routed in one batch at most.
 MAX_BATCH = 200
+# Events left waiting behind a batch just taken that make the second routing
+# thread send a batch too.
+BACKLOG = MAX_BATCH // 2
+# Outcomes recorded in one transaction at most.
+MAX_RECORDED = 1_000
 # Events waiting at most (about 3 KiB each); beyond this the worker takes them.
 MAX_QUEUED = 5_000
 
@@ -44,12 +57,20 @@ class RoutingQueue:
         self.on_overflow = on_overflow
         self.max_batch = max_batch
         self._jobs: queue.Queue[Job | None] = queue.Queue(max_queued)
-        self._thread = ProcessThread("routing-queue", self._run)
+        # Each routing thread's answered batches, None once that thread stopped.
+        self._outcomes: queue.SimpleQueue[list[Outcome] | None] = queue.SimpleQueue()
+        self._backlog = threading.Event()
+        self._routers = [
+            ProcessThread("routing", lambda: self._route_batches(when_backlog=False)),
+            ProcessThread("routing-backlog", lambda: self._route_batches(when_backlog=True)),
+        ]
+        self._recorder = ProcessThread("routing-outcomes", self._record_outcomes)
 
     def submit(self, jobs: list[Job]) -> int:
         """Queue the jobs for routing; returns how many were queued (the rest,
         when the queue is full, are left to the worker)."""
-        self._thread.start_once()
+        for thread in (*self._routers, self._recorder):
+            thread.start_once()
         for queued, job in enumerate(jobs):
             try:
                 self._jobs.put_nowait(job)
@@ -67,32 +88,69 @@ class RoutingQueue:
         return len(jobs)
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Route what is queued (within `timeout_s`) and stop the thread."""
-        if not self._thread.running_here():
+        """Route what is queued and record the outcomes (within about
+        `timeout_s`), then stop the threads."""
+        if not self._recorder.running_here():
             return
+        deadline = time.monotonic() + timeout_s
         try:
-            self._jobs.put(None, timeout=timeout_s)
+            for _ in self._routers:  # one stop mark for each routing thread
+                self._jobs.put(None, timeout=max(0.0, deadline - time.monotonic()))
         except queue.Full:
             return
-        assert self._thread.thread is not None
-        self._thread.thread.join(timeout_s)
+        self._backlog.set()  # wakes the backlog thread to take its mark
+        for router in self._routers:
+            assert router.thread is not None
+            router.thread.join(max(0.0, deadline - time.monotonic()))
+        assert self._recorder.thread is not None
+        self._recorder.thread.join(max(0.0, deadline - time.monotonic()))
 
-    def _run(self) -> None:
+    def _route_batches(self, when_backlog: bool) -> None:
         while True:
+            if when_backlog:
+                self._backlog.wait()
+                self._backlog.clear()
             batch = take_batch(self._jobs, self.max_batch)
+            if self._jobs.qsize() >= BACKLOG:
+                self._backlog.set()
             jobs = [job for job in batch if job is not None]
             if jobs:
                 self._route(jobs)
-            if len(jobs) < len(batch):  # close() asked to stop
+            if stops := len(batch) - len(jobs):  # close() asked to stop
+                for _ in range(stops - 1):  # marks meant for the other routing threads
+                    self._jobs.put(None)
+                self._outcomes.put(None)
                 return
 
     def _route(self, batch: list[Job]) -> None:
         try:
-            outcomes = self.dispatcher.dispatch(batch, self.timeout_s)
+            outcomes = self.dispatcher.route(batch, self.timeout_s)
         except Exception:  # the rows stay pending: the worker routes them after the lease
             log.exception(
                 "batch not routed; the worker retries it",
                 extra={"log_ids": [job.log_id for job in batch]},
+            )
+            return
+        self._outcomes.put(outcomes)
+
+    def _record_outcomes(self) -> None:
+        running = len(self._routers)
+        while running:
+            answered = take_batch(
+                self._outcomes, MAX_RECORDED, lambda outcomes: len(outcomes or [None])
+            )
+            running -= sum(1 for outcomes in answered if outcomes is None)
+            outcomes = [outcome for batch in answered if batch for outcome in batch]
+            if outcomes:
+                self._record(outcomes)
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        try:
+            self.dispatcher.record(outcomes)
+        except Exception:  # still pending: the worker routes them again after the lease
+            log.exception(
+                "outcomes not recorded; the worker routes these events again",
+                extra={"log_ids": [outcome.log_id for outcome in outcomes]},
             )
             return
         self.on_outcomes(outcomes)

@@ -187,7 +187,8 @@ class WebhookResource:
                 jobs.append(Job(log_id, deal, request_id=requestid.current()))
         # Routed after the answer; what this process does not route, the worker does.
         self.routing.submit(jobs)
-        log.info("webhook logged", extra={"log_ids": ids, "leads": [r.lead_id for r in rows]})
+        # For the one "webhook answered" line the RequestContext middleware writes.
+        req.context.logged = {"log_ids": ids, "leads": [r.lead_id for r in rows]}
         resp.media = {"success": True, "logged": len(ids), "log_ids": ids}
 
     def _log(self, rows: list[NewLog]) -> list[int]:
