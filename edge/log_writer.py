@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 # Rows in one commit at most.
 MAX_ROWS = 500
+# After the first write, how long the writer waits for others to join its commit:
+# a commit costs ~0.3 ms of CPU whatever it carries, so under load a little
+# waiting makes fewer, fuller commits.
+LINGER_S = 0.002
 # A webhook gives up waiting for its commit after this long (and is answered 503).
 WAIT_S = 10.0
 
@@ -49,7 +53,9 @@ class LogWriter:
 
     def _run(self) -> None:
         while True:
-            self._commit(take_batch(self._writes, self.max_rows, lambda write: len(write.rows)))
+            self._commit(
+                take_batch(self._writes, self.max_rows, lambda write: len(write.rows), LINGER_S)
+            )
 
     def _commit(self, batch: list[_Write]) -> None:
         rows = [row for write in batch for row in write.rows]

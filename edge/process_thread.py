@@ -7,6 +7,7 @@ must still be started lazily: by the first caller, in the process it serves."""
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -41,14 +42,18 @@ def take_batch(
     source: "queue.Queue[T] | queue.SimpleQueue[T]",
     limit: int,
     size: Callable[[T], int] = lambda item: 1,
+    linger_s: float = 0.0,
 ) -> list[T]:
-    """Wait for one item, then take whatever else is waiting, up to `limit` in
-    total `size`: the busier the producers, the bigger the batch."""
+    """Wait for one item, then take whatever else is waiting or arrives within
+    `linger_s`, up to `limit` in total `size`: the busier the producers, the
+    bigger the batch."""
     batch = [source.get()]
     total = size(batch[0])
+    deadline = time.monotonic() + linger_s
     while total < limit:
         try:
-            batch.append(source.get_nowait())
+            wait = deadline - time.monotonic()
+            batch.append(source.get(timeout=wait) if wait > 0 else source.get_nowait())
         except queue.Empty:
             break
         total += size(batch[-1])
