@@ -19,6 +19,18 @@ def positive(field: str, value: int) -> int:
     return value
 
 
+# The largest deal amount accepted (whole currency units). Far above any real
+# deal, and low enough that the sums in the stats of thousands of such deals
+# still fit int64.
+MAX_AMOUNT = 10**15
+
+
+def amount(field: str, value: int) -> int:
+    if not 0 <= value <= MAX_AMOUNT:
+        raise InvalidArgument(field, f"must be between 0 and {MAX_AMOUNT}, got {value}")
+    return value
+
+
 def not_negative(field: str, value: int) -> int:
     if value < 0:
         raise InvalidArgument(field, f"must not be negative, got {value}")

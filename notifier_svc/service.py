@@ -40,7 +40,7 @@ def _notification_pb(row: NotificationRow) -> notifier_pb2.Notification:
 def _validate(request: notifier_pb2.NotifyRequest) -> None:
     validation.positive("lead_id", request.lead_id)
     validation.not_negative("account_id", request.account_id)
-    validation.not_negative("amount", request.amount)
+    validation.amount("amount", request.amount)
     validation.text("account_subdomain", request.account_subdomain, max_len=63)
     validation.text("deal_name", request.deal_name)
     validation.text("targetologist", request.targetologist, max_len=200)

@@ -92,7 +92,7 @@ def _new_conversion(request: referral_pb2.RecordConversionRequest) -> NewConvers
     validation.positive("conversion.lead_id", conversion.lead_id)
     validation.not_negative("conversion.account_id", conversion.account_id)
     code = _referral_code("conversion.referral_code", conversion.referral_code)
-    validation.not_negative("conversion.amount", conversion.amount)
+    validation.amount("conversion.amount", conversion.amount)
     validation.text("conversion.deal_name", conversion.deal_name)
     for key in UTM_KEYS:
         validation.text(f"conversion.utm.{key}", getattr(conversion.utm, key))

@@ -50,7 +50,7 @@ class Downstream:
 def _validate(deal: deal_pb2.Deal) -> None:
     validation.positive("deal.lead_id", deal.lead_id)
     validation.not_negative("deal.account_id", deal.account_id)
-    validation.not_negative("deal.price", deal.price)
+    validation.amount("deal.price", deal.price)
     validation.text("deal.name", deal.name)
     validation.text("deal.account_subdomain", deal.account_subdomain, max_len=100)
     if len(deal.custom_fields) > 500:

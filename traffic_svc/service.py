@@ -45,7 +45,7 @@ def _new_sale(request: traffic_pb2.RecordSaleRequest) -> NewSale:
     validation.positive("sale.lead_id", sale.lead_id)
     validation.not_negative("sale.account_id", sale.account_id)
     validation.text("sale.targetologist", sale.targetologist, required=True, max_len=200)
-    validation.not_negative("sale.amount", sale.amount)
+    validation.amount("sale.amount", sale.amount)
     validation.text("sale.deal_name", sale.deal_name)
     for key in UTM_KEYS:
         validation.text(f"sale.utm.{key}", getattr(sale.utm, key))

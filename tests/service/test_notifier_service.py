@@ -244,6 +244,7 @@ def test_empty_batch_answers_no_responses(stub: Stub) -> None:
         ({"lead_id": 0}, "lead_id"),
         ({"lead_id": -7}, "lead_id"),
         ({"amount": -1}, "amount"),
+        ({"amount": 10**15 + 1}, "amount"),
         ({"account_id": -1}, "account_id"),
         ({"deal_name": "x" * 10_001}, "deal_name"),
         ({"targetologist": "K" * 201}, "targetologist"),

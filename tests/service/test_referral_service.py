@@ -83,6 +83,14 @@ def test_unregistered_code_is_recorded_flagged_then_registered(stub, caplog) -> 
     assert [(s.partner_name, s.commission_bp) for s in stats.stats] == [("Aigerim B.", 1500)]
 
 
+def test_stats_of_many_largest_amounts_fit_their_fields(stub) -> None:  # type: ignore[no-untyped-def]
+    _upsert(stub, "WHALE", "Big Partner", 10_000)
+    for lead in range(3101, 3111):
+        _record(stub, _conversion(lead, code="whale", amount=10**15, won_at=6_000_000))
+    [stats] = stub.GetReferrerStats(referral_pb2.GetReferrerStatsRequest(referral_code="WHALE")).stats
+    assert (stats.conversions, stats.amount_total, stats.commission_total) == (10, 10**16, 10**16)
+
+
 def test_stats_sum_per_code_with_commission_rounded_down_biggest_amount_first(stub) -> None:  # type: ignore[no-untyped-def]
     _upsert(stub, "COMM1", "Partner One", 1250)
     _record(stub, _conversion(3001, code="comm1", amount=700, won_at=5_000_000))
@@ -168,6 +176,7 @@ def _partner_request(**fields) -> tuple[str, object]:  # type: ignore[no-untyped
         (_record_request(lead_id=5, referral_code="bad code!"), "conversion.referral_code"),
         (_record_request(lead_id=5, referral_code="X" * 65), "conversion.referral_code"),
         (_record_request(lead_id=5, referral_code="K1", amount=-1), "conversion.amount"),
+        (_record_request(lead_id=5, referral_code="K1", amount=10**15 + 1), "conversion.amount"),
         (
             _record_request(lead_id=5, referral_code="K1", deal_name="d" * 10_001),
             "conversion.deal_name",

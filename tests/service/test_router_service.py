@@ -95,6 +95,7 @@ def test_unknown_source_credits_nobody(routers: Routers) -> None:
         (deal_pb2.Deal(), "deal.lead_id"),
         (deal_pb2.Deal(lead_id=-1), "deal.lead_id"),
         (deal_pb2.Deal(lead_id=1, price=-5), "deal.price"),
+        (deal_pb2.Deal(lead_id=1, price=10**15 + 1), "deal.price"),
     ],
 )
 def test_bad_deal_is_invalid_argument_naming_the_field(routers: Routers, deal, field) -> None:  # type: ignore[no-untyped-def]

@@ -84,6 +84,7 @@ def test_stats_count_and_sum_per_targetologist_within_the_range(stub) -> None:  
         (traffic_pb2.Sale(lead_id=-5, targetologist="K"), "sale.lead_id"),
         (traffic_pb2.Sale(lead_id=5), "sale.targetologist"),
         (traffic_pb2.Sale(lead_id=5, targetologist="K", amount=-1), "sale.amount"),
+        (traffic_pb2.Sale(lead_id=5, targetologist="K", amount=10**15 + 1), "sale.amount"),
     ],
 )
 def test_bad_sale_is_rejected_with_invalid_argument_naming_the_field(stub, sale, field) -> None:  # type: ignore[no-untyped-def]
