@@ -35,7 +35,7 @@ class Settings(CommonSettings):
     max_body_bytes: int = 1_048_576
     # Retry worker: how often it looks for due events, and how many it takes at once.
     worker_poll_s: float = 1.0
-    worker_batch_size: int = 100
+    worker_batch_size: int = 500
     # Deadline of one RouteDeal call made by the worker (no AmoCRM waiting on it).
     worker_route_timeout_s: float = 10.0
 

@@ -11,6 +11,7 @@ and one worker at a time wins each reconciliation run."""
 import logging
 import signal
 import threading
+import time
 from datetime import timedelta
 
 import prometheus_client
@@ -131,10 +132,14 @@ class Worker:
             HOOK_DISABLED.set(1 if report.hook_disabled else 0)
 
     def run_until(self, stop: threading.Event, poll_s: float) -> None:
+        counted_at = float("-inf")
         while not stop.is_set():
             try:
                 busy = self.run_once() == self.batch_size
-                PENDING_EVENTS.set(self.logs.pending_count())
+                # Counting a big backlog is a scan of it: once per poll, not per pass.
+                if time.monotonic() - counted_at >= poll_s:
+                    PENDING_EVENTS.set(self.logs.pending_count())
+                    counted_at = time.monotonic()
                 self.reconcile_if_due()
             except Exception:
                 log.exception("worker pass failed; trying again")
