@@ -370,7 +370,8 @@ def main() -> int:
     text = report.render(result)
     print("\n" + text)
     if settings.profile and result.get("profile"):
-        print(f"\nProfile ({settings.profile}, {settings.profile_phase} phase):\n{result['profile']}")
+        phase = settings.profile_phase
+        print(f"\nProfile ({settings.profile}, {phase} phase):\n{result['profile']}")
     payload = json.dumps(result, indent=2, default=str)
     (RESULTS / f"{stamp}.json").write_text(payload)
     (RESULTS / "latest.json").write_text(payload)

@@ -70,3 +70,13 @@ def test_deal_data_beyond_what_fast_json_encodes_is_still_logged(store: WebhookL
     row = store.find(log_id)
     assert row is not None
     assert row["deal_data"] == {"price": huge, "n": {"7": "seven"}}
+
+
+def test_webhook_logs_is_vacuumed_every_few_thousand_dead_rows(store: WebhookLogStore) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("autovacuum settings are PostgreSQL's")
+    with store.engine.connect() as conn:
+        options = conn.execute(
+            sa.text("SELECT reloptions FROM pg_class WHERE relname = 'webhook_logs'")
+        ).scalar_one()
+    assert set(options) == {"autovacuum_vacuum_scale_factor=0.01", "autovacuum_vacuum_threshold=5000"}
