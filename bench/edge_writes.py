@@ -103,12 +103,19 @@ def main() -> None:
         engine.dispose()
     finally:
         drop_database(url)
-    print(f"edge writes on PostgreSQL, {ROWS:,} rows in webhook_logs; CPU per row")
-    print(f"{'write':<46}{'client us':>10}{'postgres us':>13}")
+    report(f"edge writes on PostgreSQL, {ROWS:,} rows in webhook_logs; CPU per row", results,
+           "edge_writes.json")
+
+
+def report(title: str, results: dict[str, dict[str, float]], file_name: str) -> None:
+    """Print the CPU figures of measure() as a table; write them to bench/results/."""
+    width = max(len(name) for name in results) + 2
+    print(title)
+    print(f"{'write':<{width}}{'client us':>10}{'postgres us':>13}")
     for name, figures in results.items():
-        print(f"{name:<46}{figures['client_us']:>10.0f}{figures['postgres_us']:>13.0f}")
+        print(f"{name:<{width}}{figures['client_us']:>10.0f}{figures['postgres_us']:>13.0f}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "edge_writes.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / file_name).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

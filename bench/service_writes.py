@@ -9,14 +9,13 @@ Reports client CPU and PostgreSQL backend CPU per item (the backend's
 bench/results/service_writes.json. Compare two commits by running it on each.
 """
 
-import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from amoroute.db import create_engine
-from bench.edge_writes import measure
+from bench.edge_writes import measure, report
 from notifier_svc import server as notifier_server
 from notifier_svc.settings import Settings as NotifierSettings
 from notifier_svc.store import NewNotification, NotificationStore, Status
@@ -30,7 +29,6 @@ from traffic_svc.store import NewSale, SalesStore
 
 ITEMS = int(os.environ.get("BENCH_SERVICE_ITEMS", "20000"))
 BATCH = int(os.environ.get("BENCH_SERVICE_BATCH", "50"))
-RESULTS = Path(__file__).with_name("results")
 UTM = {"source": "kenesary_fb", "campaign": "june"}
 
 
@@ -96,12 +94,11 @@ def main() -> None:
             engine.dispose()
         finally:
             drop_database(url)
-    print(f"service writes on PostgreSQL, {ITEMS:,} items in batches of {BATCH}; CPU per item")
-    print(f"{'write':<40}{'client us':>10}{'postgres us':>13}")
-    for name, figures in results.items():
-        print(f"{name:<40}{figures['client_us']:>10.0f}{figures['postgres_us']:>13.0f}")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "service_writes.json").write_text(json.dumps(results, indent=2))
+    report(
+        f"service writes on PostgreSQL, {ITEMS:,} items in batches of {BATCH}; CPU per item",
+        results,
+        "service_writes.json",
+    )
 
 
 if __name__ == "__main__":
