@@ -150,6 +150,13 @@ def render(result: dict[str, Any]) -> str:
         f"{settings['edge_workers']} workers x {settings['edge_threads']} threads, "
         f"load average at start {m['load_average_at_start']}",
         "Telegram: " + run["telegram"],
+    ]
+    if not m.get("postgresql_autovacuum", True):
+        out.append(
+            "PostgreSQL: autovacuum is off on this server, so each phase starts on "
+            "freshly vacuumed databases (VACUUM ANALYZE before the phase, not timed)"
+        )
+    out += [
         "",
         f"THROUGHPUT (closed loop: wrk, {settings['wrk_threads']} thread, "
         f"{settings['connections']} connections)",
