@@ -146,9 +146,8 @@ def keys_among(
     join on the key's index); elsewhere as a list of tuples."""
     if conn.dialect.name != "postgresql":
         return sa.tuple_(*columns).in_(keys)
-    names = [c.name for c in columns]
-    pg = postgresql.dialect()
-    types = ", ".join(f"{c.name} {c.type.compile(dialect=pg)}" for c in columns)
+    names = tuple(c.name for c in columns)
+    types = _record_columns(columns[0].table, names)
     source = sa.text(f"jsonb_to_recordset(CAST(:keys AS jsonb)) AS k({types})").bindparams(
         keys=json_rows([dict(zip(names, key, strict=True)) for key in keys])
     )
@@ -168,12 +167,18 @@ def json_rows(rows: list[dict[str, Any]]) -> str:
 
 
 def _json_rows_source(table: sa.Table, columns: list[str]) -> str:
-    pg = postgresql.dialect()
-    types = ", ".join(f"{c} {table.c[c].type.compile(dialect=pg)}" for c in columns)
+    types = _record_columns(table, tuple(columns))
     return (
         f"ROWS FROM (jsonb_to_recordset(CAST(:rows AS jsonb)) AS ({types})) "
         f"WITH ORDINALITY AS r({', '.join(columns)}, n)"
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _record_columns(table: sa.Table, columns: tuple[str, ...]) -> str:
+    """`name type, …` of the columns, the column list jsonb_to_recordset needs."""
+    pg = postgresql.dialect()
+    return ", ".join(f"{c} {table.c[c].type.compile(dialect=pg)}" for c in columns)
 
 
 def _iso(value: Any) -> str:
