@@ -38,22 +38,35 @@ class ProcessThread:
         return self.thread is not None and self._pid == os.getpid()
 
 
+# How often a lingering batch looks whether enough has gathered.
+POLL_S = 0.005
+
+
 def take_batch(
     source: "queue.Queue[T] | queue.SimpleQueue[T]",
     limit: int,
     size: Callable[[T], int] = lambda item: 1,
     linger_s: float = 0.0,
+    enough: int | None = None,
 ) -> list[T]:
-    """Wait for one item, then take whatever else is waiting or arrives within
-    `linger_s`, up to `limit` in total `size`: the busier the producers, the
-    bigger the batch."""
+    """Wait for one item; then, for up to `linger_s` or until `enough` items
+    wait, let others gather; then take whatever waits, up to `limit` in total
+    `size`: the busier the producers, the bigger the batch.
+
+    The linger sleeps rather than waiting on the queue, so producers putting
+    items meanwhile do not wake this thread once per item."""
     batch = [source.get()]
+    if linger_s > 0:
+        deadline = time.monotonic() + linger_s
+        while source.qsize() + 1 < (enough or limit):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(left, POLL_S))
     total = size(batch[0])
-    deadline = time.monotonic() + linger_s
     while total < limit:
         try:
-            wait = deadline - time.monotonic()
-            batch.append(source.get(timeout=wait) if wait > 0 else source.get_nowait())
+            batch.append(source.get_nowait())
         except queue.Empty:
             break
         total += size(batch[-1])

@@ -61,3 +61,58 @@ def test_events_the_queue_has_no_room_for_are_due_for_the_worker_at_once(
     router.release.set()
     routing.close()
     assert sorted(router.routed) == ids[:queued]
+
+
+class CountingRouter(HeldRouter):
+    """Holds the first batch until released; notes the size of every batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def route(self, jobs: list[Job], timeout_s: float) -> list[Outcome]:
+        self.sizes.append(len(jobs))
+        return super().route(jobs, timeout_s)
+
+
+def test_a_busy_queue_lingers_so_events_arriving_meanwhile_share_one_batch() -> None:
+    router = CountingRouter()
+    routing = RoutingQueue(
+        router,  # type: ignore[arg-type]
+        timeout_s=1.0,
+        linger_s=5.0,
+        gather=20,
+    )
+    routing.submit([Job(1, deal_pb2.Deal(lead_id=1))])
+    while not router.sizes:  # the first batch is in flight
+        threading.Event().wait(0.001)
+    routing.submit([Job(i, deal_pb2.Deal(lead_id=i)) for i in range(2, 12)])
+    router.release.set()
+    for i in range(12, 22):  # trickling in while the next batch lingers
+        threading.Event().wait(0.005)
+        routing.submit([Job(i, deal_pb2.Deal(lead_id=i))])
+    for _ in range(1000):
+        if len(router.sizes) == 2:
+            break
+        threading.Event().wait(0.005)
+    routing.close()
+    assert router.sizes == [1, 20]
+    assert sorted(router.routed) == list(range(1, 22))
+
+
+def test_an_idle_queue_routes_an_event_at_once() -> None:
+    router = CountingRouter()
+    router.release.set()
+    routing = RoutingQueue(
+        router,  # type: ignore[arg-type]
+        timeout_s=1.0,
+        linger_s=5.0,
+        gather=20,
+    )
+    routing.submit([Job(1, deal_pb2.Deal(lead_id=1))])
+    for _ in range(200):
+        if router.routed:
+            break
+        threading.Event().wait(0.005)
+    assert router.routed == [1]
+    routing.close()
