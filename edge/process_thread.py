@@ -50,8 +50,9 @@ def take_batch(
     enough: int | None = None,
 ) -> list[T]:
     """Wait for one item; then, for up to `linger_s` or until `enough` items
-    wait, let others gather; then take whatever waits, up to `limit` in total
-    `size`: the busier the producers, the bigger the batch.
+    (not sizes; by default `limit`) wait, let others gather; then take whatever
+    waits, up to `limit` in total `size`: the busier the producers, the bigger
+    the batch.
 
     The linger sleeps rather than waiting on the queue, so producers putting
     items meanwhile do not wake this thread once per item."""
