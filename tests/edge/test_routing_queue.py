@@ -75,14 +75,14 @@ class CountingRouter(HeldRouter):
         return super().route(jobs, timeout_s)
 
 
+def lingering(router: CountingRouter) -> RoutingQueue:
+    """A queue whose busy batches wait up to 5 s for 20 events."""
+    return RoutingQueue(router, timeout_s=1.0, linger_s=5.0, gather=20)  # type: ignore[arg-type]
+
+
 def test_a_busy_queue_lingers_so_events_arriving_meanwhile_share_one_batch() -> None:
     router = CountingRouter()
-    routing = RoutingQueue(
-        router,  # type: ignore[arg-type]
-        timeout_s=1.0,
-        linger_s=5.0,
-        gather=20,
-    )
+    routing = lingering(router)
     routing.submit([Job(1, deal_pb2.Deal(lead_id=1))])
     while not router.sizes:  # the first batch is in flight
         threading.Event().wait(0.001)
@@ -103,12 +103,7 @@ def test_a_busy_queue_lingers_so_events_arriving_meanwhile_share_one_batch() -> 
 def test_an_idle_queue_routes_an_event_at_once() -> None:
     router = CountingRouter()
     router.release.set()
-    routing = RoutingQueue(
-        router,  # type: ignore[arg-type]
-        timeout_s=1.0,
-        linger_s=5.0,
-        gather=20,
-    )
+    routing = lingering(router)
     routing.submit([Job(1, deal_pb2.Deal(lead_id=1))])
     for _ in range(200):
         if router.routed:
