@@ -25,7 +25,7 @@ def to_timestamp(dt: datetime | None) -> Timestamp | None:
         return None
     # What Timestamp.FromDatetime does, in a third of its time (every
     # recorded sale and notification is answered with its timestamps).
-    since = (dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt) - _EPOCH
+    since = utc(dt) - _EPOCH
     return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000)
 
 
