@@ -102,17 +102,6 @@ def insert_from_json(table: sa.Table, columns: list[str], suffix: str = "") -> s
     )
 
 
-def update_from_json(table: sa.Table, key: str, columns: list[str]) -> sa.TextClause:
-    """UPDATE, for each row of the array, the row of `table` whose `key` matches
-    it, setting `columns` to the row's values."""
-    assignments = ", ".join(f"{c} = r.{c}" for c in columns)
-    return sa.text(
-        f"UPDATE {table.name} SET {assignments} "
-        f"FROM {_json_rows_source(table, [key, *columns])} "
-        f"WHERE {table.name}.{key} = r.{key}"
-    )
-
-
 def insert_ignoring_conflicts_returning(
     conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
 ) -> list[sa.Row[Any]]:

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from amoroute.db import (
@@ -16,7 +15,6 @@ from amoroute.db import (
     insert_ignoring_conflicts,
     is_postgres,
     json_rows,
-    update_from_json,
 )
 from amoroute.timeutil import now, utc
 
@@ -96,20 +94,7 @@ MAX_ATTEMPTS = 10
 _INSERT = sa.insert(webhook_logs).returning(webhook_logs.c.id, sort_by_parameter_order=True)
 
 
-_OUTCOME_COLUMNS = [
-    "processing_status",
-    "error_message",
-    "attempts",
-    "legs",
-    "retry_at",
-    "processed_at",
-    "processing_ms",
-    "awaiting_lead_data",
-    "routing_decision",
-    "utm_source",
-    "utm_campaign",
-]
-# What an outcome needs to know of its log, locked.
+# What an outcome needs to know of its log, locked (SQLite).
 _BEFORE_OUTCOME = (
     sa.select(
         webhook_logs.c.id,
@@ -124,24 +109,57 @@ _BEFORE_OUTCOME = (
     .order_by(webhook_logs.c.id)
     .with_for_update()
 )
-_ID_ARRAY = postgresql.ARRAY(sa.BigInteger)
 # One log's outcome, executed for every row (SQLite).
 _RECORD_OUTCOME = sa.update(webhook_logs).where(webhook_logs.c.id == sa.bindparam("log_id"))
 
-
-_PG_RECORD_OUTCOMES = update_from_json(webhook_logs, "id", _OUTCOME_COLUMNS)
-_PG_INSERT_ATTEMPTS = insert_from_json(
-    webhook_attempts,
-    [
-        "log_id",
-        "attempt",
-        "at",
-        "status",
-        "routing_decision",
-        "error_message",
-        "legs",
-        "duration_ms",
-    ],
+# PostgreSQL: every outcome of a batch in one statement, which computes what
+# record_outcomes() computes in Python on SQLite (the same tests pin both):
+# the UPDATE locks and rewrites each log, and its RETURNING feeds the attempt
+# rows. No SELECT ... FOR UPDATE first: that cost a round trip and a row-lock
+# write per log. The UPDATE's own row locks serialise two outcomes of one log
+# (the second re-reads `attempts` once the first commits), so attempt numbers
+# stay unique. The rows come sorted by log id, so concurrent batches lock
+# their logs in the same order.
+_PG_RECORD_OUTCOMES = sa.text(
+    """
+WITH o AS (
+  SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS o(
+    log_id bigint, status varchar(20), decision varchar(20), utm_source text,
+    utm_campaign text, error_message text, retry boolean, legs jsonb,
+    awaiting_lead_data boolean)
+), done AS (
+  UPDATE webhook_logs w SET
+    attempts = w.attempts + 1,
+    processing_status = o.status,
+    error_message = CASE WHEN o.retry AND w.attempts + 1 >= :max_attempts
+      THEN concat_ws(' ', o.error_message, '(gave up after ' || (w.attempts + 1) || ' attempts)')
+      ELSE o.error_message END,
+    legs = NULLIF(COALESCE(w.legs, CAST('{}' AS jsonb)) || o.legs, CAST('{}' AS jsonb)),
+    retry_at = CASE WHEN o.retry AND w.attempts + 1 < :max_attempts
+      THEN CAST(:finished AS timestamptz)
+        + make_interval(secs => LEAST(5 * power(2, LEAST(w.attempts, 20)), 1800))
+      END,
+    processed_at = CAST(:finished AS timestamptz),
+    processing_ms = CAST(
+      floor(extract(epoch FROM CAST(:finished AS timestamptz) - w.received_at) * 1000) AS integer),
+    awaiting_lead_data = o.awaiting_lead_data,
+    -- An outcome that decides nothing keeps the decision and UTM.
+    routing_decision = COALESCE(o.decision, w.routing_decision),
+    utm_source = CASE WHEN o.decision IS NULL THEN w.utm_source ELSE o.utm_source END,
+    utm_campaign = CASE WHEN o.decision IS NULL THEN w.utm_campaign ELSE o.utm_campaign END
+  FROM o WHERE w.id = o.log_id
+  RETURNING w.id, w.attempts, w.processing_status, w.error_message,
+    COALESCE(w.attempt_started_at, w.received_at) AS started
+)
+INSERT INTO webhook_attempts
+  (log_id, attempt, at, status, routing_decision, error_message, legs, duration_ms)
+SELECT done.id, done.attempts, CAST(:finished AS timestamptz), done.processing_status,
+  o.decision, done.error_message, NULLIF(o.legs, CAST('{}' AS jsonb)),
+  GREATEST(0, CAST(
+    floor(extract(epoch FROM CAST(:finished AS timestamptz) - done.started) * 1000) AS integer))
+FROM done JOIN o ON o.log_id = done.id
+ORDER BY done.id
+"""
 )
 
 
@@ -285,25 +303,28 @@ class WebhookLogStore:
         return sorted(conn.execute(_PG_INSERT, {"rows": _json_param(rows)}).scalars())
 
     def record_outcomes(self, outcomes: list[Outcome]) -> None:
-        """Store how each event ended (or why it is to be retried), one transaction."""
+        """Store how each event ended (or why it is to be retried), one transaction.
+        Of two outcomes of one log in `outcomes`, the later counts."""
+        latest = {out.log_id: out for out in outcomes}
+        if not latest:
+            return
         finished = now()
-        c = webhook_logs.c
-        ids = [o.log_id for o in outcomes]
+        if self.postgres:
+            rows = [latest[log_id].__dict__ for log_id in sorted(latest)]
+            with self.engine.begin() as conn:
+                conn.execute(
+                    _PG_RECORD_OUTCOMES,
+                    {"rows": _json_param(rows), "finished": finished, "max_attempts": MAX_ATTEMPTS},
+                )
+            return
         with self.engine.begin() as conn:
-            # Row locks serialise two outcomes of one log, so attempt numbers stay unique.
             before = {
                 row.id: row
-                for row in conn.execute(
-                    _BEFORE_OUTCOME.where(
-                        c.id == sa.any_(sa.bindparam("ids", ids, type_=_ID_ARRAY))
-                        if self.postgres
-                        else c.id.in_(ids)
-                    )
-                )
+                for row in conn.execute(_BEFORE_OUTCOME.where(webhook_logs.c.id.in_(latest)))
             }
-            updates: dict[int, dict[str, Any]] = {}
+            updates: list[dict[str, Any]] = []
             attempt_rows = []
-            for out in outcomes:
+            for out in latest.values():
                 old = before.get(out.log_id)
                 if old is None:
                     continue
@@ -311,22 +332,27 @@ class WebhookLogStore:
                 retry = out.retry and attempts < MAX_ATTEMPTS
                 error = out.error_message
                 if out.retry and not retry:
-                    error = f"{error} (gave up after {attempts} attempts)"
+                    error = " ".join(filter(None, [error, f"(gave up after {attempts} attempts)"]))
                 decided = out.decision is not None
-                updates[out.log_id] = {
-                    "processing_status": out.status,
-                    "error_message": error,
-                    "attempts": attempts,
-                    "legs": {**(old.legs or {}), **out.legs} or None,
-                    "retry_at": finished + retry_delay(attempts) if retry else None,
-                    "processed_at": finished,
-                    "processing_ms": int((finished - utc(old.received_at)).total_seconds() * 1000),
-                    "awaiting_lead_data": out.awaiting_lead_data,
-                    # An outcome that decides nothing keeps the decision and UTM.
-                    "routing_decision": out.decision if decided else old.routing_decision,
-                    "utm_source": out.utm_source if decided else old.utm_source,
-                    "utm_campaign": out.utm_campaign if decided else old.utm_campaign,
-                }
+                updates.append(
+                    {
+                        "log_id": out.log_id,
+                        "processing_status": out.status,
+                        "error_message": error,
+                        "attempts": attempts,
+                        "legs": {**(old.legs or {}), **out.legs} or None,
+                        "retry_at": finished + retry_delay(attempts) if retry else None,
+                        "processed_at": finished,
+                        "processing_ms": int(
+                            (finished - utc(old.received_at)).total_seconds() * 1000
+                        ),
+                        "awaiting_lead_data": out.awaiting_lead_data,
+                        # An outcome that decides nothing keeps the decision and UTM.
+                        "routing_decision": out.decision if decided else old.routing_decision,
+                        "utm_source": out.utm_source if decided else old.utm_source,
+                        "utm_campaign": out.utm_campaign if decided else old.utm_campaign,
+                    }
+                )
                 started = utc(old.attempt_started_at or old.received_at)
                 attempt_rows.append(
                     {
@@ -340,15 +366,8 @@ class WebhookLogStore:
                         "duration_ms": max(0, int((finished - started).total_seconds() * 1000)),
                     }
                 )
-            if not updates:
-                return
-            if self.postgres:
-                rows = [{"id": log_id, **values} for log_id, values in updates.items()]
-                conn.execute(_PG_RECORD_OUTCOMES, {"rows": _json_param(rows)})
-                conn.execute(_PG_INSERT_ATTEMPTS, {"rows": _json_param(attempt_rows)})
-            else:
-                rows = [{"log_id": log_id, **values} for log_id, values in updates.items()]
-                conn.execute(_RECORD_OUTCOME, _storable(rows))
+            if updates:
+                conn.execute(_RECORD_OUTCOME, _storable(updates))
                 conn.execute(sa.insert(webhook_attempts), _storable(attempt_rows))
 
     def claim_due(self, limit: int, lease: timedelta) -> list[DueEvent]:

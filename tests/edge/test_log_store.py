@@ -1,5 +1,5 @@
-"""webhook_logs on a real database: claims by several workers at once, and text
-PostgreSQL cannot store."""
+"""webhook_logs on a real database: claims by several workers at once, text
+PostgreSQL cannot store, and how recorded outcomes change a log."""
 
 import threading
 from datetime import UTC, datetime, timedelta
@@ -7,8 +7,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from amoroute.timeutil import utc
 from edge.__main__ import upgrade_database
-from edge.logs import NewLog, WebhookLogStore, webhook_logs
+from edge.logs import (
+    MAX_ATTEMPTS,
+    PARTIAL,
+    PENDING,
+    SUCCESS,
+    NewLog,
+    Outcome,
+    WebhookLogStore,
+    webhook_logs,
+)
 from edge.settings import Settings
 
 
@@ -80,3 +90,93 @@ def test_webhook_logs_is_vacuumed_every_few_thousand_dead_rows(store: WebhookLog
             sa.text("SELECT reloptions FROM pg_class WHERE relname = 'webhook_logs'")
         ).scalar_one()
     assert set(options) == {"autovacuum_vacuum_scale_factor=0.01", "autovacuum_vacuum_threshold=5000"}
+
+
+def _log(store: WebhookLogStore, lead_id: int) -> int:
+    [log_id] = store.insert([NewLog(source="amocrm", deal_data={"lead": lead_id}, lead_id=lead_id)])
+    return log_id
+
+
+def test_outcomes_count_attempts_back_off_and_merge_legs(store: WebhookLogStore) -> None:
+    log_id = _log(store, 10)
+    before = datetime.now(UTC)
+    store.record_outcomes([Outcome(log_id, PENDING, error_message="router UNAVAILABLE: down",
+                                   retry=True)])
+    row = store.find(log_id)
+    assert (row["attempts"], row["processing_status"], row["routing_decision"]) == (1, PENDING, None)
+    assert row["error_message"] == "router UNAVAILABLE: down"
+    assert utc(row["retry_at"]) - utc(row["processed_at"]) == timedelta(seconds=5)
+    assert utc(row["processed_at"]) >= before and row["processing_ms"] >= 0
+
+    store.record_outcomes([Outcome(log_id, PARTIAL, decision="both", utm_source="ref_a",
+                                   utm_campaign="kenesary_x", error_message="referral: down",
+                                   retry=True, legs={"traffic": "recorded", "referral": "failed"})])
+    row = store.find(log_id)
+    assert (row["attempts"], row["processing_status"], row["routing_decision"]) == (2, PARTIAL, "both")
+    assert (row["utm_source"], row["utm_campaign"]) == ("ref_a", "kenesary_x")
+    assert utc(row["retry_at"]) - utc(row["processed_at"]) == timedelta(seconds=10)
+    assert row["legs"] == {"traffic": "recorded", "referral": "failed"}
+
+    # An outcome that decides nothing (a retry of the failed leg only) keeps the
+    # decision and the UTM marks; its legs are merged into the earlier ones.
+    store.record_outcomes([Outcome(log_id, SUCCESS, legs={"referral": "recorded"},
+                                   awaiting_lead_data=False)])
+    row = store.find(log_id)
+    assert (row["attempts"], row["processing_status"], row["routing_decision"]) == (3, SUCCESS, "both")
+    assert (row["utm_source"], row["utm_campaign"], row["error_message"]) == ("ref_a", "kenesary_x", None)
+    assert row["retry_at"] is None
+    assert row["legs"] == {"traffic": "recorded", "referral": "recorded"}
+
+    attempts = store.attempts(log_id)
+    assert [(a["attempt"], a["status"], a["routing_decision"]) for a in attempts] == [
+        (1, PENDING, None), (2, PARTIAL, "both"), (3, SUCCESS, None)]
+    assert [a["legs"] for a in attempts] == [
+        None, {"traffic": "recorded", "referral": "failed"}, {"referral": "recorded"}]
+    assert [a["error_message"] for a in attempts] == ["router UNAVAILABLE: down", "referral: down", None]
+    assert all(a["duration_ms"] >= 0 for a in attempts)
+
+
+def test_an_event_retried_too_often_is_given_up(store: WebhookLogStore) -> None:
+    log_id = _log(store, 11)
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(webhook_logs).where(webhook_logs.c.id == log_id)
+                     .values(attempts=MAX_ATTEMPTS - 1))
+    store.record_outcomes([Outcome(log_id, PENDING, error_message="router UNAVAILABLE: down",
+                                   retry=True)])
+    row = store.find(log_id)
+    assert row["attempts"] == MAX_ATTEMPTS and row["retry_at"] is None
+    expected = f"router UNAVAILABLE: down (gave up after {MAX_ATTEMPTS} attempts)"
+    assert row["error_message"] == expected
+    assert store.attempts(log_id)[-1]["error_message"] == expected
+
+
+def test_outcomes_of_deleted_logs_are_skipped(store: WebhookLogStore) -> None:
+    kept, gone = _log(store, 12), _log(store, 13)
+    with store.engine.begin() as conn:
+        conn.execute(sa.delete(webhook_logs).where(webhook_logs.c.id == gone))
+    store.record_outcomes([Outcome(gone, SUCCESS, decision="unknown"),
+                           Outcome(kept, SUCCESS, decision="unknown")])
+    assert store.find(kept)["routing_decision"] == "unknown"
+    assert store.find(gone) is None and store.attempts(gone) == []
+
+
+def test_concurrent_outcomes_of_one_log_number_their_attempts_uniquely(
+    store: WebhookLogStore,
+) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("concurrent writers: PostgreSQL's row locks (SQLite runs one writer)")
+    log_id = _log(store, 14)
+    start = threading.Barrier(4)
+
+    def record() -> None:
+        start.wait()
+        for _ in range(15):
+            store.record_outcomes([Outcome(log_id, PENDING, error_message="again", retry=True)])
+
+    threads = [threading.Thread(target=record) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.find(log_id)["attempts"] == 60
+    assert [a["attempt"] for a in store.attempts(log_id)] == list(range(1, 61))
