@@ -39,8 +39,11 @@ BACKLOG = MAX_BATCH // 2
 # router and each service ~1.5 ms of CPU whatever it carries, against ~60 us
 # per deal (python -m bench.route_batches), so under load fewer, bigger calls
 # leave more CPU for the webhooks. An idle edge routes each event at once.
-ROUTING_LINGER_S = 0.05
-GATHER = 100
+# 0.2 s rather than 0.05 s: at 500 webhooks/s the three services then used
+# 0.17 cores instead of 0.31 (BENCH_QUICK=1 make bench); a sale is credited
+# a fraction of a second later, which nobody waits for.
+ROUTING_LINGER_S = 0.2
+GATHER = 200
 # Outcomes recorded in one transaction at most.
 MAX_RECORDED = 1_000
 # Events waiting at most (about 3 KiB each); beyond this the worker takes them.
