@@ -72,16 +72,21 @@ class LogWriter:
 
     def _insert(self, rows: list[NewLog]) -> list[int]:
         try:
-            return self.logs.insert_on(self._connection(), rows)
+            return self._insert_once(rows)
         except DBAPIError as exc:
-            self._drop_connection()
             if not exc.connection_invalidated:
                 raise
             # A connection the database dropped (a restart): the pool is renewed,
             # so one more try on a fresh connection.
             log.warning("edge database connection lost; writing again on a new one")
+            return self._insert_once(rows)
+
+    def _insert_once(self, rows: list[NewLog]) -> list[int]:
+        try:
             return self.logs.insert_on(self._connection(), rows)
         except Exception:
+            # Whatever failed, the next write starts on a new connection: one
+            # that failed is not used again.
             self._drop_connection()
             raise
 

@@ -66,3 +66,20 @@ def test_a_failed_commit_fails_every_webhook_in_it_and_the_next_one_succeeds(
             conn.execute(sa.text("ALTER TABLE webhook_logs_away RENAME TO webhook_logs"))
     [log_id] = writer.insert(_rows(2, 1))
     assert store.find(log_id)["lead_id"] == 200
+
+
+def test_a_connection_the_server_dropped_is_replaced_and_the_write_goes_through(
+    store: WebhookLogStore,
+) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("a server-side disconnect is PostgreSQL's")
+    writer = LogWriter(store)
+    writer.insert(_rows(1, 1))  # the writer now holds its connection
+    with store.engine.connect() as conn:
+        killed = conn.execute(sa.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )).scalars().all()
+    assert killed and all(killed)
+    [log_id] = writer.insert(_rows(2, 1))
+    assert store.find(log_id)["lead_id"] == 200
