@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -143,6 +144,36 @@ def keys_among(
     return sa.tuple_(*columns).in_(
         sa.select(*(sa.literal_column(f"k.{name}") for name in names)).select_from(source)
     )
+
+
+class DriverStatement:
+    """A PostgreSQL statement run on psycopg directly, for the few that run for
+    every webhook: SQLAlchemy's execution machinery (cache key, execution
+    context, result wrapping) costs more Python than the round trip itself
+    (python -m bench.edge_writes), and on a busy edge every line of Python
+    per webhook counts. Errors come out as Connection.execute raises them."""
+
+    def __init__(self, statement: sa.TextClause) -> None:
+        self.sql = str(statement.compile(dialect=postgresql.psycopg.dialect()))
+
+    def rows(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run on `conn` (prepared once per connection); the rows it returns."""
+        if conn.invalidated:
+            # Connection.connection would reconnect without the engine's connection
+            # options (AUTOCOMMIT among them): a failed connection is not reused.
+            raise sa.exc.InvalidRequestError("this connection was invalidated; use a new one")
+        driver = conn.connection.driver_connection
+        try:
+            with driver.cursor() as cursor:
+                cursor.execute(self.sql, params, prepare=True)
+                return cursor.fetchall() if cursor.description else []
+        except psycopg.Error as exc:
+            # SQLAlchemy's own handling, as for Connection.execute: the error
+            # wrapped, and on a lost connection this one invalidated and the pool
+            # renewed. A private method: the SQLAlchemy version is pinned, and
+            # the edge's outage tests go through here.
+            conn._handle_dbapi_exception(exc, self.sql, params, None, None)
+            raise  # not reached: the call above raises
 
 
 def json_rows(rows: list[dict[str, Any]]) -> str:

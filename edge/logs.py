@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from amoroute.db import (
+    DriverStatement,
     JsonColumn,
     insert_from_json,
     insert_ignoring_conflicts,
@@ -120,7 +121,7 @@ _RECORD_OUTCOME = sa.update(webhook_logs).where(webhook_logs.c.id == sa.bindpara
 # (the second re-reads `attempts` once the first commits), so attempt numbers
 # stay unique. The rows come sorted by log id, so concurrent batches lock
 # their logs in the same order.
-_PG_RECORD_OUTCOMES = sa.text(
+_PG_RECORD_OUTCOMES = DriverStatement(sa.text(
     """
 WITH o AS (
   SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS o(
@@ -160,7 +161,7 @@ SELECT done.id, done.attempts, CAST(:finished AS timestamptz), done.processing_s
 FROM done JOIN o ON o.log_id = done.id
 ORDER BY done.id
 """
-)
+))
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -189,11 +190,13 @@ class NewLog:
     replay_of: int | None = None
 
 
-_PG_INSERT = insert_from_json(
-    webhook_logs,
-    [f.name for f in dataclasses.fields(NewLog)]
-    + ["received_at", "attempt_started_at", "retry_at"],
-    "RETURNING id",
+_PG_INSERT = DriverStatement(
+    insert_from_json(
+        webhook_logs,
+        [f.name for f in dataclasses.fields(NewLog)]
+        + ["received_at", "attempt_started_at", "retry_at"],
+        "RETURNING id",
+    )
 )
 
 
@@ -300,7 +303,7 @@ class WebhookLogStore:
         # All rows as one JSON parameter: a statement PostgreSQL and psycopg prepare
         # once, whatever the number of rows. The ids come from the sequence in the
         # rows' order (ORDER BY n), so sorted they match.
-        return sorted(conn.execute(_PG_INSERT, {"rows": _json_param(rows)}).scalars())
+        return sorted(log_id for (log_id,) in _PG_INSERT.rows(conn, {"rows": _json_param(rows)}))
 
     def record_outcomes(self, outcomes: list[Outcome]) -> None:
         """Store how each event ended (or why it is to be retried), one transaction.
@@ -312,8 +315,8 @@ class WebhookLogStore:
         if self.postgres:
             rows = [latest[log_id].__dict__ for log_id in sorted(latest)]
             with self.engine.begin() as conn:
-                conn.execute(
-                    _PG_RECORD_OUTCOMES,
+                _PG_RECORD_OUTCOMES.rows(
+                    conn,
                     {"rows": _json_param(rows), "finished": finished, "max_attempts": MAX_ATTEMPTS},
                 )
             return
