@@ -6,6 +6,8 @@ import sys
 import time
 from typing import Any
 
+import orjson
+
 from amoroute import requestid
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
@@ -32,7 +34,11 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        try:
+            # orjson: ~0.3 us a line against json's ~4 (the edge writes one per webhook).
+            return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:  # e.g. an int beyond 64 bits (orjson's error is a TypeError)
+            return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 def setup_logging(service: str, level: str = "INFO") -> None:
