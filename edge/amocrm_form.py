@@ -108,13 +108,16 @@ class LeadEvent:
 
 
 class _Node(dict[Any, Any]):
-    """A container while parsing; remembers the next index for PHP's `key[]` append."""
+    """A container while parsing; remembers the next index for PHP's `key[]`
+    append, and whether any of its keys is a name (then it becomes a dict,
+    otherwise a list ordered by index)."""
 
-    __slots__ = ("next_index",)
+    __slots__ = ("next_index", "named")
 
     def __init__(self) -> None:
         super().__init__()
         self.next_index = 0
+        self.named = False
 
 
 def parse_form(body: bytes, limits: FormLimits = DEFAULT_LIMITS) -> dict[str, Any]:
@@ -138,7 +141,7 @@ def parse_form(body: bytes, limits: FormLimits = DEFAULT_LIMITS) -> dict[str, An
     for number, pair in enumerate(pairs, 1):
         raw_key, _, raw_value = pair.partition(b"=")
         try:
-            key = _decode_name(raw_key)
+            key, brackets = _name(raw_key)
         except UnicodeDecodeError as exc:
             raise _not_utf8(f"name of field #{number}", exc) from None
         if key:
@@ -146,7 +149,12 @@ def parse_form(body: bytes, limits: FormLimits = DEFAULT_LIMITS) -> dict[str, An
                 value = _decode(raw_value)
             except UnicodeDecodeError as exc:
                 raise _not_utf8(f"value of {_show(key)}", exc) from None
-            _insert(root, key, value, limits)
+            # Counting '[' first bounds the regex and path work on absurd names.
+            if brackets > limits.max_depth:
+                raise FormError(
+                    f"field {_show(key)} is nested deeper than {limits.max_depth} levels"
+                )
+            _insert(root, key, _path(key), value, limits)
     if not root:
         raise FormError("body has no named fields")
     return {key: _finish(value) for key, value in root.items()}
@@ -221,8 +229,12 @@ def _decode(raw: bytes) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-# Every webhook repeats the same few hundred field names: each is decoded once.
-_decode_name = functools.lru_cache(maxsize=4096)(_decode)
+@functools.lru_cache(maxsize=4096)
+def _name(raw: bytes) -> tuple[str, int]:
+    """A field name decoded, and how many '[' it holds. Every webhook repeats the
+    same few hundred names: each is decoded once."""
+    name = _decode(raw)
+    return name, name.count("[")
 
 
 def _not_utf8(what: str, exc: UnicodeDecodeError) -> FormError:
@@ -233,17 +245,18 @@ def _not_utf8(what: str, exc: UnicodeDecodeError) -> FormError:
 _HUGE_INDEX = 10**19
 
 
-def _insert(root: _Node, key: str, value: str, limits: FormLimits) -> None:
-    # Counting '[' first bounds the regex and path work on absurd names.
-    if key.count("[") > limits.max_depth:
-        raise FormError(f"field {_show(key)} is nested deeper than {limits.max_depth} levels")
-    path = _path(key)
+def _insert(
+    root: _Node, key: str, path: tuple[str | int | None, ...], value: str, limits: FormLimits
+) -> None:
     node = root
     last = len(path) - 1
     for depth, segment in enumerate(path):
-        slot: str | int = segment  # type: ignore[assignment]
-        if depth and not isinstance(segment, str):  # an index, or None for `[]` (append)
-            slot = node.next_index if segment is None else segment
+        slot: str | int
+        if type(segment) is str:
+            slot = segment
+            node.named = True
+        else:  # an index, or None for `[]` (append); the top-level name is always text
+            slot = node.next_index if segment is None else segment  # type: ignore[assignment]
             if slot > limits.max_index:
                 raise FormError(
                     f"field {_show(key)} has an index above the limit of {limits.max_index:,}"
@@ -252,10 +265,10 @@ def _insert(root: _Node, key: str, value: str, limits: FormLimits) -> None:
                 node.next_index = slot + 1
         existing = node.get(slot)
         if depth == last:
-            if isinstance(existing, _Node):
+            if type(existing) is _Node:
                 raise _conflict(key, path, depth)
             node[slot] = value
-        elif isinstance(existing, _Node):
+        elif type(existing) is _Node:
             node = existing
         elif existing is None:
             child = _Node()
@@ -295,12 +308,11 @@ def _conflict(key: str, path: tuple[str | int | None, ...], depth: int) -> FormE
 
 
 def _finish(value: Any) -> Any:
-    if not isinstance(value, _Node):
+    if type(value) is not _Node:
         return value
-    items = {key: _finish(child) for key, child in value.items()}
-    if all(isinstance(key, int) for key in items):
-        return [items[key] for key in sorted(items)]
-    return {str(key): child for key, child in items.items()}
+    if value.named:
+        return {str(key): _finish(child) for key, child in value.items()}
+    return [_finish(value[key]) for key in sorted(value)]
 
 
 def _lead_id(lead: dict[str, Any], where: str) -> int:
@@ -313,6 +325,8 @@ def _lead_id(lead: dict[str, Any], where: str) -> int:
 
 def _int(raw: Any, field: str) -> int:
     """A non-negative int64 from a form value; missing or blank is 0."""
+    if type(raw) is str and raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)  # the usual case: plain digits, well within int64
     text = _scalar(raw, field).strip()
     if not text:
         return 0
