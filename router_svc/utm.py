@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -36,17 +37,26 @@ def extract_utm(deal: deal_pb2.Deal, sources: UtmSources) -> deal_pb2.UtmMarks:
     """Return the deal's UTM marks; for each key the first non-empty value wins, looking at
     the field code, then the field name, then configured extra fields, then a URL's query."""
     fields = list(deal.custom_fields)
+    # One pass over the fields: each field's first value, and the first non-empty
+    # value of each code and each name (the first field in the deal's order wins).
+    values = [_first_value(f) for f in fields]
+    by_code: dict[str, str] = {}
+    by_name: dict[str, str] = {}
+    for custom_field, value in zip(fields, values, strict=True):
+        if value:
+            by_code.setdefault(_normalise_code(custom_field.code), value)
+            by_name.setdefault(_normalise_name(custom_field.name), value)
     url_query: dict[str, str] | None = None
     marks: dict[str, str] = {}
     for key in UTM_KEYS:
         value = (
-            _by_code(fields, key)
-            or _by_name(fields, key)
+            by_code.get(f"UTM_{key.upper()}")
+            or by_name.get(f"utm_{key}")
             or _by_extra(fields, sources.extra_fields.get(key, ()))
         )
         if not value:
             if url_query is None:  # parsed once, and only when some key needs it
-                url_query = _url_query(fields, sources.url_fields)
+                url_query = _url_query(fields, values, sources.url_fields)
             value = url_query.get(key, "")
         marks[key] = value
     return deal_pb2.UtmMarks(**marks)
@@ -68,18 +78,15 @@ def _first_of(fields: Iterable[deal_pb2.CustomField]) -> str:
     return ""
 
 
-def _by_code(fields: list[deal_pb2.CustomField], key: str) -> str:
-    code = f"UTM_{key.upper()}"
-    return _first_of(f for f in fields if f.code.strip().upper() == code)
+# An account's deals carry the same few field codes and names: each is normalised once.
+@functools.lru_cache(maxsize=1024)
+def _normalise_code(code: str) -> str:
+    return code.strip().upper()
 
 
+@functools.lru_cache(maxsize=1024)
 def _normalise_name(name: str) -> str:
     return _NAME_SEPARATORS.sub("_", name.strip().lower())
-
-
-def _by_name(fields: list[deal_pb2.CustomField], key: str) -> str:
-    name = f"utm_{key}"
-    return _first_of(f for f in fields if _normalise_name(f.name) == name)
 
 
 def _matching(
@@ -98,12 +105,15 @@ def _by_extra(fields: list[deal_pb2.CustomField], wanted: tuple[str, ...]) -> st
     return _first_of(_matching(fields, wanted)) if wanted else ""
 
 
-def _url_query(fields: list[deal_pb2.CustomField], url_fields: tuple[str, ...]) -> dict[str, str]:
-    """UTM values from landing URLs: utm key ("source") -> first non-empty value."""
+def _url_query(
+    fields: list[deal_pb2.CustomField], values: list[str], url_fields: tuple[str, ...]
+) -> dict[str, str]:
+    """UTM values from landing URLs: utm key ("source") -> first non-empty value.
+    `values`: each field's first value."""
     if url_fields:
         urls = [_first_value(f) for f in _matching(fields, url_fields)]
     else:
-        urls = [v for v in map(_first_value, fields) if _HTTP_URL.match(v)]
+        urls = [v for v in values if _HTTP_URL.match(v)]
     found: dict[str, str] = {}
     for url in urls:
         for name, value in _query_pairs(url):
