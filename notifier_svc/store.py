@@ -79,20 +79,26 @@ class NewNotification:
     next_attempt_at: datetime | None = None
 
 
+# A row of `notifications` (select(notifications), RETURNING * typed with its
+# columns) read by position: a Row's attribute access costs several times a tuple's.
+_COLUMNS = tuple(c.name for c in notifications.c)
+
+
 def _row(r: sa.Row) -> NotificationRow:
+    c = dict(zip(_COLUMNS, r, strict=True))
     return NotificationRow(
-        id=r.id,
-        account_id=r.account_id,
-        lead_id=r.lead_id,
-        chat_id=r.chat_id,
-        text=r.text,
-        status=Status(r.status),
-        error=r.error,
-        attempts=r.attempts,
-        next_attempt_at=utc(r.next_attempt_at) if r.next_attempt_at else None,
-        created_at=utc(r.created_at),
-        sent_at=utc(r.sent_at) if r.sent_at else None,
-        telegram_message_id=r.telegram_message_id,
+        id=c["id"],
+        account_id=c["account_id"],
+        lead_id=c["lead_id"],
+        chat_id=c["chat_id"],
+        text=c["text"],
+        status=Status(c["status"]),
+        error=c["error"],
+        attempts=c["attempts"],
+        next_attempt_at=utc(c["next_attempt_at"]) if c["next_attempt_at"] else None,
+        created_at=utc(c["created_at"]),
+        sent_at=utc(c["sent_at"]) if c["sent_at"] else None,
+        telegram_message_id=c["telegram_message_id"],
     )
 
 
