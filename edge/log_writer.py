@@ -8,8 +8,7 @@ many webhooks; alone, a webhook waits for nothing but its own commit."""
 
 import logging
 import queue
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+import threading
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -29,10 +28,31 @@ LINGER_S = 0.002
 WAIT_S = 10.0
 
 
-@dataclass
 class _Write:
-    rows: list[NewLog]
-    done: "Future[list[int]]" = field(default_factory=Future)
+    """One webhook's rows, and their ids or the error once committed. A bare
+    lock signals the end: it costs a fraction of a Future's Python-level
+    condition, on the path of every webhook."""
+
+    __slots__ = ("rows", "ids", "error", "_pending")
+
+    def __init__(self, rows: list[NewLog]) -> None:
+        self.rows = rows
+        self.ids: list[int] = []
+        self.error: BaseException | None = None
+        self._pending = threading.Lock()
+        self._pending.acquire()
+
+    def finish(self, ids: list[int] | None = None, error: BaseException | None = None) -> None:
+        """Called once by the writer thread."""
+        self.ids, self.error = ids or [], error
+        self._pending.release()
+
+    def result(self, wait_s: float) -> list[int]:
+        if not self._pending.acquire(timeout=wait_s):
+            raise TimeoutError(f"the log rows were not committed within {wait_s} s")
+        if self.error is not None:
+            raise self.error
+        return self.ids
 
 
 class LogWriter:
@@ -49,7 +69,7 @@ class LogWriter:
         self._thread.start_once()
         write = _Write(rows)
         self._writes.put(write)
-        return write.done.result(wait_s)
+        return write.result(wait_s)
 
     def _run(self) -> None:
         while True:
@@ -63,11 +83,11 @@ class LogWriter:
             ids = self._insert(rows)
         except Exception as exc:  # every webhook of the batch is answered 503
             for write in batch:
-                write.done.set_exception(exc)
+                write.finish(error=exc)
             return
         start = 0
         for write in batch:
-            write.done.set_result(ids[start : start + len(write.rows)])
+            write.finish(ids[start : start + len(write.rows)])
             start += len(write.rows)
 
     def _insert(self, rows: list[NewLog]) -> list[int]:
