@@ -4,6 +4,7 @@ import base64
 import hmac
 import html
 import logging
+from collections import Counter
 from typing import Any
 
 import falcon
@@ -218,6 +219,8 @@ class WebhookTestResource:
 
 
 def count_outcomes(outcomes: list[Outcome]) -> None:
-    """amoroute_webhooks_total for events routed after their answer."""
-    for out in outcomes:
-        WEBHOOKS.labels(routing=out.decision or "none", status=out.status).inc()
+    """amoroute_webhooks_total for events routed after their answer: one
+    increment per label pair of the batch (each costs a shared-memory write)."""
+    counts = Counter((out.decision or "none", out.status) for out in outcomes)
+    for (routing, status), count in counts.items():
+        WEBHOOKS.labels(routing=routing, status=status).inc(count)
