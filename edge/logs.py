@@ -138,7 +138,8 @@ WITH o AS (
     legs = NULLIF(COALESCE(w.legs, CAST('{}' AS jsonb)) || o.legs, CAST('{}' AS jsonb)),
     retry_at = CASE WHEN o.retry AND w.attempts + 1 < :max_attempts
       THEN CAST(:finished AS timestamptz)
-        + make_interval(secs => LEAST(5 * power(2, LEAST(w.attempts, 20)), 1800))
+        + make_interval(secs => LEAST(
+          :retry_first_s * power(2, LEAST(w.attempts, 20)), :retry_max_s))
       END,
     processed_at = CAST(:finished AS timestamptz),
     processing_ms = CAST(
@@ -164,10 +165,16 @@ ORDER BY done.id
 ))
 
 
+# Backoff before the next try of an event: RETRY_FIRST_S after its first try,
+# doubling after each further one, RETRY_MAX_S at most.
+RETRY_FIRST_S = 5
+RETRY_MAX_S = 1800
+
+
 def retry_delay(attempts: int) -> timedelta:
     """Backoff before the next try of an event that has had `attempts` tries:
     5 s, 10 s, 20 s, … capped at 30 min."""
-    return timedelta(seconds=min(5 * 2 ** max(attempts - 1, 0), 1800))
+    return timedelta(seconds=min(RETRY_FIRST_S * 2 ** max(attempts - 1, 0), RETRY_MAX_S))
 
 
 @dataclass(frozen=True)
@@ -317,7 +324,13 @@ class WebhookLogStore:
             with self.engine.begin() as conn:
                 _PG_RECORD_OUTCOMES.rows(
                     conn,
-                    {"rows": _json_param(rows), "finished": finished, "max_attempts": MAX_ATTEMPTS},
+                    {
+                        "rows": _json_param(rows),
+                        "finished": finished,
+                        "max_attempts": MAX_ATTEMPTS,
+                        "retry_first_s": RETRY_FIRST_S,
+                        "retry_max_s": RETRY_MAX_S,
+                    },
                 )
             return
         with self.engine.begin() as conn:
