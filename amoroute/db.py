@@ -6,7 +6,7 @@ A `sqlite:///path` URL is the embedded default for `make run`; a
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,14 @@ def keys_among(
     return sa.tuple_(*columns).in_(
         sa.select(*(sa.literal_column(f"k.{name}") for name in names)).select_from(source)
     )
+
+
+def row_reader(table: sa.Table) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """A function turning a whole row of `table` (from select(table), or RETURNING *
+    typed with table.c) into {column name: value}, by position: a Row's attribute
+    access costs several times a tuple's index, where every row of a batch is read."""
+    names = tuple(c.name for c in table.c)
+    return lambda row: dict(zip(names, row, strict=True))
 
 
 class DriverStatement:

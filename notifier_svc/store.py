@@ -14,7 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from amoroute.db import insert_ignoring_conflicts_returning, keys_among
+from amoroute.db import insert_ignoring_conflicts_returning, keys_among, row_reader
 from amoroute.timeutil import now, utc
 
 
@@ -79,13 +79,11 @@ class NewNotification:
     next_attempt_at: datetime | None = None
 
 
-# A row of `notifications` (select(notifications), RETURNING * typed with its
-# columns) read by position: a Row's attribute access costs several times a tuple's.
-_COLUMNS = tuple(c.name for c in notifications.c)
+_notification_values = row_reader(notifications)
 
 
 def _row(r: sa.Row) -> NotificationRow:
-    c = dict(zip(_COLUMNS, r, strict=True))
+    c = _notification_values(r)
     return NotificationRow(
         id=c["id"],
         account_id=c["account_id"],

@@ -20,6 +20,7 @@ from amoroute.db import (
     insert_ignoring_conflicts,
     insert_ignoring_conflicts_returning,
     keys_among,
+    row_reader,
 )
 from amoroute.timeutil import now, utc
 
@@ -96,14 +97,12 @@ class StatsRow:
     reversed_revenue: int
 
 
-# A row of `sales` (select(sales), RETURNING * typed with sales.c) read by
-# position: a Row's attribute access costs several times a tuple's.
-_SALE_COLUMNS = tuple(c.name for c in sales.c)
+_sale_values = row_reader(sales)
 _UTM_COLUMNS = tuple((key, f"utm_{key}") for key in UTM_KEYS)
 
 
 def _row(r: sa.Row) -> SaleRow:
-    c = dict(zip(_SALE_COLUMNS, r, strict=True))
+    c = _sale_values(r)
     return SaleRow(
         id=c["id"],
         account_id=c["account_id"],
