@@ -159,13 +159,21 @@ class DriverStatement:
     every webhook: SQLAlchemy's execution machinery (cache key, execution
     context, result wrapping) costs more Python than the round trip itself
     (python -m bench.edge_writes), and on a busy edge every line of Python
-    per webhook counts. Errors come out as Connection.execute raises them."""
+    per webhook counts. Errors come out as Connection.execute raises them.
 
-    def __init__(self, statement: sa.TextClause) -> None:
+    `prepare`: prepared once per connection (parsed and planned once), for a
+    statement that reads no table, such as an INSERT of its parameter's rows.
+    A statement that reads a growing table must be planned each time
+    (prepare=False): PostgreSQL may keep a prepared statement's plan for the
+    connection's life, and a plan made while the table was small (a sequential
+    scan) gets slower with every row (see WebhookLogStore.record_outcomes)."""
+
+    def __init__(self, statement: sa.TextClause, prepare: bool) -> None:
         self.sql = str(statement.compile(dialect=postgresql.psycopg.dialect()))
+        self.prepare = prepare
 
     def rows(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Run on `conn` (prepared once per connection); the rows it returns."""
+        """Run on `conn`; the rows it returns."""
         if conn.invalidated:
             # Connection.connection would reconnect without the engine's connection
             # options (AUTOCOMMIT among them): a failed connection is not reused.
@@ -173,7 +181,7 @@ class DriverStatement:
         driver = conn.connection.driver_connection
         try:
             with driver.cursor() as cursor:
-                cursor.execute(self.sql, params, prepare=True)
+                cursor.execute(self.sql, params, prepare=self.prepare)
                 return cursor.fetchall() if cursor.description else []
         except psycopg.Error as exc:
             # SQLAlchemy's own handling, as for Connection.execute: the error

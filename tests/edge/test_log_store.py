@@ -180,3 +180,23 @@ def test_concurrent_outcomes_of_one_log_number_their_attempts_uniquely(
         t.join()
     assert store.find(log_id)["attempts"] == 60
     assert [a["attempt"] for a in store.attempts(log_id)] == list(range(1, 61))
+
+
+def test_make_due_hands_over_only_events_waiting_for_their_first_try(
+    store: WebhookLogStore,
+) -> None:
+    waiting, done, retrying = _log(store, 20), _log(store, 21), _log(store, 22)
+    [ignored] = store.insert([NewLog(source="amocrm", deal_data={}, lead_id=23,
+                                     processing_status=SUCCESS, routing_decision="ignored")])
+    store.record_outcomes([Outcome(done, SUCCESS, decision="unknown"),
+                           Outcome(retrying, PENDING, error_message="router down", retry=True)])
+    before = {i: store.find(i)["retry_at"] for i in (done, retrying, ignored)}
+    moment = datetime.now(UTC)
+
+    store.make_due([waiting, done, retrying, ignored, 999_999])
+
+    assert utc(store.find(waiting)["retry_at"]) <= datetime.now(UTC)
+    assert utc(store.find(waiting)["retry_at"]) >= moment - timedelta(seconds=1)
+    assert {i: store.find(i)["retry_at"] for i in (done, retrying, ignored)} == before
+    assert before[done] is None and before[ignored] is None
+    assert [e.id for e in store.claim_due(10, timedelta(minutes=5))] == [waiting]
