@@ -49,8 +49,12 @@ def render_sale_message(
             lines.append(f'<a href="{html.escape(link, quote=True)}">Открыть сделку в amoCRM</a>')
         return "\n".join(lines)
 
+    name = _one_line(deal_name) or "—"
+    text = compose(html.escape(name, quote=False))
+    if _units(text) <= MAX_MESSAGE_LEN:  # the usual case: composed once
+        return text
     room = MAX_MESSAGE_LEN - _units(compose(""))
-    return compose(_escape_within(_one_line(deal_name) or "—", room))
+    return compose(_escape_within(name, room))
 
 
 def format_amount(amount: int, currency: str) -> str:
