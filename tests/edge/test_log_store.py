@@ -92,6 +92,21 @@ def test_webhook_logs_is_vacuumed_every_few_thousand_dead_rows(store: WebhookLog
     assert set(options) == {"autovacuum_vacuum_scale_factor=0.01", "autovacuum_vacuum_threshold=5000"}
 
 
+def test_search_indexes_merge_their_pending_entries_in_small_steps(
+    store: WebhookLogStore,
+) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("GIN indexes are PostgreSQL's")
+    with store.engine.connect() as conn:
+        options = dict(conn.execute(sa.text(
+            "SELECT relname, reloptions FROM pg_class WHERE relname LIKE 'ix_webhook_logs_%_trgm'"
+        )).all())
+    assert options == {
+        f"ix_webhook_logs_{column}_trgm": ["gin_pending_list_limit=512"]
+        for column in ("deal_name", "utm_source", "utm_campaign")
+    }
+
+
 def _log(store: WebhookLogStore, lead_id: int) -> int:
     [log_id] = store.insert([NewLog(source="amocrm", deal_data={"lead": lead_id}, lead_id=lead_id)])
     return log_id

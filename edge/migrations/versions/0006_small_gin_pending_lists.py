@@ -1,0 +1,42 @@
+"""Trigram indexes flush their pending list every 512 kB, not every 4 MB.
+
+Every intake row and every outcome adds trigram entries to the three search
+indexes (a non-HOT update indexes the new row version again). GIN queues them
+in a pending list, and the statement that finds the list over
+gin_pending_list_limit merges all of it into the index while the webhooks of
+that commit wait. At PostgreSQL's default of 4 MB such a merge took 50-160 ms;
+36,000 rows logged 3 at a time with an outcome per row (ad-hoc script, two
+runs each way): 7-10 intake inserts over 20 ms and 4 outcome batches over
+20 ms as migrated, 0-1 of each at 512 kB (longest 25 and 44 ms), with the
+same median cost. Turning fastupdate off instead removed the stalls but made
+each outcome cost 2.5 times as much.
+
+Revision ID: 0006
+Revises: 0005
+"""
+
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+# The indexes 0002 creates when pg_trgm is available.
+_TRIGRAM_INDEXES = (
+    "ix_webhook_logs_deal_name_trgm",
+    "ix_webhook_logs_utm_source_trgm",
+    "ix_webhook_logs_utm_campaign_trgm",
+)
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for name in _TRIGRAM_INDEXES:
+            op.execute(f"ALTER INDEX IF EXISTS {name} SET (gin_pending_list_limit = 512)")
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for name in _TRIGRAM_INDEXES:
+            op.execute(f"ALTER INDEX IF EXISTS {name} RESET (gin_pending_list_limit)")
