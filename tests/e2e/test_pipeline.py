@@ -165,8 +165,15 @@ def test_every_grpc_service_exposes_call_metrics(e2e) -> None:  # type: ignore[n
 
 def test_edge_metrics_count_webhooks_by_routing_and_status(e2e) -> None:  # type: ignore[no-untyped-def]
     assert e2e.post_webhook(encode(won_deal_body(5550030, "ref_METRIC1"))).status_code == 200
-    text = e2e.http.get("/metrics").text
-    assert 'amoroute_webhooks_total{routing="referral",status="success"}' in text
+    # A routed event is counted once its outcome is recorded, after the answer.
+    counted = 'amoroute_webhooks_total{routing="referral",status="success"}'
+
+    def metrics_counting_it() -> str:
+        text = e2e.http.get("/metrics").text
+        return text if counted in text else ""
+
+    text = eventually(metrics_counting_it)
+    assert counted in text
     assert "amoroute_webhook_ack_seconds_bucket" in text
 
 
