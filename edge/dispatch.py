@@ -35,7 +35,7 @@ _DECISION_NAMES = {
 def decision_name(decision: int) -> str:
     """ROUTING_DECISION_BOTH -> "both"."""
     name = _DECISION_NAMES.get(decision)
-    if name is None:  # a value this edge's protos do not know yet
+    if name is None:  # not in this edge's protos: Name() raises ValueError for it
         return router_pb2.RoutingDecision.Name(decision)
     return name
 
