@@ -18,7 +18,6 @@ the warm-up and the counting of credits are this checkout's."""
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -27,17 +26,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from bench.accounting import Ledger
 from bench.delivery import post_leads
 from bench.leads import LeadBlock
 from bench.load import require_wrk, run_wrk
+from bench.pgstats import vacuum
+from bench.procstats import machine_cpu_s
 
 # Run in each checkout (its directory first on sys.path): start its stack, say
 # where it is, keep it up until stdin closes.
 _STACK = """
-import json, os, sys, tempfile
+import json, os, sys
 from pathlib import Path
 sys.path.insert(0, os.getcwd())
 from tests.support.databases import create_database, drop_database
@@ -61,32 +60,23 @@ finally:
 """
 WARM_UP_LEADS = 64
 CREDIT_TIMEOUT_S = 120.0
+# Often enough that the credited rate is not off by a poll's wait.
+CREDIT_POLL_S = 0.2
 
 
 @dataclass
 class Stack:
     name: str
-    checkout: Path
     proc: subprocess.Popen[str]
     edge_url: str
     databases: dict[str, str]
     ledger: Ledger
 
-    def vacuum(self) -> None:
-        """Every routed event leaves a dead row; each round starts on vacuumed tables."""
-        for url in self.databases.values():
-            engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-            with engine.connect() as conn:
-                conn.execute(sa.text("VACUUM ANALYZE"))
-            engine.dispose()
-
-    def wait_credited(self, block: LeadBlock, expected: int) -> bool:
-        deadline = time.monotonic() + CREDIT_TIMEOUT_S
-        while min(self.ledger.credited_so_far(block)) < expected:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.2)
-        return True
+    def wait_credited(self, block: LeadBlock, expected: int) -> None:
+        if not self.ledger.wait_credited(block, expected, CREDIT_TIMEOUT_S, CREDIT_POLL_S):
+            raise SystemExit(
+                f"stack {self.name}: {expected} leads not credited within {CREDIT_TIMEOUT_S} s"
+            )
 
     def stop(self) -> None:
         self.ledger.close()
@@ -112,21 +102,12 @@ def start(name: str, checkout: Path, work: Path) -> Stack:
         raise SystemExit(f"stack {name} ({checkout}) did not start: see {work / (name + '.log')}")
     info = json.loads(line)
     dbs = info["databases"]
-    stack = Stack(name, checkout, proc, info["edge_url"], dbs,
+    stack = Stack(name, proc, info["edge_url"], dbs,
                   Ledger(dbs["edge"], dbs["traffic"], dbs["notifier"]))
     block = LeadBlock.of_phase(9)
     post_leads(stack.edge_url, list(range(block.first, block.first + WARM_UP_LEADS)))
     stack.wait_credited(block, WARM_UP_LEADS)
     return stack
-
-
-def busy_and_steal_s() -> tuple[float, float]:
-    """Machine-wide CPU seconds so far: busy (user, nice, system, irq, softirq), steal."""
-    with open("/proc/stat") as f:
-        ticks = [int(x) for x in f.readline().split()[1:]]
-    hz = os.sysconf("SC_CLK_TCK")
-    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
-    return (user + nice + system + irq + softirq) / hz, steal / hz
 
 
 @dataclass(frozen=True)
@@ -137,9 +118,9 @@ class Round:
 
 
 def one_round(stack: Stack, number: int, args: argparse.Namespace, work: Path) -> Round:
-    stack.vacuum()
+    vacuum(stack.databases.values())
     block = LeadBlock.of_phase(10 + number)
-    busy0, steal0 = busy_and_steal_s()
+    busy0, steal0 = machine_cpu_s()
     started = time.monotonic()
     load = run_wrk(
         stack.edge_url + "/webhook/amocrm", first_lead=block.first, leads_per_body=args.leads,
@@ -149,12 +130,12 @@ def one_round(stack: Stack, number: int, args: argparse.Namespace, work: Path) -
     # Leads of answered webhooks; those wrk dropped at its stop may be credited
     # too, so the wait is for at least these.
     leads = load.answered_200 * args.leads
-    if not stack.wait_credited(block, leads):
-        raise SystemExit(f"stack {stack.name}: leads not credited within {CREDIT_TIMEOUT_S} s")
+    stack.wait_credited(block, leads)
     elapsed = time.monotonic() - started
-    busy1, steal1 = busy_and_steal_s()
+    busy1, steal1 = machine_cpu_s()
     result = Round(
-        cpu_us_per_lead=(busy1 - busy0) / leads * 1e6,
+        # Steal left out: time the hypervisor gave elsewhere is not this code's.
+        cpu_us_per_lead=((busy1 - steal1) - (busy0 - steal0)) / leads * 1e6,
         ack_webhooks_per_s=load.answered_200 / load.active_s,
         credited_leads_per_s=leads / elapsed,
     )

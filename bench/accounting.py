@@ -7,6 +7,7 @@ is stored. The bench reads the tables directly because it is the auditor: the
 counts must not depend on the services it is checking."""
 
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,6 +84,19 @@ class Ledger:
                 rows = conn.execute(sa.select(c.id, c.lead_id).where(c.id.in_(chunk)))
                 found.update({row.id: row.lead_id for row in rows})
         return found
+
+    def wait_credited(
+        self, block: LeadBlock, expected: int, timeout_s: float, poll_s: float = 0.5
+    ) -> bool:
+        """Wait until at least `expected` of the block's leads have their sale and
+        their notification; False after `timeout_s`. (Each poll is a transaction
+        in the traffic and notifier databases, which pgstats counts.)"""
+        deadline = time.monotonic() + timeout_s
+        while min(self.credited_so_far(block)) < expected:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(poll_s)
+        return True
 
     def credited_so_far(self, block: LeadBlock) -> tuple[int, int]:
         """(sales, notifications) of the block's leads now: cheap, for polling."""

@@ -45,9 +45,15 @@ def tree_cpu_s(root: int) -> float | None:
 
 def machine_busy_s() -> float:
     """CPU seconds every core has spent busy since boot (not idle, not waiting on I/O)."""
+    return machine_cpu_s()[0]
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of every core since boot; busy counts steal too
+    (time the hypervisor gave to another machine while this one had work)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = values[:8]
-    return (user + nice + system + irq + softirq + steal) / _TICKS
+    return (user + nice + system + irq + softirq + steal) / _TICKS, steal / _TICKS
 
 
 def peak_rss_kib(pid: int) -> int | None:

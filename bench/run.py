@@ -196,14 +196,7 @@ class StackBench:
                 if label.startswith(wanted)}
 
     def wait_credited(self, block: LeadBlock, expected: int) -> bool:
-        deadline = time.monotonic() + self.settings.drain_timeout_s
-        while True:
-            n_sales, n_notes = self.ledger.credited_so_far(block)
-            if n_sales >= expected and n_notes >= expected:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.5)
+        return self.ledger.wait_credited(block, expected, self.settings.drain_timeout_s)
 
     def warm_up(self) -> None:
         """Open every connection pool and channel before anything is measured."""
@@ -218,14 +211,7 @@ class StackBench:
         return pgstats.snapshot(PG_ADMIN_URL, self.databases)
 
     def vacuum(self) -> None:
-        """VACUUM ANALYZE every database of the stack: every routed event leaves a
-        dead row in webhook_logs, and without autovacuum later phases would pay
-        for the earlier phases' dead rows."""
-        for url in self.databases.values():
-            engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-            with engine.connect() as conn:
-                conn.execute(sa.text("VACUUM ANALYZE"))
-            engine.dispose()
+        pgstats.vacuum(self.databases.values())
 
     def phase(
         self, number: int, name: str, title: str, load: Callable[[LeadBlock], LoadResult]
