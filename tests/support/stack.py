@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import grpc
 import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from amoroute.devrun import Stack
 
@@ -38,8 +40,23 @@ class RunningStack:
         return self.log_path.read_text(errors="replace")
 
 
+GRPC_SERVICES = ("router", "referral", "traffic", "notifier")
+
+
+def _serving(address: str) -> bool:
+    """The gRPC service at `address` answers its health check SERVING."""
+    with grpc.insecure_channel(address) as ch:
+        try:
+            reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=1)
+        except grpc.RpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
 def start_stack(databases: dict[str, str], log_dir: Path, **extra_env: str) -> RunningStack:
-    """Migrate and start every process; wait until the edge is ready."""
+    """Migrate and start every process; wait until the edge is ready and every
+    gRPC service serves (the edge's /readyz looks at the router only, and a test
+    may call a service straight away)."""
     ports = {n: free_port() for n in ("EDGE", "ROUTER", "REFERRAL", "TRAFFIC", "NOTIFIER")}
     env = {
         **os.environ,
@@ -64,7 +81,9 @@ def start_stack(databases: dict[str, str], log_dir: Path, **extra_env: str) -> R
             stack.stop()
             raise RuntimeError(f"stack died: {stack.exited()}\n{running.output()[-4000:]}")
         try:
-            if httpx.get(f"{running.edge_url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{running.edge_url}/readyz", timeout=1).status_code == 200 and all(
+                _serving(running.addr(name)) for name in GRPC_SERVICES
+            ):
                 return running
         except httpx.HTTPError:
             pass
