@@ -22,10 +22,14 @@ import copy
 import functools
 import html
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+# Falcon's form decoder only (compiled with Cython in its wheels): plain strings in
+# and out, none of the framework's request machinery.
+from falcon.uri import parse_query_string
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from amoroute.v1 import deal_pb2
@@ -132,32 +136,87 @@ def parse_form(body: bytes, limits: FormLimits = DEFAULT_LIMITS) -> dict[str, An
         raise FormError(
             f"body is {len(body):,} bytes; the limit is {limits.max_body_bytes:,} bytes"
         )
+    fields = _compiled_fields(body, limits)
+    if fields is not None:
+        try:
+            return _nest(fields.items(), limits)
+        except FormError:
+            pass  # the field-by-field pass below names the first bad field
+    return _nest(_fields(body, limits), limits)
+
+
+def _compiled_fields(body: bytes, limits: FormLimits) -> dict[str, str] | None:
+    """Every field of a well-formed body, decoded by Falcon's compiled form decoder
+    (a tenth of the pure-Python pass on AmoCRM's batches); None for a body the
+    field-by-field pass must judge: one with repeated names (Falcon groups them, which
+    loses their order), a replacement or NUL character (Falcon replaces invalid UTF-8
+    silently, and stored text cannot hold NUL), or too many separators to be within
+    the field limit for sure."""
+    if body.count(b"&") >= limits.max_keys:
+        return None
+    try:
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    fields = parse_query_string(text, keep_blank=True)
+    fields.pop("", None)  # nameless pairs (`=x`) are skipped
+    if any(type(value) is not str for value in fields.values()):
+        return None
+    keys, values = "".join(fields), "".join(fields.values())  # type: ignore[arg-type]
+    for suspect in ("\ufffd", "\x00"):
+        if suspect in keys or suspect in values:
+            return None
+    return fields  # type: ignore[return-value]
+
+
+def _fields(body: bytes, limits: FormLimits) -> Iterator[tuple[str, str]]:
+    """Each (name, value) of the body in order, decoded strictly: FormError names the
+    first field that is not UTF-8, and a body that has no fields at all."""
     pairs = [pair for pair in bytes(body).split(b"&") if pair]
     if not pairs:
         raise FormError("body is empty: expected AmoCRM webhook fields such as leads[...][0][id]")
     if len(pairs) > limits.max_keys:
         raise FormError(f"body has {len(pairs):,} fields; the limit is {limits.max_keys:,}")
-    root = _Node()
     for number, pair in enumerate(pairs, 1):
         raw_key, _, raw_value = pair.partition(b"=")
         try:
-            key, brackets = _name(raw_key)
+            key = _name(raw_key)
         except UnicodeDecodeError as exc:
             raise _not_utf8(f"name of field #{number}", exc) from None
         if key:
             try:
-                value = _decode(raw_value)
+                yield key, _decode(raw_value)
             except UnicodeDecodeError as exc:
                 raise _not_utf8(f"value of {_show(key)}", exc) from None
-            # Counting '[' first bounds the regex and path work on absurd names.
-            if brackets > limits.max_depth:
-                raise FormError(
-                    f"field {_show(key)} is nested deeper than {limits.max_depth} levels"
-                )
-            _insert(root, key, _path(key), value, limits)
+
+
+def _nest(fields: Iterable[tuple[str, str]], limits: FormLimits) -> dict[str, Any]:
+    """Fields in body order -> the nested structure their bracket names describe."""
+    root = _Node()
+    # The container each name's value goes into, by the name's path without its last
+    # segment: a lead's fields share one, so most fields skip the walk from the root.
+    parents: dict[tuple[str | int | None, ...], _Node] = {}
+    for key, value in fields:
+        # Counting '[' first bounds the regex and path work on absurd names.
+        if key.count("[") > limits.max_depth:
+            raise FormError(f"field {_show(key)} is nested deeper than {limits.max_depth} levels")
+        path, parent_path = _field(key)
+        node = parents.get(parent_path) if parent_path is not None else None
+        if node is None:
+            node = _walk(root, key, path, limits)
+            if parent_path is not None:
+                parents[parent_path] = node
+        slot = path[-1]
+        if type(slot) is str:
+            node.named = True
+        else:
+            slot = _slot(node, key, slot, limits)
+        if type(node.get(slot)) is _Node:
+            raise _conflict(key, path, len(path) - 1)
+        node[slot] = value
     if not root:
         raise FormError("body has no named fields")
-    return {key: _finish(value) for key, value in root.items()}
+    return {key: value if type(value) is str else _finish(value) for key, value in root.items()}
 
 
 def lead_events(form: dict[str, Any], limits: FormLimits = DEFAULT_LIMITS) -> list[LeadEvent]:
@@ -198,23 +257,24 @@ def deal_from_event(event: LeadEvent) -> deal_pb2.Deal:
         raise FormError(f"{where} is not a lead")
 
     def number(name: str) -> int:
-        return _int(lead.get(name), f"{where}[{name}]")
+        return _int(lead.get(name), where, name)
 
     deal = deal_pb2.Deal(
         lead_id=_lead_id(lead, where),
-        name=_text(lead.get("name"), f"{where}[name]"),
+        name=_text(lead.get("name"), where, "name"),
         status_id=number("status_id"),
         old_status_id=number("old_status_id"),
         pipeline_id=number("pipeline_id"),
         old_pipeline_id=number("old_pipeline_id"),
-        price=_price(lead.get("price"), f"{where}[price]"),
-        account_id=number("account_id") or _int(event.account.get("id"), "account[id]"),
-        account_subdomain=_text(event.account.get("subdomain"), "account[subdomain]"),
+        price=_price(lead.get("price"), where, "price"),
+        account_id=number("account_id") or _int(event.account.get("id"), "account", "id"),
+        account_subdomain=_text(event.account.get("subdomain"), "account", "subdomain"),
         responsible_user_id=number("responsible_user_id"),
-        custom_fields=_custom_fields(lead.get("custom_fields"), f"{where}[custom_fields]"),
-        tags=_tags(lead.get("tags"), f"{where}[tags]"),
         event=event.action,
     )
+    # Filled in place: a message passed to a constructor is copied.
+    _add_custom_fields(deal, lead.get("custom_fields"), f"{where}[custom_fields]")
+    _add_tags(deal, lead.get("tags"), f"{where}[tags]")
     _set_time(deal.created_at, lead, ("created_at", "date_create"), where)
     _set_time(deal.updated_at, lead, ("updated_at", "last_modified"), where)
     return deal
@@ -230,45 +290,25 @@ def _decode(raw: bytes) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _name(raw: bytes) -> tuple[str, int]:
-    """A field name decoded, and how many '[' it holds. Every webhook repeats the
-    same few hundred names: each is decoded once."""
-    name = _decode(raw)
-    return name, name.count("[")
+def _name(raw: bytes) -> str:
+    """A field name decoded. Every webhook repeats the same few hundred names:
+    each is decoded once."""
+    return _decode(raw)
 
 
 def _not_utf8(what: str, exc: UnicodeDecodeError) -> FormError:
     return FormError(f"{what} is not valid UTF-8 text (bad byte at position {exc.start})")
 
 
-# Above any index limit: an index segment too long to be worth converting.
-_HUGE_INDEX = 10**19
-
-
-def _insert(
-    root: _Node, key: str, path: tuple[str | int | None, ...], value: str, limits: FormLimits
-) -> None:
+def _walk(
+    root: _Node, key: str, path: tuple[str | int | None, ...], limits: FormLimits
+) -> _Node:
+    """The container for the last segment of `path`, created on the way as needed."""
     node = root
-    last = len(path) - 1
-    for depth, segment in enumerate(path):
-        slot: str | int
-        if type(segment) is str:
-            slot = segment
-            node.named = True
-        else:  # an index, or None for `[]` (append); the top-level name is always text
-            slot = node.next_index if segment is None else segment  # type: ignore[assignment]
-            if slot > limits.max_index:
-                raise FormError(
-                    f"field {_show(key)} has an index above the limit of {limits.max_index:,}"
-                )
-            if slot >= node.next_index:
-                node.next_index = slot + 1
+    for depth in range(len(path) - 1):
+        slot = _slot(node, key, path[depth], limits)
         existing = node.get(slot)
-        if depth == last:
-            if type(existing) is _Node:
-                raise _conflict(key, path, depth)
-            node[slot] = value
-        elif type(existing) is _Node:
+        if type(existing) is _Node:
             node = existing
         elif existing is None:
             child = _Node()
@@ -276,6 +316,31 @@ def _insert(
             node = child
         else:
             raise _conflict(key, path, depth)
+    return node
+
+
+def _slot(node: _Node, key: str, segment: str | int | None, limits: FormLimits) -> str | int:
+    """Where `segment` goes in `node`: a name as it is, an index (or the next one for
+    `[]`) within the limit."""
+    if type(segment) is str:
+        node.named = True
+        return segment
+    # An index, or None for `[]` (append); the top-level name is always text.
+    slot: int = node.next_index if segment is None else segment  # type: ignore[assignment]
+    if slot > limits.max_index:
+        raise FormError(f"field {_show(key)} has an index above the limit of {limits.max_index:,}")
+    if slot >= node.next_index:
+        node.next_index = slot + 1
+    return slot
+
+
+@functools.lru_cache(maxsize=4096)
+def _field(key: str) -> tuple[tuple[str | int | None, ...], tuple[str | int | None, ...] | None]:
+    """A field name's path, and the path of its container: None when `[]` makes
+    each use of the name a new container, so it cannot be remembered."""
+    path = _path(key)
+    parent = path[:-1]
+    return path, (None if None in parent else parent)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -287,6 +352,10 @@ def _path(key: str) -> tuple[str | int | None, ...]:
     if match is None:
         return (key,)
     return (match[1], *map(_segment, _SEGMENT_RE.findall(match[2])))
+
+
+# Above any index limit: an index segment too long to be worth converting.
+_HUGE_INDEX = 10**19
 
 
 def _segment(text: str) -> str | int | None:
@@ -307,26 +376,39 @@ def _conflict(key: str, path: tuple[str | int | None, ...], depth: int) -> FormE
     )
 
 
-def _finish(value: Any) -> Any:
-    if type(value) is not _Node:
-        return value
-    if value.named:
-        return {str(key): _finish(child) for key, child in value.items()}
-    return [_finish(value[key]) for key in sorted(value)]
+def _finish(node: _Node) -> dict[str, Any] | list[Any]:
+    """A container as plain dicts and lists (the values are strings)."""
+    if node.named:
+        return {
+            key if type(key) is str else str(key): child if type(child) is str else _finish(child)
+            for key, child in node.items()
+        }
+    return [
+        child if type(child) is str else _finish(child)
+        for child in (node[key] for key in sorted(node))
+    ]
 
 
 def _lead_id(lead: dict[str, Any], where: str) -> int:
-    field = f"{where}[id]"
-    lead_id = _int(lead.get("id"), field)
+    lead_id = _int(lead.get("id"), where, "id")
     if lead_id <= 0:
-        raise FormError(f"{field} is missing or not a positive integer; every lead needs its id")
+        raise FormError(
+            f"{where}[id] is missing or not a positive integer; every lead needs its id"
+        )
     return lead_id
 
 
-def _int(raw: Any, field: str) -> int:
+# Each value reader below takes the field as `where` and `name` (the field is
+# where[name]) and spells it out only in an error: most values are fine.
+
+
+def _int(raw: Any, where: str, name: str) -> int:
     """A non-negative int64 from a form value; missing or blank is 0."""
     if type(raw) is str and raw.isascii() and raw.isdigit() and len(raw) <= 18:
         return int(raw)  # the usual case: plain digits, well within int64
+    if raw is None:
+        return 0
+    field = f"{where}[{name}]"
     text = _scalar(raw, field).strip()
     if not text:
         return 0
@@ -338,7 +420,8 @@ def _int(raw: Any, field: str) -> int:
     return int(digits)
 
 
-def _price(raw: Any, field: str) -> int:
+def _price(raw: Any, where: str, name: str) -> int:
+    field = f"{where}[{name}]"
     text = _scalar(raw, field).strip()
     if not text:
         return 0
@@ -357,9 +440,11 @@ def _price(raw: Any, field: str) -> int:
     return amount
 
 
-def _text(raw: Any, field: str) -> str:
+def _text(raw: Any, where: str, name: str) -> str:
     # AmoCRM escapes HTML in text values (`&amp;` inside URLs), so unescape once here.
-    return html.unescape(_scalar(raw, field))
+    if type(raw) is str:
+        return html.unescape(raw)
+    return html.unescape(_scalar(raw, f"{where}[{name}]"))
 
 
 def _scalar(raw: Any, field: str) -> str:
@@ -372,10 +457,11 @@ def _scalar(raw: Any, field: str) -> str:
 
 def _set_time(target: Timestamp, lead: dict[str, Any], names: tuple[str, ...], where: str) -> None:
     for name in names:
-        field = f"{where}[{name}]"
-        seconds = _int(lead.get(name), field)
+        seconds = _int(lead.get(name), where, name)
         if seconds > _MAX_UNIX_SECONDS:
-            raise FormError(f"{field}: {_show(lead.get(name))} is not a unix time in seconds")
+            raise FormError(
+                f"{where}[{name}]: {_show(lead.get(name))} is not a unix time in seconds"
+            )
         if seconds:
             target.FromSeconds(seconds)
             return
@@ -389,8 +475,7 @@ def _items(raw: Any, field: str) -> list[Any]:
     return raw
 
 
-def _custom_fields(raw: Any, where: str) -> list[deal_pb2.CustomField]:
-    fields = []
+def _add_custom_fields(deal: deal_pb2.Deal, raw: Any, where: str) -> None:
     for k, item in enumerate(_items(raw, where)):
         field = f"{where}[{k}]"
         if not isinstance(item, dict):
@@ -400,42 +485,37 @@ def _custom_fields(raw: Any, where: str) -> list[deal_pb2.CustomField]:
         values = item.get("values")
         # A lone value or {value, enum} pair is tolerated as a one-item list.
         values = values if isinstance(values, list) else [] if values in (None, "") else [values]
-        fields.append(
-            deal_pb2.CustomField(
-                id=_int(item.get("id"), f"{field}[id]"),
-                name=_text(item.get("name"), f"{field}[name]"),
-                code=_text(item.get("code"), f"{field}[code]"),
-                values=[_custom_value(v, f"{field}[values][{m}]") for m, v in enumerate(values)],
-            )
+        added = deal.custom_fields.add(
+            id=_int(item.get("id"), field, "id"),
+            name=_text(item.get("name"), field, "name"),
+            code=_text(item.get("code"), field, "code"),
         )
-    return fields
+        for m, value in enumerate(values):
+            _add_custom_value(added, value, f"{field}[values][{m}]")
 
 
-def _custom_value(raw: Any, field: str) -> deal_pb2.CustomFieldValue:
+def _add_custom_value(field: deal_pb2.CustomField, raw: Any, where: str) -> None:
     if isinstance(raw, str):
         # Dates and checkboxes arrive bare: values[0]=1689282000.
-        return deal_pb2.CustomFieldValue(value=html.unescape(raw))
+        field.values.add(value=html.unescape(raw))
+        return
     if not isinstance(raw, dict):
-        raise FormError(f"{field} is not a custom field value: expected {field}[value]")
-    return deal_pb2.CustomFieldValue(
-        value=_text(raw.get("value"), f"{field}[value]"),
-        enum_id=_int(raw.get("enum"), f"{field}[enum]"),
+        raise FormError(f"{where} is not a custom field value: expected {where}[value]")
+    field.values.add(
+        value=_text(raw.get("value"), where, "value"),
+        enum_id=_int(raw.get("enum"), where, "enum"),
     )
 
 
-def _tags(raw: Any, where: str) -> list[deal_pb2.Tag]:
-    tags = []
+def _add_tags(deal: deal_pb2.Deal, raw: Any, where: str) -> None:
     for k, item in enumerate(_items(raw, where)):
         field = f"{where}[{k}]"
         if not isinstance(item, dict):
             raise FormError(f"{field} is not a tag: expected {field}[id] and {field}[name]")
-        tags.append(
-            deal_pb2.Tag(
-                id=_int(item.get("id"), f"{field}[id]"),
-                name=_text(item.get("name"), f"{field}[name]"),
-            )
+        deal.tags.add(
+            id=_int(item.get("id"), field, "id"),
+            name=_text(item.get("name"), field, "name"),
         )
-    return tags
 
 
 def _show(value: Any) -> str:

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amoroute.v1 import deal_pb2
+from edge import amocrm_form
 from edge.amocrm_form import (
     FormError,
     FormLimits,
@@ -462,3 +463,35 @@ def test_random_bytes_either_parse_or_raise_form_error(body: bytes) -> None:
 @given(bodies)
 def test_random_bracket_keys_either_parse_or_raise_form_error(body: bytes) -> None:
     parse_everything(body)
+
+
+# Bytes that trip form decoders: escapes cut short or not hex, plus, separators,
+# brackets, NUL, a replacement character, raw Cyrillic and raw invalid UTF-8.
+tricky = st.lists(
+    st.sampled_from(
+        ["%", "%4", "%41", "%zz", "%D0", "%D0%90", "%FF", "%C3%28", "%EF%BF%BD", "%00", "%26",
+         "%3D", "%5B", "%5D", "+", "&", "=", "[", "]", "a", "b", "0", "\u0439", "\ufffd", "\x00"]
+    ).map(str.encode)
+    | st.sampled_from([b"\xff", b"\xd0"]),
+    max_size=30,
+).map(b"".join)
+
+
+@settings(database=None, deadline=None, max_examples=500)
+@given(st.one_of(tricky, bodies, st.binary(max_size=300)))
+def test_compiled_decoder_agrees_with_the_strict_one_or_declines(body: bytes) -> None:
+    """Falcon's compiled decoder serves the usual body; wherever it answers, it gives
+    the fields the strict pass gives, in the same order."""
+    compiled = amocrm_form._compiled_fields(body, amocrm_form.DEFAULT_LIMITS)
+    try:
+        strict = list(amocrm_form._fields(body, amocrm_form.DEFAULT_LIMITS))
+    except FormError:
+        assert not compiled  # None, or {} for a body with no named field
+        return
+    if compiled is not None:
+        assert list(compiled.items()) == strict
+
+
+def test_batch_of_leads_is_decoded_by_the_compiled_decoder() -> None:
+    body = (FIXTURES / "batch_two_leads.form").read_bytes()
+    assert amocrm_form._compiled_fields(body, amocrm_form.DEFAULT_LIMITS) is not None
