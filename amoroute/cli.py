@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from amoroute.grpc_server import RunningServer, serve_until_signalled
+from amoroute.heap import freeze_startup_objects
 from amoroute.logs import setup_logging
 from amoroute.metrics import serve_metrics
 
@@ -32,4 +33,6 @@ def run_service(
     for line in describe(settings) if describe else []:
         log.warning(line)
     serve_metrics(settings.metrics_port)
-    serve_until_signalled(build(settings), name)
+    running = build(settings)
+    freeze_startup_objects()
+    serve_until_signalled(running, name)

@@ -37,6 +37,13 @@ def post_fork(server, worker):  # type: ignore[no-untyped-def]
     setup_logging("edge", os.environ.get("LOG_LEVEL", "INFO"))
 
 
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    # The app is loaded: keep its objects out of every later full collection.
+    from amoroute.heap import freeze_startup_objects
+
+    freeze_startup_objects()
+
+
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
     from prometheus_client import multiprocess
 

@@ -18,6 +18,7 @@ import prometheus_client
 
 from amoroute.channels import channel
 from amoroute.db import create_engine
+from amoroute.heap import freeze_startup_objects
 from amoroute.logs import setup_logging
 from amoroute.metrics import serve_metrics
 from edge.amocrm_api import AmoCrmError
@@ -183,6 +184,7 @@ def main() -> None:
             "AMOCRM_ACCESS_TOKEN or AMOCRM_DOMAIN is not set: no lead fetch, no reconciliation"
         )
     serve_metrics(settings.metrics_port)
+    freeze_startup_objects()
     log.info("worker started", extra={"poll_s": settings.worker_poll_s})
     worker.run_until(stop, settings.worker_poll_s)
     log.info("worker stopped")
