@@ -3,7 +3,9 @@
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from amoroute.contract import UTM_KEYS
 from amoroute.errors import InvalidArgument
+from amoroute.v1 import deal_pb2
 
 MAX_TEXT = 10_000
 # Requests in one Batch… RPC at most (every service takes as many as the router sends).
@@ -45,6 +47,17 @@ def text(field: str, value: str, *, required: bool = False, max_len: int = MAX_T
     if len(value) > max_len:
         raise InvalidArgument(field, f"is longer than {max_len} characters")
     return value
+
+
+def utm_marks(field: str, utm: deal_pb2.UtmMarks) -> dict[str, str]:
+    """The marks as {"source": …, …}, each checked as text() would check
+    `field.source`, …; the field's name is spelled out only for an error
+    (every routed deal brings its marks to two services)."""
+    marks = {key: getattr(utm, key) for key in UTM_KEYS}
+    for key, value in marks.items():
+        if "\x00" in value or len(value) > MAX_TEXT:
+            text(f"{field}.{key}", value)
+    return marks
 
 
 def batch_size(requests: Sequence[object]) -> None:

@@ -7,7 +7,7 @@ import grpc
 from amoroute import paging, validation
 from amoroute.errors import InvalidArgument
 from amoroute.timeutil import now, to_timestamp
-from amoroute.v1 import notifier_pb2, notifier_pb2_grpc
+from amoroute.v1 import deal_pb2, notifier_pb2, notifier_pb2_grpc
 from notifier_svc.message import render_sale_message
 from notifier_svc.outbox import Outbox
 from notifier_svc.settings import CHAT_ID, Settings
@@ -44,8 +44,7 @@ def _validate(request: notifier_pb2.NotifyRequest) -> None:
     validation.text("account_subdomain", request.account_subdomain, max_len=63)
     validation.text("deal_name", request.deal_name)
     validation.text("targetologist", request.targetologist, max_len=200)
-    for key in ("source", "medium", "campaign", "content", "term"):
-        validation.text(f"utm.{key}", getattr(request.utm, key))
+    validation.utm_marks("utm", request.utm)
     if request.chat_id and not CHAT_ID.fullmatch(request.chat_id):
         raise InvalidArgument("chat_id", "must be a numeric Telegram chat id or @channelusername")
 
@@ -70,9 +69,11 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
         self, request: notifier_pb2.BatchNotifyRequest, context: grpc.ServicerContext
     ) -> notifier_pb2.BatchNotifyResponse:
         """Queue several announcements, each as Notify would, in one transaction;
-        responses in request order. A bad request rejects the whole batch."""
+        responses in request order (with each stored notification unless view is
+        WRITE_VIEW_OUTCOME). A bad request rejects the whole batch."""
         items = validation.each_request(request.requests, self._notification)
-        return notifier_pb2.BatchNotifyResponse(responses=self._queue(items))
+        with_notification = request.view != deal_pb2.WRITE_VIEW_OUTCOME
+        return notifier_pb2.BatchNotifyResponse(responses=self._queue(items, with_notification))
 
     def ListNotifications(
         self, request: notifier_pb2.ListNotificationsRequest, context: grpc.ServicerContext
@@ -118,7 +119,9 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
             )
         return new(chat_id=chat_id, status=Status.PENDING, next_attempt_at=now())
 
-    def _queue(self, items: list[NewNotification]) -> list[notifier_pb2.NotifyResponse]:
+    def _queue(
+        self, items: list[NewNotification], with_notification: bool = True
+    ) -> list[notifier_pb2.NotifyResponse]:
         """Store the items in one transaction and wake the outbox for any new pending row."""
         stored = self.store.create_many(items)
         if self.outbox is not None and any(
@@ -126,6 +129,9 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
         ):
             self.outbox.wake()
         return [
-            notifier_pb2.NotifyResponse(notification=_notification_pb(row), duplicate=duplicate)
+            notifier_pb2.NotifyResponse(
+                notification=_notification_pb(row) if with_notification else None,
+                duplicate=duplicate,
+            )
             for row, duplicate in stored
         ]

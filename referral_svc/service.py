@@ -12,7 +12,6 @@ from amoroute.timeutil import to_datetime, to_timestamp
 from amoroute.v1 import deal_pb2, referral_pb2, referral_pb2_grpc
 from referral_svc.commission import BASIS_POINTS, commission_total
 from referral_svc.store import (
-    UTM_KEYS,
     ConversionRow,
     NewConversion,
     Recorded,
@@ -94,8 +93,7 @@ def _new_conversion(request: referral_pb2.RecordConversionRequest) -> NewConvers
     code = _referral_code("conversion.referral_code", conversion.referral_code)
     validation.amount("conversion.amount", conversion.amount)
     validation.text("conversion.deal_name", conversion.deal_name)
-    for key in UTM_KEYS:
-        validation.text(f"conversion.utm.{key}", getattr(conversion.utm, key))
+    utm = validation.utm_marks("conversion.utm", conversion.utm)
     return NewConversion(
         account_id=conversion.account_id,
         lead_id=conversion.lead_id,
@@ -103,12 +101,12 @@ def _new_conversion(request: referral_pb2.RecordConversionRequest) -> NewConvers
         amount=conversion.amount,
         deal_name=conversion.deal_name,
         won_at=to_datetime(conversion.won_at),
-        utm={k: getattr(conversion.utm, k) for k in UTM_KEYS},
+        utm=utm,
     )
 
 
 def _record_conversion_response(
-    row: ConversionRow, recorded: Recorded
+    row: ConversionRow, recorded: Recorded, with_conversion: bool = True
 ) -> referral_pb2.RecordConversionResponse:
     """The answer for one recorded conversion; a new one under a code with no
     partner is logged for review."""
@@ -121,7 +119,7 @@ def _record_conversion_response(
             extra={"lead_id": row.lead_id, "referral_code": row.referral_code},
         )
     return referral_pb2.RecordConversionResponse(
-        conversion=_conversion_pb(row),
+        conversion=_conversion_pb(row) if with_conversion else None,
         duplicate=recorded is Recorded.DUPLICATE,
         superseded=recorded is Recorded.SUPERSEDED,
     )
@@ -143,10 +141,15 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
         self, request: referral_pb2.BatchRecordConversionsRequest, context: grpc.ServicerContext
     ) -> referral_pb2.BatchRecordConversionsResponse:
         """Record up to 500 conversions in one transaction, each as RecordConversion
-        would, answered in request order; one bad request rejects the whole batch."""
+        would, answered in request order (with each stored conversion unless view
+        is WRITE_VIEW_OUTCOME); one bad request rejects the whole batch."""
         conversions = validation.each_request(request.requests, _new_conversion)
+        with_conversion = request.view != deal_pb2.WRITE_VIEW_OUTCOME
         return referral_pb2.BatchRecordConversionsResponse(
-            responses=[_record_conversion_response(*r) for r in self.store.record_many(conversions)]
+            responses=[
+                _record_conversion_response(row, recorded, with_conversion)
+                for row, recorded in self.store.record_many(conversions)
+            ]
         )
 
     def ReverseConversion(

@@ -237,6 +237,9 @@ _LEG_OUTCOMES = {
 }
 
 
+# The legs' batch writes answer with outcomes only: the router reads nothing else.
+_OUTCOME = deal_pb2.WRITE_VIEW_OUTCOME
+
 # Where each leg's result goes in a deal's list: reversals, then referral, traffic, notifier.
 _REVERSE_REFERRAL, _REVERSE_TRAFFIC, _REFERRAL, _TRAFFIC, _NOTIFIER = range(5)
 # (deal's index in the batch, position in the deal's list, result)
@@ -342,7 +345,7 @@ class BatchLegs:
             self.conversions,
             lambda requests: (
                 self.down.referral.BatchRecordConversions(
-                    referral_pb2.BatchRecordConversionsRequest(requests=requests),
+                    referral_pb2.BatchRecordConversionsRequest(requests=requests, view=_OUTCOME),
                     timeout=self.timeout,
                 ).responses
             ),
@@ -356,7 +359,8 @@ class BatchLegs:
             self.sales,
             lambda requests: (
                 self.down.traffic.BatchRecordSales(
-                    traffic_pb2.BatchRecordSalesRequest(requests=requests), timeout=self.timeout
+                    traffic_pb2.BatchRecordSalesRequest(requests=requests, view=_OUTCOME),
+                    timeout=self.timeout,
                 ).responses
             ),
             _record_outcome,
@@ -371,7 +375,8 @@ class BatchLegs:
             notices,
             lambda requests: (
                 self.down.notifier.BatchNotify(
-                    notifier_pb2.BatchNotifyRequest(requests=requests), timeout=self.timeout
+                    notifier_pb2.BatchNotifyRequest(requests=requests, view=_OUTCOME),
+                    timeout=self.timeout,
                 ).responses
             ),
             lambda reply: DUPLICATE if reply.duplicate else RECORDED,

@@ -3,7 +3,6 @@
 import grpc
 
 from amoroute import paging, validation
-from amoroute.contract import UTM_KEYS
 from amoroute.errors import InvalidArgument
 from amoroute.timeutil import to_datetime, to_timestamp
 from amoroute.v1 import deal_pb2, traffic_pb2, traffic_pb2_grpc
@@ -47,22 +46,23 @@ def _new_sale(request: traffic_pb2.RecordSaleRequest) -> NewSale:
     validation.text("sale.targetologist", sale.targetologist, required=True, max_len=200)
     validation.amount("sale.amount", sale.amount)
     validation.text("sale.deal_name", sale.deal_name)
-    for key in UTM_KEYS:
-        validation.text(f"sale.utm.{key}", getattr(sale.utm, key))
+    utm = validation.utm_marks("sale.utm", sale.utm)
     return NewSale(
         account_id=sale.account_id,
         lead_id=sale.lead_id,
         targetologist=sale.targetologist,
-        utm={k: getattr(sale.utm, k) for k in UTM_KEYS},
+        utm=utm,
         amount=sale.amount,
         deal_name=sale.deal_name,
         won_at=to_datetime(sale.won_at),
     )
 
 
-def _record_sale_response(row: SaleRow, recorded: Recorded) -> traffic_pb2.RecordSaleResponse:
+def _record_sale_response(
+    row: SaleRow, recorded: Recorded, with_sale: bool = True
+) -> traffic_pb2.RecordSaleResponse:
     return traffic_pb2.RecordSaleResponse(
-        sale=_sale_pb(row),
+        sale=_sale_pb(row) if with_sale else None,
         duplicate=recorded is Recorded.DUPLICATE,
         superseded=recorded is Recorded.SUPERSEDED,
     )
@@ -82,10 +82,15 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
         self, request: traffic_pb2.BatchRecordSalesRequest, context: grpc.ServicerContext
     ) -> traffic_pb2.BatchRecordSalesResponse:
         """Record up to 500 sales in one transaction, each as RecordSale would,
-        answered in request order; one bad request rejects the whole batch."""
+        answered in request order (with each stored sale unless view is
+        WRITE_VIEW_OUTCOME); one bad request rejects the whole batch."""
         sales = validation.each_request(request.requests, _new_sale)
+        with_sale = request.view != deal_pb2.WRITE_VIEW_OUTCOME
         return traffic_pb2.BatchRecordSalesResponse(
-            responses=[_record_sale_response(*r) for r in self.store.record_many(sales)]
+            responses=[
+                _record_sale_response(row, recorded, with_sale)
+                for row, recorded in self.store.record_many(sales)
+            ]
         )
 
     def ReverseSale(

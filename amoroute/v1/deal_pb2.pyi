@@ -17,11 +17,20 @@ class ReversalOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REVERSAL_OUTCOME_ALREADY_REVERSED: _ClassVar[ReversalOutcome]
     REVERSAL_OUTCOME_STALE: _ClassVar[ReversalOutcome]
     REVERSAL_OUTCOME_NOT_CREDITED: _ClassVar[ReversalOutcome]
+
+class WriteView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WRITE_VIEW_UNSPECIFIED: _ClassVar[WriteView]
+    WRITE_VIEW_FULL: _ClassVar[WriteView]
+    WRITE_VIEW_OUTCOME: _ClassVar[WriteView]
 REVERSAL_OUTCOME_UNSPECIFIED: ReversalOutcome
 REVERSAL_OUTCOME_REVERSED: ReversalOutcome
 REVERSAL_OUTCOME_ALREADY_REVERSED: ReversalOutcome
 REVERSAL_OUTCOME_STALE: ReversalOutcome
 REVERSAL_OUTCOME_NOT_CREDITED: ReversalOutcome
+WRITE_VIEW_UNSPECIFIED: WriteView
+WRITE_VIEW_FULL: WriteView
+WRITE_VIEW_OUTCOME: WriteView
 
 class CustomFieldValue(_message.Message):
     __slots__ = ("value", "enum_id")

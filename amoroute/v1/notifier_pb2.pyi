@@ -93,10 +93,12 @@ class ListNotificationsResponse(_message.Message):
     def __init__(self, notifications: _Optional[_Iterable[_Union[Notification, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class BatchNotifyRequest(_message.Message):
-    __slots__ = ("requests",)
+    __slots__ = ("requests", "view")
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     requests: _containers.RepeatedCompositeFieldContainer[NotifyRequest]
-    def __init__(self, requests: _Optional[_Iterable[_Union[NotifyRequest, _Mapping]]] = ...) -> None: ...
+    view: _deal_pb2.WriteView
+    def __init__(self, requests: _Optional[_Iterable[_Union[NotifyRequest, _Mapping]]] = ..., view: _Optional[_Union[_deal_pb2.WriteView, str]] = ...) -> None: ...
 
 class BatchNotifyResponse(_message.Message):
     __slots__ = ("responses",)

@@ -155,10 +155,12 @@ class UpsertPartnerResponse(_message.Message):
     def __init__(self, partner: _Optional[_Union[Partner, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class BatchRecordConversionsRequest(_message.Message):
-    __slots__ = ("requests",)
+    __slots__ = ("requests", "view")
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     requests: _containers.RepeatedCompositeFieldContainer[RecordConversionRequest]
-    def __init__(self, requests: _Optional[_Iterable[_Union[RecordConversionRequest, _Mapping]]] = ...) -> None: ...
+    view: _deal_pb2.WriteView
+    def __init__(self, requests: _Optional[_Iterable[_Union[RecordConversionRequest, _Mapping]]] = ..., view: _Optional[_Union[_deal_pb2.WriteView, str]] = ...) -> None: ...
 
 class BatchRecordConversionsResponse(_message.Message):
     __slots__ = ("responses",)

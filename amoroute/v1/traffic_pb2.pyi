@@ -121,10 +121,12 @@ class GetTargetologistStatsResponse(_message.Message):
     def __init__(self, stats: _Optional[_Iterable[_Union[TargetologistStats, _Mapping]]] = ...) -> None: ...
 
 class BatchRecordSalesRequest(_message.Message):
-    __slots__ = ("requests",)
+    __slots__ = ("requests", "view")
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     requests: _containers.RepeatedCompositeFieldContainer[RecordSaleRequest]
-    def __init__(self, requests: _Optional[_Iterable[_Union[RecordSaleRequest, _Mapping]]] = ...) -> None: ...
+    view: _deal_pb2.WriteView
+    def __init__(self, requests: _Optional[_Iterable[_Union[RecordSaleRequest, _Mapping]]] = ..., view: _Optional[_Union[_deal_pb2.WriteView, str]] = ...) -> None: ...
 
 class BatchRecordSalesResponse(_message.Message):
     __slots__ = ("responses",)

@@ -213,6 +213,23 @@ def test_batch_notify_answers_in_order_and_delivers_each_new_lead_once(
     assert [len(_calls_for(telegram, lead)) for lead in (5301, 5302, 5303)] == [1, 1, 1]
 
 
+def test_batch_notify_in_outcome_view_answers_duplicates_without_the_notifications(
+    stub: Stub,
+) -> None:
+    batch = [_request(5321), _request(5321, amount=1)]
+    reply = stub.BatchNotify(
+        notifier_pb2.BatchNotifyRequest(requests=batch, view=deal_pb2.WRITE_VIEW_OUTCOME)
+    )
+    assert [(r.HasField("notification"), r.duplicate) for r in reply.responses] == [
+        (False, False),
+        (False, True),
+    ]
+    [stored] = stub.ListNotifications(
+        notifier_pb2.ListNotificationsRequest(lead_id=5321)
+    ).notifications
+    assert "150\u202f000 ₸" in stored.text
+
+
 def test_batch_with_a_bad_request_is_rejected_naming_it_and_stores_nothing(stub: Stub) -> None:
     batch = [_request(5311), _request(5312, amount=-1), _request(0)]
     with pytest.raises(grpc.RpcError) as err:

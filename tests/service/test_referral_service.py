@@ -181,6 +181,12 @@ def _partner_request(**fields) -> tuple[str, object]:  # type: ignore[no-untyped
             _record_request(lead_id=5, referral_code="K1", deal_name="d" * 10_001),
             "conversion.deal_name",
         ),
+        (
+            _record_request(
+                lead_id=5, referral_code="K1", utm=deal_pb2.UtmMarks(campaign="\x00")
+            ),
+            "conversion.utm.campaign",
+        ),
         (_reverse_request(account_id=1), "lead_id"),
         (_reverse_request(lead_id=-5), "lead_id"),
         (_reverse_request(lead_id=5, account_id=-1), "account_id"),
@@ -293,9 +299,9 @@ def test_stale_reversal_older_than_the_win_is_ignored_and_a_new_win_reinstates(s
     assert (stats.conversions, stats.amount_total, stats.reversed_conversions) == (1, 100, 0)
 
 
-def _batch(stub, *items: referral_pb2.Conversion) -> list[referral_pb2.RecordConversionResponse]:  # type: ignore[no-untyped-def]
+def _batch(stub, *items: referral_pb2.Conversion, view: int = 0) -> list[referral_pb2.RecordConversionResponse]:  # type: ignore[no-untyped-def]
     request = referral_pb2.BatchRecordConversionsRequest(
-        requests=[referral_pb2.RecordConversionRequest(conversion=c) for c in items]
+        requests=[referral_pb2.RecordConversionRequest(conversion=c) for c in items], view=view
     )
     return list(stub.BatchRecordConversions(request).responses)
 
@@ -345,6 +351,25 @@ def test_batch_records_conversions_as_the_single_rpc_would_in_request_order(stub
     assert not reinstated.HasField("reversed_at") and reinstated.reversal_reason == ""
     stats = _stats(stub, "BATCH")
     assert (stats.conversions, stats.amount_total, stats.reversed_conversions) == (3, 700, 1)
+
+
+def test_batch_in_outcome_view_answers_what_happened_without_the_conversions(stub) -> None:  # type: ignore[no-untyped-def]
+    _batch(stub, _conversion(8602, code="OUTCOME", amount=200, won_at=9_600_000))
+    _reverse(stub, 8603, 9_600_100)
+    replies = _batch(
+        stub,
+        _conversion(8601, code="OUTCOME", amount=100, won_at=9_600_000),
+        _conversion(8602, code="OUTCOME", amount=200, won_at=9_600_000),
+        _conversion(8603, code="OUTCOME", amount=300, won_at=9_600_000),
+        view=deal_pb2.WRITE_VIEW_OUTCOME,
+    )
+    assert [(r.HasField("conversion"), r.duplicate, r.superseded) for r in replies] == [
+        (False, False, False),
+        (False, True, False),
+        (False, False, True),
+    ]
+    [stored] = _listed(stub, 8601)
+    assert (stored.referral_code, stored.amount) == ("OUTCOME", 100)
 
 
 def test_batch_answers_a_lead_given_twice_against_the_row_its_first_item_stored(stub) -> None:  # type: ignore[no-untyped-def]

@@ -85,6 +85,16 @@ def test_stats_count_and_sum_per_targetologist_within_the_range(stub) -> None:  
         (traffic_pb2.Sale(lead_id=5), "sale.targetologist"),
         (traffic_pb2.Sale(lead_id=5, targetologist="K", amount=-1), "sale.amount"),
         (traffic_pb2.Sale(lead_id=5, targetologist="K", amount=10**15 + 1), "sale.amount"),
+        (
+            traffic_pb2.Sale(lead_id=5, targetologist="K", utm=deal_pb2.UtmMarks(term="a\x00")),
+            "sale.utm.term: must not contain NUL",
+        ),
+        (
+            traffic_pb2.Sale(
+                lead_id=5, targetologist="K", utm=deal_pb2.UtmMarks(source="s" * 10_001)
+            ),
+            "sale.utm.source: is longer than",
+        ),
     ],
 )
 def test_bad_sale_is_rejected_with_invalid_argument_naming_the_field(stub, sale, field) -> None:  # type: ignore[no-untyped-def]
@@ -157,9 +167,9 @@ def test_stale_reversal_older_than_the_win_is_ignored_and_a_new_win_reinstates(s
     assert replayed_old.duplicate
 
 
-def _batch(stub, *sales: traffic_pb2.Sale) -> list[traffic_pb2.RecordSaleResponse]:  # type: ignore[no-untyped-def]
+def _batch(stub, *sales: traffic_pb2.Sale, view: int = 0) -> list[traffic_pb2.RecordSaleResponse]:  # type: ignore[no-untyped-def]
     request = traffic_pb2.BatchRecordSalesRequest(
-        requests=[traffic_pb2.RecordSaleRequest(sale=s) for s in sales]
+        requests=[traffic_pb2.RecordSaleRequest(sale=s) for s in sales], view=view
     )
     return list(stub.BatchRecordSales(request).responses)
 
@@ -199,6 +209,27 @@ def test_batch_records_sales_as_the_single_rpc_would_in_request_order(stub) -> N
         traffic_pb2.GetTargetologistStatsRequest(targetologist="Batch")
     ).stats
     assert (stats.sales, stats.revenue, stats.reversed_sales) == (4, 1200, 1)
+
+
+def test_batch_in_outcome_view_answers_what_happened_without_the_sales(stub) -> None:  # type: ignore[no-untyped-def]
+    _batch(stub, _sale(8602, "Outcome", 200, 9_600_000))
+    _reverse(stub, 8603, 9_600_100)
+    replies = _batch(
+        stub,
+        _sale(8601, "Outcome", 100, 9_600_000),
+        _sale(8602, "Outcome", 200, 9_600_000),
+        _sale(8603, "Outcome", 300, 9_600_000),
+        view=deal_pb2.WRITE_VIEW_OUTCOME,
+    )
+    assert [(r.HasField("sale"), r.duplicate, r.superseded) for r in replies] == [
+        (False, False, False),
+        (False, True, False),
+        (False, False, True),
+    ]
+    [stored] = _listed(stub, 8601)
+    assert (stored.targetologist, stored.amount) == ("Outcome", 100)
+    [full] = _batch(stub, _sale(8601, "Outcome", 100, 9_600_000), view=deal_pb2.WRITE_VIEW_FULL)
+    assert full.duplicate and full.sale == stored
 
 
 def test_batch_answers_a_lead_given_twice_against_the_row_its_first_item_stored(stub) -> None:  # type: ignore[no-untyped-def]
