@@ -1,8 +1,9 @@
 """AmoCRM webhook bodies: PHP-style bracket form -> lead events -> Deal protos.
 
-Pure: no I/O and no framework imports, so the webhook resource, the replay worker and the
-tests share one parser. Every limit is enforced before the work it guards, so a hostile body
-costs at most one pass over its bytes.
+Pure: no I/O, and of Falcon only its compiled form decoder (strings in, a dict out), so the
+webhook resource, the replay worker and the tests share one parser. Every limit is enforced
+before the work it guards, so a hostile body costs at most two passes over its bytes (the
+compiled decoder, then the strict one for a body it declines).
 
 Decisions the callers rely on:
 - A name whose brackets are malformed (`a[b`, `a]b[`, `a[b]c`) is kept whole as one literal
