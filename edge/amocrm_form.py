@@ -338,17 +338,16 @@ def _slot(node: _Node, key: str, segment: str | int | None, limits: FormLimits) 
 @functools.lru_cache(maxsize=4096)
 def _field(key: str) -> tuple[tuple[str | int | None, ...], tuple[str | int | None, ...] | None]:
     """A field name's path, and the path of its container: None when `[]` makes
-    each use of the name a new container, so it cannot be remembered."""
+    each use of the name a new container, so it cannot be remembered. Every
+    webhook repeats the same few hundred names, so each is split once."""
     path = _path(key)
     parent = path[:-1]
     return path, (None if None in parent else parent)
 
 
-@functools.lru_cache(maxsize=4096)
 def _path(key: str) -> tuple[str | int | None, ...]:
     """leads[status][0][id] -> ("leads", "status", 0, "id"); `[]` -> None. A
-    canonical decimal segment becomes its int (the top-level name stays text);
-    every webhook repeats the same few hundred keys, so they are split once."""
+    canonical decimal segment becomes its int (the top-level name stays text)."""
     match = _KEY_RE.fullmatch(key)
     if match is None:
         return (key,)
