@@ -40,24 +40,31 @@ def not_negative(field: str, value: int) -> int:
 
 
 def text(field: str, value: str, *, required: bool = False, max_len: int = MAX_TEXT) -> str:
-    if required and not value.strip():
-        raise InvalidArgument(field, "is required")
-    if "\x00" in value:
-        raise InvalidArgument(field, "must not contain NUL characters")
-    if len(value) > max_len:
-        raise InvalidArgument(field, f"is longer than {max_len} characters")
+    if problem := _text_problem(value, required, max_len):
+        raise InvalidArgument(field, problem)
     return value
 
 
 def utm_marks(field: str, utm: deal_pb2.UtmMarks) -> dict[str, str]:
-    """The marks as {"source": …, …}, each checked as text() would check
+    """The marks as {"source": …, …}, each checked as text() checks
     `field.source`, …; the field's name is spelled out only for an error
     (every routed deal brings its marks to two services)."""
     marks = {key: getattr(utm, key) for key in UTM_KEYS}
     for key, value in marks.items():
-        if "\x00" in value or len(value) > MAX_TEXT:
-            text(f"{field}.{key}", value)
+        if problem := _text_problem(value, False, MAX_TEXT):
+            raise InvalidArgument(f"{field}.{key}", problem)
     return marks
+
+
+def _text_problem(value: str, required: bool, max_len: int) -> str | None:
+    """What is wrong with a text field's value, or None."""
+    if required and not value.strip():
+        return "is required"
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    if len(value) > max_len:
+        return f"is longer than {max_len} characters"
+    return None
 
 
 def batch_size(requests: Sequence[object]) -> None:
