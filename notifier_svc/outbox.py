@@ -18,7 +18,8 @@ MAX_ATTEMPTS = 8
 SWEEP_INTERVAL_S = 1.0
 # However often it is woken, the sender sweeps at most once per this many seconds.
 MIN_SWEEP_GAP_S = 0.2
-SWEEP_BATCH = 50
+# Chats a sweep serves at most (each its longest-waiting due row).
+SWEEP_CHATS = 50
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 600.0
 
@@ -67,9 +68,12 @@ class Outbox:
         self._woken.set()
 
     def sweep(self) -> int:
-        """Try every due pending row once, as the pace allows; returns how many were tried."""
+        """Try the longest-waiting due row of each chat once, as the pace allows;
+        returns how many were tried. One row per chat and sweep: a chat's pace
+        allows about one a second anyway, and a busy chat's backlog does not
+        hold up the others."""
         tried = 0
-        for row in self.store.due(now(), SWEEP_BATCH):
+        for row in self.store.due(now(), SWEEP_CHATS):
             if self._stop.is_set():
                 break
             wait = self.pacer.reserve(row.chat_id, self.interval_s)

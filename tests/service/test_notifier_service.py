@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
@@ -19,7 +19,7 @@ from amoroute.db import create_engine
 from amoroute.timeutil import now
 from amoroute.v1 import deal_pb2, notifier_pb2, notifier_pb2_grpc
 from notifier_svc import server
-from notifier_svc.outbox import Outbox, retry_delay
+from notifier_svc.outbox import SWEEP_CHATS, Outbox, retry_delay
 from notifier_svc.pacing import Pacer
 from notifier_svc.settings import Settings, describe
 from notifier_svc.store import NewNotification, NotificationRow, NotificationStore, Status
@@ -444,6 +444,43 @@ def test_a_woken_outbox_sends_a_queued_row_before_its_next_sweep(
     assert [r.body["text"] for r in telegram.requests if r.body.get("chat_id") == "-1008003"] == [
         "woken"
     ]
+
+
+def test_a_busy_chats_backlog_does_not_hold_up_another_chat(
+    make_database,
+    telegram: FakeTelegram,  # type: ignore[no-untyped-def]
+) -> None:
+    engine = create_engine(_migrated(make_database("notifier_burst")))
+    store = NotificationStore(engine)
+    waiting_since = now() - timedelta(minutes=10)
+    # A campaign burst: more of one chat's rows than a sweep serves chats.
+    store.create_many(
+        [
+            NewNotification(1, lead, "-1009001", f"burst {lead}", Status.PENDING, "", waiting_since)
+            for lead in range(9001, 9001 + 3 * SWEEP_CHATS)
+        ]
+    )
+    quiet, _ = store.create(
+        account_id=1,
+        lead_id=9500,
+        chat_id="-1009500",
+        text="quiet chat",
+        status=Status.PENDING,
+        next_attempt_at=now(),
+    )
+    client = TelegramClient(telegram.url, TOKEN, timeout_s=2.0)
+    outbox = Outbox(store, client, timeout_s=2.0, pacer=Pacer(per_chat_s=3600, overall_s=0))
+    tried = outbox.sweep()
+    client.close()
+    by_chat = [
+        r.body["chat_id"]
+        for r in telegram.requests
+        if r.body.get("text", "").startswith(("burst", "quiet"))
+    ]
+    final = store.get(quiet.id)
+    engine.dispose()
+    # One message per chat: the busy chat's oldest, and the quiet chat's at once.
+    assert (tried, sorted(by_chat), final.status) == (2, ["-1009001", "-1009500"], Status.SENT)
 
 
 def test_outbox_gives_up_after_eight_attempts_with_the_reason(quiet_database: str) -> None:
