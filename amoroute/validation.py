@@ -56,6 +56,24 @@ def utm_marks(field: str, utm: deal_pb2.UtmMarks) -> dict[str, str]:
     return marks
 
 
+_VIEWS = {
+    deal_pb2.WRITE_VIEW_UNSPECIFIED: True,
+    deal_pb2.WRITE_VIEW_FULL: True,
+    deal_pb2.WRITE_VIEW_OUTCOME: False,
+}
+
+
+def with_record(field: str, view: int) -> bool:
+    """Whether a batch write in this WriteView answers with the stored records.
+    An unknown value (a caller built against a newer contract) is refused rather
+    than read as one of ours."""
+    if view not in _VIEWS:
+        raise InvalidArgument(
+            field, f"unknown WriteView {view}; use WRITE_VIEW_FULL or WRITE_VIEW_OUTCOME"
+        )
+    return _VIEWS[view]
+
+
 def _text_problem(value: str, required: bool, max_len: int) -> str | None:
     """What is wrong with a text field's value, or None."""
     if required and not value.strip():

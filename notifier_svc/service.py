@@ -7,7 +7,7 @@ import grpc
 from amoroute import paging, validation
 from amoroute.errors import InvalidArgument
 from amoroute.timeutil import now, to_timestamp
-from amoroute.v1 import deal_pb2, notifier_pb2, notifier_pb2_grpc
+from amoroute.v1 import notifier_pb2, notifier_pb2_grpc
 from notifier_svc.message import render_sale_message
 from notifier_svc.outbox import Outbox
 from notifier_svc.settings import CHAT_ID, Settings
@@ -71,8 +71,8 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
         """Queue several announcements, each as Notify would, in one transaction;
         responses in request order (with each stored notification unless view is
         WRITE_VIEW_OUTCOME). A bad request rejects the whole batch."""
+        with_notification = validation.with_record("view", request.view)
         items = validation.each_request(request.requests, self._notification)
-        with_notification = request.view != deal_pb2.WRITE_VIEW_OUTCOME
         return notifier_pb2.BatchNotifyResponse(responses=self._queue(items, with_notification))
 
     def ListNotifications(

@@ -143,8 +143,8 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
         """Record up to 500 conversions in one transaction, each as RecordConversion
         would, answered in request order (with each stored conversion unless view
         is WRITE_VIEW_OUTCOME); one bad request rejects the whole batch."""
+        with_conversion = validation.with_record("view", request.view)
         conversions = validation.each_request(request.requests, _new_conversion)
-        with_conversion = request.view != deal_pb2.WRITE_VIEW_OUTCOME
         return referral_pb2.BatchRecordConversionsResponse(
             responses=[
                 _record_conversion_response(row, recorded, with_conversion)

@@ -84,8 +84,8 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
         """Record up to 500 sales in one transaction, each as RecordSale would,
         answered in request order (with each stored sale unless view is
         WRITE_VIEW_OUTCOME); one bad request rejects the whole batch."""
+        with_sale = validation.with_record("view", request.view)
         sales = validation.each_request(request.requests, _new_sale)
-        with_sale = request.view != deal_pb2.WRITE_VIEW_OUTCOME
         return traffic_pb2.BatchRecordSalesResponse(
             responses=[
                 _record_sale_response(row, recorded, with_sale)

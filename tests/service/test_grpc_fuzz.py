@@ -107,3 +107,37 @@ def test_services_answer_random_fields_without_internal_errors(  # type: ignore[
     ]
     for call, request in calls:
         assert answer_code(call, request) in ALLOWED, (call, request)
+
+
+@pytest.mark.parametrize("view", [3, -1, 2**31 - 1])
+def test_batch_write_in_an_unknown_view_is_rejected_naming_view_and_stores_nothing(  # type: ignore[no-untyped-def]
+    stubs, view
+) -> None:
+    lead = 7_700_000 + view % 1000
+    utm = deal_pb2.UtmMarks(source="kenesary_fb")
+    batches = [
+        (stubs["traffic"].BatchRecordSales, traffic_pb2.BatchRecordSalesRequest(
+            requests=[traffic_pb2.RecordSaleRequest(sale=traffic_pb2.Sale(
+                lead_id=lead, account_id=1, amount=100, targetologist="Kenesary", utm=utm))],
+            view=view)),
+        (stubs["referral"].BatchRecordConversions, referral_pb2.BatchRecordConversionsRequest(
+            requests=[referral_pb2.RecordConversionRequest(conversion=referral_pb2.Conversion(
+                lead_id=lead, account_id=1, amount=100, referral_code="ABC", utm=utm))],
+            view=view)),
+        (stubs["notifier"].BatchNotify, notifier_pb2.BatchNotifyRequest(
+            requests=[notifier_pb2.NotifyRequest(
+                lead_id=lead, account_id=1, amount=100, targetologist="Kenesary", utm=utm)],
+            view=view)),
+    ]
+    for call, request in batches:
+        with pytest.raises(grpc.RpcError) as caught:
+            call(request, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert caught.value.details().startswith(f"view: unknown WriteView {view}")
+    stored = [
+        stubs["traffic"].ListSales(traffic_pb2.ListSalesRequest(lead_id=lead)).sales,
+        stubs["referral"].ListConversions(referral_pb2.ListConversionsRequest(lead_id=lead)).conversions,
+        stubs["notifier"].ListNotifications(
+            notifier_pb2.ListNotificationsRequest(lead_id=lead)).notifications,
+    ]
+    assert [list(s) for s in stored] == [[], [], []]
