@@ -2,9 +2,12 @@
 
 import json
 import logging
+import os
 import sys
+import threading
 import time
-from typing import Any
+import weakref
+from typing import Any, TextIO
 
 import orjson
 
@@ -41,10 +44,111 @@ class JsonFormatter(logging.Formatter):
             return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+# How long an INFO line may wait in memory before it is written.
+FLUSH_S = 0.2
+# Lines held at most before the writer is woken early.
+MAX_LINES = 1000
+
+
+class BatchedStreamHandler(logging.Handler):
+    """Writes records to a stream a batch at a time, from a background thread.
+
+    A StreamHandler writes and flushes each record in the thread that logs it,
+    holding the handler's lock across the system call, while the GIL changes
+    hands around it. With a line per webhook and 16 request threads per edge
+    process, that cost about 35 us of edge CPU per webhook beyond the line
+    itself (441 against 407 us, medians of 4 rounds in turns, --leads 1).
+    Here a request thread only formats its line (in its own context, so the
+    request id is right) and appends it to a list; a writer thread writes what
+    has gathered every FLUSH_S. A WARNING or worse is written at once, with
+    every line before it, by the thread that logs it; logging.shutdown(), run
+    at exit, writes what is left."""
+
+    def __init__(self, stream: TextIO, flush_s: float = FLUSH_S) -> None:
+        super().__init__()
+        self.stream = stream
+        self.flush_s = flush_s
+        self._lines: list[str] = []
+        self._lines_lock = threading.Lock()  # held for an append or a swap only
+        self._write_lock = threading.Lock()  # batches reach the stream in order
+        self._wake = threading.Event()
+        self._closed = False
+        self._writer_pid = 0
+        # A forked child (a gunicorn worker) does not write its parent's lines.
+        this = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (h := this()) and h._forget_parent())
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        # Not under the handler's lock, as Handler.handle would: emit does no I/O
+        # but for a WARNING, which must not wait behind another thread's write.
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        with self._lines_lock:
+            self._lines.append(line)
+            held = len(self._lines)
+        if record.levelno >= logging.WARNING or self._closed:
+            self.flush()
+            return
+        self._start_writer()
+        if held >= MAX_LINES:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Write every line held so far."""
+        with self._write_lock:
+            with self._lines_lock:
+                lines, self._lines = self._lines, []
+            if not lines:
+                return
+            try:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+            except Exception:  # as StreamHandler: a broken stream must not break the caller
+                self.handleError(logging.makeLogRecord({"msg": lines[0]}))
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self.flush()
+        super().close()
+
+    def _start_writer(self) -> None:
+        if self._writer_pid == os.getpid():
+            return
+        with self._lines_lock:
+            if self._writer_pid == os.getpid():
+                return
+            self._writer_pid = os.getpid()
+        threading.Thread(target=self._write_every_interval, name="log-lines", daemon=True).start()
+
+    def _write_every_interval(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.flush_s)
+            self._wake.clear()
+            self.flush()
+
+    def _forget_parent(self) -> None:
+        self._lines = []
+        self._lines_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._wake = threading.Event()
+
+
 def setup_logging(service: str, level: str = "INFO") -> None:
     """Route every logger of the process to one JSON line per record on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BatchedStreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
+    for old in root.handlers:
+        old.flush()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
