@@ -12,6 +12,7 @@ from typing import Any, TextIO
 import orjson
 
 from amoroute import requestid
+from amoroute.process_thread import ProcessThread
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
@@ -73,7 +74,7 @@ class BatchedStreamHandler(logging.Handler):
         self._write_lock = threading.Lock()  # batches reach the stream in order
         self._wake = threading.Event()
         self._closed = False
-        self._writer_pid = 0
+        self._writer = ProcessThread("log-lines", self._write_every_interval)
         # A forked child (a gunicorn worker) does not write its parent's lines.
         this = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (h := this()) and h._forget_parent())
@@ -98,7 +99,7 @@ class BatchedStreamHandler(logging.Handler):
         if record.levelno >= logging.WARNING or self._closed:
             self.flush()
             return
-        self._start_writer()
+        self._writer.start_once()
         if held >= MAX_LINES:
             self._wake.set()
 
@@ -120,15 +121,6 @@ class BatchedStreamHandler(logging.Handler):
         self._wake.set()
         self.flush()
         super().close()
-
-    def _start_writer(self) -> None:
-        if self._writer_pid == os.getpid():
-            return
-        with self._lines_lock:
-            if self._writer_pid == os.getpid():
-                return
-            self._writer_pid = os.getpid()
-        threading.Thread(target=self._write_every_interval, name="log-lines", daemon=True).start()
 
     def _write_every_interval(self) -> None:
         while not self._closed:

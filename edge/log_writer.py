@@ -13,8 +13,8 @@ import threading
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from amoroute.process_thread import ProcessThread, take_batch
 from edge.logs import NewLog, WebhookLogStore
-from edge.process_thread import ProcessThread, take_batch
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from amoroute.process_thread import ProcessThread, take_batch
 from edge.dispatch import Dispatcher, Job
 from edge.logs import Outcome
-from edge.process_thread import ProcessThread, take_batch
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ import queue
 import threading
 import time
 
-from edge.process_thread import take_batch
+from amoroute.process_thread import take_batch
 
 
 def filled(*items: int) -> "queue.SimpleQueue[int]":

@@ -1,5 +1,6 @@
-"""The edge's background threads (the log writer, the routing queue): each
-edge process starts its own, fed in batches from a queue.
+"""Background threads that each process starts for itself (the edge's log
+writer and routing queue, fed in batches from a queue; every process's log
+lines).
 
 gunicorn builds the app in each worker after fork (no preload), but a thread
 must still be started lazily: by the first caller, in the process it serves."""
