@@ -82,9 +82,11 @@ class BatchedStreamHandler(logging.Handler):
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
         # Not under the handler's lock, as Handler.handle would: emit does no I/O
         # but for a WARNING, which must not wait behind another thread's write.
-        if not self.filter(record):
+        passed = self.filter(record)
+        if not passed:
             return False
-        self.emit(record)
+        # Since Python 3.12 a filter may hand back a record to log instead.
+        self.emit(passed if isinstance(passed, logging.LogRecord) else record)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
