@@ -207,11 +207,7 @@ def _nest(fields: Iterable[tuple[str, str]], limits: FormLimits) -> dict[str, An
             node = _walk(root, key, path, limits)
             if parent_path is not None:
                 parents[parent_path] = node
-        slot = path[-1]
-        if type(slot) is str:
-            node.named = True
-        else:
-            slot = _slot(node, key, slot, limits)
+        slot = _slot(node, key, path[-1], limits)
         if type(node.get(slot)) is _Node:
             raise _conflict(key, path, len(path) - 1)
         node[slot] = value
