@@ -1,18 +1,13 @@
 """The admin API (/api/admin/…) and the web UI's page (/admin/).
 
-Every API request needs `Authorization: Bearer $ADMIN_TOKEN`; while ADMIN_TOKEN is unset the API
-and the UI refuse everyone. Resources only translate HTTP to store or gRPC calls and back; the SQL
-lives in edge/logs.py.
+Every API resource needs `Authorization: Bearer $ADMIN_TOKEN` (edge/access.py decides, deny
+by default); while ADMIN_TOKEN is unset the API and the UI refuse everyone. Resources only
+translate HTTP to store or gRPC calls and back; the SQL lives in edge/logs.py.
 """
 
 import dataclasses
-import hmac
 import logging
 import re
-import threading
-import time
-from collections import deque
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +21,7 @@ from amoroute import paging
 from amoroute.errors import InvalidArgument
 from amoroute.timeutil import now, to_timestamp, utc
 from amoroute.v1 import referral_pb2, referral_pb2_grpc, traffic_pb2, traffic_pb2_grpc
+from edge.access import public_resource
 from edge.dispatch import Dispatcher, Job
 from edge.logs import (
     DECISIONS,
@@ -46,19 +42,6 @@ STATIC_DIR = Path(__file__).with_name("static")
 API_PREFIX = "/api/admin"
 UI_PREFIX = "/admin"
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
-
-DISABLED = "the admin API is disabled: set ADMIN_TOKEN on the edge to enable it"
-_CHALLENGE = 'Bearer realm="amoroute admin"'
-
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
 MAX_SEARCH = 200
@@ -68,100 +51,6 @@ _SOURCE = re.compile(r"[a-z][a-z0-9_]{0,19}")
 _INT64_MAX = 2**63 - 1
 # Deadline of one stats call to referral_svc / traffic_svc.
 SALES_TIMEOUT_S = 5.0
-
-
-# --- access --------------------------------------------------------------------------------
-
-
-class FailureLimiter:
-    """Counts failed sign-ins per client address over a sliding window.
-
-    In memory, per process: with N gunicorn workers an address gets at most N × `limit`
-    guesses per window, still far too few to guess a 16+ character token."""
-
-    def __init__(
-        self, limit: int = 10, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def retry_after(self, client: str) -> int:
-        """Seconds until `client` may try again; 0 when it is not blocked."""
-        with self._lock:
-            recent = self._recent(client)
-            if len(recent) < self.limit:
-                return 0
-            return max(1, int(recent[0] + self.window_s - self.clock()) + 1)
-
-    def fail(self, client: str) -> None:
-        with self._lock:
-            self._recent(client).append(self.clock())
-            if len(self._failures) > 10_000:  # bound memory under a spray of addresses
-                for key in [k for k, v in self._failures.items() if not v]:
-                    del self._failures[key]
-
-    def _recent(self, client: str) -> deque[float]:
-        recent = self._failures.setdefault(client, deque())
-        cutoff = self.clock() - self.window_s
-        while recent and recent[0] <= cutoff:
-            recent.popleft()
-        return recent
-
-
-class AdminSecurity:
-    """Falcon middleware: bearer-token check on /api/admin/…, a limit on failed
-    sign-ins, and the security headers on every admin page and answer."""
-
-    def __init__(self, token: str, limiter: FailureLimiter | None = None) -> None:
-        self.token = token.encode()
-        self.limiter = limiter or FailureLimiter()
-
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if _under(req.path, API_PREFIX):
-            self._authenticate(req)
-
-    def process_response(
-        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
-    ) -> None:
-        if _under(req.path, API_PREFIX) or _under(req.path, UI_PREFIX):
-            resp.set_headers(SECURITY_HEADERS)
-        if _under(req.path, API_PREFIX):
-            # Answers carry customers' deals: keep them out of every cache.
-            resp.set_header("Cache-Control", "no-store")
-
-    def _authenticate(self, req: falcon.Request) -> None:
-        if not self.token:
-            raise falcon.HTTPServiceUnavailable(title="Admin disabled", description=DISABLED)
-        client = req.remote_addr or "unknown"
-        wait = self.limiter.retry_after(client)
-        if wait:
-            raise falcon.HTTPTooManyRequests(
-                description=f"too many failed sign-ins from {client}; try again in {wait} s",
-                retry_after=wait,
-            )
-        header = req.get_header("Authorization") or ""
-        scheme, _, given = header.partition(" ")
-        if not header:
-            raise falcon.HTTPUnauthorized(
-                description="sign in: send the header 'Authorization: Bearer <ADMIN_TOKEN>'",
-                challenges=[_CHALLENGE],
-            )
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), self.token
-        ):
-            self.limiter.fail(client)
-            log.warning("admin sign-in failed", extra={"client": client, "path": req.path})
-            raise falcon.HTTPUnauthorized(
-                description="the admin token is wrong",
-                challenges=[_CHALLENGE + ', error="invalid_token"'],
-            )
-
-
-def _under(path: str, prefix: str) -> bool:
-    return path == prefix or path.startswith(prefix + "/")
 
 
 # --- query parameters ----------------------------------------------------------------------
@@ -542,6 +431,7 @@ class ReconcileResource:
         resp.media = report.to_json()
 
 
+@public_resource
 class AdminPageResource:
     """GET /admin/: the UI's page (its scripts and styles are under /admin/static/)."""
 

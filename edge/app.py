@@ -6,10 +6,10 @@ import falcon
 
 from amoroute.channels import channel
 from amoroute.db import create_engine
+from edge.access import AdminSecurity
 from edge.admin import (
     STATIC_DIR,
     AdminPageResource,
-    AdminSecurity,
     ReconcileResource,
     ReferralSalesResource,
     TrafficSalesResource,

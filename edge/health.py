@@ -4,14 +4,17 @@ import falcon
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from edge.access import public_resource
 from edge.logs import WebhookLogStore
 
 
+@public_resource
 class LivenessResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = {"status": "ok"}
 
 
+@public_resource
 class ReadinessResource:
     def __init__(self, logs: WebhookLogStore, router: grpc.Channel) -> None:
         self.logs = logs

@@ -14,6 +14,7 @@ import prometheus_client
 from prometheus_client import multiprocess
 
 from amoroute import requestid
+from edge.access import public_resource
 
 log = logging.getLogger("edge.http")
 
@@ -63,6 +64,7 @@ class RequestContext:
         requestid.set_current("")
 
 
+@public_resource
 class MetricsResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

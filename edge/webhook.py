@@ -11,6 +11,7 @@ import falcon
 from sqlalchemy.exc import SQLAlchemyError
 
 from amoroute import __version__, requestid
+from edge.access import public_resource
 from edge.amocrm_form import FormError, FormLimits, deal_from_event, lead_events, parse_form
 from edge.dispatch import Job
 from edge.events import log_for_deal
@@ -129,6 +130,7 @@ def _raw_name(lead: dict[str, Any]) -> str | None:
     return html.unescape(name) if isinstance(name, str) and name else None
 
 
+@public_resource
 class WebhookResource:
     def __init__(
         self,
@@ -208,6 +210,7 @@ class WebhookResource:
         log.warning("webhook refused", extra={"problem": problem})
 
 
+@public_resource
 class WebhookTestResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = {

@@ -8,7 +8,8 @@ import falcon.testing
 import pytest
 
 from amoroute.timeutil import now
-from edge.admin import SECURITY_HEADERS, STATIC_DIR, FailureLimiter
+from edge.access import SECURITY_HEADERS, FailureLimiter
+from edge.admin import STATIC_DIR
 from edge.logs import ERROR, NewLog, Outcome
 from tests.admin.helpers import (
     AUTH,
@@ -323,6 +324,7 @@ ADMIN_ENDPOINTS = [
     ("GET", "/api/admin/webhook-stats"),
     ("GET", "/api/admin/sales/traffic"),
     ("GET", "/api/admin/sales/referral"),
+    ("POST", "/api/admin/reconcile"),
 ]
 
 
@@ -428,10 +430,10 @@ def test_ui_scripts_never_write_html_strings() -> None:
             assert sink not in text, f"{script.name} uses {sink}"
 
 
-def test_non_admin_paths_are_left_alone(client) -> None:
+def test_public_paths_are_open_and_carry_the_headers_too(client) -> None:
     reply = client.simulate_get("/healthz")
     assert reply.status_code == 200
-    assert "Content-Security-Policy" not in reply.headers
+    assert reply.headers["Content-Security-Policy"] == SECURITY_HEADERS["Content-Security-Policy"]
 
 
 def test_sales_say_which_service_is_unreachable(client) -> None:
