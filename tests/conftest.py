@@ -8,7 +8,7 @@ import pytest
 from tests.support.databases import create_database, drop_database
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "amocrm"
+FIXTURES = REPO / "tests" / "fixtures" / "amocrm"
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "amocrm"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "amocrm"
 AMOCRM_HOST = "onaiagencykz.amocrm.ru"
 PUBLIC_BASE = f"https://{AMOCRM_HOST}"
 MAX_LIMIT = 250

@@ -22,7 +22,7 @@ from edge.amocrm_form import (
     parse_form,
 )
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "amocrm"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "amocrm"
 
 # file -> (action, lead ids in order)
 FIXTURE_LEADS: dict[str, tuple[str, list[int]]] = {
