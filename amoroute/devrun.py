@@ -81,10 +81,8 @@ class Stack:
 
 def warnings(env: Mapping[str, str]) -> list[str]:
     out = []
-    if len(env.get("ADMIN_TOKEN", "")) < 16:
-        out.append(
-            "ADMIN_TOKEN is unset or shorter than 16 characters: the admin API refuses everyone"
-        )
+    if not env.get("ADMIN_TOKEN"):
+        out.append("ADMIN_TOKEN is unset: the admin API and UI refuse everyone")
     if len(env.get("WEBHOOK_SECRET", "")) < 16:
         out.append("WEBHOOK_SECRET is unset or short: anyone who finds the URL can post webhooks")
     if not env.get("TELEGRAM_BOT_TOKEN"):

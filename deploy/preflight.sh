@@ -106,7 +106,10 @@ else
       *_DATABASE_URL)
         if [[ "$value" == postgresql+psycopg://* ]]; then ok "$key (PostgreSQL)"
         else fail "$key must be a postgresql+psycopg:// URL (is ${#value} characters)"; fi ;;
-      ADMIN_TOKEN|WEBHOOK_SECRET)
+      ADMIN_TOKEN)
+        if [ "${#value}" -ge 32 ]; then ok "$key (${#value} characters)"
+        else fail "$key must be 32+ random characters (is ${#value}); the edge refuses to start"; fi ;;
+      WEBHOOK_SECRET)
         if [ "${#value}" -ge 16 ]; then ok "$key (${#value} characters)"
         else fail "$key must be 16+ random characters (is ${#value})"; fi ;;
       *)

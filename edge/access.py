@@ -9,10 +9,11 @@ Static files (the UI's scripts and styles) are served without a resource and are
 """
 
 import hmac
+import ipaddress
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -50,48 +51,111 @@ def is_public(resource: object) -> bool:
 class FailureLimiter:
     """Counts failed sign-ins per client address over a sliding window.
 
-    In memory, per process: with N gunicorn workers an address gets at most N × `limit`
-    guesses per window, still far too few to guess a 16+ character token."""
+    In memory, per process, and bounded: an address is forgotten once its failures are older
+    than the window, and at most `max_clients` addresses are kept (the longest quiet go
+    first). It slows a guesser and keeps the log quiet; what makes guessing hopeless is the
+    token's length (32+ characters, checked at start)."""
 
     def __init__(
-        self, limit: int = 10, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic
+        self,
+        limit: int = 10,
+        window_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = 10_000,
     ) -> None:
         self.limit = limit
         self.window_s = window_s
         self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
+        self.max_clients = max_clients
+        # Ordered by latest failure, oldest first: expiry and eviction pop from the front.
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def retry_after(self, client: str) -> int:
         """Seconds until `client` may try again; 0 when it is not blocked."""
         with self._lock:
-            recent = self._recent(client)
+            self._forget_expired()
+            recent = self._failures.get(client)
+            if recent is None:
+                return 0
+            cutoff = self.clock() - self.window_s
+            while recent and recent[0] <= cutoff:
+                recent.popleft()
             if len(recent) < self.limit:
                 return 0
             return max(1, int(recent[0] + self.window_s - self.clock()) + 1)
 
     def fail(self, client: str) -> None:
         with self._lock:
-            self._recent(client).append(self.clock())
-            if len(self._failures) > 10_000:  # bound memory under a spray of addresses
-                for key in [k for k, v in self._failures.items() if not v]:
-                    del self._failures[key]
+            recent = self._failures.pop(client, None) or deque(maxlen=self.limit)
+            recent.append(self.clock())
+            self._failures[client] = recent
+            self._forget_expired()
+            while len(self._failures) > self.max_clients:
+                self._failures.popitem(last=False)
 
-    def _recent(self, client: str) -> deque[float]:
-        recent = self._failures.setdefault(client, deque())
+    def clients(self) -> int:
+        """How many addresses are remembered now."""
+        with self._lock:
+            self._forget_expired()
+            return len(self._failures)
+
+    def _forget_expired(self) -> None:
         cutoff = self.clock() - self.window_s
-        while recent and recent[0] <= cutoff:
-            recent.popleft()
-        return recent
+        while self._failures:
+            oldest = next(iter(self._failures.values()))
+            if oldest[-1] > cutoff:
+                return
+            self._failures.popitem(last=False)
+
+
+class ClientAddress:
+    """The client's address: the TCP peer, or, when the peer is a trusted proxy (an
+    ingress), the nearest untrusted address in its X-Forwarded-For. Trusted proxies come
+    from FORWARDED_ALLOW_IPS, the setting gunicorn reads for the same purpose."""
+
+    def __init__(self, trusted: str) -> None:
+        self.trust_all = trusted.strip() == "*"
+        self.networks = [
+            ipaddress.ip_network(item.strip(), strict=False)
+            for item in trusted.split(",")
+            if item.strip() and item.strip() != "*"
+        ]
+
+    def _trusted(self, address: str) -> bool:
+        if self.trust_all:
+            return True
+        try:
+            ip = ipaddress.ip_address(address.strip())
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+    def of(self, req: falcon.Request) -> str:
+        peer = req.remote_addr or "unknown"
+        if not self._trusted(peer):
+            return peer
+        hops = [hop.strip() for hop in (req.get_header("X-Forwarded-For") or "").split(",")]
+        # Right to left: each trusted proxy appended the address it saw.
+        for hop in reversed([h for h in hops if h]):
+            if not self._trusted(hop):
+                return hop[:64]
+        return peer
 
 
 class AdminSecurity:
     """Falcon middleware: the token check on every resource not marked public, a limit on
     failed sign-ins, and the security headers on every answer, whatever its status."""
 
-    def __init__(self, token: str, limiter: FailureLimiter | None = None) -> None:
+    def __init__(
+        self,
+        token: str,
+        limiter: FailureLimiter | None = None,
+        client_address: ClientAddress | None = None,
+    ) -> None:
         self.token = token.encode()
         self.limiter = limiter or FailureLimiter()
+        self.client_address = client_address or ClientAddress("127.0.0.1,::1")
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict
@@ -111,26 +175,25 @@ class AdminSecurity:
     def _authenticate(self, req: falcon.Request) -> None:
         if not self.token:
             raise falcon.HTTPServiceUnavailable(title="Admin disabled", description=DISABLED)
-        client = req.remote_addr or "unknown"
+        header = req.get_header("Authorization") or ""
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token):
+            return  # a correct token is never refused, whoever else guessed wrong
+        client = self.client_address.of(req)
         wait = self.limiter.retry_after(client)
         if wait:
             raise falcon.HTTPTooManyRequests(
                 description=f"too many failed sign-ins from {client}; try again in {wait} s",
                 retry_after=wait,
             )
-        header = req.get_header("Authorization") or ""
-        scheme, _, given = header.partition(" ")
         if not header:
             raise falcon.HTTPUnauthorized(
                 description="sign in: send the header 'Authorization: Bearer <ADMIN_TOKEN>'",
                 challenges=[_CHALLENGE],
             )
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), self.token
-        ):
-            self.limiter.fail(client)
-            log.warning("admin sign-in failed", extra={"client": client, "path": req.path})
-            raise falcon.HTTPUnauthorized(
-                description="the admin token is wrong",
-                challenges=[_CHALLENGE + ', error="invalid_token"'],
-            )
+        self.limiter.fail(client)
+        log.warning("admin sign-in failed", extra={"client": client, "path": req.path})
+        raise falcon.HTTPUnauthorized(
+            description="the admin token is wrong",
+            challenges=[_CHALLENGE + ', error="invalid_token"'],
+        )

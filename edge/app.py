@@ -6,7 +6,7 @@ import falcon
 
 from amoroute.channels import channel
 from amoroute.db import create_engine
-from edge.access import AdminSecurity
+from edge.access import AdminSecurity, ClientAddress
 from edge.admin import (
     STATIC_DIR,
     AdminPageResource,
@@ -51,7 +51,15 @@ def create_app(settings: Settings | None = None) -> falcon.App:
         FormLimits(max_body_bytes=settings.max_body_bytes),
         expected_subdomain=settings.amocrm_domain,
     )
-    app = falcon.App(middleware=[RequestContext(), AdminSecurity(settings.admin_token)])
+    app = falcon.App(
+        middleware=[
+            RequestContext(),
+            AdminSecurity(
+                settings.admin_token,
+                client_address=ClientAddress(settings.forwarded_allow_ips),
+            ),
+        ]
+    )
     app.add_route("/webhook/amocrm", webhook)
     app.add_route("/webhook/amocrm/", webhook)
     app.add_route("/webhook/amocrm/test", WebhookTestResource())

@@ -1,8 +1,12 @@
 """Every environment variable the edge and its worker read."""
 
-from pydantic import Field
+import ipaddress
+
+from pydantic import Field, field_validator
 
 from amoroute.settings import CommonSettings
+
+MIN_ADMIN_TOKEN = 32
 
 
 class Settings(CommonSettings):
@@ -14,8 +18,12 @@ class Settings(CommonSettings):
     notifier_addr: str = "localhost:50054"
     # With a secret, only POST /webhook/amocrm/<secret> is accepted.
     webhook_secret: str = ""
-    # The admin API and UI refuse everyone while this is unset.
-    admin_token: str = ""
+    # The admin API and UI refuse everyone while this is unset; a set token shorter than
+    # MIN_ADMIN_TOKEN characters is refused at start.
+    admin_token: str = Field(default="", repr=False)
+    # Peers trusted to say the client's address in X-Forwarded-For (an ingress): IPs or
+    # CIDRs, comma-separated, or "*". gunicorn reads the same variable.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     # AmoCRM account subdomain, e.g. "onaiagencykz".
     amocrm_domain: str = ""
     # API v4 access (a long-lived token). Without a token there is no lead fetch
@@ -38,6 +46,29 @@ class Settings(CommonSettings):
     worker_batch_size: int = 500
     # Deadline of one RouteDeal call made by the worker (no AmoCRM waiting on it).
     worker_route_timeout_s: float = 10.0
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_admin_token(cls, value: str) -> str:
+        if value and len(value) < MIN_ADMIN_TOKEN:
+            raise ValueError(
+                f"ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN} characters (is {len(value)}); "
+                "make one with: openssl rand -hex 32"
+            )
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_list(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip() and item.strip() != "*":
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"FORWARDED_ALLOW_IPS: {item.strip()!r} is not an IP address or CIDR"
+                    ) from None
+        return value
 
     def amocrm_base_url(self) -> str:
         if self.amocrm_api_url:

@@ -11,6 +11,7 @@ from amoroute.timeutil import now
 from edge.access import SECURITY_HEADERS, FailureLimiter
 from edge.admin import STATIC_DIR
 from edge.logs import ERROR, NewLog, Outcome
+from edge.settings import Settings
 from tests.admin.helpers import (
     AUTH,
     FORM,
@@ -359,15 +360,50 @@ def test_failed_sign_ins_are_limited_per_client_address(database: str) -> None:
         reply = client.simulate_get("/api/admin/webhook-stats", headers=wrong,
                                     remote_addr="203.0.113.7")
         assert reply.status_code == 401
-    blocked = client.simulate_get("/api/admin/webhook-stats", headers=AUTH,
+    blocked = client.simulate_get("/api/admin/webhook-stats", headers=wrong,
                                   remote_addr="203.0.113.7")
     assert blocked.status_code == 429
     assert int(blocked.headers["Retry-After"]) > 0
     assert "too many failed sign-ins" in blocked.json["description"]
+    # The right token is never refused, even from the address that guessed wrong.
+    right = client.simulate_get("/api/admin/webhook-stats", headers=AUTH,
+                                remote_addr="203.0.113.7")
+    assert right.status_code == 200
     # Another address is not affected.
-    other = client.simulate_get("/api/admin/webhook-stats", headers=AUTH,
+    other = client.simulate_get("/api/admin/webhook-stats", headers=wrong,
                                 remote_addr="203.0.113.8")
-    assert other.status_code == 200
+    assert other.status_code == 401
+
+
+def test_behind_a_trusted_proxy_each_client_is_limited_apart(database: str) -> None:
+    client = admin_client(database, forwarded_allow_ips="10.0.0.0/8")
+    ingress = "10.1.2.3"
+    wrong = {"Authorization": "Bearer guess"}
+    for _ in range(10):
+        reply = client.simulate_get("/api/admin/webhook-stats", remote_addr=ingress,
+                                    headers={**wrong, "X-Forwarded-For": "198.51.100.9, 10.9.9.9"})
+        assert reply.status_code == 401
+    guesser = client.simulate_get("/api/admin/webhook-stats", remote_addr=ingress,
+                                  headers={**wrong, "X-Forwarded-For": "198.51.100.9"})
+    assert guesser.status_code == 429
+    assert "198.51.100.9" in guesser.json["description"]
+    # Someone else behind the same ingress still gets an honest answer.
+    other = client.simulate_get("/api/admin/webhook-stats", remote_addr=ingress,
+                                headers={**wrong, "X-Forwarded-For": "198.51.100.10"})
+    assert other.status_code == 401
+
+
+def test_an_untrusted_peer_cannot_choose_its_address(database: str) -> None:
+    client = admin_client(database, forwarded_allow_ips="10.0.0.0/8")
+    wrong = {"Authorization": "Bearer guess"}
+    for n in range(10):
+        reply = client.simulate_get("/api/admin/webhook-stats", remote_addr="203.0.113.50",
+                                    headers={**wrong, "X-Forwarded-For": f"192.0.2.{n}"})
+        assert reply.status_code == 401
+    spoofed = client.simulate_get("/api/admin/webhook-stats", remote_addr="203.0.113.50",
+                                  headers={**wrong, "X-Forwarded-For": "192.0.2.200"})
+    assert spoofed.status_code == 429
+    assert "203.0.113.50" in spoofed.json["description"]
 
 
 def test_failure_limit_forgets_failures_after_the_window() -> None:
@@ -380,6 +416,23 @@ def test_failure_limit_forgets_failures_after_the_window() -> None:
     assert limiter.retry_after("a") == 31
     clock[0] += 30.5
     assert limiter.retry_after("a") == 0
+
+
+def test_the_limiter_forgets_one_off_addresses_and_stays_bounded() -> None:
+    clock = [1000.0]
+    limiter = FailureLimiter(limit=10, window_s=60, clock=lambda: clock[0], max_clients=1000)
+    for n in range(50_000):
+        limiter.fail(f"198.18.{n // 256}.{n % 256}")
+    assert limiter.clients() == 1000
+    clock[0] += 3600
+    assert limiter.clients() == 0
+
+
+@pytest.mark.parametrize("token", ["secret", "x" * 31])
+def test_a_short_admin_token_is_refused_at_start(token: str) -> None:
+    with pytest.raises(ValueError, match="ADMIN_TOKEN must be at least 32 characters"):
+        Settings(admin_token=token)
+    assert Settings(admin_token="y" * 32).admin_token == "y" * 32
 
 
 # --- headers and the UI's files --------------------------------------------------------------

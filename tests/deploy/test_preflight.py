@@ -19,7 +19,7 @@ WEBHOOK_SECRET = "s3cr3t-webhook-path-0123456789"
 SECRETS = {
     "AMOCRM_ACCESS_TOKEN": "amocrm-token-value",
     "TELEGRAM_BOT_TOKEN": "123:telegram-token-value",
-    "ADMIN_TOKEN": "admin-token-0123456789abcdef",
+    "ADMIN_TOKEN": "admin-token-0123456789abcdef-0123456789",
     "WEBHOOK_SECRET": WEBHOOK_SECRET,
     "EDGE_DATABASE_URL": "postgresql+psycopg://edge:pw-edge@db:5432/edge",
     "REFERRAL_DATABASE_URL": "postgresql+psycopg://referral:pw-referral@db:5432/referral",
@@ -219,7 +219,7 @@ def test_preflight_names_every_problem_it_finds(fake_bin: Path) -> None:
     result = preflight(fake_bin, cluster)
     assert result.returncode == 1
     out = result.stdout
-    assert "FAIL  ADMIN_TOKEN must be 16+ random characters (is 5)" in out
+    assert "FAIL  ADMIN_TOKEN must be 32+ random characters (is 5)" in out
     assert "FAIL  TELEGRAM_BOT_TOKEN is empty" in out
     assert "FAIL  job/traffic-migrate not found" in out
     assert "FAIL  deployment/notifier not available" in out
