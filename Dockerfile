@@ -32,11 +32,11 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 WORKDIR /src
 
-# Dependencies first, from pyproject.toml alone, so this layer is rebuilt only when the pins
-# change. Every dependency ships manylinux wheels (psycopg[binary], grpcio), so no compiler.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
- && /opt/venv/bin/pip install -r /tmp/requirements.txt
+# Dependencies first, from the hashed lock file alone (`make lock` writes it), so this layer is
+# rebuilt only when the pins change and nothing unpinned or tampered with gets in. Every
+# dependency ships manylinux wheels (psycopg[binary], grpcio), so no compiler.
+COPY requirements/runtime.lock ./
+RUN /opt/venv/bin/pip install --require-hashes -r runtime.lock
 
 # Then the project itself (the generated gRPC code under amoroute/v1 is committed and ships
 # with it). --no-deps: everything it needs is already in the venv, at the pinned versions.

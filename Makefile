@@ -6,20 +6,31 @@ STAMP  := $(VENV)/.installed
 
 PROTOS := $(wildcard protos/amoroute/v1/*.proto)
 
-.PHONY: help venv proto run test test-sqlite lint migrate clean
+.PHONY: help venv lock proto run test test-sqlite lint migrate clean
 
 help:
 	@echo "make run     start every process on SQLite (var/), Ctrl-C stops them"
 	@echo "make test    run the whole test suite (PostgreSQL at TEST_PG_URL)"
+	@echo "make test-sqlite  the same suite on SQLite"
+	@echo "make lint    ruff over the whole repository"
+	@echo "make lock    re-resolve requirements/*.lock (hashed) after changing pins in pyproject.toml"
+	@echo "make clean   remove var/ (the SQLite databases of make run) and test caches"
 	@echo "make proto   regenerate Python code from protos/"
 	@echo "make migrate upgrade every service database to the latest schema"
 	@echo "make bench   throughput, latency and zero-loss figures of the whole stack"
 
-$(STAMP): pyproject.toml
+# Dependencies come from the hashed lock file, the project itself without dependencies.
+$(STAMP): pyproject.toml requirements/test.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --require-hashes -r requirements/test.lock
+	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# Re-resolve the lock files after a change of pins in pyproject.toml.
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --universal -q -o requirements/runtime.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --generate-hashes --python-version 3.11 --universal -q -o requirements/test.lock
 
 venv: $(STAMP)
 
