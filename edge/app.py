@@ -4,6 +4,7 @@ import atexit
 
 import falcon
 
+from amoroute import __version__
 from amoroute.channels import channel
 from amoroute.db import create_engine
 from edge.access import AdminSecurity, ClientAddress
@@ -22,6 +23,7 @@ from edge.health import LivenessResource, ReadinessResource
 from edge.log_writer import LogWriter
 from edge.logs import WebhookLogStore
 from edge.observability import MetricsResource, RequestContext
+from edge.openapi import OpenApiResource
 from edge.reconcile import build_reconciler
 from edge.routing_queue import RoutingQueue
 from edge.settings import Settings
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route("/api/admin/webhook-logs/{log_id:int}", admin_logs, suffix="one")
     app.add_route("/api/admin/webhook-logs/{log_id:int}/replay", admin_logs, suffix="replay")
     app.add_route("/api/admin/webhook-stats", WebhookStatsResource(logs))
+    app.add_route("/api/admin/openapi.json", OpenApiResource(__version__))
     app.add_route(
         "/api/admin/reconcile", ReconcileResource(build_reconciler(settings, logs, dispatcher))
     )
