@@ -2,7 +2,9 @@
 until Ctrl-C / SIGTERM, which stops them all. Tests start the same stack."""
 
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,6 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 SERVICES_WITH_DATABASE = ("referral_svc", "traffic_svc", "notifier_svc", "edge")
+
+
+class MigrationFailed(Exception):
+    """A service's database could not be upgraded; the message holds its output."""
 
 
 @dataclass
@@ -32,7 +38,15 @@ class Stack:
 
     def commands(self) -> dict[str, list[str]]:
         py = sys.executable
-        gunicorn = [py, "-m", "gunicorn", "-c", "edge/gunicorn_conf.py", "edge.app:create_app()"]
+        # The config as a module, so make run works from any folder (as the image does).
+        gunicorn = [
+            py,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:edge.gunicorn_conf",
+            "edge.app:create_app()",
+        ]
         return {
             "referral_svc": [py, "-m", "referral_svc"],
             "traffic_svc": [py, "-m", "traffic_svc"],
@@ -43,8 +57,18 @@ class Stack:
         }
 
     def migrate(self) -> None:
+        """Upgrade every database; one line each, the whole output only when one fails."""
         for name in SERVICES_WITH_DATABASE:
-            subprocess.run([sys.executable, "-m", name, "migrate"], env=self.env, check=True)
+            done = subprocess.run(
+                [sys.executable, "-m", name, "migrate"],
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            if done.returncode != 0:
+                raise MigrationFailed(f"{name}: migration failed\n{done.stdout}")
+            print(f"{name}: database up to date", flush=True)
 
     def start(self, stdout: int | None = None) -> None:
         self.stdout = stdout
@@ -79,6 +103,105 @@ class Stack:
                 proc.wait()
 
 
+# Each port make run uses, the setting that moves it, and its default.
+PORT_SETTINGS = {
+    "EDGE_PORT": 8080,
+    "ROUTER_PORT": 50051,
+    "REFERRAL_PORT": 50052,
+    "TRAFFIC_PORT": 50053,
+    "NOTIFIER_PORT": 50054,
+}
+# make run's /metrics ports: METRICS_BASE_PORT and the next four.
+METRICS_BASE_PORT = 9091
+GRPC_SERVICES = {
+    "router_svc": ("ROUTER", "amoroute.v1.RouterService"),
+    "referral_svc": ("REFERRAL", "amoroute.v1.ReferralService"),
+    "traffic_svc": ("TRAFFIC", "amoroute.v1.TrafficService"),
+    "notifier_svc": ("NOTIFIER", "amoroute.v1.NotifierService"),
+}
+
+
+def _int_setting(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name, "") or str(default)
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SystemExit(f"{name}={value!r} is not a port number (1-65535)")
+    return int(value)
+
+
+def development_environment(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, int]]:
+    """The environment of a make-run stack: ports from their settings, each service's
+    address derived from its port unless set, and a sign-in token for this run when none
+    is set. Returns (environment, the setting of every port it will listen on)."""
+    out = dict(env)
+    ports = {name: _int_setting(env, name, default) for name, default in PORT_SETTINGS.items()}
+    for name, port in ports.items():
+        out[name] = str(port)
+    for prefix, _ in GRPC_SERVICES.values():
+        out.setdefault(f"{prefix}_ADDR", f"127.0.0.1:{ports[f'{prefix}_PORT']}")
+    base = _int_setting(env, "METRICS_BASE_PORT", METRICS_BASE_PORT)
+    for offset, name in enumerate(
+        ("router_svc", "referral_svc", "traffic_svc", "notifier_svc", "edge.worker")
+    ):
+        ports[f"METRICS_BASE_PORT+{offset} ({name} /metrics)"] = base + offset
+    if not out.get("ADMIN_TOKEN"):
+        out["ADMIN_TOKEN"] = secrets.token_urlsafe(32)
+        out["AMOROUTE_GENERATED_ADMIN_TOKEN"] = "1"
+    return out, ports
+
+
+def busy_ports(ports: Mapping[str, int]) -> list[str]:
+    """One line for each port something else already listens on, naming its setting."""
+    busy = []
+    for setting, port in ports.items():
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                name = setting.split(" ")[0].split("+")[0]
+                busy.append(
+                    f"port {port} is in use; move it with {name}=<another port>"
+                    + (f" ({setting})" if setting != name else "")
+                )
+    return busy
+
+
+def _serving(address: str) -> bool:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=0.5
+            )
+        except grpc.RpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _edge_ready(port: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_until_serving(stack: Stack, env: Mapping[str, str], timeout_s: float = 90) -> bool:
+    """True once the edge is ready and every gRPC service answers its health check;
+    False when a process exits or the time is up."""
+    deadline = time.monotonic() + timeout_s
+    addresses = [env[f"{prefix}_ADDR"] for prefix, _ in GRPC_SERVICES.values()]
+    while time.monotonic() < deadline and not stack.exited():
+        if _edge_ready(env["EDGE_PORT"]) and all(_serving(a) for a in addresses):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def warnings(env: Mapping[str, str]) -> list[str]:
     out = []
     if not env.get("ADMIN_TOKEN"):
@@ -90,11 +213,50 @@ def warnings(env: Mapping[str, str]) -> list[str]:
     return out
 
 
+def banner(env: Mapping[str, str], stack: Stack) -> str:
+    port = env["EDGE_PORT"]
+    webhook = f"http://127.0.0.1:{port}/webhook/amocrm"
+    if env.get("WEBHOOK_SECRET"):
+        webhook += "/<WEBHOOK_SECRET>"
+    if env.get("AMOROUTE_GENERATED_ADMIN_TOKEN"):
+        admin = (
+            f"http://127.0.0.1:{port}/admin/#token={env['ADMIN_TOKEN']}\n"
+            "            (signs you in; the token was made for this run only: set ADMIN_TOKEN"
+            " to keep one)"
+        )
+    else:
+        admin = f"http://127.0.0.1:{port}/admin/  (sign in with ADMIN_TOKEN)"
+    services = ", ".join(
+        f"{name.removesuffix('_svc')} {env[f'{prefix}_ADDR']}"
+        for name, (prefix, _) in GRPC_SERVICES.items()
+    )
+    return (
+        "\namoroute is running (Ctrl-C stops everything):\n"
+        f"  webhook   {webhook}\n"
+        f"  admin UI  {admin}\n"
+        f"  health    http://127.0.0.1:{port}/readyz\n"
+        f"  gRPC      {services}\n"
+        f"  metrics   http://127.0.0.1:{port}/metrics, services and worker on "
+        + ", ".join(f":{p}" for p in stack.metrics_ports.values())
+        + "\n"
+    )
+
+
 def main() -> int:
-    env = dict(os.environ)
+    env, ports = development_environment(os.environ)
+    busy = busy_ports(ports)
+    if busy:
+        print("amoroute cannot start:", *(f"  {line}" for line in busy), sep="\n", flush=True)
+        return 1
     os.makedirs("var", exist_ok=True)
+    base = _int_setting(env, "METRICS_BASE_PORT", METRICS_BASE_PORT)
     stack = Stack(env)
-    stack.migrate()
+    stack.metrics_ports = {name: base + i for i, name in enumerate(stack.metrics_ports)}
+    try:
+        stack.migrate()
+    except MigrationFailed as failed:
+        print(failed, file=sys.stderr, flush=True)
+        return 1
     stop_requested = False
 
     def request_stop(*_: object) -> None:
@@ -104,26 +266,11 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     stack.start()
-    port = env.get("EDGE_PORT", "8080")
-    webhook = f"http://localhost:{port}/webhook/amocrm/"
-    if env.get("WEBHOOK_SECRET"):
-        webhook += "<WEBHOOK_SECRET>"
-    print(
-        "\namoroute is running (Ctrl-C stops everything):\n"
-        f"  webhook   {webhook}\n"
-        f"  admin UI  http://localhost:{port}/admin/\n"
-        f"  health    http://localhost:{port}/readyz\n"
-        f"  gRPC      router localhost:{env.get('ROUTER_PORT', '50051')}, "
-        f"referral :{env.get('REFERRAL_PORT', '50052')}, "
-        f"traffic :{env.get('TRAFFIC_PORT', '50053')}, "
-        f"notifier :{env.get('NOTIFIER_PORT', '50054')}\n"
-        f"  metrics   http://localhost:{port}/metrics, services and worker on "
-        + ", ".join(f":{p}" for p in stack.metrics_ports.values())
-        + "\n",
-        flush=True,
-    )
-    for line in warnings(env):
-        print(f"  warning: {line}", flush=True)
+    print("starting every process…", flush=True)
+    if wait_until_serving(stack, env):
+        print(banner(env, stack), flush=True)
+        for line in warnings(env):
+            print(f"  warning: {line}", flush=True)
     while not stop_requested and not stack.exited():
         time.sleep(0.2)
     crashed = stack.exited()

@@ -146,3 +146,5 @@ def setup_logging(service: str, level: str = "INFO") -> None:
         old.flush()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic announces each of its plugins at INFO whenever it is imported: noise.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

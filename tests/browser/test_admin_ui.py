@@ -144,6 +144,22 @@ def test_sign_in_keeps_the_token_out_of_urls_and_opens_the_log(
     assert page.evaluate("sessionStorage.getItem('amoroute.adminToken')") is None
 
 
+def test_the_sign_in_link_of_make_run_signs_in_and_leaves_the_token_nowhere(
+    page: Page, seeded: Seeded, watched: Watched
+) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"/admin/#token={ADMIN_TOKEN}")
+    expect(page.locator("#logs-view")).to_be_visible()
+    expect(row(page, seeded.traffic)).to_be_visible()
+    assert ADMIN_TOKEN not in page.url
+    assert all(ADMIN_TOKEN not in url for url in requested)
+    # The link's entry was replaced, not followed by a new one: going back leaves the admin.
+    page.go_back()
+    assert ADMIN_TOKEN not in page.url and "/admin/" not in page.url
+    assert_nothing_ran(watched)
+
+
 def test_filters_and_search_narrow_the_table_and_survive_a_reload(
     page: Page, seeded: Seeded, watched: Watched
 ) -> None:

@@ -86,6 +86,16 @@ function signOut() {
   showSignIn("Signed out.");
 }
 
+/** `make run` prints a sign-in link `/admin/#token=…`: keep the token for this tab, then
+ * drop it from the address bar and the history so it is not shared or bookmarked. */
+function takeTokenFromLink() {
+  const match = location.hash.match(/^#token=([A-Za-z0-9._~-]+)$/);
+  if (!match) return;
+  token.set(match[1]);
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
+takeTokenFromLink();
 mountLogs((params) => go("logs", params));
 mountSales(go);
 byId("sign-in-form").addEventListener("submit", signIn);
