@@ -65,10 +65,12 @@ COPY --from=builder /opt/venv /opt/venv
 # HOME=/tmp: under readOnlyRootFilesystem /tmp (an emptyDir) is the one writable place, and
 # gunicorn puts its control socket under $HOME/.gunicorn. /app/var is where the SQLite
 # defaults land when the image runs without database URLs (docker run, not Kubernetes).
+# BIND_HOST: in a container the servers must listen beyond loopback to be reached at all.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    HOME=/tmp
+    HOME=/tmp \
+    BIND_HOST=0.0.0.0
 
 WORKDIR /app
 USER 10001:10001

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import grpc
 
+from amoroute.callers import CallerCredentials
+from amoroute.grpc_auth import BearerToken
 from amoroute.requestid import ClientRequestId
 
 _SERVICE_CONFIG = json.dumps(
@@ -42,12 +44,22 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def channel(address: str, tls_ca_file: str = "") -> grpc.Channel:
+def channel(address: str, credentials: CallerCredentials | None = None) -> grpc.Channel:
     """A channel to `address` with keepalive, reconnect and retry settings, passing
-    the current request id along; TLS verified against `tls_ca_file` when given."""
-    if tls_ca_file:
-        credentials = grpc.ssl_channel_credentials(Path(tls_ca_file).read_bytes())
-        raw = grpc.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
+    the current request id and the caller's token along; TLS when the credentials
+    name a CA (presenting the caller's certificate when they name one)."""
+    credentials = credentials or CallerCredentials()
+    if credentials.tls_ca_file:
+        chain = key = None
+        if credentials.tls_cert_file and credentials.tls_key_file:
+            chain = Path(credentials.tls_cert_file).read_bytes()
+            key = Path(credentials.tls_key_file).read_bytes()
+        tls = grpc.ssl_channel_credentials(
+            Path(credentials.tls_ca_file).read_bytes(), private_key=key, certificate_chain=chain
+        )
+        raw = grpc.secure_channel(address, tls, options=CHANNEL_OPTIONS)
     else:
         raw = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+    if credentials.token:
+        return grpc.intercept_channel(raw, ClientRequestId(), BearerToken(credentials.token))
     return grpc.intercept_channel(raw, ClientRequestId())

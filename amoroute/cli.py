@@ -32,7 +32,7 @@ def run_service(
         return
     for line in describe(settings) if describe else []:
         log.warning(line)
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.bind_host)
     running = build(settings)
     freeze_startup_objects()
     serve_until_signalled(running, name)

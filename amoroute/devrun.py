@@ -210,6 +210,11 @@ def warnings(env: Mapping[str, str]) -> list[str]:
         out.append("WEBHOOK_SECRET is unset or short: anyone who finds the URL can post webhooks")
     if not env.get("TELEGRAM_BOT_TOKEN"):
         out.append("TELEGRAM_BOT_TOKEN is unset: notifications are stored, not sent")
+    if not env.get("GRPC_AUTH_TOKENS"):
+        out.append(
+            "GRPC_AUTH_TOKENS is unset: gRPC caller authentication is off; the servers listen on "
+            f"{env.get('BIND_HOST', '127.0.0.1')} only"
+        )
     return out
 
 

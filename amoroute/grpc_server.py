@@ -1,5 +1,6 @@
-"""The gRPC server bootstrap every service shares: thread pool, error mapping,
-health, reflection, and a graceful stop on SIGTERM / SIGINT."""
+"""The gRPC server bootstrap every service shares: thread pool, caller
+authentication, error mapping, health, reflection, (mutual) TLS, and a graceful
+stop on SIGTERM / SIGINT."""
 
 import logging
 import signal
@@ -14,8 +15,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from amoroute.errors import InvalidArgument, NotFound, ServiceError, Unavailable
+from amoroute.grpc_auth import AuthInterceptor, Permissions, method_table
 from amoroute.metrics import MetricsInterceptor
 from amoroute.requestid import ServerRequestId
+from amoroute.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +62,14 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
 @dataclass
 class Registration:
-    """One servicer and the generated function that adds it to a server."""
+    """One servicer, the generated function that adds it to a server, and which
+    callers (amoroute.grpc_auth.CALLERS) may call each of its methods; a method
+    the table leaves out is refused to everyone."""
 
     servicer: object
     add_to_server: Callable[[Any, grpc.Server], None]
     full_name: str  # e.g. "amoroute.v1.RouterService"
+    callers: Permissions
 
 
 @dataclass
@@ -91,18 +97,30 @@ class RunningServer:
 def start_server(
     registrations: Iterable[Registration],
     port: int,
-    host: str = "[::]",
+    settings: CommonSettings,
     max_workers: int = 32,
     interceptors: Iterable[grpc.ServerInterceptor] = (),
-    tls: tuple[bytes, bytes] | None = None,
 ) -> RunningServer:
-    """Start a server with health and reflection; port 0 picks a free port;
-    `tls` = (certificate chain, private key) serves TLS instead of plaintext."""
+    """Start a server with health and reflection on settings.bind_host; port 0
+    picks a free port. GRPC_AUTH_TOKENS turns the caller check on, GRPC_TLS_*
+    mutual TLS (settings.server_tls())."""
     registrations = list(registrations)
+    tokens = settings.caller_tokens()
+    tls = settings.server_tls()
+    table: dict[str, frozenset[str]] = {}
+    for reg in registrations:
+        table.update(method_table(reg.full_name, reg.callers))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
-        # Outermost first: the request id and metrics see the final status code.
-        interceptors=[ServerRequestId(), MetricsInterceptor(), *interceptors, ErrorInterceptor()],
+        # Outermost first: the request id and metrics see the final status code,
+        # a refused caller included.
+        interceptors=[
+            ServerRequestId(),
+            MetricsInterceptor(),
+            AuthInterceptor(table, tokens),
+            *interceptors,
+            ErrorInterceptor(),
+        ],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -126,13 +144,24 @@ def start_server(
         ],
         server,
     )
+    host = settings.bind_host
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     if tls:
-        credentials = grpc.ssl_server_credentials([(tls[1], tls[0])])
-        bound = server.add_secure_port(f"{host}:{port}", credentials)
+        chain, key, client_ca = tls
+        credentials = grpc.ssl_server_credentials(
+            [(key, chain)], root_certificates=client_ca, require_client_auth=True
+        )
+        bound = server.add_secure_port(address, credentials)
     else:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        bound = server.add_insecure_port(address)
     if bound == 0:
-        raise OSError(f"cannot listen on {host}:{port}")
+        raise OSError(f"cannot listen on {address}: is BIND_HOST an address of this machine?")
+    if not tokens:
+        log.warning(
+            "GRPC_AUTH_TOKENS is not set: caller authentication is off, anyone who reaches "
+            "this port may call every method",
+            extra={"host": host, "port": bound},
+        )
     server.start()
     running = RunningServer(server, bound, health_servicer, names)
     running.set_serving(True)

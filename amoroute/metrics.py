@@ -48,7 +48,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         )
 
 
-def serve_metrics(port: int) -> None:
-    """Expose /metrics on `port` (0 or negative: off)."""
+def serve_metrics(port: int, host: str) -> None:
+    """Expose /metrics on `host`:`port` (port 0 or negative: off)."""
     if port > 0:
-        prometheus_client.start_http_server(port)
+        prometheus_client.start_http_server(port, addr=host)

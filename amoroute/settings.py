@@ -3,31 +3,78 @@
 import os
 from pathlib import Path
 
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from amoroute.callers import CallerCredentials, CallerTokens
 
 
 class CommonSettings(BaseSettings):
     # Secrets may also come from files (Kubernetes secret volumes, Docker secrets):
     # with AMOROUTE_SECRETS_DIR set, a file named like a setting (admin_token,
     # telegram_bot_token, …) supplies it; an environment variable still wins.
+    # A refused value is not quoted back: the error may name a secret setting.
     model_config = SettingsConfigDict(
-        extra="ignore", secrets_dir=os.environ.get("AMOROUTE_SECRETS_DIR") or None
+        extra="ignore",
+        secrets_dir=os.environ.get("AMOROUTE_SECRETS_DIR") or None,
+        hide_input_in_errors=True,
     )
 
     log_level: str = "INFO"
+    # Address the servers listen on: loopback for `make run`; the Kubernetes
+    # manifests (and the image) set 0.0.0.0 so probes and other pods reach them.
+    bind_host: str = "127.0.0.1"
     # Port of the Prometheus /metrics endpoint of a gRPC service; 0 turns it off.
     metrics_port: int = 9090
-    # TLS for gRPC. A server with a certificate and key serves TLS only; a client
-    # with a CA file verifies the servers it calls against it. Empty: plaintext
-    # (inside a cluster whose network policies already fence the services).
+    # Per-caller gRPC tokens, "router:<token>,edge:<token>,operator:<token>" (one
+    # Secret for every pod): servers check them, each process sends its own.
+    # Empty: the check is off, and start-up says so.
+    grpc_auth_tokens: SecretStr = Field(default=SecretStr(""), repr=False)
+    # Mutual TLS for gRPC. This process's certificate and key: servers serve them,
+    # channels present them. The CA verifies both ways: clients check servers
+    # against it and servers require a client certificate it signed. Empty:
+    # plaintext (inside a cluster whose network policies already fence the services).
     grpc_tls_cert_file: str = ""
     grpc_tls_key_file: str = ""
     grpc_tls_ca_file: str = ""
 
-    def server_tls(self) -> tuple[bytes, bytes] | None:
-        """(certificate chain, private key) PEM bytes, or None for plaintext."""
+    @field_validator("grpc_auth_tokens")
+    @classmethod
+    def _tokens(cls, value: SecretStr) -> SecretStr:
+        CallerTokens.parse(value.get_secret_value())  # a bad entry stops the start
+        return value
+
+    def caller_tokens(self) -> CallerTokens:
+        return CallerTokens.parse(self.grpc_auth_tokens.get_secret_value())
+
+    def server_tls(self) -> tuple[bytes, bytes, bytes] | None:
+        """(certificate chain, private key, client CA) PEM bytes, or None for plaintext."""
         if not (self.grpc_tls_cert_file or self.grpc_tls_key_file):
             return None
         if not (self.grpc_tls_cert_file and self.grpc_tls_key_file):
             raise ValueError("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE must be set together")
-        return Path(self.grpc_tls_cert_file).read_bytes(), Path(self.grpc_tls_key_file).read_bytes()
+        if not self.grpc_tls_ca_file:
+            raise ValueError(
+                "GRPC_TLS_CA_FILE is not set: a TLS server requires client certificates "
+                "and verifies them against it; set it to the CA that signs the callers' "
+                "certificates"
+            )
+        return (
+            Path(self.grpc_tls_cert_file).read_bytes(),
+            Path(self.grpc_tls_key_file).read_bytes(),
+            Path(self.grpc_tls_ca_file).read_bytes(),
+        )
+
+    def caller_credentials(self, caller: str) -> CallerCredentials:
+        """What this process, calling as `caller`, shows the services it calls."""
+        if self.grpc_tls_ca_file and not (self.grpc_tls_cert_file and self.grpc_tls_key_file):
+            raise ValueError(
+                "GRPC_TLS_CA_FILE is set without GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE: "
+                "servers require a client certificate; give this process one the CA signed"
+            )
+        return CallerCredentials(
+            token=self.caller_tokens().token_of(caller),
+            tls_ca_file=self.grpc_tls_ca_file,
+            tls_cert_file=self.grpc_tls_cert_file,
+            tls_key_file=self.grpc_tls_key_file,
+        )

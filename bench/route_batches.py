@@ -13,8 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
-
+from amoroute.channels import channel
 from amoroute.v1 import router_pb2, router_pb2_grpc
 from bench.procstats import ProcessWatch, cpu_delta
 from bench.run import postmaster_pid
@@ -51,8 +50,8 @@ def main() -> None:
             stack = running.stack
             watch = ProcessWatch({n: p.pid for n, p in stack.procs.items() if n in MEASURED})
             trees = {"postgres": postmaster_pid() or 0}
-            with grpc.insecure_channel(running.addr("router")) as channel:
-                router = router_pb2_grpc.RouterServiceStub(channel)
+            with channel(running.addr("router"), running.operator) as router_channel:
+                router = router_pb2_grpc.RouterServiceStub(router_channel)
                 lead = 1
                 for size in BATCHES:
                     deals = requests(lead, DEALS)

@@ -5,6 +5,7 @@ import atexit
 import falcon
 
 from amoroute import __version__
+from amoroute.callers import EDGE
 from amoroute.channels import channel
 from amoroute.db import create_engine
 from edge.access import AdminSecurity, ClientAddress
@@ -34,7 +35,8 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     """The Falcon WSGI app (gunicorn calls this once per worker, after fork)."""
     settings = settings or Settings()
     logs = WebhookLogStore(create_engine(settings.edge_database_url))
-    router = channel(settings.router_addr, settings.grpc_tls_ca_file)
+    calls_as = settings.caller_credentials(EDGE)
+    router = channel(settings.router_addr, calls_as)
     dispatcher = Dispatcher(router, logs, lead_data_available=settings.amocrm_configured())
     routing = RoutingQueue(
         dispatcher,
@@ -84,13 +86,13 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route(
         "/api/admin/sales/traffic",
         TrafficSalesResource(
-            channel(settings.traffic_addr, settings.grpc_tls_ca_file), settings.traffic_addr
+            channel(settings.traffic_addr, calls_as), settings.traffic_addr
         ),
     )
     app.add_route(
         "/api/admin/sales/referral",
         ReferralSalesResource(
-            channel(settings.referral_addr, settings.grpc_tls_ca_file), settings.referral_addr
+            channel(settings.referral_addr, calls_as), settings.referral_addr
         ),
     )
     admin_page = AdminPageResource(enabled=bool(settings.admin_token))

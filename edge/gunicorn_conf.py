@@ -4,6 +4,8 @@ import os
 import shutil
 import tempfile
 
+from edge.settings import Settings
+
 # Metrics of every worker process, summed at each scrape (edge/observability.py).
 # Set before any worker imports prometheus_client; cleared at every start.
 _OWN_METRICS_DIR = ""
@@ -11,7 +13,10 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _OWN_METRICS_DIR = tempfile.mkdtemp(prefix="amoroute-edge-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _OWN_METRICS_DIR
 
-bind = f"0.0.0.0:{os.environ.get('EDGE_PORT', '8080')}"
+# The edge's settings, read (and validated) once in the master before any worker starts.
+_settings = Settings()
+_host = f"[{_settings.bind_host}]" if ":" in _settings.bind_host else _settings.bind_host
+bind = f"{_host}:{_settings.edge_port}"
 workers = int(os.environ.get("EDGE_WORKERS", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("EDGE_THREADS", "16"))

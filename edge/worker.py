@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import prometheus_client
 
+from amoroute.callers import EDGE
 from amoroute.channels import channel
 from amoroute.db import create_engine
 from amoroute.heap import freeze_startup_objects
@@ -156,7 +157,7 @@ class Worker:
 def build(settings: Settings) -> Worker:
     logs = WebhookLogStore(create_engine(settings.edge_database_url))
     dispatcher = Dispatcher(
-        channel(settings.router_addr, settings.grpc_tls_ca_file),
+        channel(settings.router_addr, settings.caller_credentials(EDGE)),
         logs,
         lead_data_available=settings.amocrm_configured(),
     )
@@ -183,7 +184,7 @@ def main() -> None:
         log.warning(
             "AMOCRM_ACCESS_TOKEN or AMOCRM_DOMAIN is not set: no lead fetch, no reconciliation"
         )
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.bind_host)
     freeze_startup_objects()
     log.info("worker started", extra={"poll_s": settings.worker_poll_s})
     worker.run_until(stop, settings.worker_poll_s)

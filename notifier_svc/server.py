@@ -4,6 +4,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+from amoroute.callers import EDGE, OPERATOR, ROUTER
 from amoroute.db import create_engine, migrate
 from amoroute.grpc_server import Registration, RunningServer, start_server
 from amoroute.v1 import notifier_pb2, notifier_pb2_grpc
@@ -15,6 +16,14 @@ from notifier_svc.telegram import TelegramClient
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_notifier"
+
+# Who may call each method (amoroute/grpc_auth.py): only the router announces
+# sales; the edge reads for its dashboards.
+CALLERS = {
+    "Notify": (ROUTER,),
+    "BatchNotify": (ROUTER,),
+    "ListNotifications": (EDGE, OPERATOR),
+}
 
 
 def upgrade_database(settings: Settings) -> None:
@@ -53,10 +62,11 @@ def build(settings: Settings, port: int | None = None) -> NotifierServer:
                     NotifierService(store, outbox, settings),
                     notifier_pb2_grpc.add_NotifierServiceServicer_to_server,
                     notifier_pb2.DESCRIPTOR.services_by_name["NotifierService"].full_name,
+                    CALLERS,
                 )
             ],
             port=settings.notifier_port if port is None else port,
-            tls=settings.server_tls(),
+            settings=settings,
         )
     except BaseException:
         if telegram is not None:

@@ -55,6 +55,7 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
         self.store = store
         self.outbox = outbox
         self.settings = settings
+        self.allowed_chats = settings.allowed_chat_ids()
 
     def Notify(
         self, request: notifier_pb2.NotifyRequest, context: grpc.ServicerContext
@@ -94,6 +95,14 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
         """The row to store for a valid request: pending and due now when Telegram can
         take it, otherwise kept with the reason it will not be sent."""
         _validate(request)
+        # Only a bot can post anywhere; without one nothing leaves, whatever the chat.
+        if self.outbox is not None and request.chat_id:
+            if request.chat_id not in self.allowed_chats:
+                raise InvalidArgument(
+                    "chat_id",
+                    f"{request.chat_id} is not a chat this notifier posts to: add it to "
+                    "TELEGRAM_ALLOWED_CHAT_IDS of notifier_svc if the routing rules name it",
+                )
         text = render_sale_message(
             deal_name=request.deal_name,
             lead_id=request.lead_id,

@@ -18,6 +18,10 @@ class Settings(CommonSettings):
     telegram_api_url: str = "https://api.telegram.org"
     # Chat for targetologists without their own telegram_chat_id.
     telegram_default_chat_id: str = ""
+    # The other chats the bot may post to, comma-separated: every telegram_chat_id
+    # of the routing rules. A Notify naming any other chat is refused, so a caller
+    # cannot make the bot post wherever it likes. Checked while a bot token is set.
+    telegram_allowed_chat_ids: str = ""
     # Bound of one send attempt (connecting plus waiting for Telegram's answer).
     telegram_timeout_s: float = Field(default=5.0, gt=0, le=60)
     # Currency of deal amounts: KZT is shown as ₸, any other code as itself.
@@ -32,6 +36,22 @@ class Settings(CommonSettings):
         if value and not CHAT_ID.fullmatch(value):
             raise ValueError("must be a numeric Telegram chat id or @channelusername")
         return value
+
+    @field_validator("telegram_allowed_chat_ids")
+    @classmethod
+    def _chat_ids(cls, value: str) -> str:
+        for number, chat in enumerate(value.split(",") if value.strip() else [], start=1):
+            if not CHAT_ID.fullmatch(chat.strip()):
+                raise ValueError(
+                    f"entry {number} ({chat.strip()!r}) must be a numeric Telegram chat id or "
+                    "@channelusername; separate entries with commas"
+                )
+        return value
+
+    def allowed_chat_ids(self) -> frozenset[str]:
+        """Every chat the bot may post to: the default chat and the allowed list."""
+        chats = {c.strip() for c in self.telegram_allowed_chat_ids.split(",") if c.strip()}
+        return frozenset(chats | ({self.telegram_default_chat_id} - {""}))
 
     @field_validator("telegram_api_url")
     @classmethod
@@ -49,6 +69,11 @@ def describe(settings: Settings) -> list[str]:
             "nothing is sent to Telegram"
         ]
     lines = []
+    if not settings.telegram_allowed_chat_ids:
+        lines.append(
+            "TELEGRAM_ALLOWED_CHAT_IDS is not set: a Notify naming a chat other than "
+            "TELEGRAM_DEFAULT_CHAT_ID is refused; list every telegram_chat_id of the routing rules"
+        )
     if not settings.telegram_default_chat_id:
         lines.append(
             "TELEGRAM_DEFAULT_CHAT_ID is not set: a sale whose targetologist has no "

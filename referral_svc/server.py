@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from amoroute.callers import EDGE, OPERATOR, ROUTER
 from amoroute.db import create_engine, migrate
 from amoroute.grpc_server import Registration, RunningServer, start_server
 from amoroute.v1 import referral_pb2, referral_pb2_grpc
@@ -11,6 +12,17 @@ from referral_svc.store import ReferralStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_referral"
+
+# Who may call each method (amoroute/grpc_auth.py): only the router credits and
+# reverses; commission rates are set by a person; the edge reads for its dashboards.
+CALLERS = {
+    "RecordConversion": (ROUTER,),
+    "BatchRecordConversions": (ROUTER,),
+    "ReverseConversion": (ROUTER,),
+    "UpsertPartner": (OPERATOR,),
+    "ListConversions": (EDGE, OPERATOR),
+    "GetReferrerStats": (EDGE, OPERATOR),
+}
 
 
 def upgrade_database(settings: Settings) -> None:
@@ -26,8 +38,9 @@ def build(settings: Settings, port: int | None = None) -> RunningServer:
                 ReferralService(store),
                 referral_pb2_grpc.add_ReferralServiceServicer_to_server,
                 referral_pb2.DESCRIPTOR.services_by_name["ReferralService"].full_name,
+                CALLERS,
             )
         ],
         port=settings.referral_port if port is None else port,
-        tls=settings.server_tls(),
+        settings=settings,
     )

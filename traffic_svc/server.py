@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from amoroute.callers import EDGE, OPERATOR, ROUTER
 from amoroute.db import create_engine, migrate
 from amoroute.grpc_server import Registration, RunningServer, start_server
 from amoroute.v1 import traffic_pb2, traffic_pb2_grpc
@@ -11,6 +12,16 @@ from traffic_svc.store import SalesStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_traffic"
+
+# Who may call each method (amoroute/grpc_auth.py): only the router records and
+# reverses sales; the edge reads for its dashboards.
+CALLERS = {
+    "RecordSale": (ROUTER,),
+    "BatchRecordSales": (ROUTER,),
+    "ReverseSale": (ROUTER,),
+    "ListSales": (EDGE, OPERATOR),
+    "GetTargetologistStats": (EDGE, OPERATOR),
+}
 
 
 def upgrade_database(settings: Settings) -> None:
@@ -26,8 +37,9 @@ def build(settings: Settings, port: int | None = None) -> RunningServer:
                 TrafficService(store),
                 traffic_pb2_grpc.add_TrafficServiceServicer_to_server,
                 traffic_pb2.DESCRIPTOR.services_by_name["TrafficService"].full_name,
+                CALLERS,
             )
         ],
         port=settings.traffic_port if port is None else port,
-        tls=settings.server_tls(),
+        settings=settings,
     )

@@ -61,7 +61,8 @@ class NotifierServiceServicer:
         Telegram: the outbox sends it at once, within Telegram's pace, and
         retries it. Without TELEGRAM_BOT_TOKEN it is stored as NOT_SENT; with no
         chat for the targetologist and no default chat, as FAILED.
-        Errors: INVALID_ARGUMENT naming the field (lead_id, amount).
+        Errors: INVALID_ARGUMENT naming the field (lead_id, amount; chat_id when it is
+        not TELEGRAM_DEFAULT_CHAT_ID or in TELEGRAM_ALLOWED_CHAT_IDS while a bot token is set).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

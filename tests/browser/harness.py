@@ -45,7 +45,7 @@ class Services:
         self.running = running
         self.http = httpx.Client(base_url=running.edge_url, timeout=10)
         names = ("traffic", "referral", "notifier")
-        self.channels = [channel(running.addr(name)) for name in names]
+        self.channels = [channel(running.addr(name), running.operator) for name in names]
         # The edge is ready once the router answers; the other services may still be starting.
         for name, ch in zip(names, self.channels, strict=True):
             try:

@@ -48,6 +48,7 @@ SECRET_KEYS = {
     "REFERRAL_DATABASE_URL",
     "TRAFFIC_DATABASE_URL",
     "NOTIFIER_DATABASE_URL",
+    "GRPC_AUTH_TOKENS",
 }
 DEPLOYMENTS = {"edge", "edge-worker", "router", "referral", "traffic", "notifier"}
 GRPC_PORTS = {"router": 50051, "referral": 50052, "traffic": 50053, "notifier": 50054}
@@ -319,6 +320,7 @@ def test_secrets_are_referenced_by_the_documented_name_and_keys_only(objects: tu
 
 
 def test_each_process_gets_the_secrets_it_needs(objects: tuple) -> None:
+    # Every process that serves or calls gRPC checks or sends GRPC_AUTH_TOKENS.
     needs = {
         "edge": {"EDGE_DATABASE_URL", "WEBHOOK_SECRET", "ADMIN_TOKEN", "AMOCRM_ACCESS_TOKEN"},
         "edge-worker": {"EDGE_DATABASE_URL", "AMOCRM_ACCESS_TOKEN"},
@@ -327,6 +329,7 @@ def test_each_process_gets_the_secrets_it_needs(objects: tuple) -> None:
         "traffic": {"TRAFFIC_DATABASE_URL"},
         "notifier": {"NOTIFIER_DATABASE_URL", "TELEGRAM_BOT_TOKEN"},
     }
+    needs = {name: keys | {"GRPC_AUTH_TOKENS"} for name, keys in needs.items()}
     for name, d in of_kind(objects, "Deployment").items():
         (container,) = d["spec"]["template"]["spec"]["containers"]
         assert SECRET_KEYS & set(env_of(container)) == needs[name], name
@@ -374,6 +377,20 @@ def test_processes_read_the_shared_config(objects: tuple) -> None:
         refs = [e["configMapRef"]["name"] for e in container.get("envFrom", [])]
         assert len(refs) == 1 and refs[0] in configs, name
         assert refs[0].startswith("amoroute-config"), name
+
+
+def test_servers_listen_beyond_loopback_for_probes_and_other_pods(objects: tuple) -> None:
+    (config,) = [c for n, c in of_kind(objects, "ConfigMap").items() if n.startswith("amoroute-config")]
+    assert config["data"]["BIND_HOST"] == "0.0.0.0"
+
+
+def test_the_notifier_may_post_to_every_chat_the_routing_rules_name(objects: tuple) -> None:
+    configs = of_kind(objects, "ConfigMap")
+    (config,) = [c for n, c in configs.items() if n.startswith("amoroute-config")]
+    allowed = set(config["data"]["TELEGRAM_ALLOWED_CHAT_IDS"].split(","))
+    rules = parse_rules(configs["routing-rules"]["data"]["routing_rules.yaml"])
+    named = {t.telegram_chat_id for t in rules.targetologists if t.telegram_chat_id}
+    assert named and named <= allowed
 
 
 def test_routing_rules_are_a_mounted_directory_that_parses(objects: tuple) -> None:

@@ -25,6 +25,7 @@ SECRETS = {
     "REFERRAL_DATABASE_URL": "postgresql+psycopg://referral:pw-referral@db:5432/referral",
     "TRAFFIC_DATABASE_URL": "postgresql+psycopg://traffic:pw-traffic@db:5432/traffic",
     "NOTIFIER_DATABASE_URL": "postgresql+psycopg://notifier:pw-notifier@db:5432/notifier",
+    "GRPC_AUTH_TOKENS": "router:router-token-value,edge:edge-token-value,operator:op-token-value",
 }
 IMAGE = "registry.example.com/amoroute:0.1.0"
 JOBS = ["edge-migrate", "referral-migrate", "traffic-migrate", "notifier-migrate"]

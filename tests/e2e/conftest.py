@@ -29,7 +29,7 @@ class Clients:
         self.running = running
         self.telegram = telegram
         self.http = httpx.Client(base_url=running.edge_url, timeout=10)
-        self.channels = {n: channel(running.addr(n)) for n in ("router", "referral", "traffic",
+        self.channels = {n: channel(running.addr(n), running.operator) for n in ("router", "referral", "traffic",
                                                                 "notifier")}
         self.router = router_pb2_grpc.RouterServiceStub(self.channels["router"])
         self.referral = referral_pb2_grpc.ReferralServiceStub(self.channels["referral"])

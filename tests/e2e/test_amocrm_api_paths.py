@@ -28,7 +28,7 @@ class Harness:
         self.running = running
         self.amocrm = amocrm
         self.http = httpx.Client(base_url=running.edge_url, timeout=10)
-        self.channel = channel(running.addr("traffic"))
+        self.channel = channel(running.addr("traffic"), running.operator)
         self.traffic = traffic_pb2_grpc.TrafficServiceStub(self.channel)
         self.engine = sa.create_engine(running.env["EDGE_DATABASE_URL"])
         self.logs = WebhookLogStore(self.engine)

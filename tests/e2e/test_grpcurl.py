@@ -8,12 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from amoroute.callers import OPERATOR
+from tests.support.stack import TOKENS
+
 GRPCURL = shutil.which("grpcurl") or str(Path(sys.executable).with_name("grpcurl"))
+AS_OPERATOR = ("-H", f"authorization: Bearer {TOKENS[OPERATOR]}")
 
 
 def grpcurl(*args: str) -> str:
+    """grpcurl as the operator (the stack runs with GRPC_AUTH_TOKENS set)."""
     done = subprocess.run(
-        [GRPCURL, "-plaintext", *args], capture_output=True, text=True, timeout=30
+        [GRPCURL, "-plaintext", *AS_OPERATOR, *args], capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -57,9 +62,38 @@ def test_route_deal_through_reflection_credits_the_referral(e2e) -> None:  # typ
     assert out["legs"] == [{"leg": "referral", "outcome": "LEG_OUTCOME_RECORDED"}]
 
 
+@pytest.mark.parametrize("name", ["router", "traffic"])
+def test_list_describe_and_health_need_no_token(e2e, name: str) -> None:  # type: ignore[no-untyped-def]
+    for args in (["list"], ["describe", "grpc.health.v1.Health"], ["grpc.health.v1.Health/Check"]):
+        done = subprocess.run([GRPCURL, "-plaintext", e2e.running.addr(name), *args],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+
+
+def test_a_method_without_the_token_header_is_unauthenticated(e2e) -> None:  # type: ignore[no-untyped-def]
+    for header in ([], ["-H", "authorization: Bearer wrong-token"]):
+        done = subprocess.run(
+            [GRPCURL, "-plaintext", *header, "-d", "{}", e2e.running.addr("traffic"),
+             "amoroute.v1.TrafficService/ListSales"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert done.returncode != 0 and "Unauthenticated" in done.stderr, done.stderr
+
+
+def test_the_operator_may_not_record_a_sale_directly(e2e) -> None:  # type: ignore[no-untyped-def]
+    request = {"sale": {"leadId": "777009", "accountId": "1", "amount": "1000000000000000"}}
+    done = subprocess.run(
+        [GRPCURL, "-plaintext", *AS_OPERATOR, "-d", json.dumps(request),
+         e2e.running.addr("traffic"), "amoroute.v1.TrafficService/RecordSale"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode != 0 and "PermissionDenied" in done.stderr, done.stderr
+    assert "caller operator may not call /amoroute.v1.TrafficService/RecordSale" in done.stderr
+
+
 def test_bad_field_is_invalid_argument_naming_it(e2e) -> None:  # type: ignore[no-untyped-def]
     done = subprocess.run(
-        [GRPCURL, "-plaintext", "-d", '{"deal": {"leadId": "0"}}', e2e.running.addr("router"),
+        [GRPCURL, "-plaintext", *AS_OPERATOR, "-d", '{"deal": {"leadId": "0"}}', e2e.running.addr("router"),
          "amoroute.v1.RouterService/RouteDeal"],
         capture_output=True, text=True, timeout=30,
     )
@@ -79,8 +113,10 @@ def test_readme_grpcurl_lines_work_as_printed(e2e) -> None:  # type: ignore[no-u
     lines = readme_grpcurl_lines()
     assert len(lines) >= 6
     ports = {"50051": "router", "50052": "referral", "50053": "traffic", "50054": "notifier"}
+    assert all("authorization: Bearer $OPERATOR_TOKEN" in line for line in lines if " -d " in line)
     for line in lines:
-        args = shlex.split(line)[1:]
+        # As in a shell with OPERATOR_TOKEN exported.
+        args = [a.replace("$OPERATOR_TOKEN", TOKENS[OPERATOR]) for a in shlex.split(line)[1:]]
         args = [
             e2e.running.addr(ports[a.split(":")[1]]) if a.startswith("localhost:5005") else a
             for a in args

@@ -36,7 +36,10 @@ class Harness:
     def __init__(self, running: RunningStack, proxy: TcpProxy, edge_url: str) -> None:
         self.running = running
         self.proxy = proxy
-        self.channels = [channel(running.addr("traffic")), channel(running.addr("notifier"))]
+        self.channels = [
+            channel(running.addr("traffic"), running.operator),
+            channel(running.addr("notifier"), running.operator),
+        ]
         self.traffic = traffic_pb2_grpc.TrafficServiceStub(self.channels[0])
         self.notifier = notifier_pb2_grpc.NotifierServiceStub(self.channels[1])
         self.edge_db = sa.create_engine(edge_url)

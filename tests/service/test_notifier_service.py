@@ -28,6 +28,9 @@ from tests.support.fake_telegram import FakeTelegram, RecordedRequest, Reply
 
 TOKEN = "123456789:AAH-test-token"
 DEFAULT_CHAT = "-1001000000001"
+# The chats the routing rules name, as TELEGRAM_ALLOWED_CHAT_IDS: each test posts to
+# its own chat, -100<lead id>, so Telegram's per-chat pace stays out of its way.
+ALLOWED_CHATS = ",".join(f"-100{lead}" for lead in range(5000, 10000))
 
 PENDING = notifier_pb2.NOTIFICATION_STATUS_PENDING
 SENT = notifier_pb2.NOTIFICATION_STATUS_SENT
@@ -66,6 +69,7 @@ def stub(make_database, telegram: FakeTelegram) -> Iterator[Stub]:  # type: igno
         telegram_bot_token=TOKEN,
         telegram_api_url=telegram.url,
         telegram_default_chat_id=DEFAULT_CHAT,
+        telegram_allowed_chat_ids=ALLOWED_CHATS,
         telegram_timeout_s=2.0,
         amocrm_domain="onaiagencykz",
     )
@@ -145,6 +149,28 @@ def test_repeated_notify_answers_duplicate_and_sends_nothing_more(
     assert again.notification.text == first.notification.text
     assert again.notification.status == SENT
     assert len(_calls_for(telegram, 5002)) == 1
+
+
+def test_a_chat_no_rule_or_setting_names_is_refused_naming_chat_id(stub: Stub) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Notify(_request(5020, chat_id="-100999000999"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("chat_id: -100999000999 is not a chat")
+    assert "TELEGRAM_ALLOWED_CHAT_IDS" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        stub.BatchNotify(
+            notifier_pb2.BatchNotifyRequest(
+                requests=[_request(5021), _request(5022, chat_id="@somebody_elses")]
+            )
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("requests[1].chat_id: @somebody_elses is not a chat")
+    assert list(stub.ListNotifications(notifier_pb2.ListNotificationsRequest(lead_id=5021)).notifications) == []
+
+
+def test_allowed_chat_ids_must_each_be_a_chat_id() -> None:
+    with pytest.raises(ValueError, match=r"entry 2 \('-100x'\) must be a numeric Telegram chat id"):
+        Settings(telegram_allowed_chat_ids="-1001,-100x")
 
 
 def test_default_chat_is_used_when_the_request_names_none(
@@ -290,13 +316,14 @@ def test_without_a_bot_token_notification_is_kept_as_not_sent_and_nothing_is_sen
         telegram_default_chat_id=DEFAULT_CHAT,
     )
     assert any("TELEGRAM_BOT_TOKEN is not set" in line for line in describe(settings))
-    before = len(telegram.requests)
     with _serving(settings) as quiet:
-        reply = quiet.Notify(_request(6001))
+        # No bot, nothing leaves: the chat is not checked.
+        reply = quiet.Notify(_request(6001, chat_id="-100999000999"))
     assert reply.notification.status == NOT_SENT
     assert reply.notification.error == "TELEGRAM_BOT_TOKEN is not set"
     assert "6001" in reply.notification.text
-    assert len(telegram.requests) == before
+    # Only this lead's calls: the module's outbox may still be retrying others.
+    assert _calls_for(telegram, 6001) == []
 
 
 def test_without_any_chat_notification_is_failed_naming_the_targetologist(
@@ -308,14 +335,14 @@ def test_without_any_chat_notification_is_failed_naming_the_targetologist(
         telegram_api_url=telegram.url,
         telegram_default_chat_id="",
     )
-    before = len(telegram.requests)
     with _serving(settings) as no_chat:
         reply = no_chat.Notify(_request(6002, chat_id="", targetologist="Aidana"))
     assert reply.notification.status == FAILED
     assert reply.notification.error == (
         "no Telegram chat configured for targetologist Aidana and no TELEGRAM_DEFAULT_CHAT_ID"
     )
-    assert len(telegram.requests) == before
+    # Only this lead's calls: the module's outbox may still be retrying others.
+    assert _calls_for(telegram, 6002) == []
 
 
 def test_list_notifications_pages_without_gaps_or_repeats_and_filters_by_lead(

@@ -1,8 +1,9 @@
 """The gRPC services started in-process on ephemeral ports, each on a fresh
 migrated database, for tests that need real downstream services."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import notifier_svc.server
 import notifier_svc.settings
@@ -18,6 +19,8 @@ from amoroute.grpc_server import RunningServer
 @dataclass
 class Services:
     servers: dict[str, RunningServer] = field(default_factory=dict)
+    # Settings every service and router gets (e.g. grpc_auth_tokens).
+    common: Mapping[str, Any] = field(default_factory=dict)
 
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.servers[name].port}"
@@ -27,6 +30,7 @@ class Services:
         settings (e.g. traffic_addr of a port nobody listens on). Returns its address."""
         settings = router_svc.settings.Settings(
             **{
+                **self.common,
                 "referral_addr": self.addr("referral"),
                 "traffic_addr": self.addr("traffic"),
                 "notifier_addr": self.addr("notifier"),
@@ -41,12 +45,18 @@ class Services:
             server.stop(0)
 
 
-def start_services(make_database: Callable[[str], str], **notifier: str) -> Services:
-    """Referral, traffic and notifier services; `notifier` adds notifier settings."""
-    ref = referral_svc.settings.Settings(referral_database_url=make_database("referral"))
-    tra = traffic_svc.settings.Settings(traffic_database_url=make_database("traffic"))
+def start_services(
+    make_database: Callable[[str], str], common: Mapping[str, Any] | None = None, **notifier: str
+) -> Services:
+    """Referral, traffic and notifier services; `common` adds settings of every
+    service (and of the routers started later), `notifier` those of the notifier."""
+    common = dict(common or {})
+    ref = referral_svc.settings.Settings(
+        referral_database_url=make_database("referral"), **common
+    )
+    tra = traffic_svc.settings.Settings(traffic_database_url=make_database("traffic"), **common)
     note = notifier_svc.settings.Settings(
-        notifier_database_url=make_database("notifier"), **notifier
+        notifier_database_url=make_database("notifier"), **common, **notifier
     )
     referral_svc.server.upgrade_database(ref)
     traffic_svc.server.upgrade_database(tra)
@@ -56,5 +66,6 @@ def start_services(make_database: Callable[[str], str], **notifier: str) -> Serv
             "referral": referral_svc.server.build(ref, port=0),
             "traffic": traffic_svc.server.build(tra, port=0),
             "notifier": notifier_svc.server.build(note, port=0),
-        }
+        },
+        common,
     )

@@ -1,6 +1,7 @@
 """The whole amoroute stack as real processes on free ports, for end-to-end tests."""
 
 import os
+import secrets
 import socket
 import time
 from dataclasses import dataclass
@@ -11,9 +12,16 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from amoroute.callers import CALLERS, OPERATOR, CallerCredentials
 from amoroute.devrun import Stack
 
 REPO = Path(__file__).resolve().parents[2]
+
+# The stack runs as deployed, with caller authentication on, so the suite exercises
+# the authenticated path; tests call the services as the operator does.
+TOKENS = {caller: f"{caller}-{secrets.token_hex(16)}" for caller in CALLERS}
+# The chats the shipped routing rules name (TELEGRAM_ALLOWED_CHAT_IDS).
+RULES_CHATS = "-1001234567890"
 
 
 def free_port() -> int:
@@ -35,6 +43,11 @@ class RunningStack:
 
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.env[name.upper() + '_PORT']}"
+
+    @property
+    def operator(self) -> CallerCredentials:
+        """What a test shows the services: the operator's token."""
+        return CallerCredentials(token=TOKENS[OPERATOR])
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -65,6 +78,8 @@ def start_stack(databases: dict[str, str], log_dir: Path, **extra_env: str) -> R
         **{f"{n.upper()}_DATABASE_URL": url for n, url in databases.items()},
         "EDGE_WORKERS": "2",
         "LOG_LEVEL": "INFO",
+        "GRPC_AUTH_TOKENS": ",".join(f"{caller}:{token}" for caller, token in TOKENS.items()),
+        "TELEGRAM_ALLOWED_CHAT_IDS": RULES_CHATS,
         **extra_env,
     }
     stack = Stack(env)
