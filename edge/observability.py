@@ -31,12 +31,12 @@ ACK_SECONDS = prometheus_client.Histogram(
 
 
 class RequestContext:
-    """Falcon middleware: every request gets an id (the caller's X-Request-Id or a
-    new one) that goes into each log line and every gRPC call it makes."""
+    """Falcon middleware: every request gets an id (the caller's X-Request-Id when
+    requestid.accept takes it, or a new one) that goes into each log line, the
+    answer's X-Request-Id and every gRPC call it makes."""
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        given = req.get_header("X-Request-Id") or ""
-        request_id = given if 0 < len(given) <= 64 and given.isprintable() else requestid.new()
+        request_id = requestid.accept(req.get_header("X-Request-Id"))
         req.context.request_id = request_id
         req.context.started = time.perf_counter()
         req.context.token = requestid.set_current(request_id)
