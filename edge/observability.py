@@ -8,6 +8,7 @@ each scrape of /metrics sums every worker's figures.
 import logging
 import os
 import time
+from typing import Any
 
 import falcon
 import prometheus_client
@@ -62,6 +63,21 @@ class RequestContext:
                 },
             )
         requestid.set_current("")
+
+
+def unhandled_error(
+    req: falcon.Request, resp: falcon.Response, error: Exception, params: dict[str, Any]
+) -> None:
+    """Falcon error handler for an exception no resource handled: a 500 and one log line
+    with the traceback. Falcon's own handler writes the request's path to wsgi.errors,
+    a stream gunicorn writes straight to stderr, past logging and its secret redaction,
+    and a webhook's path carries WEBHOOK_SECRET: this line names the route template."""
+    log.error(
+        "unhandled error",
+        exc_info=error,
+        extra={"method": req.method, "route": req.uri_template or "(no route)"},
+    )
+    raise falcon.HTTPInternalServerError()
 
 
 @public_resource

@@ -1,6 +1,6 @@
 """Every environment variable the edge and its worker read."""
 
-from pydantic import Field
+from pydantic import SecretStr
 
 from amoroute.settings import CommonSettings
 
@@ -13,14 +13,14 @@ class Settings(CommonSettings):
     traffic_addr: str = "localhost:50053"
     notifier_addr: str = "localhost:50054"
     # With a secret, only POST /webhook/amocrm/<secret> is accepted.
-    webhook_secret: str = ""
+    webhook_secret: SecretStr = SecretStr("")
     # The admin API and UI refuse everyone while this is unset.
-    admin_token: str = ""
+    admin_token: SecretStr = SecretStr("")
     # AmoCRM account subdomain, e.g. "onaiagencykz".
     amocrm_domain: str = ""
     # API v4 access (a long-lived token). Without a token there is no lead fetch
     # and no reconciliation, and start-up says so.
-    amocrm_access_token: str = Field(default="", repr=False)
+    amocrm_access_token: SecretStr = SecretStr("")
     # Default: https://<AMOCRM_DOMAIN>.amocrm.ru
     amocrm_api_url: str = ""
     # Reconciliation against the API: how often, how far back the first pass
@@ -46,4 +46,4 @@ class Settings(CommonSettings):
 
     def amocrm_configured(self) -> bool:
         """The AmoCRM API can be used: lead fetch and reconciliation are on."""
-        return bool(self.amocrm_access_token and self.amocrm_base_url())
+        return bool(self.amocrm_access_token.get_secret_value() and self.amocrm_base_url())
