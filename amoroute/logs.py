@@ -180,6 +180,16 @@ class RedactSecrets(logging.Filter):
         if self.pattern is None:
             return True
         try:
+            self._redact_record(record)
+        except Exception:  # a log call never fails its caller, nor writes a secret
+            record.msg, record.args = "log line withheld: it could not be redacted", None
+            record.exc_info = record.exc_text = record.stack_info = None
+            for key in [k for k in record.__dict__ if k not in _RESERVED]:
+                del record.__dict__[key]
+        return True
+
+    def _redact_record(self, record: logging.LogRecord) -> None:
+        try:
             message = record.getMessage()
         except Exception:  # arguments that do not fit the format: keep what is there
             message = f"{record.msg} {record.args}"
@@ -196,7 +206,6 @@ class RedactSecrets(logging.Filter):
         for key, value in record.__dict__.items():
             if key not in _RESERVED:
                 record.__dict__[key] = self._redact_value(value)
-        return True
 
     def _redact_value(self, value: Any) -> Any:
         if isinstance(value, str):
