@@ -65,6 +65,10 @@ class CallerTokens:
     def __bool__(self) -> bool:
         return bool(self._tokens)
 
+    def tokens(self) -> list[str]:
+        """Every caller's token (for the log redaction)."""
+        return list(self._tokens.values())
+
     def __repr__(self) -> str:
         return f"CallerTokens(callers={sorted(self._tokens)})"
 

@@ -23,7 +23,7 @@ def run_service(
     commands = ["serve", "migrate"] if upgrade_database else ["serve"]
     parser.add_argument("command", nargs="?", default="serve", choices=commands)
     args = parser.parse_args()
-    setup_logging(name, settings.log_level)
+    setup_logging(name, settings.log_level, settings.secret_values())
     log = logging.getLogger(name)
     if args.command == "migrate":
         assert upgrade_database is not None

@@ -3,10 +3,12 @@
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
 import weakref
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 import orjson
@@ -38,6 +40,10 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # as RedactSecrets leaves it
+            entry["exc"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
         try:
             # orjson: ~0.3 us a line against json's ~4 (the edge writes one per webhook).
             return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
@@ -137,10 +143,94 @@ class BatchedStreamHandler(logging.Handler):
         self._wake = threading.Event()
 
 
-def setup_logging(service: str, level: str = "INFO") -> None:
-    """Route every logger of the process to one JSON line per record on stderr."""
+REDACTED = "***"
+
+
+def _any_spelling(secret: str) -> str:
+    """A pattern for `secret` with any of its characters possibly percent-encoded, as
+    it may read in a URL (a path or a query string)."""
+    parts = []
+    for char in secret:
+        encoded = "".join(
+            "%" + "".join(f"[{h.upper()}{h.lower()}]" if h.isalpha() else h for h in f"{b:02X}")
+            for b in char.encode()
+        )
+        parts.append(f"(?:{re.escape(char)}|{encoded})")
+    return "".join(parts)
+
+
+class RedactSecrets(logging.Filter):
+    """A handler filter that replaces every secret value (as given, or percent-encoded
+    in part or whole, as it may read in a URL) with *** in a record's message,
+    arguments, extra fields, exception and stack text, whichever logger wrote it: a
+    failed request's line may carry the webhook secret in its path, an error the token
+    it was sent with. Set on a handler, not a logger, so records that propagate are
+    caught."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        # Longest first: a secret that contains another is replaced whole.
+        ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.pattern = re.compile("|".join(map(_any_spelling, ordered))) if ordered else None
+
+    def redact(self, text: str) -> str:
+        return text if self.pattern is None else self.pattern.sub(REDACTED, text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.pattern is None:
+            return True
+        try:
+            self._redact_record(record)
+        except Exception:  # a log call never fails its caller, nor writes a secret
+            record.msg, record.args = "log line withheld: it could not be redacted", None
+            record.exc_info = record.exc_text = record.stack_info = None
+            for key in [k for k in record.__dict__ if k not in _RESERVED]:
+                del record.__dict__[key]
+        return True
+
+    def _redact_record(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit the format: keep what is there
+            message = f"{record.msg} {record.args}"
+        record.msg, record.args = self.redact(message), None
+        if record.exc_info:
+            # Rendered once here, redacted, and the live exception dropped so that
+            # no formatter renders it again unredacted.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED:
+                record.__dict__[key] = self._redact_value(value)
+
+    def _redact_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redact(value)
+        if type(value) is dict:
+            return {k: self._redact_value(v) for k, v in value.items()}
+        if type(value) in (list, tuple):
+            return type(value)(self._redact_value(v) for v in value)
+        return value
+
+
+def redact_handlers(logger: logging.Logger, secrets: Iterable[str]) -> None:
+    """Add a RedactSecrets filter to each of `logger`'s own handlers (for loggers
+    that do not propagate to the root, such as gunicorn's)."""
+    secrets = list(secrets)
+    for handler in logger.handlers:
+        handler.addFilter(RedactSecrets(secrets))
+
+
+def setup_logging(service: str, level: str = "INFO", secrets: Iterable[str] = ()) -> None:
+    """Route every logger of the process to one JSON line per record on stderr, with
+    every value in `secrets` (CommonSettings.secret_values()) replaced by ***."""
     handler = BatchedStreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     for old in root.handlers:
         old.flush()

@@ -1,6 +1,7 @@
 """AIP-158 page tokens: an opaque token that carries the last row id seen."""
 
 import base64
+import re
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
@@ -8,6 +9,10 @@ from amoroute.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+# Row ids are positive int64 (BIGINT / SQLite INTEGER): a token beyond them was
+# never issued, and would overflow the database's comparison.
+MAX_ID = 2**63 - 1
+_ID = re.compile(r"[1-9][0-9]{0,18}")
 
 
 def page_size(requested: int) -> int:
@@ -46,14 +51,19 @@ def encode_token(last_id: int) -> str:
 
 
 def decode_token(token: str) -> int | None:
-    """The row id after which the next page starts; None for the first page."""
+    """The row id after which the next page starts; None for the first page.
+    InvalidArgument naming page_token for anything encode_token did not make."""
     if not token:
         return None
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        prefix, _, value = raw.partition(":")
-        if prefix != "id":
-            raise ValueError(raw)
-        return int(value)
-    except ValueError as exc:
-        raise InvalidArgument("page_token", "is not a token this service issued") from exc
+    except ValueError:
+        raw = ""
+    prefix, _, value = raw.partition(":")
+    if prefix != "id" or not _ID.fullmatch(value) or int(value) > MAX_ID:
+        raise InvalidArgument(
+            "page_token",
+            "is not a token this service issued; pass the next_page_token of the "
+            "previous page, or none for the first page",
+        )
+    return int(value)

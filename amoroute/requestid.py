@@ -2,6 +2,7 @@
 so one grep finds every log line about it."""
 
 import contextvars
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +10,9 @@ from typing import Any
 import grpc
 
 HEADER = "x-request-id"
+# What a request id may be: gRPC metadata and HTTP headers take it as it is, and a
+# log line or a grep never meets a character that needs escaping.
+_VALID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 
@@ -24,9 +28,21 @@ def new() -> str:
     return uuid.uuid4().hex[:16]
 
 
+def is_valid(value: object) -> bool:
+    """1 to 64 ASCII letters, digits, '.', '_' or '-'."""
+    return isinstance(value, str) and _VALID.fullmatch(value) is not None
+
+
+def accept(given: str | None) -> str:
+    """The caller's request id when it is valid, otherwise a new one: a bad id is
+    replaced, never refused (it only helps find log lines)."""
+    return given if given is not None and is_valid(given) else new()
+
+
 def from_metadata(metadata: Any) -> str:
+    """The valid x-request-id among a call's metadata, or ""."""
     for key, value in metadata or ():
-        if key == HEADER and isinstance(value, str) and 0 < len(value) <= 64:
+        if key == HEADER and is_valid(value):
             return value
     return ""
 
@@ -75,7 +91,8 @@ class ClientRequestId(grpc.UnaryUnaryClientInterceptor):
         request: Any,
     ) -> Any:
         request_id = _current.get()
-        if request_id:
+        # Invalid metadata would fail the call itself: only a valid id goes along.
+        if is_valid(request_id):
             metadata = [*(client_call_details.metadata or ()), (HEADER, request_id)]
             client_call_details = _CallDetails(client_call_details, metadata)
         return continuation(client_call_details, request)

@@ -10,6 +10,10 @@ from amoroute.callers import CallerCredentials, CallerTokens
 
 
 class CommonSettings(BaseSettings):
+    """Base of every process's settings. A secret (a token, a password, a key) is a
+    SecretStr: repr(), str() and model_dump() show it as '**********', and
+    secret_values() hands every one to the log redaction (amoroute/logs.py)."""
+
     # Secrets may also come from files (Kubernetes secret volumes, Docker secrets):
     # with AMOROUTE_SECRETS_DIR set, a file named like a setting (admin_token,
     # telegram_bot_token, …) supplies it; an environment variable still wins.
@@ -46,6 +50,17 @@ class CommonSettings(BaseSettings):
 
     def caller_tokens(self) -> CallerTokens:
         return CallerTokens.parse(self.grpc_auth_tokens.get_secret_value())
+
+    def secret_values(self) -> list[str]:
+        """The value of every secret setting that is set, for the log redaction; each
+        caller's gRPC token on its own, so a token is hidden wherever it appears."""
+        values = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                values.append(value.get_secret_value())
+        values += self.caller_tokens().tokens()
+        return values
 
     def server_tls(self) -> tuple[bytes, bytes, bytes] | None:
         """(certificate chain, private key, client CA) PEM bytes, or None for plaintext."""

@@ -21,6 +21,6 @@ if __name__ == "__main__":
     parser.add_argument("command", choices=["migrate"])
     parser.parse_args()
     settings = Settings()
-    setup_logging("edge", settings.log_level)
+    setup_logging("edge", settings.log_level, settings.secret_values())
     upgrade_database(settings)
     logging.getLogger("edge").info("database upgraded")

@@ -8,7 +8,7 @@ translate HTTP to store or gRPC calls and back; the SQL lives in edge/logs.py.
 import dataclasses
 import logging
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from amoroute import paging
 from amoroute.errors import InvalidArgument
-from amoroute.timeutil import now, to_timestamp, utc
+from amoroute.timeutil import in_range, now, to_timestamp, utc
 from amoroute.v1 import referral_pb2, referral_pb2_grpc, traffic_pb2, traffic_pb2_grpc
 from edge.access import public_resource
 from edge.dispatch import Dispatcher, Job
@@ -103,8 +103,9 @@ class Params:
 
 
 def parse_moment(name: str, value: str) -> datetime:
-    """An ISO 8601 date or date-time; without an offset it is UTC. A '+' sent
-    unencoded in a query string arrives as a space, so that is read as '+'."""
+    """An ISO 8601 date or date-time, as UTC; without an offset it is UTC. A '+' sent
+    unencoded in a query string arrives as a space, so that is read as '+'. 400 naming
+    the parameter for a time outside amoroute's range (amoroute.timeutil.RANGE)."""
     text = re.sub(r" (\d{2}(:?\d{2})?)$", r"+\1", value.strip())
     try:
         moment = datetime.fromisoformat(text)
@@ -112,7 +113,18 @@ def parse_moment(name: str, value: str) -> datetime:
         raise _bad(
             name, f"{value!r} is not an ISO 8601 date or time, e.g. 2025-06-01T09:00:00+05:00"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return in_range(name, moment)
+    except InvalidArgument as exc:
+        raise _bad(name, exc.problem) from None
+
+
+def log_id_param(value: int) -> int:
+    """The {log_id} of a path: Falcon's int converter takes any size, the table's ids
+    are positive int64."""
+    if not 1 <= value <= _INT64_MAX:
+        raise _bad("log_id", f"must be a webhook log id, an integer from 1 to {_INT64_MAX}")
+    return value
 
 
 def _time_range(params: Params, start: str, end: str) -> tuple[datetime | None, datetime | None]:
@@ -261,6 +273,7 @@ class WebhookLogsResource:
         }
 
     def on_get_one(self, req: falcon.Request, resp: falcon.Response, log_id: int) -> None:
+        log_id = log_id_param(log_id)
         row = self.logs.find(log_id)
         if row is None:
             raise falcon.HTTPNotFound(description=f"no webhook log {log_id}")
@@ -271,6 +284,7 @@ class WebhookLogsResource:
         }
 
     def on_post_replay(self, req: falcon.Request, resp: falcon.Response, log_id: int) -> None:
+        log_id = log_id_param(log_id)
         try:
             new_id = replay(self.logs, self.dispatcher, log_id, self.deadline_s, self.subdomain)
         except LookupError:

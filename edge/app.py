@@ -23,7 +23,7 @@ from edge.dispatch import Dispatcher
 from edge.health import LivenessResource, ReadinessResource
 from edge.log_writer import LogWriter
 from edge.logs import WebhookLogStore
-from edge.observability import MetricsResource, RequestContext
+from edge.observability import MetricsResource, RequestContext, unhandled_error
 from edge.openapi import OpenApiResource
 from edge.reconcile import build_reconciler
 from edge.routing_queue import RoutingQueue
@@ -51,19 +51,21 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     webhook = WebhookResource(
         LogWriter(logs),
         routing,
-        settings.webhook_secret,
+        settings.webhook_secret.get_secret_value(),
         FormLimits(max_body_bytes=settings.max_body_bytes),
         expected_subdomain=settings.amocrm_domain,
     )
+    admin_token = settings.admin_token.get_secret_value()
     app = falcon.App(
         middleware=[
             RequestContext(),
             AdminSecurity(
-                settings.admin_token,
+                admin_token,
                 client_address=ClientAddress(settings.forwarded_allow_ips),
             ),
         ]
     )
+    app.add_error_handler(Exception, unhandled_error)
     app.add_route("/webhook/amocrm", webhook)
     app.add_route("/webhook/amocrm/", webhook)
     app.add_route("/webhook/amocrm/test", WebhookTestResource())
@@ -95,7 +97,7 @@ def create_app(settings: Settings | None = None) -> falcon.App:
             channel(settings.referral_addr, calls_as), settings.referral_addr
         ),
     )
-    admin_page = AdminPageResource(enabled=bool(settings.admin_token))
+    admin_page = AdminPageResource(enabled=bool(admin_token))
     app.add_route("/admin", admin_page, suffix="bare")
     app.add_route("/admin/", admin_page)
     app.add_static_route("/admin/static", STATIC_DIR)

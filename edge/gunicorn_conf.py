@@ -4,6 +4,8 @@ import os
 import shutil
 import tempfile
 
+from gunicorn.glogging import Logger
+
 from edge.settings import Settings
 
 # Metrics of every worker process, summed at each scrape (edge/observability.py).
@@ -36,10 +38,34 @@ control_socket_disable = True
 preload_app = False
 
 
+def _secrets() -> list[str]:
+    from edge.settings import Settings
+
+    return Settings().secret_values()
+
+
+class RedactingLogger(Logger):
+    """gunicorn's own logs with every secret replaced by ***: its error log writes the
+    request line of a request that failed, and the webhook's path carries WEBHOOK_SECRET.
+    setup() runs in the arbiter at start and on a configuration reload; the workers it
+    forks inherit its handlers."""
+
+    def setup(self, cfg):  # type: ignore[no-untyped-def]
+        from amoroute.logs import redact_handlers
+
+        super().setup(cfg)
+        secrets = _secrets()
+        redact_handlers(self.error_log, secrets)
+        redact_handlers(self.access_log, secrets)
+
+
+logger_class = RedactingLogger
+
+
 def post_fork(server, worker):  # type: ignore[no-untyped-def]
     from amoroute.logs import setup_logging
 
-    setup_logging("edge", os.environ.get("LOG_LEVEL", "INFO"))
+    setup_logging("edge", os.environ.get("LOG_LEVEL", "INFO"), _secrets())
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ each scrape of /metrics sums every worker's figures.
 import logging
 import os
 import time
+from typing import Any
 
 import falcon
 import prometheus_client
@@ -31,12 +32,12 @@ ACK_SECONDS = prometheus_client.Histogram(
 
 
 class RequestContext:
-    """Falcon middleware: every request gets an id (the caller's X-Request-Id or a
-    new one) that goes into each log line and every gRPC call it makes."""
+    """Falcon middleware: every request gets an id (the caller's X-Request-Id when
+    requestid.accept takes it, or a new one) that goes into each log line, the
+    answer's X-Request-Id and every gRPC call it makes."""
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        given = req.get_header("X-Request-Id") or ""
-        request_id = given if 0 < len(given) <= 64 and given.isprintable() else requestid.new()
+        request_id = requestid.accept(req.get_header("X-Request-Id"))
         req.context.request_id = request_id
         req.context.started = time.perf_counter()
         req.context.token = requestid.set_current(request_id)
@@ -62,6 +63,21 @@ class RequestContext:
                 },
             )
         requestid.set_current("")
+
+
+def unhandled_error(
+    req: falcon.Request, resp: falcon.Response, error: Exception, params: dict[str, Any]
+) -> None:
+    """Falcon error handler for an exception no resource handled: a 500 and one log line
+    with the traceback. Falcon's own handler writes the request's path to wsgi.errors,
+    a stream gunicorn writes straight to stderr, past logging and its secret redaction,
+    and a webhook's path carries WEBHOOK_SECRET: this line names the route template."""
+    log.error(
+        "unhandled error",
+        exc_info=error,
+        extra={"method": req.method, "route": req.uri_template or "(no route)"},
+    )
+    raise falcon.HTTPInternalServerError()
 
 
 @public_resource

@@ -148,7 +148,9 @@ def build_reconciler(
         return None
     public_host = f"{settings.amocrm_domain}.amocrm.ru" if settings.amocrm_domain else None
     api = AmoCrmClient(
-        settings.amocrm_base_url(), settings.amocrm_access_token, public_host=public_host
+        settings.amocrm_base_url(),
+        settings.amocrm_access_token.get_secret_value(),
+        public_host=public_host,
     )
     return Reconciler(
         api,

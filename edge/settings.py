@@ -2,7 +2,7 @@
 
 import ipaddress
 
-from pydantic import Field, field_validator
+from pydantic import SecretStr, field_validator
 
 from amoroute.settings import CommonSettings
 
@@ -17,10 +17,10 @@ class Settings(CommonSettings):
     traffic_addr: str = "localhost:50053"
     notifier_addr: str = "localhost:50054"
     # With a secret, only POST /webhook/amocrm/<secret> is accepted.
-    webhook_secret: str = ""
+    webhook_secret: SecretStr = SecretStr("")
     # The admin API and UI refuse everyone while this is unset; a set token shorter than
     # MIN_ADMIN_TOKEN characters is refused at start.
-    admin_token: str = Field(default="", repr=False)
+    admin_token: SecretStr = SecretStr("")
     # Peers trusted to say the client's address in X-Forwarded-For (an ingress): IPs or
     # CIDRs, comma-separated, or "*". gunicorn reads the same variable.
     forwarded_allow_ips: str = "127.0.0.1,::1"
@@ -28,7 +28,7 @@ class Settings(CommonSettings):
     amocrm_domain: str = ""
     # API v4 access (a long-lived token). Without a token there is no lead fetch
     # and no reconciliation, and start-up says so.
-    amocrm_access_token: str = Field(default="", repr=False)
+    amocrm_access_token: SecretStr = SecretStr("")
     # Default: https://<AMOCRM_DOMAIN>.amocrm.ru
     amocrm_api_url: str = ""
     # Reconciliation against the API: how often, how far back the first pass
@@ -49,10 +49,11 @@ class Settings(CommonSettings):
 
     @field_validator("admin_token")
     @classmethod
-    def _long_admin_token(cls, value: str) -> str:
-        if value and len(value) < MIN_ADMIN_TOKEN:
+    def _long_admin_token(cls, value: SecretStr) -> SecretStr:
+        length = len(value.get_secret_value())
+        if 0 < length < MIN_ADMIN_TOKEN:
             raise ValueError(
-                f"ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN} characters (is {len(value)}); "
+                f"ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN} characters (is {length}); "
                 "make one with: openssl rand -hex 32"
             )
         return value
@@ -77,4 +78,4 @@ class Settings(CommonSettings):
 
     def amocrm_configured(self) -> bool:
         """The AmoCRM API can be used: lead fetch and reconciliation are on."""
-        return bool(self.amocrm_access_token and self.amocrm_base_url())
+        return bool(self.amocrm_access_token.get_secret_value() and self.amocrm_base_url())

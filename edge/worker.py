@@ -175,7 +175,7 @@ def build(settings: Settings) -> Worker:
 
 def main() -> None:
     settings = Settings()
-    setup_logging("edge.worker", settings.log_level)
+    setup_logging("edge.worker", settings.log_level, settings.secret_values())
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -50,9 +50,11 @@ def build(settings: Settings, port: int | None = None) -> NotifierServer:
     engine = create_engine(settings.notifier_database_url)
     store = NotificationStore(engine)
     telegram, outbox = None, None
-    if settings.telegram_bot_token:
+    if settings.telegram_bot_token.get_secret_value():
         telegram = TelegramClient(
-            settings.telegram_api_url, settings.telegram_bot_token, settings.telegram_timeout_s
+            settings.telegram_api_url,
+            settings.telegram_bot_token.get_secret_value(),
+            settings.telegram_timeout_s,
         )
         outbox = Outbox(store, telegram, timeout_s=settings.telegram_timeout_s)
     try:

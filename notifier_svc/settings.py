@@ -2,7 +2,7 @@
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from amoroute.settings import CommonSettings
 
@@ -14,7 +14,7 @@ class Settings(CommonSettings):
     notifier_port: int = 50054
     notifier_database_url: str = "sqlite:///var/notifier.sqlite3"
     # Empty: Telegram is off, notifications are stored as NOT_SENT.
-    telegram_bot_token: str = Field(default="", repr=False)
+    telegram_bot_token: SecretStr = SecretStr("")
     telegram_api_url: str = "https://api.telegram.org"
     # Chat for targetologists without their own telegram_chat_id.
     telegram_default_chat_id: str = ""
@@ -63,7 +63,7 @@ class Settings(CommonSettings):
 
 def describe(settings: Settings) -> list[str]:
     """Start-up warnings: what this configuration leaves switched off."""
-    if not settings.telegram_bot_token:
+    if not settings.telegram_bot_token.get_secret_value():
         return [
             "TELEGRAM_BOT_TOKEN is not set: notifications are stored as NOT_SENT, "
             "nothing is sent to Telegram"

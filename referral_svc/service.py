@@ -78,7 +78,8 @@ def _stats_pb(row: StatsRow) -> referral_pb2.ReferrerStats:
 def _time_range(
     request: referral_pb2.GetReferrerStatsRequest,
 ) -> tuple[datetime | None, datetime | None]:
-    won_from, won_to = to_datetime(request.won_from), to_datetime(request.won_to)
+    won_from = to_datetime("won_from", request.won_from)
+    won_to = to_datetime("won_to", request.won_to)
     if won_from and won_to and won_to <= won_from:
         raise InvalidArgument("won_to", "must be later than won_from")
     return won_from, won_to
@@ -100,7 +101,7 @@ def _new_conversion(request: referral_pb2.RecordConversionRequest) -> NewConvers
         referral_code=code,
         amount=conversion.amount,
         deal_name=conversion.deal_name,
-        won_at=to_datetime(conversion.won_at),
+        won_at=to_datetime("conversion.won_at", conversion.won_at),
         utm=utm,
     )
 
@@ -162,7 +163,7 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
         row, outcome = self.store.reverse(
             account_id=request.account_id,
             lead_id=request.lead_id,
-            reversed_at=to_datetime(request.reversed_at),
+            reversed_at=to_datetime("reversed_at", request.reversed_at),
             reason=request.reason or "deal left the won status",
         )
         return referral_pb2.ReverseConversionResponse(

@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from amoroute import validation
 from amoroute.errors import InvalidArgument
+from amoroute.timeutil import to_datetime
 from amoroute.v1 import (
     deal_pb2,
     notifier_pb2,
@@ -53,6 +54,10 @@ def _validate(deal: deal_pb2.Deal) -> None:
     validation.amount("deal.price", deal.price)
     validation.text("deal.name", deal.name)
     validation.text("deal.account_subdomain", deal.account_subdomain, max_len=100)
+    # updated_at becomes the sale's won_at (or a reversal's time) downstream: a
+    # time the legs would refuse is refused here, before any leg runs.
+    to_datetime("deal.updated_at", deal.updated_at)
+    to_datetime("deal.created_at", deal.created_at)
     if len(deal.custom_fields) > 500:
         raise InvalidArgument("deal.custom_fields", "more than 500 fields")
 

@@ -32,7 +32,8 @@ def _sale_pb(row: SaleRow) -> traffic_pb2.Sale:
 
 
 def _time_range(request: traffic_pb2.GetTargetologistStatsRequest):  # type: ignore[no-untyped-def]
-    won_from, won_to = to_datetime(request.won_from), to_datetime(request.won_to)
+    won_from = to_datetime("won_from", request.won_from)
+    won_to = to_datetime("won_to", request.won_to)
     if won_from and won_to and won_to <= won_from:
         raise InvalidArgument("won_to", "must be later than won_from")
     return won_from, won_to
@@ -54,7 +55,7 @@ def _new_sale(request: traffic_pb2.RecordSaleRequest) -> NewSale:
         utm=utm,
         amount=sale.amount,
         deal_name=sale.deal_name,
-        won_at=to_datetime(sale.won_at),
+        won_at=to_datetime("sale.won_at", sale.won_at),
     )
 
 
@@ -103,7 +104,7 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
         row, outcome = self.store.reverse(
             account_id=request.account_id,
             lead_id=request.lead_id,
-            reversed_at=to_datetime(request.reversed_at),
+            reversed_at=to_datetime("reversed_at", request.reversed_at),
             reason=request.reason or "deal left the won status",
         )
         return traffic_pb2.ReverseSaleResponse(

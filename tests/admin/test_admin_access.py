@@ -1,11 +1,6 @@
 """Admin access through the real edge (gunicorn serving the Falcon app): every spelling of
 an admin path that reaches an admin resource meets the token check, deny by default."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import falcon
@@ -14,7 +9,7 @@ import pytest
 
 from edge.access import SECURITY_HEADERS
 from tests.admin.helpers import AUTH, TOKEN, admin_client, migrated_edge_database
-from tests.support.stack import REPO, free_port
+from tests.support.edge_server import raw_request, running_edge
 
 # Every admin resource the edge routes, with a method it answers.
 ADMIN_ROUTES = [
@@ -55,51 +50,13 @@ def _spell(template: str, path: str) -> str:
     ) if head == "api" else template.format(path)
 
 
-def raw_request(port: int, method: str, target: str, headers: dict[str, str]) -> tuple[int, dict, bytes]:
-    """One HTTP/1.1 request with the target sent byte for byte (no client normalises it)."""
-    lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close",
-             "Content-Length: 0", *(f"{k}: {v}" for k, v in headers.items())]
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        data = b""
-        while chunk := conn.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    reply_headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        reply_headers[name.strip().lower()] = value.strip()
-    return int(status_line.split()[1]), reply_headers, body
-
-
 @pytest.fixture(scope="module")
 def edge_port(make_database, tmp_path_factory) -> Iterator[int]:  # type: ignore[no-untyped-def]
-    database = migrated_edge_database(make_database)
-    port = free_port()
-    env = {**os.environ, "EDGE_DATABASE_URL": database, "EDGE_PORT": str(port),
-           "ADMIN_TOKEN": TOKEN, "EDGE_WORKERS": "1", "ROUTER_ADDR": "127.0.0.1:9",
-           "REFERRAL_ADDR": "127.0.0.1:9", "TRAFFIC_ADDR": "127.0.0.1:9"}
-    log = open(tmp_path_factory.mktemp("edge") / "edge.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "edge/gunicorn_conf.py", "edge.app:create_app()"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if raw_request(port, "GET", "/healthz", {})[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "edge did not start"
-            time.sleep(0.1)
+    env = {"EDGE_DATABASE_URL": migrated_edge_database(make_database), "ADMIN_TOKEN": TOKEN,
+           "ROUTER_ADDR": "127.0.0.1:9", "REFERRAL_ADDR": "127.0.0.1:9",
+           "TRAFFIC_ADDR": "127.0.0.1:9"}
+    with running_edge(env, tmp_path_factory.mktemp("edge") / "edge.log") as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(20)
-        log.close()
 
 
 @pytest.mark.parametrize(("method", "path"), ADMIN_ROUTES)

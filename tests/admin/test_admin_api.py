@@ -432,7 +432,7 @@ def test_the_limiter_forgets_one_off_addresses_and_stays_bounded() -> None:
 def test_a_short_admin_token_is_refused_at_start(token: str) -> None:
     with pytest.raises(ValueError, match="ADMIN_TOKEN must be at least 32 characters"):
         Settings(admin_token=token)
-    assert Settings(admin_token="y" * 32).admin_token == "y" * 32
+    assert Settings(admin_token="y" * 32).admin_token.get_secret_value() == "y" * 32
 
 
 # --- headers and the UI's files --------------------------------------------------------------

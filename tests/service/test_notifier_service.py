@@ -254,6 +254,8 @@ def test_batch_notify_in_outcome_view_answers_duplicates_without_the_notificatio
         notifier_pb2.ListNotificationsRequest(lead_id=5321)
     ).notifications
     assert "150\u202f000 ₸" in stored.text
+    # Sent before the test ends: a later test counts the requests Telegram gets.
+    _wait_for_status(stub, 5321, SENT)
 
 
 def test_batch_with_a_bad_request_is_rejected_naming_it_and_stores_nothing(stub: Stub) -> None:

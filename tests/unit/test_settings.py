@@ -15,10 +15,10 @@ def read_setting(env: dict[str, str], expression: str) -> str:
 def test_a_secret_can_come_from_a_file_and_the_environment_wins(tmp_path: Path) -> None:
     (tmp_path / "admin_token").write_text("from-a-file-0123456789-0123456789")
     base = {"PATH": "/usr/bin:/bin", "AMOROUTE_SECRETS_DIR": str(tmp_path)}
-    assert read_setting(base, "Settings().admin_token") == "from-a-file-0123456789-0123456789"
+    assert read_setting(base, "Settings().admin_token.get_secret_value()") == "from-a-file-0123456789-0123456789"
     with_env = {**base, "ADMIN_TOKEN": "from-the-environment-0123-0123456789"}
-    assert read_setting(with_env, "Settings().admin_token") == "from-the-environment-0123-0123456789"
+    assert read_setting(with_env, "Settings().admin_token.get_secret_value()") == "from-the-environment-0123-0123456789"
 
 
 def test_without_a_secrets_dir_settings_come_from_the_environment_only() -> None:
-    assert read_setting({"PATH": "/usr/bin:/bin"}, "repr(Settings().admin_token)") == "''"
+    assert read_setting({"PATH": "/usr/bin:/bin"}, "repr(Settings().admin_token.get_secret_value())") == "''"
