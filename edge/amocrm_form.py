@@ -83,6 +83,12 @@ class FormError(ValueError):
     """The body cannot be parsed; the message says why in words an operator understands."""
 
 
+# What a deal needs of the account, kept with every lead event of a body.
+ACCOUNT_IDENTITY = ("id", "subdomain")
+# Longer identity values (AmoCRM's are short) are cut: they repeat in every row.
+_IDENTITY_CHARS = 64
+
+
 @dataclass(frozen=True)
 class LeadEvent:
     """One lead of one action of a webhook, with the account that sent it."""
@@ -91,7 +97,11 @@ class LeadEvent:
     # Position among the action's leads: N in leads[action][N] for AmoCRM's dense numbering.
     index: int
     lead: dict[str, Any]
+    # The account's identity (ACCOUNT_IDENTITY), the same in every event of a body.
     account: dict[str, Any]
+    # The whole account block as sent, on the first event of a body only (and only
+    # when it holds more than the identity): stored once per body, not once per lead.
+    body_account: dict[str, Any] | None = None
 
     @property
     def where(self) -> str:
@@ -99,15 +109,19 @@ class LeadEvent:
         return f"leads[{self.action}][{self.index}]"
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-serialisable: {"action", "index", "lead", "account"}. Shares the
-        event's lead and account dicts (no copy: a webhook's events are logged
-        as they are; nothing changes them after parsing)."""
-        return {
+        """JSON-serialisable: {"action", "index", "lead", "account"}, and
+        "body_account" when the event has one. Shares the event's dicts (no copy:
+        a webhook's events are logged as they are; nothing changes them after
+        parsing)."""
+        data = {
             "action": self.action,
             "index": self.index,
             "lead": self.lead,
             "account": self.account,
         }
+        if self.body_account is not None:
+            data["body_account"] = self.body_account
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LeadEvent:
@@ -124,7 +138,14 @@ class LeadEvent:
             raise FormError(f"stored lead event has invalid index {_show(index)}")
         if not isinstance(lead, dict) or not isinstance(account, dict):
             raise FormError("stored lead event needs 'lead' and 'account' objects")
-        return cls(action, index, copy.deepcopy(lead), copy.deepcopy(account))
+        body_account = data.get("body_account")
+        return cls(
+            action,
+            index,
+            copy.deepcopy(lead),
+            copy.deepcopy(account),
+            copy.deepcopy(body_account) if isinstance(body_account, dict) else None,
+        )
 
 
 def parse_form(body: bytes, limits: FormLimits = DEFAULT_LIMITS) -> dict[str, Any]:
@@ -266,6 +287,10 @@ def lead_events(form: dict[str, Any], limits: FormLimits = DEFAULT_LIMITS) -> li
         raise FormError("'leads' must hold actions, e.g. leads[status][0][id]=...")
     account = form.get("account")
     account = account if isinstance(account, dict) else {}
+    identity = account_identity(account)
+    # Every event's log row carries the account: a padded account block must not be
+    # copied into each of a body's leads, so the whole block goes with the first only.
+    whole = account if account != identity else None
     events: list[LeadEvent] = []
     for action, items in leads.items():
         if action not in LEAD_ACTIONS:
@@ -279,8 +304,19 @@ def lead_events(form: dict[str, Any], limits: FormLimits = DEFAULT_LIMITS) -> li
             _lead_id(lead, where)
             if len(events) == limits.max_leads:
                 raise FormError(f"body carries more than {limits.max_leads} leads")
-            events.append(LeadEvent(action, index, lead, account))
+            events.append(LeadEvent(action, index, lead, identity, None if events else whole))
     return events
+
+
+def account_identity(account: dict[str, Any]) -> dict[str, Any]:
+    """The account's id and subdomain (as sent, cut when absurdly long)."""
+    identity = {}
+    for name in ACCOUNT_IDENTITY:
+        value = account.get(name)
+        if isinstance(value, str):
+            cap = _IDENTITY_CHARS
+            identity[name] = value if len(value) <= cap else _cut(value, cap)
+    return identity
 
 
 def deal_from_event(event: LeadEvent) -> deal_pb2.Deal:
