@@ -3,11 +3,17 @@
 Pure: no I/O, and of Falcon only its compiled form decoder (strings in, a dict out), so the
 webhook resource, the replay worker and the tests share one parser. Every limit is enforced
 before the work it guards, so a hostile body costs at most two passes over its bytes (the
-compiled decoder, then the strict one for a body it declines).
+compiled decoder, then the strict one for a body it declines), and the nesting work is bounded
+by what AmoCRM sends.
 
 Decisions the callers rely on:
+- Only `leads[...]` and `account[...]` are nested: AmoCRM's other entities (`contacts[...]`,
+  `task[...]`, `unsorted[...]`) and any other name are kept flat, the whole name as one
+  top-level key (`{"contacts[add][0][id]": "5"}`). Nothing reads them but the log.
 - A name whose brackets are malformed (`a[b`, `a]b[`, `a[b]c`) is kept whole as one literal
   top-level key; it never reaches `leads`, so it is ignored rather than rejected.
+- A value longer than `FormLimits.max_value_chars` is cut there and says so at its end
+  (`TRUNCATED_MARK`): what is routed is what is stored, so a replay routes the same deal.
 - `key[]` appends (PHP), numeric segments are canonical decimals (`0`, `12`, not `012`); a
   container whose keys are all numeric becomes a list ordered by index, otherwise a dict with
   string keys.
@@ -41,9 +47,11 @@ _INT64_MAX = 2**63 - 1
 # protobuf Timestamp cannot represent anything after 9999-12-31T23:59:59Z.
 _MAX_UNIX_SECONDS = 253_402_300_799
 
-_KEY_RE = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
-_SEGMENT_RE = re.compile(r"\[([^\[\]]*)\]")
-_INDEX_RE = re.compile(r"0|[1-9][0-9]*")
+# The only names nested; every other one is kept whole.
+NESTED_NAMES = frozenset({"leads", "account"})
+_NESTED_PREFIXES = tuple(f"{name}[" for name in sorted(NESTED_NAMES))
+# Ends a value cut at FormLimits.max_value_chars; the length is the original's.
+TRUNCATED_MARK = "… [truncated from {length:,} characters]"
 _INT_RE = re.compile(r"-?[0-9]+")
 _PRICE_RE = re.compile(
     r"(?P<whole>[0-9]+|[0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+)(?:\.(?P<fraction>[0-9]+))?"
@@ -59,6 +67,13 @@ class FormLimits:
     max_depth: int = 8
     max_index: int = 10_000
     max_leads: int = 500
+    # Longer values are cut (AmoCRM's longest, a text area, is far shorter): one
+    # value cannot make a stored row or a routed deal huge.
+    max_value_chars: int = 16_384
+    # Containers (`leads`, each action, lead, custom field, value list, ...): each costs
+    # more than a field, so they are bounded on their own. A body of the limit's size
+    # made of leads shaped like the fixtures in tests/fixtures/amocrm makes 7,800.
+    max_groups: int = 10_000
 
 
 DEFAULT_LIMITS = FormLimits()
@@ -66,6 +81,12 @@ DEFAULT_LIMITS = FormLimits()
 
 class FormError(ValueError):
     """The body cannot be parsed; the message says why in words an operator understands."""
+
+
+# What a deal needs of the account, kept with every lead event of a body.
+ACCOUNT_IDENTITY = ("id", "subdomain")
+# Longer identity values (AmoCRM's are short) are cut: they repeat in every row.
+_IDENTITY_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -76,7 +97,11 @@ class LeadEvent:
     # Position among the action's leads: N in leads[action][N] for AmoCRM's dense numbering.
     index: int
     lead: dict[str, Any]
+    # The account's identity (ACCOUNT_IDENTITY), the same in every event of a body.
     account: dict[str, Any]
+    # The whole account block as sent, on the first event of a body only (and only
+    # when it holds more than the identity): stored once per body, not once per lead.
+    body_account: dict[str, Any] | None = None
 
     @property
     def where(self) -> str:
@@ -84,15 +109,19 @@ class LeadEvent:
         return f"leads[{self.action}][{self.index}]"
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-serialisable: {"action", "index", "lead", "account"}. Shares the
-        event's lead and account dicts (no copy: a webhook's events are logged
-        as they are; nothing changes them after parsing)."""
-        return {
+        """JSON-serialisable: {"action", "index", "lead", "account"}, and
+        "body_account" when the event has one. Shares the event's dicts (no copy:
+        a webhook's events are logged as they are; nothing changes them after
+        parsing)."""
+        data = {
             "action": self.action,
             "index": self.index,
             "lead": self.lead,
             "account": self.account,
         }
+        if self.body_account is not None:
+            data["body_account"] = self.body_account
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LeadEvent:
@@ -109,29 +138,24 @@ class LeadEvent:
             raise FormError(f"stored lead event has invalid index {_show(index)}")
         if not isinstance(lead, dict) or not isinstance(account, dict):
             raise FormError("stored lead event needs 'lead' and 'account' objects")
-        return cls(action, index, copy.deepcopy(lead), copy.deepcopy(account))
-
-
-class _Node(dict[Any, Any]):
-    """A container while parsing; remembers the next index for PHP's `key[]`
-    append, and whether any of its keys is a name (then it becomes a dict,
-    otherwise a list ordered by index)."""
-
-    __slots__ = ("next_index", "named")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.next_index = 0
-        self.named = False
+        body_account = data.get("body_account")
+        return cls(
+            action,
+            index,
+            copy.deepcopy(lead),
+            copy.deepcopy(account),
+            copy.deepcopy(body_account) if isinstance(body_account, dict) else None,
+        )
 
 
 def parse_form(body: bytes, limits: FormLimits = DEFAULT_LIMITS) -> dict[str, Any]:
     """Decode an application/x-www-form-urlencoded body with PHP-style bracket keys.
 
-    Returns nested dicts and lists of strings. Raises FormError on: body over the limit, empty
-    body, invalid UTF-8 (after percent-decoding), too many fields, too deep or too large an
-    index, and a name used both as a value and as a group (`a=1&a[b]=2`). Repeated names: the
-    last value wins.
+    Returns `leads` and `account` as nested dicts and lists of strings, every other name
+    whole with its string value. Raises FormError on: body over the limit, empty body,
+    invalid UTF-8 (after percent-decoding), too many fields, a `leads`/`account` field
+    too deep or with too large an index, and a name used both as a value and as a group
+    (`leads=1&leads[b]=2`). Repeated names: the last value wins.
     """
     if len(body) > limits.max_body_bytes:
         raise FormError(
@@ -139,10 +163,9 @@ def parse_form(body: bytes, limits: FormLimits = DEFAULT_LIMITS) -> dict[str, An
         )
     fields = _compiled_fields(body, limits)
     if fields is not None:
-        try:
-            return _nest(fields.items(), limits)
-        except FormError:
-            pass  # the field-by-field pass below names the first bad field
+        # In body order and without repeated names: the same fields, and so the same
+        # first bad field, as the field-by-field pass would give.
+        return _nest(fields.items(), limits)
     return _nest(_fields(body, limits), limits)
 
 
@@ -151,8 +174,8 @@ def _compiled_fields(body: bytes, limits: FormLimits) -> dict[str, str] | None:
     (a tenth of the pure-Python pass on AmoCRM's batches); None for a body the
     field-by-field pass must judge: one with repeated names (Falcon groups them, which
     loses their order), a replacement or NUL character (Falcon replaces invalid UTF-8
-    silently, and stored text cannot hold NUL), or too many separators to be within
-    the field limit for sure."""
+    silently, and stored text cannot hold NUL), too many separators to be within
+    the field limit for sure, or no named field at all."""
     if body.count(b"&") >= limits.max_keys:
         return None
     try:
@@ -161,12 +184,19 @@ def _compiled_fields(body: bytes, limits: FormLimits) -> dict[str, str] | None:
         return None
     fields = parse_query_string(text, keep_blank=True)
     fields.pop("", None)  # nameless pairs (`=x`) are skipped
+    if not fields:  # the field-by-field pass says what the body is missing
+        return None
     if any(type(value) is not str for value in fields.values()):
         return None
     keys, values = "".join(fields), "".join(fields.values())  # type: ignore[arg-type]
     for suspect in ("\ufffd", "\x00"):
         if suspect in keys or suspect in values:
             return None
+    cap = limits.max_value_chars
+    if len(values) > cap:  # only then can one value be over the cap
+        for key, value in fields.items():
+            if len(value) > cap:  # type: ignore[arg-type]
+                fields[key] = _cut(value, cap)  # type: ignore[arg-type]
     return fields  # type: ignore[return-value]
 
 
@@ -178,6 +208,7 @@ def _fields(body: bytes, limits: FormLimits) -> Iterator[tuple[str, str]]:
         raise FormError("body is empty: expected AmoCRM webhook fields such as leads[...][0][id]")
     if len(pairs) > limits.max_keys:
         raise FormError(f"body has {len(pairs):,} fields; the limit is {limits.max_keys:,}")
+    cap = limits.max_value_chars
     for number, pair in enumerate(pairs, 1):
         raw_key, _, raw_value = pair.partition(b"=")
         try:
@@ -186,34 +217,62 @@ def _fields(body: bytes, limits: FormLimits) -> Iterator[tuple[str, str]]:
             raise _not_utf8(f"name of field #{number}", exc) from None
         if key:
             try:
-                yield key, _decode(raw_value)
+                value = _decode(raw_value)
             except UnicodeDecodeError as exc:
                 raise _not_utf8(f"value of {_show(key)}", exc) from None
+            yield key, value if len(value) <= cap else _cut(value, cap)
+
+
+def _cut(value: str, cap: int) -> str:
+    """A value over the cap: its first `cap` characters and a mark saying so."""
+    return value[:cap] + TRUNCATED_MARK.format(length=len(value))
 
 
 def _nest(fields: Iterable[tuple[str, str]], limits: FormLimits) -> dict[str, Any]:
-    """Fields in body order -> the nested structure their bracket names describe."""
-    root = _Node()
-    # The container each name's value goes into, by the name's path without its last
-    # segment: a lead's fields share one, so most fields skip the walk from the root.
-    parents: dict[tuple[str | int | None, ...], _Node] = {}
+    """Fields in body order -> the form: `leads` and `account` nested as their
+    brackets describe, every other name kept whole."""
+    # PERF: plain dicts as containers, a cached split per name and a lookup per field
+    # bound a body's cost by what AmoCRM sends; measured by python -m bench.hostile_bodies
+    form: dict[str, Any] = {}
+    # The container each nested name's value goes into, by the name without its last
+    # segment (`leads[status][0]` for `leads[status][0][id]`): a lead's fields share
+    # one, so most fields cost a lookup rather than a walk from the top.
+    parents: dict[str, dict[Any, Any]] = {}
+    # Each segment's slot on the walk: a body repeats a few segments.
+    slots: dict[str, str | int | None] = {}
+    # Next index of each container that `[]` appended to, by id.
+    appended: dict[int, int] = {}
+    groups = [0]
     for key, value in fields:
-        # Counting '[' first bounds the regex and path work on absurd names.
-        if key.count("[") > limits.max_depth:
-            raise FormError(f"field {_show(key)} is nested deeper than {limits.max_depth} levels")
-        path, parent_path = _field(key)
-        node = parents.get(parent_path) if parent_path is not None else None
+        field = _field(key)
+        if field is None:  # kept whole
+            if key in NESTED_NAMES and type(form.get(key)) is dict:
+                raise _conflict(key, key)
+            form[key] = value
+            continue
+        prefix, slot = field
+        node = parents.get(prefix)
         if node is None:
-            node = _walk(root, key, path, limits)
-            if parent_path is not None:
-                parents[parent_path] = node
-        slot = _slot(node, key, path[-1], limits)
-        if type(node.get(slot)) is _Node:
-            raise _conflict(key, path, len(path) - 1)
+            segments = _nested_path(key, limits)
+            if segments is None:  # malformed brackets: kept whole
+                form[key] = value
+                continue
+            node = _walk(form, key, segments, limits, slots, appended, groups)
+            if "[]" not in prefix:  # an append makes a new container at each use
+                parents[prefix] = node
+        if type(slot) is int:
+            if slot > limits.max_index:
+                raise _index_over(key, limits)
+            if appended and id(node) in appended:
+                appended[id(node)] = max(appended[id(node)], slot + 1)
+        elif slot is None:
+            slot = _append(node, appended, key, limits)
+        if type(node.get(slot)) is dict:
+            raise _conflict(key, key)
         node[slot] = value
-    if not root:
+    if not form:
         raise FormError("body has no named fields")
-    return {key: value if type(value) is str else _finish(value) for key, value in root.items()}
+    return {key: value if type(value) is str else _finish(value) for key, value in form.items()}
 
 
 def lead_events(form: dict[str, Any], limits: FormLimits = DEFAULT_LIMITS) -> list[LeadEvent]:
@@ -230,6 +289,10 @@ def lead_events(form: dict[str, Any], limits: FormLimits = DEFAULT_LIMITS) -> li
         raise FormError("'leads' must hold actions, e.g. leads[status][0][id]=...")
     account = form.get("account")
     account = account if isinstance(account, dict) else {}
+    identity = account_identity(account)
+    # Every event's log row carries the account: a padded account block must not be
+    # copied into each of a body's leads, so the whole block goes with the first only.
+    whole = account if account != identity else None
     events: list[LeadEvent] = []
     for action, items in leads.items():
         if action not in LEAD_ACTIONS:
@@ -243,8 +306,19 @@ def lead_events(form: dict[str, Any], limits: FormLimits = DEFAULT_LIMITS) -> li
             _lead_id(lead, where)
             if len(events) == limits.max_leads:
                 raise FormError(f"body carries more than {limits.max_leads} leads")
-            events.append(LeadEvent(action, index, lead, account))
+            events.append(LeadEvent(action, index, lead, identity, None if events else whole))
     return events
+
+
+def account_identity(account: dict[str, Any]) -> dict[str, Any]:
+    """The account's id and subdomain (as sent, cut when absurdly long)."""
+    identity = {}
+    for name in ACCOUNT_IDENTITY:
+        value = account.get(name)
+        if isinstance(value, str):
+            cap = _IDENTITY_CHARS
+            identity[name] = value if len(value) <= cap else _cut(value, cap)
+    return identity
 
 
 def deal_from_event(event: LeadEvent) -> deal_pb2.Deal:
@@ -297,92 +371,128 @@ def _not_utf8(what: str, exc: UnicodeDecodeError) -> FormError:
     return FormError(f"{what} is not valid UTF-8 text (bad byte at position {exc.start})")
 
 
+@functools.lru_cache(maxsize=4096)
+def _field(key: str) -> tuple[str, str | int | None] | None:
+    """A nested name's container (the name without its last segment) and its last
+    segment's slot (an index, a name, None for `[]`); None for a name kept whole. Every
+    webhook repeats the same few hundred names, so each is split once."""
+    if not key.startswith(_NESTED_PREFIXES) or key[-1] != "]":
+        return None
+    cut = key.rfind("[")
+    last = key[cut + 1 : -1]
+    if "]" in last:
+        return None
+    return key[:cut], None if last == "" else _slot(last)
+
+
+def _nested_path(key: str, limits: FormLimits) -> list[str] | None:
+    """The name and bracket segments of a `leads[...]` or `account[...]` field
+    (`leads[status][0][id]` -> ["leads", "status", "0", "id"]); None when its brackets
+    are malformed (it is then kept whole)."""
+    # Counting '[' first bounds the split on absurd names.
+    if key.count("[") > limits.max_depth:
+        raise FormError(f"field {_show(key)} is nested deeper than {limits.max_depth} levels")
+    base, _, rest = key.partition("[")
+    segments = [base, *rest[:-1].split("][")]
+    for segment in segments:
+        if "[" in segment or "]" in segment:
+            return None
+    return segments
+
+
 def _walk(
-    root: _Node, key: str, path: tuple[str | int | None, ...], limits: FormLimits
-) -> _Node:
-    """The container for the last segment of `path`, created on the way as needed."""
-    node = root
-    for depth in range(len(path) - 1):
-        slot = _slot(node, key, path[depth], limits)
-        existing = node.get(slot)
-        if type(existing) is _Node:
-            node = existing
-        elif existing is None:
-            child = _Node()
-            node[slot] = child
-            node = child
-        else:
-            raise _conflict(key, path, depth)
+    form: dict[str, Any],
+    key: str,
+    segments: list[str],
+    limits: FormLimits,
+    slots: dict[str, str | int | None],
+    appended: dict[int, int],
+    groups: list[int],
+) -> dict[Any, Any]:
+    """The container for the last segment of a nested name, created on the way as
+    needed; `groups` counts the containers made."""
+    node = form.get(segments[0])
+    if node is None:
+        node = form[segments[0]] = {}
+        groups[0] += 1
+    elif type(node) is not dict:
+        raise _conflict(key, segments[0])
+    for depth in range(1, len(segments) - 1):
+        segment = segments[depth]
+        slot = slots[segment] if segment in slots else slots.setdefault(segment, _slot(segment))
+        if type(slot) is int:
+            if slot > limits.max_index:
+                raise _index_over(key, limits)
+            if appended and id(node) in appended:
+                appended[id(node)] = max(appended[id(node)], slot + 1)
+        elif slot is None:
+            slot = _append(node, appended, key, limits)
+        child = node.get(slot)
+        if child is None:
+            child = node[slot] = {}
+            groups[0] += 1
+            if groups[0] > limits.max_groups:
+                raise FormError(
+                    f"body has more than {limits.max_groups:,} groups of fields (leads, "
+                    "custom fields, their values...); AmoCRM's batches have far fewer"
+                )
+        elif type(child) is not dict:
+            raise _conflict(key, segments[0] + "".join(f"[{s}]" for s in segments[1 : depth + 1]))
+        node = child
     return node
 
 
-def _slot(node: _Node, key: str, segment: str | int | None, limits: FormLimits) -> str | int:
-    """Where `segment` goes in `node`: a name as it is, an index (or the next one for
-    `[]`) within the limit."""
-    if type(segment) is str:
-        node.named = True
-        return segment
-    # An index, or None for `[]` (append); the top-level name is always text.
-    slot: int = node.next_index if segment is None else segment  # type: ignore[assignment]
-    if slot > limits.max_index:
-        raise FormError(f"field {_show(key)} has an index above the limit of {limits.max_index:,}")
-    if slot >= node.next_index:
-        node.next_index = slot + 1
-    return slot
+def _slot(segment: str) -> str | int | None:
+    """Where a segment goes in its container: a canonical decimal (`0`, `12`, not `012`)
+    is an index, `` (from `[]`) is None (the next index), anything else a name."""
+    if segment.isdigit() and segment.isascii() and (segment[0] != "0" or len(segment) == 1):
+        # Length first: int() of a huge digit string is slow.
+        return int(segment) if len(segment) <= 19 else _HUGE_INDEX
+    return segment or None
 
 
-@functools.lru_cache(maxsize=4096)
-def _field(key: str) -> tuple[tuple[str | int | None, ...], tuple[str | int | None, ...] | None]:
-    """A field name's path, and the path of its container: None when `[]` makes
-    each use of the name a new container, so it cannot be remembered. Every
-    webhook repeats the same few hundred names, so each is split once."""
-    path = _path(key)
-    parent = path[:-1]
-    return path, (None if None in parent else parent)
+def _append(node: dict[Any, Any], appended: dict[int, int], key: str, limits: FormLimits) -> int:
+    """The index `key[]` appends at in `node`: one past its highest index (PHP)."""
+    index = appended.get(id(node))
+    if index is None:
+        index = max((slot for slot in node if type(slot) is int), default=-1) + 1
+    if index > limits.max_index:
+        raise _index_over(key, limits)
+    appended[id(node)] = index + 1
+    return index
 
 
-def _path(key: str) -> tuple[str | int | None, ...]:
-    """leads[status][0][id] -> ("leads", "status", 0, "id"); `[]` -> None. A
-    canonical decimal segment becomes its int (the top-level name stays text)."""
-    match = _KEY_RE.fullmatch(key)
-    if match is None:
-        return (key,)
-    return (match[1], *map(_segment, _SEGMENT_RE.findall(match[2])))
+def _index_over(key: str, limits: FormLimits) -> FormError:
+    return FormError(f"field {_show(key)} has an index above the limit of {limits.max_index:,}")
 
 
 # Above any index limit: an index segment too long to be worth converting.
 _HUGE_INDEX = 10**19
 
 
-def _segment(text: str) -> str | int | None:
-    if text == "":
-        return None
-    if _INDEX_RE.fullmatch(text):
-        # Length first: int() of a huge digit string is slow.
-        return int(text) if len(text) <= 19 else _HUGE_INDEX
-    return text
-
-
-def _conflict(key: str, path: tuple[str | int | None, ...], depth: int) -> FormError:
-    prefix = str(path[0]) + "".join(
-        f"[{'' if segment is None else segment}]" for segment in path[1 : depth + 1]
-    )
+def _conflict(key: str, prefix: str) -> FormError:
     return FormError(
         f"field {_show(key)} uses {_show(prefix)} both as a value and as a group of fields"
     )
 
 
-def _finish(node: _Node) -> dict[str, Any] | list[Any]:
-    """A container as plain dicts and lists (the values are strings)."""
-    if node.named:
-        return {
-            key if type(key) is str else str(key): child if type(child) is str else _finish(child)
-            for key, child in node.items()
-        }
-    return [
-        child if type(child) is str else _finish(child)
-        for child in (node[key] for key in sorted(node))
-    ]
+def _finish(node: dict[Any, Any]) -> dict[str, Any] | list[Any]:
+    """A container as plain dicts and lists (the values are strings): a list ordered by
+    index when every key is an index, otherwise a dict with string keys."""
+    if type(next(iter(node))) is int:
+        try:
+            order = sorted(node)  # TypeError: a name among the indexes
+        except TypeError:
+            pass
+        else:
+            return [
+                child if type(child) is str else _finish(child)
+                for child in (node[slot] for slot in order)
+            ]
+    return {
+        slot if type(slot) is str else str(slot): child if type(child) is str else _finish(child)
+        for slot, child in node.items()
+    }
 
 
 def _lead_id(lead: dict[str, Any], where: str) -> int:

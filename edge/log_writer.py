@@ -4,7 +4,9 @@ Every webhook's answer waits for its rows to be committed; a commit is the
 costly part of that (a round trip, a WAL flush, the statement's overhead),
 so each edge process runs one writer thread that takes every write waiting
 at that moment and commits them in one INSERT. Under load a commit carries
-many webhooks; alone, a webhook waits for nothing but its own commit."""
+many webhooks; alone, a webhook waits for nothing but its own commit. A
+commit that fails is retried webhook by webhook, so only a webhook whose own
+rows cannot be stored is answered 503."""
 
 import logging
 import queue
@@ -85,9 +87,14 @@ class LogWriter:
         rows = [row for write in batch for row in write.rows]
         try:
             ids = self._insert(rows)
-        except Exception as exc:  # every webhook of the batch is answered 503
+        except Exception as exc:
+            if len(batch) == 1:  # the webhook is answered 503
+                batch[0].finish(error=exc)
+                return
+            # One webhook's rows must not fail the others': each is written alone.
+            log.warning("a group commit failed; writing its webhooks one by one: %s", exc)
             for write in batch:
-                write.finish(error=exc)
+                self._commit([write])
             return
         start = 0
         for write in batch:

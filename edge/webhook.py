@@ -11,8 +11,16 @@ import falcon
 from sqlalchemy.exc import SQLAlchemyError
 
 from amoroute import __version__, requestid
+from amoroute.db import json_rows
 from edge.access import public_resource
-from edge.amocrm_form import FormError, FormLimits, deal_from_event, lead_events, parse_form
+from edge.amocrm_form import (
+    FormError,
+    FormLimits,
+    LeadEvent,
+    deal_from_event,
+    lead_events,
+    parse_form,
+)
 from edge.dispatch import Job
 from edge.events import log_for_deal
 from edge.log_writer import LogWriter
@@ -25,15 +33,35 @@ log = logging.getLogger(__name__)
 SUPPORTED_ROUTES = ["referral", "traffic", "both", "unknown"]
 
 
-def raw_body_record(body: bytes, content_type: str | None, problem: str) -> dict[str, Any]:
-    """The whole body as received, for an event that could not be parsed."""
+# The bytes of deal_data one webhook may store, all its rows together, as the
+# JSON the database receives: a body within the size limit stores less (values
+# are a part of it, and what repeats is stored once); only a body of characters
+# JSON escapes (controls, quotes) could need more, and it is then kept raw.
+STORED_BYTES_PER_BODY_BYTE = 4
+# JSON escapes a character into at most this many bytes (`\u0001`).
+_JSON_BYTES_PER_CHAR = 6
+# What a row adds to its part of the body at most: its keys and the account identity.
+_ROW_KEYS_BYTES = 1024
+
+
+def raw_body_record(
+    body: bytes, content_type: str | None, problem: str, max_bytes: int
+) -> dict[str, Any]:
+    """The body as received, for an event that could not be parsed: whole when its
+    JSON fits in `max_bytes`, else its start, with "truncated" and its size saying so."""
     try:
         text = body.decode("utf-8")
         if "\x00" in text:  # PostgreSQL cannot store NUL in text: keep the bytes instead
             raise UnicodeDecodeError("utf-8", body, 0, 1, "NUL")
+        if len(text) * _JSON_BYTES_PER_CHAR > max_bytes and len(json_rows([text])) > max_bytes:
+            text = text[: max_bytes // _JSON_BYTES_PER_CHAR]
         raw: dict[str, Any] = {"raw_body": text}
+        kept = len(text.encode())
     except UnicodeDecodeError:
-        raw = {"raw_body_base64": base64.b64encode(body).decode()}
+        kept = min(len(body), max_bytes // 4 * 3)  # base64: 4 characters per 3 bytes
+        raw = {"raw_body_base64": base64.b64encode(body[:kept]).decode()}
+    if kept < len(body):
+        raw.update(truncated=True, body_bytes=len(body))
     return {**raw, "content_type": content_type, "problem": problem}
 
 
@@ -42,11 +70,11 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 SAMPLE_BYTES = 4096
 
 
-def rejected(body: bytes, content_type: str | None, problem: str) -> NewLog:
+def rejected(body: bytes, content_type: str | None, problem: str, max_bytes: int) -> NewLog:
     """The row that records a body we refuse or cannot parse, with the body itself."""
     return NewLog(
         source="amocrm",
-        deal_data=raw_body_record(body, content_type, problem),
+        deal_data=raw_body_record(body, content_type, problem, max_bytes),
         routing_decision="ignored",
         processing_status=ERROR,
         error_message=problem,
@@ -84,14 +112,32 @@ def intake(
     body: bytes, content_type: str | None, limits: FormLimits, expected_subdomain: str = ""
 ) -> tuple[list[NewLog], list]:
     """Turn a webhook body into rows to log and the deals to route (None where
-    an event cannot become a deal). Never raises on bad input."""
+    an event cannot become a deal). Never raises on bad input; the rows' deal_data
+    together stay within the bytes stored per webhook."""
+    max_bytes = limits.max_body_bytes * STORED_BYTES_PER_BODY_BYTE
     try:
         form = parse_form(body, limits)
         events = lead_events(form, limits)
     except FormError as exc:
-        return [rejected(body, content_type, f"unparseable webhook body: {exc}")], [None]
+        return [rejected(body, content_type, f"unparseable webhook body: {exc}", max_bytes)], [None]
     if problem := account_problem(form, expected_subdomain):
-        return [rejected(body, content_type, problem)], [None]
+        return [rejected(body, content_type, problem, max_bytes)], [None]
+    rows, deals = _rows(form, events)
+    # PERF: serialising the rows twice would tax every webhook; only a body that could
+    # be over is measured; measured by python -m bench.ab
+    if len(body) * _JSON_BYTES_PER_CHAR + len(rows) * _ROW_KEYS_BYTES > max_bytes:
+        stored = len(json_rows([row.deal_data for row in rows]))
+        if stored > max_bytes:
+            problem = (
+                f"rejected: parsed, the body would store {stored:,} bytes, over the "
+                f"{max_bytes:,} kept per webhook; kept raw, not routed"
+            )
+            return [rejected(body, content_type, problem, max_bytes)], [None]
+    return rows, deals
+
+
+def _rows(form: dict[str, Any], events: list[LeadEvent]) -> tuple[list[NewLog], list]:
+    """The rows and deals of a parsed body."""
     if not events:
         row = NewLog(
             source="amocrm",
@@ -205,7 +251,8 @@ class WebhookResource:
             ) from None
 
     def _refuse(self, body: bytes, req: falcon.Request, problem: str) -> None:
-        self._log([rejected(body, req.content_type, problem)])
+        max_bytes = self.limits.max_body_bytes * STORED_BYTES_PER_BODY_BYTE
+        self._log([rejected(body, req.content_type, problem, max_bytes)])
         WEBHOOKS.labels(routing="ignored", status=ERROR).inc()
         log.warning("webhook refused", extra={"problem": problem})
 

@@ -210,11 +210,11 @@ def test_raw_http_capture_body_parses_like_the_form_fixture() -> None:
     ("body", "expected"),
     [
         pytest.param(b"a=1&a=2", {"a": "2"}, id="repeated-name-last-wins"),
-        pytest.param(b"a[1]=y&a[0]=x", {"a": ["x", "y"]}, id="numeric-keys-become-ordered-list"),
-        pytest.param(b"a[7]=x&a[2]=y", {"a": ["y", "x"]}, id="sparse-indexes-just-ordered"),
-        pytest.param(b"a[]=x&a[]=y", {"a": ["x", "y"]}, id="empty-brackets-append"),
-        pytest.param(b"a[0]=x&a[b]=y", {"a": {"0": "x", "b": "y"}}, id="mixed-keys-stay-dict"),
-        pytest.param(b"a[01]=x", {"a": {"01": "x"}}, id="non-canonical-number-is-a-name"),
+        pytest.param(b"leads[1]=y&leads[0]=x", {"leads": ["x", "y"]}, id="numeric-keys-become-ordered-list"),
+        pytest.param(b"leads[7]=x&leads[2]=y", {"leads": ["y", "x"]}, id="sparse-indexes-just-ordered"),
+        pytest.param(b"leads[]=x&leads[]=y", {"leads": ["x", "y"]}, id="empty-brackets-append"),
+        pytest.param(b"leads[0]=x&leads[b]=y", {"leads": {"0": "x", "b": "y"}}, id="mixed-keys-stay-dict"),
+        pytest.param(b"leads[01]=x", {"leads": {"01": "x"}}, id="non-canonical-number-is-a-name"),
         pytest.param(b"k=%D0%90+%26+b", {"k": "А & b"}, id="percent-and-plus-decoded"),
         pytest.param("k=Ерлан".encode(), {"k": "Ерлан"}, id="raw-utf8-accepted"),
         pytest.param(b"a&b=", {"a": "", "b": ""}, id="blank-values-kept"),
@@ -224,6 +224,19 @@ def test_raw_http_capture_body_parses_like_the_form_fixture() -> None:
         pytest.param(b"a]b[=1", {"a]b[": "1"}, id="reversed-brackets-are-literal"),
         pytest.param(b"a[b]c=1", {"a[b]c": "1"}, id="text-after-bracket-is-literal"),
         pytest.param(b"[a]=1", {"[a]": "1"}, id="bracket-without-base-is-literal"),
+        pytest.param(
+            b"contacts[add][0][id]=5&task[0][text]=x&a[b][c]=1",
+            {"contacts[add][0][id]": "5", "task[0][text]": "x", "a[b][c]": "1"},
+            id="only-leads-and-account-are-nested",
+        ),
+        pytest.param(b"a" + b"[b]" * 50 + b"=1", {"a" + "[b]" * 50: "1"}, id="deep-other-name-flat"),
+        pytest.param(b"leads[a]b]=1", {"leads[a]b]": "1"}, id="malformed-nested-name-is-literal"),
+        pytest.param(
+            b"account[id]=1&account[_links][self]=u",
+            {"account": {"id": "1", "_links": {"self": "u"}}},
+            id="account-nested",
+        ),
+        pytest.param(b"leads[]=x&leads[5]=y&leads[]=z", {"leads": ["x", "y", "z"]}, id="append-after-index"),
     ],
 )
 def test_parse_form_builds_php_style_structure(body: bytes, expected: dict[str, Any]) -> None:
@@ -244,12 +257,12 @@ def test_parse_form_builds_php_style_structure(body: bytes, expected: dict[str, 
         pytest.param(
             b"leads[status][999999999][id]=1", FormLimits(), "index above", id="huge-index"
         ),
-        pytest.param(b"a[" + b"9" * 5000 + b"]=1", FormLimits(), "index above", id="5000-digits"),
-        pytest.param(b"a[]=1&a[]=2", FormLimits(max_index=0), "index above", id="append-over"),
-        pytest.param(b"a" + b"[b]" * 50 + b"=1", FormLimits(), "deeper", id="depth-50"),
-        pytest.param(b"a=1&a[b]=2", FormLimits(), "both as a value", id="scalar-then-group"),
-        pytest.param(b"a[b]=2&a=1", FormLimits(), "both as a value", id="group-then-scalar"),
-        pytest.param(b"a[b]=1&a[b][c]=2", FormLimits(), r"uses 'a\[b\]'", id="nested-conflict"),
+        pytest.param(b"leads[" + b"9" * 5000 + b"]=1", FormLimits(), "index above", id="5000-digits"),
+        pytest.param(b"leads[]=1&leads[]=2", FormLimits(max_index=0), "index above", id="append-over"),
+        pytest.param(b"leads" + b"[b]" * 50 + b"=1", FormLimits(), "deeper", id="depth-50"),
+        pytest.param(b"leads=1&leads[b]=2", FormLimits(), "both as a value", id="scalar-then-group"),
+        pytest.param(b"leads[b]=2&leads=1", FormLimits(), "both as a value", id="group-then-scalar"),
+        pytest.param(b"leads[b]=1&leads[b][c]=2", FormLimits(), r"uses 'leads\[b\]'", id="nested-conflict"),
     ],
 )
 def test_parse_form_rejects_bad_bodies(body: bytes, limits: FormLimits, message: str) -> None:
@@ -262,7 +275,7 @@ def test_parse_form_rejects_bad_bodies(body: bytes, limits: FormLimits, message:
     [
         pytest.param(b"&".join(b"k%d=v" % i for i in range(100_000)), id="100k-fields"),
         pytest.param(b"leads[status][999999999][id]=1", id="huge-index"),
-        pytest.param(b"a[" + b"9" * 500_000 + b"]=1", id="half-megabyte-index"),
+        pytest.param(b"leads[" + b"9" * 500_000 + b"]=1", id="half-megabyte-index"),
     ],
 )
 def test_hostile_body_is_rejected_quickly(body: bytes) -> None:
@@ -495,3 +508,37 @@ def test_compiled_decoder_agrees_with_the_strict_one_or_declines(body: bytes) ->
 def test_batch_of_leads_is_decoded_by_the_compiled_decoder() -> None:
     body = (FIXTURES / "batch_two_leads.form").read_bytes()
     assert amocrm_form._compiled_fields(body, amocrm_form.DEFAULT_LIMITS) is not None
+
+
+# --- bounds on what a body can cost -----------------------------------------------------------
+
+
+def test_value_over_the_cap_is_cut_and_says_so_in_the_deal_too() -> None:
+    limits = FormLimits(max_value_chars=10)
+    body = b"leads[status][0][id]=7&leads[status][0][name]=" + b"x" * 25
+    (event,) = lead_events(parse_form(body, limits), limits)
+    assert event.lead["name"] == "x" * 10 + amocrm_form.TRUNCATED_MARK.format(length=25)
+    assert deal_from_event(event).name == event.lead["name"]  # routed as stored
+
+
+def test_value_over_the_cap_is_cut_on_the_strict_pass_too() -> None:
+    limits = FormLimits(max_value_chars=4)
+    # A repeated name sends the body through the field-by-field pass.
+    body = b"k=1&k=" + "Ерлан-Ерлан".encode()
+    assert parse_form(body, limits) == {"k": "Ерла" + amocrm_form.TRUNCATED_MARK.format(length=11)}
+
+
+def test_groups_of_fields_are_bounded() -> None:
+    body = b"&".join(b"leads[status][0][custom_fields][%d][values][0][value]=1" % k for k in range(5))
+    # leads, status, the lead, custom_fields, then three per custom field
+    assert len(parse_form(body, FormLimits(max_groups=19))["leads"]["status"][0]["custom_fields"]) == 5
+    with pytest.raises(FormError, match="more than 18 groups"):
+        parse_form(body, FormLimits(max_groups=18))
+
+
+def test_fields_of_other_entities_cost_no_nesting_and_are_kept() -> None:
+    deep = "".join(f"[{n}]" for n in range(7))
+    body = "&".join(f"x{n}{deep}=1" for n in range(1000)).encode() + b"&leads[status][0][id]=3"
+    form = parse_form(body)
+    assert len(form) == 1001 and form["x999" + deep] == "1"
+    assert [event.lead["id"] for event in lead_events(form)] == ["3"]
