@@ -7,7 +7,7 @@ from typing import Any
 
 from amoroute.grpc_server import RunningServer, serve_until_signalled
 from amoroute.heap import freeze_startup_objects
-from amoroute.logs import setup_logging
+from amoroute.logging_setup import setup_logging
 from amoroute.metrics import serve_metrics
 
 

@@ -12,7 +12,7 @@ from amoroute.callers import CallerCredentials, CallerTokens
 class CommonSettings(BaseSettings):
     """Base of every process's settings. A secret (a token, a password, a key) is a
     SecretStr: repr(), str() and model_dump() show it as '**********', and
-    secret_values() hands every one to the log redaction (amoroute/logs.py)."""
+    secret_values() hands every one to the log redaction (amoroute/logging_setup.py)."""
 
     # Secrets may also come from files (Kubernetes secret volumes, Docker secrets):
     # with AMOROUTE_SECRETS_DIR set, a file named like a setting (admin_token,

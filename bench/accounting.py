@@ -15,7 +15,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from bench.leads import LeadBlock
-from edge.logs import webhook_logs
+from edge.log_store import webhook_logs
 from notifier_svc.store import notifications
 from traffic_svc.store import sales
 

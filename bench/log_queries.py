@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from edge.__main__ import upgrade_database
-from edge.logs import LogQuery, WebhookLogStore
+from edge.log_store import LogQuery, WebhookLogStore
 from edge.settings import Settings
 from tests.support.databases import create_database, drop_database
 

@@ -37,7 +37,7 @@ HANDLERS = {
 }
 # Shared plumbing that wraps every call: the frame that called through it says more.
 PLUMBING = ("amoroute/requestid.py", "amoroute/metrics.py", "amoroute/grpc_server.py",
-            "amoroute/logs.py")
+            "amoroute/logging_setup.py")
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 

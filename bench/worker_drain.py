@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from amoroute.db import create_engine
 from edge.amocrm_form import FormLimits
-from edge.logs import NewLog, WebhookLogStore, webhook_logs
+from edge.log_store import NewLog, WebhookLogStore, webhook_logs
 from edge.webhook import intake
 from tests.support.databases import create_database, drop_database
 from tests.support.forms import encode, won_deal_body

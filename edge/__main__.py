@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 
 from amoroute.db import migrate
-from amoroute.logs import setup_logging
+from amoroute.logging_setup import setup_logging
 from edge.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -2,7 +2,7 @@
 
 Every API resource needs `Authorization: Bearer $ADMIN_TOKEN` (edge/access.py decides, deny
 by default); while ADMIN_TOKEN is unset the API and the UI refuse everyone. Resources only
-translate HTTP to store or gRPC calls and back; the SQL lives in edge/logs.py.
+translate HTTP to store or gRPC calls and back; the SQL lives in edge/log_store.py.
 """
 
 import dataclasses
@@ -23,7 +23,7 @@ from amoroute.timeutil import in_range, now, to_timestamp, utc
 from amoroute.v1 import referral_pb2, referral_pb2_grpc, traffic_pb2, traffic_pb2_grpc
 from edge.access import public_resource
 from edge.dispatch import Dispatcher, Job
-from edge.logs import (
+from edge.log_store import (
     DECISIONS,
     PENDING,
     STATUSES,

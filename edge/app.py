@@ -21,8 +21,8 @@ from edge.admin import (
 from edge.amocrm_form import FormLimits
 from edge.dispatch import Dispatcher
 from edge.health import LivenessResource, ReadinessResource
+from edge.log_store import WebhookLogStore
 from edge.log_writer import LogWriter
-from edge.logs import WebhookLogStore
 from edge.observability import MetricsResource, RequestContext, unhandled_error
 from edge.openapi import OpenApiResource
 from edge.reconcile import build_reconciler

@@ -12,7 +12,7 @@ from typing import Any
 from amoroute.v1 import deal_pb2
 from edge.amocrm_api import AmoCrmError, deal_from_api_lead
 from edge.amocrm_form import FormError, LeadEvent, deal_from_event
-from edge.logs import NewLog
+from edge.log_store import NewLog
 
 
 class UnroutableEvent(ValueError):

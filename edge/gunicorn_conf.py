@@ -51,7 +51,7 @@ class RedactingLogger(Logger):
     forks inherit its handlers."""
 
     def setup(self, cfg):  # type: ignore[no-untyped-def]
-        from amoroute.logs import redact_handlers
+        from amoroute.logging_setup import redact_handlers
 
         super().setup(cfg)
         secrets = _secrets()
@@ -63,7 +63,7 @@ logger_class = RedactingLogger
 
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]
-    from amoroute.logs import setup_logging
+    from amoroute.logging_setup import setup_logging
 
     setup_logging("edge", os.environ.get("LOG_LEVEL", "INFO"), _secrets())
 

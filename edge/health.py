@@ -5,7 +5,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edge.access import public_resource
-from edge.logs import WebhookLogStore
+from edge.log_store import WebhookLogStore
 
 
 @public_resource

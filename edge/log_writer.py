@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from amoroute.process_thread import ProcessThread, take_batch
-from edge.logs import NewLog, WebhookLogStore
+from edge.log_store import NewLog, WebhookLogStore
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 from edge.amocrm_api import AmoCrmClient, AmoCrmError
 from edge.dispatch import Dispatcher, Job
 from edge.events import UnroutableEvent, log_for_api_lead
-from edge.logs import WebhookLogStore
+from edge.log_store import WebhookLogStore
 from edge.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from amoroute.process_thread import ProcessThread, take_batch
 from edge.dispatch import Dispatcher, Job
-from edge.logs import Outcome
+from edge.log_store import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from edge.amocrm_form import (
 )
 from edge.dispatch import Job
 from edge.events import log_for_deal
+from edge.log_store import ERROR, SUCCESS, NewLog, Outcome
 from edge.log_writer import LogWriter
-from edge.logs import ERROR, SUCCESS, NewLog, Outcome
 from edge.observability import WEBHOOKS
 from edge.routing_queue import RoutingQueue
 

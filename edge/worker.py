@@ -20,12 +20,12 @@ from amoroute.callers import EDGE
 from amoroute.channels import channel
 from amoroute.db import create_engine
 from amoroute.heap import freeze_startup_objects
-from amoroute.logs import setup_logging
+from amoroute.logging_setup import setup_logging
 from amoroute.metrics import serve_metrics
 from edge.amocrm_api import AmoCrmError
 from edge.dispatch import Dispatcher, Job
 from edge.events import UnroutableEvent, deal_from_log
-from edge.logs import ERROR, PENDING, DueEvent, Outcome, WebhookLogStore
+from edge.log_store import ERROR, PENDING, DueEvent, Outcome, WebhookLogStore
 from edge.reconcile import CHECKPOINT, Reconciler, build_reconciler
 from edge.settings import Settings
 

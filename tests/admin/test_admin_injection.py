@@ -5,7 +5,7 @@ untouched. SQL is only ever built with bound parameters."""
 import pytest
 import sqlalchemy as sa
 
-from edge.logs import webhook_logs
+from edge.log_store import webhook_logs
 from tests.admin.helpers import AUTH, Seeder, admin_client, migrated_edge_database
 
 ATTEMPTS = [

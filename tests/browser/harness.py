@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page
 
 from amoroute.channels import channel
 from amoroute.v1 import referral_pb2_grpc, traffic_pb2_grpc
-from edge.logs import WebhookLogStore
+from edge.log_store import WebhookLogStore
 from tests.support.stack import RunningStack
 from tests.support.waiting import eventually
 

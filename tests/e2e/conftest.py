@@ -15,7 +15,7 @@ from amoroute.v1 import (
     router_pb2_grpc,
     traffic_pb2_grpc,
 )
-from edge.logs import WebhookLogStore, webhook_logs
+from edge.log_store import WebhookLogStore, webhook_logs
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.stack import RunningStack, start_stack
 

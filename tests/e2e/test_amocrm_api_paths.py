@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from amoroute.channels import channel
 from amoroute.v1 import traffic_pb2, traffic_pb2_grpc
-from edge.logs import WebhookLogStore, checkpoints
+from edge.log_store import WebhookLogStore, checkpoints
 from tests.support.fake_amocrm import FIXTURES, FakeAmoCrm
 from tests.support.stack import RunningStack, start_stack
 

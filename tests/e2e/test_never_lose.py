@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from amoroute.channels import channel
 from amoroute.v1 import notifier_pb2, notifier_pb2_grpc, traffic_pb2, traffic_pb2_grpc
-from edge.logs import webhook_logs
+from edge.log_store import webhook_logs
 from tests.support.forms import encode, won_deal_body
 from tests.support.stack import RunningStack, start_stack
 from tests.support.tcp_proxy import TcpProxy

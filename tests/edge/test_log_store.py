@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from amoroute.timeutil import utc
 from edge.__main__ import upgrade_database
-from edge.logs import (
+from edge.log_store import (
     MAX_ATTEMPTS,
     PARTIAL,
     PENDING,

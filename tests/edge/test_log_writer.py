@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 
 from edge.__main__ import upgrade_database
+from edge.log_store import NewLog, WebhookLogStore, webhook_logs
 from edge.log_writer import LogWriter
-from edge.logs import NewLog, WebhookLogStore, webhook_logs
 from edge.settings import Settings
 
 

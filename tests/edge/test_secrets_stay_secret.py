@@ -15,7 +15,7 @@ import notifier_svc.settings
 import referral_svc.settings
 import router_svc.settings
 import traffic_svc.settings
-from amoroute.logs import RedactSecrets
+from amoroute.logging_setup import RedactSecrets
 from tests.admin.helpers import migrated_edge_database
 from tests.support.edge_server import raw_request, running_edge
 from tests.support.forms import encode, won_deal_body

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from edge.__main__ import upgrade_database
 from edge.amocrm_form import DEFAULT_LIMITS, FormLimits
 from edge.app import create_app
+from edge.log_store import NewLog, WebhookLogStore, webhook_logs
 from edge.log_writer import LogWriter
-from edge.logs import NewLog, WebhookLogStore, webhook_logs
 from edge.settings import Settings
 from edge.webhook import STORED_BYTES_PER_BODY_BYTE, intake
 from tests.support.hostile_bodies import padded_account_body

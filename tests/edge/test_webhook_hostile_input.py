@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from edge.__main__ import upgrade_database
 from edge.app import create_app
-from edge.logs import webhook_logs
+from edge.log_store import webhook_logs
 from edge.settings import Settings
 from tests.support.forms import encode, won_deal_body
 

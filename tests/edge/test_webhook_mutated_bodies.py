@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from edge.__main__ import upgrade_database
 from edge.app import create_app
-from edge.logs import webhook_logs
+from edge.log_store import webhook_logs
 from edge.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "amocrm"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from amoroute.logs import BatchedStreamHandler, JsonFormatter
+from amoroute.logging_setup import BatchedStreamHandler, JsonFormatter
 from tests.support.waiting import eventually
 
 
@@ -65,7 +65,7 @@ def test_closing_the_handler_writes_what_it_holds(logger: logging.Logger) -> Non
 
 def test_a_process_that_exits_normally_leaves_no_line_behind(tmp_path: Path) -> None:
     script = (
-        "import logging; from amoroute.logs import setup_logging; setup_logging('svc'); "
+        "import logging; from amoroute.logging_setup import setup_logging; setup_logging('svc'); "
         "[logging.getLogger('x').info('event %d', k) for k in range(3)]"
     )
     done = subprocess.run(
