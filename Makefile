@@ -6,13 +6,14 @@ STAMP  := $(VENV)/.installed
 
 PROTOS := $(wildcard protos/amoroute/v1/*.proto)
 
-.PHONY: help venv lock proto run test test-sqlite lint migrate clean
+.PHONY: help venv lock proto run test test-sqlite lint typecheck migrate clean
 
 help:
 	@echo "make run     start every process on SQLite (var/), Ctrl-C stops them"
 	@echo "make test    run the whole test suite (PostgreSQL at TEST_PG_URL)"
 	@echo "make test-sqlite  the same suite on SQLite"
 	@echo "make lint    ruff over the whole repository"
+	@echo "make typecheck  mypy over the production packages"
 	@echo "make lock    re-resolve requirements/*.lock (hashed) after changing pins in pyproject.toml"
 	@echo "make clean   remove var/ (the SQLite databases of make run) and test caches"
 	@echo "make proto   regenerate Python code from protos/"
@@ -56,6 +57,10 @@ test-sqlite: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# The type checker over the production packages (configured in pyproject.toml).
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf var .pytest_cache

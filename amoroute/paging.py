@@ -23,7 +23,8 @@ def page_size(requested: int) -> int:
 
 
 class _Row(Protocol):
-    id: int
+    @property
+    def id(self) -> int: ...
 
 
 class _PageRequest(Protocol):

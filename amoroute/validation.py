@@ -63,7 +63,7 @@ _VIEWS = {
 }
 
 
-def with_record(field: str, view: int) -> bool:
+def with_record(field: str, view: deal_pb2.WriteView) -> bool:
     """Whether a batch write in this WriteView answers with the stored records.
     An unknown value (a caller built against a newer contract) is refused rather
     than read as one of ours."""

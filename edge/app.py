@@ -1,6 +1,7 @@
 """create_app(): the edge's routes, built from its settings."""
 
 import atexit
+from typing import Any
 
 import falcon
 
@@ -56,15 +57,11 @@ def create_app(settings: Settings | None = None) -> falcon.App:
         expected_subdomain=settings.amocrm_domain,
     )
     admin_token = settings.admin_token.get_secret_value()
-    app = falcon.App(
-        middleware=[
-            RequestContext(),
-            AdminSecurity(
-                admin_token,
-                client_address=ClientAddress(settings.forwarded_allow_ips),
-            ),
-        ]
-    )
+    middleware: list[Any] = [
+        RequestContext(),
+        AdminSecurity(admin_token, client_address=ClientAddress(settings.forwarded_allow_ips)),
+    ]
+    app = falcon.App(middleware=middleware)
     app.add_error_handler(Exception, unhandled_error)
     app.add_route("/webhook/amocrm", webhook)
     app.add_route("/webhook/amocrm/", webhook)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from amoroute import __version__, requestid
 from amoroute.db import json_rows
+from amoroute.v1 import deal_pb2
 from edge.access import public_resource
 from edge.amocrm_form import (
     FormError,
@@ -110,7 +111,7 @@ def account_problem(form: dict[str, Any], expected_subdomain: str) -> str | None
 
 def intake(
     body: bytes, content_type: str | None, limits: FormLimits, expected_subdomain: str = ""
-) -> tuple[list[NewLog], list]:
+) -> tuple[list[NewLog], list[deal_pb2.Deal | None]]:
     """Turn a webhook body into rows to log and the deals to route (None where
     an event cannot become a deal). Never raises on bad input; the rows' deal_data
     together stay within the bytes stored per webhook."""
@@ -147,7 +148,8 @@ def _rows(form: dict[str, Any], events: list[LeadEvent]) -> tuple[list[NewLog], 
             error_message="no lead events in the body",
         )
         return [row], [None]
-    rows, deals = [], []
+    rows: list[NewLog] = []
+    deals: list[deal_pb2.Deal | None] = []
     for event in events:
         try:
             deal = deal_from_event(event)

@@ -62,17 +62,19 @@ def _validate(deal: deal_pb2.Deal) -> None:
         raise InvalidArgument("deal.custom_fields", "more than 500 fields")
 
 
-def _record_outcome(reply: referral_pb2.RecordConversionResponse | traffic_pb2.RecordSaleResponse):
+def _record_outcome(
+    reply: referral_pb2.RecordConversionResponse | traffic_pb2.RecordSaleResponse,
+) -> router_pb2.LegOutcome:
     if reply.superseded:
         return SUPERSEDED
     return DUPLICATE if reply.duplicate else RECORDED
 
 
-def _reversal_outcome(outcome: int) -> int:
+def _reversal_outcome(outcome: int) -> router_pb2.LegOutcome:
     return REVERSED if outcome == deal_pb2.REVERSAL_OUTCOME_REVERSED else DUPLICATE
 
 
-def _leg(name: str, call: Callable[[], int]) -> router_pb2.LegResult:
+def _leg(name: str, call: Callable[[], router_pb2.LegOutcome]) -> router_pb2.LegResult:
     """Run one downstream call; `call` returns the leg's outcome."""
     try:
         outcome = call()
@@ -86,7 +88,7 @@ def _failed_leg(name: str, exc: grpc.RpcError) -> router_pb2.LegResult:
     return router_pb2.LegResult(leg=name, outcome=FAILED, error=f"{code}: {exc.details()}")
 
 
-def overall_status(legs: list[router_pb2.LegResult]) -> int:
+def overall_status(legs: list[router_pb2.LegResult]) -> router_pb2.ProcessingStatus:
     failed = sum(leg.outcome == FAILED for leg in legs)
     if not failed:
         return router_pb2.PROCESSING_STATUS_SUCCESS
@@ -336,7 +338,7 @@ class BatchLegs:
         # Credits first, reversals after: a batch can hold a lead's "won" and its
         # later "lost", and a reversal finds the sale it undoes already stored.
         placed = _in_parallel(pool, [self._referral, self._traffic_then_notify])
-        placed += _in_parallel(pool, [lambda r=r: [r()] for r in self.reversals])
+        placed += _in_parallel(pool, [_as_list(reversal) for reversal in self.reversals])
         placed.sort(key=lambda p: (p[0], p[1]))
         by_deal: dict[int, list[router_pb2.LegResult]] = {}
         for i, _, leg in placed:
@@ -400,6 +402,10 @@ class BatchLegs:
         return reverse
 
 
+def _as_list(job: Callable[[], Placed]) -> Callable[[], list[Placed]]:
+    return lambda: [job()]
+
+
 def _in_parallel(pool: ThreadPoolExecutor, jobs: list[Callable[[], list[Placed]]]) -> list[Placed]:
     # Each job runs in the caller's context, so the request id goes along.
     futures: list[Future[list[Placed]]] = [
@@ -413,7 +419,7 @@ def _batch(
     position: int,
     requests: dict[int, Any],
     call: Callable[[list[Any]], Sequence[Any]],
-    outcome_of: Callable[[Any], int],
+    outcome_of: Callable[[Any], router_pb2.LegOutcome],
 ) -> list[Placed]:
     """One batch call for the legs named `name` of several deals; a failed call
     fails the leg of each of them."""
