@@ -152,7 +152,7 @@ def parse_form(body: bytes, limits: FormLimits = DEFAULT_LIMITS) -> dict[str, An
     """Decode an application/x-www-form-urlencoded body with PHP-style bracket keys.
 
     Returns `leads` and `account` as nested dicts and lists of strings, every other name
-    whole with its string value. Raises FormError on: body over the limit, empty body,
+    whole with its string value. Raises FormError on: body over the limit,
     invalid UTF-8 (after percent-decoding), too many fields, a `leads`/`account` field
     too deep or with too large an index, and a name used both as a value and as a group
     (`leads=1&leads[b]=2`). Repeated names: the last value wins.
@@ -184,7 +184,7 @@ def _compiled_fields(body: bytes, limits: FormLimits) -> dict[str, str] | None:
         return None
     fields = parse_query_string(text, keep_blank=True)
     fields.pop("", None)  # nameless pairs (`=x`) are skipped
-    if not fields:  # the field-by-field pass says what the body is missing
+    if not fields:  # the field-by-field pass reads an empty or nameless body
         return None
     if any(type(value) is not str for value in fields.values()):
         return None
@@ -202,10 +202,9 @@ def _compiled_fields(body: bytes, limits: FormLimits) -> dict[str, str] | None:
 
 def _fields(body: bytes, limits: FormLimits) -> Iterator[tuple[str, str]]:
     """Each (name, value) of the body in order, decoded strictly: FormError names the
-    first field that is not UTF-8, and a body that has no fields at all."""
+    first field that is not UTF-8. A body without fields is an empty form: like any form
+    without lead events, it is logged as ignored."""
     pairs = [pair for pair in bytes(body).split(b"&") if pair]
-    if not pairs:
-        raise FormError("body is empty: expected AmoCRM webhook fields such as leads[...][0][id]")
     if len(pairs) > limits.max_keys:
         raise FormError(f"body has {len(pairs):,} fields; the limit is {limits.max_keys:,}")
     cap = limits.max_value_chars
@@ -270,8 +269,6 @@ def _nest(fields: Iterable[tuple[str, str]], limits: FormLimits) -> dict[str, An
         if type(node.get(slot)) is dict:
             raise _conflict(key, key)
         node[slot] = value
-    if not form:
-        raise FormError("body has no named fields")
     return {key: value if type(value) is str else _finish(value) for key, value in form.items()}
 
 

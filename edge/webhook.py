@@ -240,7 +240,13 @@ class WebhookResource:
         self.routing.submit(jobs)
         # For the one "webhook answered" line the RequestContext middleware writes.
         req.context.logged = {"log_ids": ids, "leads": [r.lead_id for r in rows]}
-        resp.media = {"success": True, "logged": len(ids), "log_ids": ids}
+        resp.media = {
+            "success": True,
+            "logged": len(ids),
+            "log_ids": ids,
+            # Where to look: the admin's page of each logged event.
+            "links": [f"/admin/#/logs/{log_id}" for log_id in ids],
+        }
 
     def _log(self, rows: list[NewLog]) -> list[int]:
         """Commit the rows, or answer 503 so AmoCRM retries."""

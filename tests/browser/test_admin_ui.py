@@ -160,6 +160,17 @@ def test_the_sign_in_link_of_make_run_signs_in_and_leaves_the_token_nowhere(
     assert_nothing_ran(watched)
 
 
+def test_the_link_of_one_event_opens_it_alone_with_its_details(
+    page: Page, seeded: Seeded, watched: Watched
+) -> None:
+    sign_in(page, f"/admin/#/logs/{seeded.traffic}")
+    expect(row(page, seeded.traffic)).to_be_visible()
+    expect(page.locator("#logs-body tr.log")).to_have_count(1)
+    expect(detail(page, seeded.traffic)).to_be_visible()
+    expect(detail(page, seeded.traffic)).to_contain_text("kenesary")
+    assert_nothing_ran(watched)
+
+
 def test_filters_and_search_narrow_the_table_and_survive_a_reload(
     page: Page, seeded: Seeded, watched: Watched
 ) -> None:

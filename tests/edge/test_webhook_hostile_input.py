@@ -15,9 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.__main__ import upgrade_database
+from edge.amocrm_form import FormLimits
 from edge.app import create_app
 from edge.log_store import webhook_logs
 from edge.settings import Settings
+from edge.webhook import intake
 from tests.support.forms import encode, won_deal_body
 
 FORM = "application/x-www-form-urlencoded"
@@ -144,3 +146,21 @@ def test_wrong_or_missing_secret_is_404_and_the_secret_is_never_logged(
     assert edge.post(body).status_code == 200
     assert SECRET not in caplog.text
     assert all(SECRET not in str(v) for v in edge.newest().values())
+
+
+@pytest.mark.parametrize("body", [b"", b"&&", b"=1", b"foo=bar", b"contacts[add][0][id]=5"])
+def test_a_body_without_lead_events_follows_one_rule_whatever_it_holds(edge: Edge, body: bytes) -> None:
+    # This edge expects an account (AMOCRM_DOMAIN): a body naming none is rejected, logged.
+    reply = edge.post(body)
+    assert reply.status_code == 200
+    [log_id] = reply.json["log_ids"]
+    assert reply.json["links"] == [f"/admin/#/logs/{log_id}"]
+    row = edge.newest()
+    assert (row["id"], row["routing_decision"], row["processing_status"]) == (
+        log_id, "ignored", "error")
+    assert "account" in row["error_message"]
+    # Without an expected account, the same bodies are ignored: nothing to route.
+    [logged], [deal] = intake(body, FORM, FormLimits())
+    assert (logged.routing_decision, logged.processing_status, deal) == (
+        "ignored", "success", None)
+    assert logged.error_message == "no lead events in the body"

@@ -116,8 +116,13 @@ async function refresh({ fresh = false } = {}) {
   }
   byId("logs-view").setAttribute("aria-busy", "true");
   const limit = Math.min(200, Math.max(PAGE, fresh ? PAGE : state.items.length));
+  const one = state.params.get("id");
+  if (one && fresh) {
+    state.expanded.add(Number(one));
+    state.highlight = Number(one);
+  }
   const [page] = await Promise.all([
-    load({ ...apiFilters(), limit }, generation),
+    one ? loadOne(one, generation) : load({ ...apiFilters(), limit }, generation),
     loadStats(generation),
   ]);
   if (page && generation === state.generation) {
@@ -149,6 +154,18 @@ async function load(params, generation) {
     const page = await api("webhook-logs", { params });
     if (generation === state.generation) say(byId("logs-error"), "");
     return page;
+  } catch (error) {
+    if (generation === state.generation) say(byId("logs-error"), error.message);
+    return null;
+  }
+}
+
+/** One event as a page of its own (#/logs/{id}). */
+async function loadOne(id, generation) {
+  try {
+    const item = await api(`webhook-logs/${id}`);
+    if (generation === state.generation) say(byId("logs-error"), "");
+    return { items: [item], next_cursor: null };
   } catch (error) {
     if (generation === state.generation) say(byId("logs-error"), error.message);
     return null;

@@ -10,11 +10,15 @@ const VIEWS = { logs: "Webhook logs", traffic: "Traffic sales", referral: "Refer
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, "");
   const cut = raw.indexOf("?");
-  const view = cut < 0 ? raw : raw.slice(0, cut);
-  return {
-    view: view in VIEWS ? view : "logs",
-    params: new URLSearchParams(cut < 0 ? "" : raw.slice(cut + 1)),
-  };
+  const path = cut < 0 ? raw : raw.slice(0, cut);
+  const params = new URLSearchParams(cut < 0 ? "" : raw.slice(cut + 1));
+  // #/logs/{id}: one event, opened (the webhook's answer links here).
+  const one = path.match(/^logs\/(\d{1,19})$/);
+  if (one) {
+    params.set("id", one[1]);
+    return { view: "logs", params };
+  }
+  return { view: path in VIEWS ? path : "logs", params };
 }
 
 /** Go to a view with parameters: the URL's hash is the deep link. */
