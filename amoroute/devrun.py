@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 SERVICES_WITH_DATABASE = ("referral_svc", "traffic_svc", "notifier_svc", "edge")
@@ -190,14 +190,27 @@ def _edge_ready(port: str) -> bool:
         return False
 
 
-def wait_until_serving(stack: Stack, env: Mapping[str, str], timeout_s: float = 90) -> bool:
+def not_serving(env: Mapping[str, str]) -> list[str]:
+    """The processes that do not answer their health check yet."""
+    waiting = [] if _edge_ready(env["EDGE_PORT"]) else ["edge"]
+    return waiting + [
+        name for name, (prefix, _) in GRPC_SERVICES.items() if not _serving(env[f"{prefix}_ADDR"])
+    ]
+
+
+def wait_until_serving(
+    stack: Stack, env: Mapping[str, str], stopping: Callable[[], bool], patience_s: float = 60
+) -> bool:
     """True once the edge is ready and every gRPC service answers its health check;
-    False when a process exits or the time is up."""
-    deadline = time.monotonic() + timeout_s
-    addresses = [env[f"{prefix}_ADDR"] for prefix, _ in GRPC_SERVICES.values()]
-    while time.monotonic() < deadline and not stack.exited():
-        if _edge_ready(env["EDGE_PORT"]) and all(_serving(a) for a in addresses):
+    False when a process exits or a stop is asked for. A slow start is said, not cut."""
+    said_at = time.monotonic() + patience_s
+    while not stack.exited() and not stopping():
+        waiting = not_serving(env)
+        if not waiting:
             return True
+        if time.monotonic() > said_at:
+            print(f"still starting: {', '.join(waiting)}", flush=True)
+            said_at = time.monotonic() + patience_s
         time.sleep(0.2)
     return False
 
@@ -272,7 +285,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     stack.start()
     print("starting every process…", flush=True)
-    if wait_until_serving(stack, env):
+    if wait_until_serving(stack, env, lambda: stop_requested):
         print(banner(env, stack), flush=True)
         for line in warnings(env):
             print(f"  warning: {line}", flush=True)

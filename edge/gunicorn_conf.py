@@ -45,18 +45,20 @@ def _secrets() -> list[str]:
 
 
 class RedactingLogger(Logger):
-    """gunicorn's own logs with every secret replaced by ***: its error log writes the
-    request line of a request that failed, and the webhook's path carries WEBHOOK_SECRET.
-    setup() runs in the arbiter at start and on a configuration reload; the workers it
-    forks inherit its handlers."""
+    """gunicorn's own logs as the same JSON lines every process writes, with every secret
+    replaced by ***: its error log writes the request line of a request that failed, and
+    the webhook's path carries WEBHOOK_SECRET. setup() runs in the arbiter at start and
+    on a configuration reload; the workers it forks inherit its handlers."""
 
     def setup(self, cfg):  # type: ignore[no-untyped-def]
-        from amoroute.logging_setup import redact_handlers
+        from amoroute.logging_setup import JsonFormatter, redact_handlers
 
         super().setup(cfg)
         secrets = _secrets()
-        redact_handlers(self.error_log, secrets)
-        redact_handlers(self.access_log, secrets)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(JsonFormatter("edge"))
+            redact_handlers(log, secrets)
 
 
 logger_class = RedactingLogger

@@ -3,6 +3,7 @@ SQLite, with nothing set. It says which port is busy, prints the banner only onc
 process serves, signs the admin in with a link made for the run, and two stacks with
 different port settings run side by side."""
 
+import json
 import os
 import re
 import signal
@@ -61,7 +62,7 @@ class DevRun:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
 
-    def wait_for(self, text: str, timeout: float = 120) -> None:
+    def wait_for(self, text: str, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
         while not any(text in line for line in self.lines):
             assert self.proc.poll() is None or any(text in line for line in self.lines), (
@@ -119,6 +120,11 @@ def test_two_stacks_run_side_by_side_and_each_signs_its_admin_in(tmp_path: Path,
                                         if "amoroute is running" in line)]
         assert sum("database up to date" in line for line in before_banner) == 4
         assert not any("alembic" in line.lower() for line in before_banner)
+        # Every process, gunicorn included, logs in one format: a JSON object per line.
+        started = before_banner.index("starting every process…")
+        for line in before_banner[started + 1:]:
+            if line.strip() and not line.startswith("still starting: "):
+                assert isinstance(json.loads(line), dict), line
         # Each stack's services are where its own port settings say.
         for name in ("ROUTER", "REFERRAL", "TRAFFIC", "NOTIFIER"):
             assert f"127.0.0.1:{run.env[name + '_PORT']}" in "\n".join(run.lines)

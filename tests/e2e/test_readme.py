@@ -84,7 +84,7 @@ def made_run(namespace: str, tmp_path_factory) -> Iterator[Path]:  # type: ignor
          "amoroute.devrun"],
         cwd=copy, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while "amoroute is running" not in (copy / "make-run.log").read_text():
         assert proc.poll() is None, (copy / "make-run.log").read_text()[-3000:]
         assert time.monotonic() < deadline, (copy / "make-run.log").read_text()[-3000:]
