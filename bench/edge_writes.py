@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from amoroute.db import create_engine
 from edge.__main__ import upgrade_database
 from edge.amocrm_form import FormLimits
-from edge.log_store import NewLog, Outcome, WebhookLogStore
+from edge.event_lifecycle import Outcome
+from edge.log_store import NewLog, WebhookLogStore
 from edge.settings import Settings
 from edge.webhook import intake
 from tests.support.databases import create_database, drop_database

@@ -23,16 +23,8 @@ from amoroute.timeutil import in_range, now, to_timestamp, utc
 from amoroute.v1 import referral_pb2, referral_pb2_grpc, traffic_pb2, traffic_pb2_grpc
 from edge.access import public_resource
 from edge.dispatch import Dispatcher, Job
-from edge.log_store import (
-    DECISIONS,
-    PENDING,
-    STATUSES,
-    DueEvent,
-    LogQuery,
-    NewLog,
-    Outcome,
-    WebhookLogStore,
-)
+from edge.event_lifecycle import DECISIONS, PENDING, STATUSES, Outcome
+from edge.log_store import DueEvent, LogQuery, NewLog, WebhookLogStore
 from edge.reconcile import Reconciler
 from edge.worker import job_for
 

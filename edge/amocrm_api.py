@@ -19,13 +19,14 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from amoroute.backoff import Backoff
 from amoroute.v1 import deal_pb2
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,9 @@ MAX_PAGE_SIZE = 250  # AmoCRM's maximum `limit`, also the most ids one filter[id
 # Added to every spacing: AmoCRM counts requests per second as they arrive, and arrival
 # jitter would otherwise let a window see rate_per_s + 1 of them (1/6 s apart, 7 span 1 s).
 _SPACING_MARGIN_S = 0.01
-_BACKOFF_FIRST_S = 1.0
-_BACKOFF_MAX_S = 30.0
+# 1 s before the first retry of a call, doubling up to 30 s; the first call and
+# four retries by default (AmoCrmClient's max_retries).
+RETRIES = Backoff(first_s=1.0, max_s=30.0, tries=5)
 # protobuf Timestamp cannot represent anything after 9999-12-31T23:59:59Z.
 _MAX_UNIX_SECONDS = 253_402_300_799
 _INT64_MAX = 2**63 - 1
@@ -120,7 +122,7 @@ class AmoCrmClient:
         *,
         rate_per_s: float = 6.0,
         timeout_s: float = 10.0,
-        max_retries: int = 4,
+        max_retries: int = RETRIES.tries - 1,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         public_host: str | None = None,
@@ -140,7 +142,7 @@ class AmoCrmClient:
         self._scheme, self._netloc = base.scheme, base.netloc
         self._link_hosts = {base.hostname.lower(), (public_host or base.hostname).lower()}
         self._token = token
-        self._max_retries = max_retries
+        self._retries = replace(RETRIES, tries=max_retries + 1)
         self._sleep = sleep
         self._pacer = _Pacer(1.0 / rate_per_s + _SPACING_MARGIN_S, clock, sleep)
         self._http = httpx.Client(
@@ -258,15 +260,15 @@ class AmoCrmClient:
         """One GET with retries: the JSON object answered, or None for 204 No Content."""
         path = urlsplit(url).path
         problem, throttled = "", False
-        for attempt in range(self._max_retries + 1):
+        for attempt in range(self._retries.tries):
             if attempt:
-                delay = min(_BACKOFF_FIRST_S * 2 ** (attempt - 1), _BACKOFF_MAX_S)
+                delay = self._retries.delay_s(attempt)
                 log.warning(
                     "AmoCRM GET %s: %s; retry %d/%d in %.1f s",
                     path,
                     problem,
                     attempt,
-                    self._max_retries,
+                    self._retries.tries - 1,
                     delay,
                 )
                 if throttled:
@@ -302,7 +304,7 @@ class AmoCrmClient:
                 "will fail the same way if repeated: check the ids and filters sent"
             )
         raise AmoCrmError(
-            f"AmoCRM GET {path} failed {self._max_retries + 1} times, last with {problem}; "
+            f"AmoCRM GET {path} failed {self._retries.tries} times, last with {problem}; "
             "AmoCRM may be down or rate-limiting: try again later"
         )
 

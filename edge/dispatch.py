@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import grpc
 
 from amoroute.v1 import deal_pb2, router_pb2, router_pb2_grpc
-from edge.log_store import ERROR, PARTIAL, PENDING, SUCCESS, Outcome, WebhookLogStore
+from edge.event_lifecycle import ERROR, PARTIAL, PENDING, SUCCESS, Outcome
+from edge.log_store import WebhookLogStore
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,16 @@ from amoroute.db import (
     json_rows,
 )
 from amoroute.timeutil import now, utc
+from edge.event_lifecycle import (
+    DONE_LEGS,
+    INTAKE_LEASE,
+    PENDING,
+    RETRIES,
+    SUCCESS,
+    LogState,
+    Outcome,
+    next_state,
+)
 
 metadata = sa.MetaData()
 
@@ -81,17 +91,6 @@ webhook_attempts = sa.Table(
     sa.Column("duration_ms", sa.Integer),
 )
 
-PENDING, SUCCESS, PARTIAL, ERROR = "pending", "success", "partial", "error"
-STATUSES = (PENDING, SUCCESS, PARTIAL, ERROR)
-DECISIONS = ("referral", "traffic", "both", "unknown", "ignored")
-DONE_LEGS = ("recorded", "duplicate", "superseded", "reversed")
-
-# A pending event whose outcome never got recorded (the edge died mid-request)
-# is picked up by the worker after this long.
-INTAKE_LEASE = timedelta(seconds=30)
-MAX_ATTEMPTS = 10
-
-
 _INSERT = sa.insert(webhook_logs).returning(webhook_logs.c.id, sort_by_parameter_order=True)
 
 
@@ -113,19 +112,18 @@ _BEFORE_OUTCOME = (
 # One log's outcome, executed for every row (SQLite).
 _RECORD_OUTCOME = sa.update(webhook_logs).where(webhook_logs.c.id == sa.bindparam("log_id"))
 
-# PostgreSQL: every outcome of a batch in one statement, which computes what
-# record_outcomes() computes in Python on SQLite (the same tests pin both):
-# the UPDATE locks and rewrites each log, and its RETURNING feeds the attempt
-# rows. No SELECT ... FOR UPDATE first: that cost a round trip and a row-lock
-# write per log. The UPDATE's own row locks serialise two outcomes of one log
-# (the second re-reads `attempts` once the first commits), so attempt numbers
-# stay unique. The rows come sorted by log id, so concurrent batches lock
-# their logs in the same order.
-# Planned at each run, not prepared: a prepared plan made while webhook_logs
-# was small joins by a sequential scan of the whole table, kept for the
-# connection's life. After a VACUUM ANALYZE of 64 rows, a batch of 150
-# outcomes then went from 12 to 40 ms as the table grew to 45,000 rows;
-# planned each time, it stayed at 9-13 ms (ad-hoc script, both ways).
+# PostgreSQL: every outcome of a batch in one statement, which restates
+# event_lifecycle.next_state() (tests/edge/test_event_lifecycle_parity.py feeds
+# one table of cases through both and fails on any difference), its backoff and
+# give-up count passed in from event_lifecycle.RETRIES.
+# The UPDATE locks and rewrites each log, and its RETURNING feeds the attempt
+# rows. The UPDATE's own row locks serialise two outcomes of one log (the second
+# re-reads `attempts` once the first commits), so attempt numbers stay unique.
+# The rows come sorted by log id, so concurrent batches lock their logs in the
+# same order.
+# PERF: one statement instead of a SELECT ... FOR UPDATE and a write per log, and
+# planned at each run (a plan prepared while webhook_logs was small kept a
+# sequential scan as the table grew); measured by python -m bench.edge_writes
 _PG_RECORD_OUTCOMES = DriverStatement(sa.text(
     """
 WITH o AS (
@@ -138,7 +136,8 @@ WITH o AS (
     attempts = w.attempts + 1,
     processing_status = o.status,
     error_message = CASE WHEN o.retry AND w.attempts + 1 >= :max_attempts
-      THEN concat_ws(' ', o.error_message, '(gave up after ' || (w.attempts + 1) || ' attempts)')
+      THEN concat_ws(' ', NULLIF(o.error_message, ''),
+        '(gave up after ' || (w.attempts + 1) || ' attempts)')
       ELSE o.error_message END,
     legs = NULLIF(COALESCE(w.legs, CAST('{}' AS jsonb)) || o.legs, CAST('{}' AS jsonb)),
     retry_at = CASE WHEN o.retry AND w.attempts + 1 < :max_attempts
@@ -185,18 +184,6 @@ _PG_MAKE_DUE = DriverStatement(
 )
 
 
-# Backoff before the next try of an event: RETRY_FIRST_S after its first try,
-# doubling after each further one, RETRY_MAX_S at most.
-RETRY_FIRST_S = 5
-RETRY_MAX_S = 1800
-
-
-def retry_delay(attempts: int) -> timedelta:
-    """Backoff before the next try of an event that has had `attempts` tries:
-    5 s, 10 s, 20 s, … capped at 30 min."""
-    return timedelta(seconds=min(RETRY_FIRST_S * 2 ** max(attempts - 1, 0), RETRY_MAX_S))
-
-
 @dataclass(frozen=True)
 class NewLog:
     """An event to log before anything else happens to it."""
@@ -226,22 +213,6 @@ _PG_INSERT = DriverStatement(
     ),
     prepare=True,
 )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What processing an event found out. `retry`: the worker should try again
-    (router unreachable, a leg failed); `legs`: leg name -> recorded|duplicate|failed."""
-
-    log_id: int
-    status: str
-    decision: str | None = None
-    utm_source: str | None = None
-    utm_campaign: str | None = None
-    error_message: str | None = None
-    retry: bool = False
-    legs: dict[str, str] = field(default_factory=dict)
-    awaiting_lead_data: bool = False
 
 
 @dataclass(frozen=True)
@@ -348,9 +319,9 @@ class WebhookLogStore:
                     {
                         "rows": _json_param(rows),
                         "finished": finished,
-                        "max_attempts": MAX_ATTEMPTS,
-                        "retry_first_s": RETRY_FIRST_S,
-                        "retry_max_s": RETRY_MAX_S,
+                        "max_attempts": RETRIES.tries,
+                        "retry_first_s": RETRIES.first_s,
+                        "retry_max_s": RETRIES.max_s,
                     },
                 )
             return
@@ -365,44 +336,9 @@ class WebhookLogStore:
                 old = before.get(out.log_id)
                 if old is None:
                     continue
-                attempts = old.attempts + 1
-                retry = out.retry and attempts < MAX_ATTEMPTS
-                error = out.error_message
-                if out.retry and not retry:
-                    error = " ".join(filter(None, [error, f"(gave up after {attempts} attempts)"]))
-                decided = out.decision is not None
-                updates.append(
-                    {
-                        "log_id": out.log_id,
-                        "processing_status": out.status,
-                        "error_message": error,
-                        "attempts": attempts,
-                        "legs": {**(old.legs or {}), **out.legs} or None,
-                        "retry_at": finished + retry_delay(attempts) if retry else None,
-                        "processed_at": finished,
-                        "processing_ms": int(
-                            (finished - utc(old.received_at)).total_seconds() * 1000
-                        ),
-                        "awaiting_lead_data": out.awaiting_lead_data,
-                        # An outcome that decides nothing keeps the decision and UTM.
-                        "routing_decision": out.decision if decided else old.routing_decision,
-                        "utm_source": out.utm_source if decided else old.utm_source,
-                        "utm_campaign": out.utm_campaign if decided else old.utm_campaign,
-                    }
-                )
-                started = utc(old.attempt_started_at or old.received_at)
-                attempt_rows.append(
-                    {
-                        "log_id": out.log_id,
-                        "attempt": attempts,
-                        "at": finished,
-                        "status": out.status,
-                        "routing_decision": out.decision,
-                        "error_message": error,
-                        "legs": out.legs or None,
-                        "duration_ms": max(0, int((finished - started).total_seconds() * 1000)),
-                    }
-                )
+                state = next_state(_log_state(old), out, finished)
+                updates.append({"log_id": out.log_id, **state.log})
+                attempt_rows.append({"log_id": out.log_id, **state.attempt})
             if updates:
                 conn.execute(_RECORD_OUTCOME, _storable(updates))
                 conn.execute(sa.insert(webhook_attempts), _storable(attempt_rows))
@@ -639,6 +575,18 @@ def _storable(value: Any) -> Any:
     if isinstance(value, list):
         return [_storable(v) for v in value]
     return value
+
+
+def _log_state(row: sa.Row) -> LogState:
+    return LogState(
+        received_at=utc(row.received_at),
+        attempts=row.attempts,
+        attempt_started_at=utc(row.attempt_started_at) if row.attempt_started_at else None,
+        legs=row.legs,
+        routing_decision=row.routing_decision,
+        utm_source=row.utm_source,
+        utm_campaign=row.utm_campaign,
+    )
 
 
 def _unicode_lower(dbapi_conn: Any, _record: Any) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from amoroute.process_thread import ProcessThread, take_batch
 from edge.dispatch import Dispatcher, Job
-from edge.log_store import Outcome
+from edge.event_lifecycle import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,9 @@ from edge.amocrm_form import (
     parse_form,
 )
 from edge.dispatch import Job
+from edge.event_lifecycle import ERROR, SUCCESS, Outcome
 from edge.events import log_for_deal
-from edge.log_store import ERROR, SUCCESS, NewLog, Outcome
+from edge.log_store import NewLog
 from edge.log_writer import LogWriter
 from edge.observability import WEBHOOKS
 from edge.routing_queue import RoutingQueue

@@ -24,8 +24,9 @@ from amoroute.logging_setup import setup_logging
 from amoroute.metrics import serve_metrics
 from edge.amocrm_api import AmoCrmError
 from edge.dispatch import Dispatcher, Job
+from edge.event_lifecycle import ERROR, PENDING, Outcome
 from edge.events import UnroutableEvent, deal_from_log
-from edge.log_store import ERROR, PENDING, DueEvent, Outcome, WebhookLogStore
+from edge.log_store import DueEvent, WebhookLogStore
 from edge.reconcile import CHECKPOINT, Reconciler, build_reconciler
 from edge.settings import Settings
 

@@ -5,8 +5,10 @@ retries them until sent or given up."""
 import logging
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
+from amoroute.backoff import Backoff
 from amoroute.timeutil import now
 from notifier_svc.pacing import Pacer
 from notifier_svc.store import NotificationRow, NotificationStore
@@ -14,27 +16,21 @@ from notifier_svc.telegram import Outcome, TelegramClient
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8
+# 2 s after the first failed send, doubling up to 10 min; the 8th failed send is the last.
+RETRIES = Backoff(first_s=2.0, max_s=600.0, tries=8)
 SWEEP_INTERVAL_S = 1.0
 # However often it is woken, the sender sweeps at most once per this many seconds.
 MIN_SWEEP_GAP_S = 0.2
 # Chats a sweep serves at most (each its longest-waiting due row).
 SWEEP_CHATS = 50
-BACKOFF_BASE_S = 2.0
-BACKOFF_CAP_S = 600.0
 
 
-def retry_delay(
-    attempts: int,
-    retry_after_s: float | None,
-    base_s: float = BACKOFF_BASE_S,
-    cap_s: float = BACKOFF_CAP_S,
-) -> float:
+def retry_delay(attempts: int, retry_after_s: float | None, retries: Backoff = RETRIES) -> float:
     """Seconds before the next try after `attempts` failed ones: what Telegram asked
-    for when it said (429 retry_after), otherwise doubling from `base_s` up to `cap_s`."""
+    for when it said (429 retry_after), otherwise the backoff of `retries`."""
     if retry_after_s is not None:
         return max(retry_after_s, 0.0)
-    return min(base_s * 2 ** max(attempts - 1, 0), cap_s)
+    return retries.delay_s(attempts)
 
 
 class Outbox:
@@ -48,15 +44,14 @@ class Outbox:
         timeout_s: float,
         pacer: Pacer | None = None,
         interval_s: float = SWEEP_INTERVAL_S,
-        max_attempts: int = MAX_ATTEMPTS,
-        backoff_base_s: float = BACKOFF_BASE_S,
+        max_attempts: int = RETRIES.tries,
+        backoff_base_s: float = RETRIES.first_s,
     ) -> None:
         self.store = store
         self.telegram = telegram
         self.pacer = pacer or Pacer()
         self.interval_s = interval_s
-        self.max_attempts = max_attempts
-        self.backoff_base_s = backoff_base_s
+        self.retries = replace(RETRIES, first_s=backoff_base_s, tries=max_attempts)
         # Long enough for one attempt; a sender that dies keeps the row this long.
         self.lease = timedelta(seconds=max(30.0, 4 * timeout_s))
         self._stop = threading.Event()
@@ -122,10 +117,10 @@ class Outbox:
             self.store.mark_sent(row.id, result.message_id)
             log.info("notification sent", extra=context)
             return
-        if result.outcome is Outcome.RETRY and attempts < self.max_attempts:
+        if result.outcome is Outcome.RETRY and not self.retries.gives_up(attempts):
             if result.retry_after_s is not None:
                 self.pacer.hold(row.chat_id, result.retry_after_s)
-            delay = retry_delay(attempts, result.retry_after_s, self.backoff_base_s)
+            delay = retry_delay(attempts, result.retry_after_s, self.retries)
             self.store.mark_retry(row.id, result.error, now() + timedelta(seconds=delay))
             log.warning(
                 "notification not sent, will retry",

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from edge.__main__ import upgrade_database
 from edge.amocrm_form import FormLimits
 from edge.app import create_app
-from edge.log_store import Outcome, WebhookLogStore, webhook_logs
+from edge.event_lifecycle import Outcome
+from edge.log_store import WebhookLogStore, webhook_logs
 from edge.settings import Settings
 from edge.webhook import intake
 from tests.support.forms import encode, won_deal_body

@@ -10,7 +10,8 @@ import pytest
 from amoroute.timeutil import now
 from edge.access import SECURITY_HEADERS, FailureLimiter
 from edge.admin import STATIC_DIR
-from edge.log_store import ERROR, NewLog, Outcome
+from edge.event_lifecycle import ERROR, Outcome
+from edge.log_store import NewLog
 from edge.settings import Settings
 from tests.admin.helpers import (
     AUTH,

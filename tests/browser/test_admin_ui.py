@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 from amoroute.timeutil import to_timestamp
 from amoroute.v1 import referral_pb2, traffic_pb2
 from edge.amocrm_form import FormLimits
-from edge.log_store import ERROR, Outcome
+from edge.event_lifecycle import ERROR, Outcome
 from edge.webhook import intake
 from tests.browser.harness import (
     ADMIN_TOKEN,

@@ -9,16 +9,8 @@ import sqlalchemy as sa
 
 from amoroute.timeutil import utc
 from edge.__main__ import upgrade_database
-from edge.log_store import (
-    MAX_ATTEMPTS,
-    PARTIAL,
-    PENDING,
-    SUCCESS,
-    NewLog,
-    Outcome,
-    WebhookLogStore,
-    webhook_logs,
-)
+from edge.event_lifecycle import MAX_ATTEMPTS, PARTIAL, PENDING, SUCCESS, Outcome
+from edge.log_store import NewLog, WebhookLogStore, webhook_logs
 from edge.settings import Settings
 
 

@@ -11,7 +11,8 @@ from amoroute.timeutil import utc
 from amoroute.v1 import deal_pb2
 from edge.__main__ import upgrade_database
 from edge.dispatch import Job
-from edge.log_store import NewLog, Outcome, WebhookLogStore, webhook_logs
+from edge.event_lifecycle import Outcome
+from edge.log_store import NewLog, WebhookLogStore, webhook_logs
 from edge.routing_queue import RoutingQueue
 from edge.settings import Settings
 
