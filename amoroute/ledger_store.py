@@ -83,18 +83,19 @@ def stored_fields(c: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def tally(
-    table: sa.Table, *, credited: str, amount: str, reversed_count: str, reversed_amount: str
-) -> list[sa.Label[Any]]:
-    """Aggregates over a group of `table`'s credits, labelled as named: how many
-    count and the sum of their `amount` column, how many are reversed and theirs."""
+def tally(table: sa.Table) -> list[sa.Label[Any]]:
+    """Aggregates over a group of `table`'s credits: how many count (`credited`)
+    and the sum of their `amount` column (`credited_amount`), how many are
+    reversed (`reversed`) and theirs (`reversed_amount`)."""
     counts = table.c.reversed_at.is_(None)
     return [
-        sa.func.count().filter(counts).label(credited),
-        sa.func.coalesce(sa.func.sum(sa.case((counts, table.c.amount), else_=0)), 0).label(amount),
-        sa.func.count().filter(~counts).label(reversed_count),
+        sa.func.count().filter(counts).label("credited"),
+        sa.func.coalesce(sa.func.sum(sa.case((counts, table.c.amount), else_=0)), 0).label(
+            "credited_amount"
+        ),
+        sa.func.count().filter(~counts).label("reversed"),
         sa.func.coalesce(sa.func.sum(sa.case((counts, 0), else_=table.c.amount)), 0).label(
-            reversed_amount
+            "reversed_amount"
         ),
     ]
 

@@ -184,17 +184,10 @@ class ReferralStore(ledger_store.LedgerStore[ConversionRow, NewConversion]):
     ) -> list[StatsRow]:
         """Credited and reversed conversions and amounts per code with its partner's
         terms, biggest credited amount first."""
-        tallies = ledger_store.tally(
-            conversions,
-            credited="conversions",
-            amount="amount_total",
-            reversed_count="reversed_conversions",
-            reversed_amount="reversed_amount",
-        )
         query = (
             sa.select(
                 conversions.c.referral_code,
-                *tallies,
+                *ledger_store.tally(conversions),
                 _partner_registered,
                 partners.c.name,
                 partners.c.commission_bp,
@@ -206,7 +199,7 @@ class ReferralStore(ledger_store.LedgerStore[ConversionRow, NewConversion]):
                 partners.c.name,
                 partners.c.commission_bp,
             )
-            .order_by(sa.desc("amount_total"), conversions.c.referral_code)
+            .order_by(sa.desc("credited_amount"), conversions.c.referral_code)
         )
         query = ledger_store.won_within(query, conversions, won_from, won_to)
         if referral_code:
@@ -215,12 +208,12 @@ class ReferralStore(ledger_store.LedgerStore[ConversionRow, NewConversion]):
             return [
                 StatsRow(
                     referral_code=r.referral_code,
-                    conversions=int(r.conversions),
-                    amount_total=int(r.amount_total),
+                    conversions=int(r.credited),
+                    amount_total=int(r.credited_amount),
                     partner_registered=bool(r.partner_registered),
                     partner_name=r.name or "",
                     commission_bp=r.commission_bp or 0,
-                    reversed_conversions=int(r.reversed_conversions),
+                    reversed_conversions=int(r.reversed),
                     reversed_amount=int(r.reversed_amount),
                 )
                 for r in conn.execute(query)

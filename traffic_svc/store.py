@@ -113,17 +113,10 @@ class SalesStore(ledger_store.LedgerStore[SaleRow, NewSale]):
         self, *, won_from: datetime | None, won_to: datetime | None, targetologist: str = ""
     ) -> list[StatsRow]:
         """Credited and reversed sales per targetologist, biggest revenue first."""
-        tallies = ledger_store.tally(
-            sales,
-            credited="sales",
-            amount="revenue",
-            reversed_count="reversed_sales",
-            reversed_amount="reversed_revenue",
-        )
         query = (
-            sa.select(sales.c.targetologist, *tallies)
+            sa.select(sales.c.targetologist, *ledger_store.tally(sales))
             .group_by(sales.c.targetologist)
-            .order_by(sa.desc("revenue"), sales.c.targetologist)
+            .order_by(sa.desc("credited_amount"), sales.c.targetologist)
         )
         query = ledger_store.won_within(query, sales, won_from, won_to)
         if targetologist:
@@ -132,10 +125,10 @@ class SalesStore(ledger_store.LedgerStore[SaleRow, NewSale]):
             return [
                 StatsRow(
                     r.targetologist,
-                    r.sales,
-                    int(r.revenue),
-                    r.reversed_sales,
-                    int(r.reversed_revenue),
+                    r.credited,
+                    int(r.credited_amount),
+                    r.reversed,
+                    int(r.reversed_amount),
                 )
                 for r in conn.execute(query)
             ]
