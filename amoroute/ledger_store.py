@@ -13,7 +13,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -100,9 +100,12 @@ def tally(table: sa.Table) -> list[sa.Label[Any]]:
     ]
 
 
+SelectT = TypeVar("SelectT", bound=sa.Select[Any])
+
+
 def won_within(
-    query: sa.Select[Any], table: sa.Table, won_from: datetime | None, won_to: datetime | None
-) -> sa.Select[Any]:
+    query: SelectT, table: sa.Table, won_from: datetime | None, won_to: datetime | None
+) -> SelectT:
     """`query` limited to the credits of `table` won in [won_from, won_to) (None: open)."""
     if won_from is not None:
         query = query.where(table.c.won_at >= won_from)
@@ -113,6 +116,8 @@ def won_within(
 
 class StoredCredit(Protocol):
     """What LedgerStore reads of a service's row type (a frozen dataclass)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
 
     @property
     def id(self) -> int: ...

@@ -277,7 +277,7 @@ class AmoCrmClient:
                     self._sleep(delay)
             self._pacer.wait_turn()
             try:
-                response = self._http.get(url, params=params)
+                response = self._http.get(url, params=tuple(params) if params else None)
             except httpx.TransportError as exc:
                 problem = self._redact(f"cannot reach AmoCRM ({type(exc).__name__}: {exc})")
                 throttled = False

@@ -195,7 +195,7 @@ def _compiled_fields(body: bytes, limits: FormLimits) -> dict[str, str] | None:
     cap = limits.max_value_chars
     if len(values) > cap:  # only then can one value be over the cap
         for key, value in fields.items():
-            if len(value) > cap:  # type: ignore[arg-type]
+            if len(value) > cap:
                 fields[key] = _cut(value, cap)  # type: ignore[arg-type]
     return fields  # type: ignore[return-value]
 

@@ -601,7 +601,7 @@ def _text_matches(text: str) -> sa.ColumnElement[bool]:
     c = webhook_logs.c
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = f"%{escaped}%"
-    matches = [
+    matches: list[sa.ColumnElement[bool]] = [
         column.ilike(pattern, escape="\\") for column in (c.deal_name, c.utm_source, c.utm_campaign)
     ]
     if text.isascii() and text.isdigit() and len(text) <= 18:
