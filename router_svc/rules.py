@@ -9,12 +9,14 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from amoroute.v1 import deal_pb2, router_pb2
 from router_svc.utm import UTM_KEYS, UtmSources, extract_utm
@@ -33,7 +35,15 @@ Decision = router_pb2.RoutingDecision
 
 
 class RulesError(ValueError):
-    """The rules file is invalid; the message names the offending key."""
+    """The rules are invalid. `problems` lists every (path, message) found, the path in the
+    document's own terms (`traffic.targetologists[1].patterns`; "" for the document as a
+    whole); `source` names where the rules came from (a file path), when known."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]], source: str = "") -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        text = "; ".join(f"{path}: {message}" if path else message for path, message in problems)
+        super().__init__(f"{source}: {text}" if source else text)
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,7 @@ class Targetologist:
 
 @dataclass(frozen=True)
 class Rules:
-    """A validated rules file."""
+    """Validated rules, in the form the decision reads them."""
 
     pipelines: frozenset[int]
     won_status_ids: frozenset[int]
@@ -58,137 +68,56 @@ class Rules:
     utm_sources: UtmSources
 
 
-# --- parsing -------------------------------------------------------------------------------
+# --- the rules document --------------------------------------------------------------------
+# The schema of the YAML document. Each value type raises its operator-facing message itself
+# (pydantic's own wording names Python types, not what to write in the file); missing and
+# unknown keys and a section that is not a mapping are worded in _problem().
 
 
-def parse_rules(text: str) -> Rules:
-    """Parse and validate a rules file; raise RulesError naming the first offending key."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RulesError(f"not valid YAML: {exc}") from exc
-    if data is None:
-        raise RulesError("the rules file is empty; expected pipelines, won_status_ids, ...")
-    top = _mapping(
-        data, "", required=("pipelines", "won_status_ids", "referral", "traffic"), optional=("utm",)
-    )
-    referral = _mapping(top["referral"], "referral", required=("prefix", "fields"))
-    traffic = _mapping(top["traffic"], "traffic", required=("fields", "targetologists"))
-    return Rules(
-        pipelines=frozenset(_id_list(top["pipelines"], "pipelines")),
-        won_status_ids=frozenset(_id_list(top["won_status_ids"], "won_status_ids")),
-        referral_prefix=_text(referral["prefix"], "referral.prefix"),
-        referral_fields=_utm_field_list(referral["fields"], "referral.fields"),
-        traffic_fields=_utm_field_list(traffic["fields"], "traffic.fields"),
-        targetologists=_targetologists(traffic["targetologists"], "traffic.targetologists"),
-        utm_sources=_utm_sources(top.get("utm"), "utm"),
-    )
+def _invalid(message: str, at: tuple[str | int, ...] = ()) -> PydanticCustomError:
+    # The message travels in ctx, so braces in a quoted value are not read as a template.
+    return PydanticCustomError("rules", "{problem}", {"problem": message, "at": at})
 
 
-def _key(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
-def _mapping(
-    value: Any, path: str, *, required: tuple[str, ...] = (), optional: tuple[str, ...] = ()
-) -> Mapping[str, Any]:
-    where = path or "the rules file"
-    if not isinstance(value, dict):
-        raise RulesError(f"{where}: must be a mapping with keys {', '.join(required + optional)}")
-    allowed = required + optional
-    for key in value:
-        if key not in allowed:
-            raise RulesError(
-                f"{_key(path, str(key))}: unknown key; {where} allows {', '.join(allowed)}"
-            )
-    for key in required:
-        if key not in value:
-            raise RulesError(f"{_key(path, key)}: required")
+def _positive_id(value: Any) -> int:
+    # bool is an int in Python; "yes" in YAML must not become pipeline 1.
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _invalid(f"must be a positive integer, got {value!r}")
     return value
 
 
-def _list(value: Any, path: str, what: str, *, allow_empty: bool = False) -> list[Any]:
-    if not isinstance(value, list) or (not value and not allow_empty):
-        article = "a" if allow_empty else "a non-empty"
-        raise RulesError(f"{path}: must be {article} list of {what}")
-    return value
-
-
-def _id_list(value: Any, path: str) -> list[int]:
-    items = _list(value, path, "positive integers")
-    for index, item in enumerate(items):
-        # bool is an int in Python; "yes" in YAML must not become pipeline 1.
-        if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
-            raise RulesError(f"{_key(path, index)}: must be a positive integer, got {item!r}")
-    return items
-
-
-def _text(value: Any, path: str) -> str:
+def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise RulesError(f"{path}: must be a non-empty string, got {value!r}")
+        raise _invalid(f"must be a non-empty string, got {value!r}")
     return value.strip()
 
 
-def _utm_field(value: Any, path: str) -> str:
+def _utm_field(value: Any) -> str:
     if value not in UTM_FIELDS:
-        raise RulesError(f"{path}: must be one of {', '.join(UTM_FIELDS)}, got {value!r}")
+        raise _invalid(f"must be one of {', '.join(UTM_FIELDS)}, got {value!r}")
     return str(value)
 
 
-def _utm_field_list(value: Any, path: str) -> tuple[str, ...]:
-    items = _list(value, path, f"UTM fields ({', '.join(UTM_FIELDS)})")
-    return tuple(_utm_field(item, _key(path, i)) for i, item in enumerate(items))
-
-
-def _field_ref(value: Any, path: str) -> str:
+def _field_ref(value: Any) -> str:
     """A custom field named by id (an integer) or by its label."""
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return str(value)
     if isinstance(value, str) and value.strip():
         return value.strip()
-    raise RulesError(f"{path}: must be a field id or a field name, got {value!r}")
+    raise _invalid(f"must be a field id or a field name, got {value!r}")
 
 
-def _field_ref_list(value: Any, path: str) -> tuple[str, ...]:
-    items = _list(value, path, "field ids or names")
-    return tuple(_field_ref(item, _key(path, i)) for i, item in enumerate(items))
+def _patterns(value: Any) -> tuple[str, ...]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(p, str) and p.strip() for p in value)
+    ):
+        raise _invalid("must be a non-empty list of strings")
+    return tuple(p.strip() for p in value)
 
 
-def _targetologists(value: Any, path: str) -> tuple[Targetologist, ...]:
-    # An empty list is allowed: a new account may start with referral routing only.
-    items = _list(value, path, "targetologists", allow_empty=True)
-    result: list[Targetologist] = []
-    seen: set[str] = set()
-    for index, item in enumerate(items):
-        where = _key(path, index)
-        entry = _mapping(item, where, required=("name", "patterns"), optional=("telegram_chat_id",))
-        name = _text(entry["name"], f"{where}.name")
-        if name.casefold() in seen:
-            # Sales are credited by name, so two entries with one name would merge silently.
-            raise RulesError(f"{where}.name: {name!r} appears twice")
-        seen.add(name.casefold())
-        patterns = entry["patterns"]
-        if (
-            not isinstance(patterns, list)
-            or not patterns
-            or not all(isinstance(p, str) and p.strip() for p in patterns)
-        ):
-            raise RulesError(f"{where}.patterns: must be a non-empty list of strings")
-        result.append(
-            Targetologist(
-                name=name,
-                patterns=tuple(p.strip() for p in patterns),
-                telegram_chat_id=_chat_id(
-                    entry.get("telegram_chat_id"), f"{where}.telegram_chat_id"
-                ),
-            )
-        )
-    return tuple(result)
-
-
-def _chat_id(value: Any, path: str) -> str:
+def _chat_id(value: Any) -> str:
     if value is None or value == "":
         return ""
     # An unquoted -1001234567890 arrives as an int; it is still a valid chat id.
@@ -196,31 +125,181 @@ def _chat_id(value: Any, path: str) -> str:
     if isinstance(value, str | int) and not isinstance(value, bool):
         text = str(value).strip()
     if not _CHAT_ID.fullmatch(text):
-        raise RulesError(
-            f'{path}: must be a Telegram chat id such as "-1001234567890" or "@channel", '
-            f"got {value!r}"
+        raise _invalid(
+            f'must be a Telegram chat id such as "-1001234567890" or "@channel", got {value!r}'
         )
     return text
 
 
-def _utm_sources(value: Any, path: str) -> UtmSources:
-    if value is None:
-        return UtmSources()
-    section = _mapping(value, path, optional=("extra_fields", "url_fields"))
-    extra: dict[str, tuple[str, ...]] = {}
-    if "extra_fields" in section:
-        extra_path = _key(path, "extra_fields")
-        extra_map = section["extra_fields"]
-        if not isinstance(extra_map, dict):
-            raise RulesError(f"{extra_path}: must be a mapping of UTM field to field ids or names")
-        for utm_field, refs in extra_map.items():
-            key_path = _key(extra_path, str(utm_field))
-            key = _utm_field(utm_field, key_path).removeprefix("utm_")
-            extra[key] = _field_ref_list(refs, key_path)
-    url_fields: tuple[str, ...] = ()
-    if "url_fields" in section:
-        url_fields = _field_ref_list(section["url_fields"], _key(path, "url_fields"))
-    return UtmSources(extra_fields=extra, url_fields=url_fields)
+def _list_of(what: str, *, allow_empty: bool = False) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if not isinstance(value, list) or (not value and not allow_empty):
+            article = "a" if allow_empty else "a non-empty"
+            raise _invalid(f"must be {article} list of {what}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _mapping_of(what: str) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise _invalid(f"must be a mapping of {what}")
+        return value
+
+    return BeforeValidator(check)
+
+
+PositiveId = Annotated[int, BeforeValidator(_positive_id)]
+Text = Annotated[str, BeforeValidator(_text)]
+UtmField = Annotated[str, BeforeValidator(_utm_field)]
+FieldRef = Annotated[str, BeforeValidator(_field_ref)]
+IdList = Annotated[list[PositiveId], _list_of("positive integers")]
+UtmFieldList = Annotated[list[UtmField], _list_of(f"UTM fields ({', '.join(UTM_FIELDS)})")]
+FieldRefList = Annotated[list[FieldRef], _list_of("field ids or names")]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetologistSection(_Section):
+    name: Text
+    patterns: Annotated[tuple[str, ...], BeforeValidator(_patterns)]
+    telegram_chat_id: Annotated[str, BeforeValidator(_chat_id)] = ""
+
+
+class ReferralSection(_Section):
+    prefix: Text
+    fields: UtmFieldList
+
+
+class TrafficSection(_Section):
+    fields: UtmFieldList
+    # An empty list is allowed: a new account may start with referral routing only.
+    targetologists: Annotated[
+        list[TargetologistSection], _list_of("targetologists", allow_empty=True)
+    ]
+
+    @field_validator("targetologists")
+    @classmethod
+    def _names_unique(cls, value: list[TargetologistSection]) -> list[TargetologistSection]:
+        # Sales are credited by name, so two entries with one name would merge silently.
+        seen: set[str] = set()
+        for index, person in enumerate(value):
+            if person.name.casefold() in seen:
+                raise _invalid(f"{person.name!r} appears twice", at=(index, "name"))
+            seen.add(person.name.casefold())
+        return value
+
+
+class UtmSection(_Section):
+    extra_fields: Annotated[
+        dict[UtmField, FieldRefList], _mapping_of("UTM field to field ids or names")
+    ] = Field(default_factory=dict)
+    url_fields: FieldRefList = Field(default_factory=list)
+
+
+class RulesDocument(_Section):
+    """The routing rules file (router_svc/routing_rules.yaml documents each key)."""
+
+    pipelines: IdList
+    won_status_ids: IdList
+    referral: ReferralSection
+    traffic: TrafficSection
+    # `utm:` with nothing under it reads as null: the same as leaving the section out.
+    utm: Annotated[UtmSection, BeforeValidator(lambda v: {} if v is None else v)] = Field(
+        default_factory=UtmSection
+    )
+
+
+def parse_rules(document: object) -> Rules:
+    """Validate a rules document (the mapping a YAML or JSON rules text holds) into Rules;
+    raise RulesError listing every problem, each with the path of the key at fault."""
+    try:
+        model = RulesDocument.model_validate(document)
+    except ValidationError as exc:
+        raise RulesError([_problem(error) for error in exc.errors()]) from None
+    return Rules(
+        pipelines=frozenset(model.pipelines),
+        won_status_ids=frozenset(model.won_status_ids),
+        referral_prefix=model.referral.prefix,
+        referral_fields=tuple(model.referral.fields),
+        traffic_fields=tuple(model.traffic.fields),
+        targetologists=tuple(
+            Targetologist(t.name, t.patterns, t.telegram_chat_id)
+            for t in model.traffic.targetologists
+        ),
+        utm_sources=UtmSources(
+            extra_fields={
+                field.removeprefix("utm_"): tuple(refs)
+                for field, refs in model.utm.extra_fields.items()
+            },
+            url_fields=tuple(model.utm.url_fields),
+        ),
+    )
+
+
+def parse_rules_yaml(text: str) -> Rules:
+    """parse_rules() of a YAML rules text; RulesError also for text that is not YAML."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RulesError([("", f"not valid YAML: {exc}")]) from exc
+    if document is None:
+        raise RulesError([("", "the rules file is empty; expected pipelines, won_status_ids, ...")])
+    return parse_rules(document)
+
+
+def _problem(error: ErrorDetails) -> tuple[str, str]:
+    """A pydantic error as (path, message) in the rules file's terms."""
+    ctx = error.get("ctx") or {}
+    # "[key]" marks an error in a mapping's key rather than its value: the path is the key's.
+    loc = tuple(part for part in error["loc"] if part != "[key]") + tuple(ctx.get("at", ()))
+    path = _path(loc)
+    kind = error["type"]
+    if kind == "missing":
+        return path, "required"
+    if kind == "extra_forbidden":
+        where = _path(loc[:-1])
+        allowed = ", ".join(_section_at(loc[:-1]).model_fields)
+        return path, f"unknown key; {where or 'the rules file'} allows {allowed}"
+    if kind == "model_type":
+        keys = ", ".join(_section_at(loc).model_fields)
+        if not path:
+            return "", f"the rules file must be a mapping with keys {keys}"
+        return path, f"must be a mapping with keys {keys}"
+    if kind == "rules":
+        return path, str(ctx["problem"])
+    return path, error["msg"]
+
+
+def _path(loc: tuple[str | int, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path = f"{path}.{part}" if path else part
+    return path
+
+
+def _section_at(loc: tuple[str | int, ...]) -> type[BaseModel]:
+    """The section model found at `loc` in the document (list indexes step into the items)."""
+    section: type[BaseModel] = RulesDocument
+    for part in loc:
+        if isinstance(part, str):
+            section = _model_in(section.model_fields[part].annotation) or section
+    return section
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if found := _model_in(arg):
+            return found
+    return None
 
 
 # --- deciding ------------------------------------------------------------------------------
@@ -383,11 +462,11 @@ class RulesFile:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise RulesError(f"{self._path}: not UTF-8 text ({exc})") from exc
+            raise RulesError([("", f"not UTF-8 text ({exc})")], source=str(self._path)) from exc
         try:
-            return parse_rules(text)
+            return parse_rules_yaml(text)
         except RulesError as exc:
-            raise RulesError(f"{self._path}: {exc}") from exc
+            raise RulesError(exc.problems, source=str(self._path)) from exc
 
     def _reload_if_changed(self) -> None:
         # Stat before reading: a write landing in between changes the signature again, so the

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from amoroute.grpc_server import serve_until_signalled
-from router_svc.rules import parse_rules
+from router_svc.rules import parse_rules_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -388,7 +388,7 @@ def test_the_notifier_may_post_to_every_chat_the_routing_rules_name(objects: tup
     configs = of_kind(objects, "ConfigMap")
     (config,) = [c for n, c in configs.items() if n.startswith("amoroute-config")]
     allowed = set(config["data"]["TELEGRAM_ALLOWED_CHAT_IDS"].split(","))
-    rules = parse_rules(configs["routing-rules"]["data"]["routing_rules.yaml"])
+    rules = parse_rules_yaml(configs["routing-rules"]["data"]["routing_rules.yaml"])
     named = {t.telegram_chat_id for t in rules.targetologists if t.telegram_chat_id}
     assert named and named <= allowed
 
@@ -402,7 +402,7 @@ def test_routing_rules_are_a_mounted_directory_that_parses(objects: tuple) -> No
     assert volume["configMap"]["name"] == "routing-rules"  # stable name: updated in place
     assert env_of(container)["ROUTING_RULES"]["value"] == f"{RULES_DIR}/routing_rules.yaml"
     rules = of_kind(objects, "ConfigMap")["routing-rules"]["data"]["routing_rules.yaml"]
-    parsed = parse_rules(rules)
+    parsed = parse_rules_yaml(rules)
     assert parsed.pipelines and parsed.won_status_ids
 
 

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from amoroute.v1 import deal_pb2, router_pb2
 from router_svc.rules import (
@@ -18,6 +19,7 @@ from router_svc.rules import (
     Targetologist,
     decide,
     parse_rules,
+    parse_rules_yaml,
 )
 
 D = router_pb2.RoutingDecision
@@ -48,7 +50,7 @@ RULES_YAML = textwrap.dedent(
       url_fields: ["Ссылка на страницу"]
     """
 )
-RULES = parse_rules(RULES_YAML)
+RULES = parse_rules_yaml(RULES_YAML)
 PIPELINE, WON, LOST = 10418746, 142, 143
 
 
@@ -98,7 +100,7 @@ def test_example_rules_parse_into_typed_rules() -> None:
 
 
 def test_shipped_rules_file_parses() -> None:
-    rules = parse_rules(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
+    rules = parse_rules_yaml(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
     assert rules.pipelines == {PIPELINE}
     assert rules.won_status_ids == {WON}
     assert [t.name for t in rules.targetologists][0] == "Kenesary"
@@ -106,12 +108,12 @@ def test_shipped_rules_file_parses() -> None:
 
 def test_unquoted_numeric_chat_id_is_read_as_text() -> None:
     text = RULES_YAML.replace('"-1001234567890"', "-1001234567890")
-    assert parse_rules(text).targetologists[0].telegram_chat_id == "-1001234567890"
+    assert parse_rules_yaml(text).targetologists[0].telegram_chat_id == "-1001234567890"
 
 
 def test_utm_section_is_optional() -> None:
     text = RULES_YAML.split("utm:\n")[0]
-    assert dict(parse_rules(text).utm_sources.extra_fields) == {}
+    assert dict(parse_rules_yaml(text).utm_sources.extra_fields) == {}
 
 
 def _without(key: str) -> str:
@@ -210,7 +212,7 @@ def _without(key: str) -> str:
 )
 def test_invalid_rules_raise_an_error_naming_the_key(text: str, key: str, problem: str) -> None:
     with pytest.raises(RulesError) as caught:
-        parse_rules(text)
+        parse_rules_yaml(text)
     message = str(caught.value)
     assert message.startswith(key) or key in message
     assert problem in message
@@ -219,7 +221,39 @@ def test_invalid_rules_raise_an_error_naming_the_key(text: str, key: str, proble
 def test_error_message_format_for_operators() -> None:
     text = RULES_YAML.replace('["aidana_*"]', '"aidana_*"')
     with pytest.raises(RulesError, match=r"^traffic\.targetologists\[1\]\.patterns: must be a"):
-        parse_rules(text)
+        parse_rules_yaml(text)
+
+
+def test_every_problem_is_listed_with_its_path() -> None:
+    text = RULES_YAML.replace("won_status_ids: [142]", "won_status_ids: [142, true]").replace(
+        '["aidana_*"]', '"aidana_*"'
+    ) + "colour: blue\n"
+    with pytest.raises(RulesError) as caught:
+        parse_rules_yaml(text)
+    assert caught.value.problems == (
+        ("won_status_ids[1]", "must be a positive integer, got True"),
+        ("traffic.targetologists[1].patterns", "must be a non-empty list of strings"),
+        ("colour", "unknown key; the rules file allows "
+         "pipelines, won_status_ids, referral, traffic, utm"),
+    )
+
+
+def test_a_rules_document_validates_without_yaml() -> None:
+    # Rule versions kept elsewhere (JSON in a database) go through the same validation.
+    document = yaml.safe_load(RULES_YAML)
+    assert parse_rules(document) == RULES
+    document["traffic"]["targetologists"][0]["telegram_chat_id"] = "my chat"
+    with pytest.raises(RulesError) as caught:
+        parse_rules(document)
+    assert [path for path, _ in caught.value.problems] == [
+        "traffic.targetologists[0].telegram_chat_id"
+    ]
+
+
+def test_a_section_that_is_not_a_mapping_names_its_keys() -> None:
+    text = RULES_YAML.replace('referral:\n  prefix: "ref_"\n  fields: [utm_source]\n', "referral: 5\n")
+    with pytest.raises(RulesError, match=r"^referral: must be a mapping with keys prefix, fields$"):
+        parse_rules_yaml(text)
 
 
 # --- deciding ------------------------------------------------------------------------------
@@ -315,13 +349,13 @@ def test_earlier_traffic_field_wins_over_earlier_targetologist() -> None:
 
 def test_first_targetologist_in_file_order_wins_within_a_field() -> None:
     text = RULES_YAML.replace('["aidana_*"]', '["*_fb"]')
-    route = decide(won_deal("kenesary_fb"), parse_rules(text))
+    route = decide(won_deal("kenesary_fb"), parse_rules_yaml(text))
     assert route.targetologist == "Kenesary"
 
 
 def test_catch_all_pattern_does_not_credit_a_deal_without_utm() -> None:
     text = RULES_YAML.replace('["aidana_*"]', '["*"]')
-    assert decide(won_deal(), parse_rules(text)).decision == UNKNOWN
+    assert decide(won_deal(), parse_rules_yaml(text)).decision == UNKNOWN
 
 
 def test_utm_from_configured_extra_field_is_used_for_routing() -> None:
@@ -422,7 +456,7 @@ def test_first_load_fails_loudly(
     ],
 )
 def test_a_deal_leaving_won_is_a_reversal(old_status, status, old_pipeline, pipeline, reversal) -> None:  # type: ignore[no-untyped-def]
-    rules = parse_rules(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
+    rules = parse_rules_yaml(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
     deal = deal_pb2.Deal(lead_id=1, status_id=status, old_status_id=old_status,
                          pipeline_id=pipeline, old_pipeline_id=old_pipeline)
     route = decide(deal, rules)
@@ -434,7 +468,7 @@ def test_a_deal_leaving_won_is_a_reversal(old_status, status, old_pipeline, pipe
 
 @pytest.mark.parametrize(("event", "needs"), [("status", True), ("api", False)])
 def test_won_deal_without_any_utm_asks_for_lead_data_unless_it_came_from_the_api(event, needs) -> None:  # type: ignore[no-untyped-def]
-    rules = parse_rules(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
+    rules = parse_rules_yaml(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
     deal = deal_pb2.Deal(lead_id=24681357, status_id=142, pipeline_id=10418746, event=event)
     route = decide(deal, rules)
     assert route.decision == UNKNOWN
