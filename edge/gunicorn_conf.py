@@ -24,7 +24,8 @@ worker_class = "gthread"
 threads = int(os.environ.get("EDGE_THREADS", "16"))
 # Connections one worker holds at most (busy or kept alive). Without a cap, the first
 # worker to wake takes every keep-alive connection a client or a proxy opens at
-# once, and the other workers idle: the 10-lead bench ran on one of two workers.
+# once, and the other workers idle.
+# PERF: spreads a burst of keep-alive connections over the workers; measured by make bench
 worker_connections = int(os.environ.get("EDGE_WORKER_CONNECTIONS", str(threads + 4)))
 # AmoCRM waits 2 s; a request that takes longer than this is already lost to it.
 timeout = 30
