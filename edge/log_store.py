@@ -123,7 +123,7 @@ _RECORD_OUTCOME = sa.update(webhook_logs).where(webhook_logs.c.id == sa.bindpara
 # same order.
 # PERF: one statement instead of a SELECT ... FOR UPDATE and a write per log, and
 # planned at each run (a plan prepared while webhook_logs was small kept a
-# sequential scan as the table grew); measured by python -m bench.edge_writes
+# sequential scan as the table grew); measured by python -m bench.ab
 _PG_RECORD_OUTCOMES = DriverStatement(sa.text(
     """
 WITH o AS (

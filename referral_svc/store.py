@@ -122,7 +122,7 @@ class NewConversion:
 
 
 # PERF: rows read by position, not by attribute (every row of a batch is read);
-# measured by python -m bench.service_writes
+# measured by python -m bench.ab
 _conversion_values = row_reader(conversions)
 _WIDTH = len(conversions.c)  # the conversion's columns come first in a row read
 

@@ -78,7 +78,7 @@ class NewSale:
 
 
 # PERF: rows read by position, not by attribute (every row of a batch is read);
-# measured by python -m bench.service_writes
+# measured by python -m bench.ab
 _sale_values = row_reader(sales)
 
 
