@@ -83,9 +83,15 @@ class BatchedStreamHandler(logging.Handler):
         self._writer = ProcessThread("log-lines", self._write_every_interval)
         # A forked child (a gunicorn worker) does not write its parent's lines.
         this = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (h := this()) and h._forget_parent())
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        def forget_in_child() -> None:
+            handler = this()
+            if handler is not None:
+                handler._forget_parent()
+
+        os.register_at_fork(after_in_child=forget_in_child)
+
+    def handle(self, record: logging.LogRecord) -> bool:
         # Not under the handler's lock, as Handler.handle would: emit does no I/O
         # but for a WARNING, which must not wait behind another thread's write.
         passed = self.filter(record)

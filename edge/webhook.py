@@ -55,7 +55,8 @@ def raw_body_record(
         text = body.decode("utf-8")
         if "\x00" in text:  # PostgreSQL cannot store NUL in text: keep the bytes instead
             raise UnicodeDecodeError("utf-8", body, 0, 1, "NUL")
-        if len(text) * _JSON_BYTES_PER_CHAR > max_bytes and len(json_rows([text])) > max_bytes:
+        could_be_over = len(text) * _JSON_BYTES_PER_CHAR > max_bytes
+        if could_be_over and len(json_rows([{"raw_body": text}])) > max_bytes:
             text = text[: max_bytes // _JSON_BYTES_PER_CHAR]
         raw: dict[str, Any] = {"raw_body": text}
         kept = len(text.encode())
