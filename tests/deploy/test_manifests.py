@@ -36,7 +36,8 @@ TARGETS = {
 # kubernetes_validate ships schemas for 1.25 to 1.37; native gRPC probes need 1.24+,
 # PodDisruptionBudget.unhealthyPodEvictionPolicy 1.27+.
 KUBERNETES_VERSION = "1.33.0"
-VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+# The release version has one source (deploy/README.md, "Releasing a new version").
+VERSION = (REPO / "VERSION").read_text().strip()
 
 SECRET_NAME = "amoroute-secrets"
 SECRET_KEYS = {
@@ -206,6 +207,50 @@ def test_every_object_and_pod_carries_the_standard_labels(objects: tuple) -> Non
 def test_image_tag_is_the_released_version(objects: tuple) -> None:
     for where, container in containers(objects):
         assert container["image"].rsplit(":", 1)[-1] == VERSION, where
+
+
+def test_version_has_one_source_and_every_copy_agrees_with_it() -> None:
+    import amoroute
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", VERSION), VERSION
+    assert amoroute.__version__ == VERSION
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    base = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
+    (image,) = base["images"]
+    assert image["newTag"] == VERSION
+    assert base["labels"][0]["pairs"]["app.kubernetes.io/version"] == VERSION
+    # Overlays name only their registry: a tag there would be one more copy to bump.
+    for overlay in (K8S / "overlays").glob("*/kustomization.yaml"):
+        for entry in yaml.safe_load(overlay.read_text()).get("images", []):
+            assert "newTag" not in entry, overlay
+    arg = re.search(r"^ARG VERSION=(\S+)$", (REPO / "Dockerfile").read_text(), re.M)
+    assert arg and arg.group(1) == VERSION, "Dockerfile ARG VERSION"
+    assert "app.kubernetes.io/version" not in (K8S / "secret.example.yaml").read_text()
+
+
+def test_set_version_rewrites_every_copy(tmp_path: Path) -> None:
+    for name in (
+        "VERSION",
+        "Dockerfile",
+        "deploy/set-version.sh",
+        "deploy/k8s/base/kustomization.yaml",
+    ):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, tmp_path / name)
+    result = subprocess.run(
+        ["bash", str(tmp_path / "deploy/set-version.sh"), "9.8.7"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "VERSION").read_text() == "9.8.7\n"
+    base = yaml.safe_load((tmp_path / "deploy/k8s/base/kustomization.yaml").read_text())
+    assert base["images"][0]["newTag"] == "9.8.7"
+    assert base["labels"][0]["pairs"]["app.kubernetes.io/version"] == "9.8.7"
+    assert "ARG VERSION=9.8.7\n" in (tmp_path / "Dockerfile").read_text()
+    bad = subprocess.run(
+        ["bash", str(tmp_path / "deploy/set-version.sh"), "v1"], capture_output=True
+    )
+    assert bad.returncode == 2
 
 
 def test_selectors_pick_exactly_their_own_pods(objects: tuple) -> None:
@@ -380,7 +425,9 @@ def test_processes_read_the_shared_config(objects: tuple) -> None:
 
 
 def test_servers_listen_beyond_loopback_for_probes_and_other_pods(objects: tuple) -> None:
-    (config,) = [c for n, c in of_kind(objects, "ConfigMap").items() if n.startswith("amoroute-config")]
+    (config,) = [
+        c for n, c in of_kind(objects, "ConfigMap").items() if n.startswith("amoroute-config")
+    ]
     assert config["data"]["BIND_HOST"] == "0.0.0.0"
 
 
