@@ -424,6 +424,15 @@ def test_processes_read_the_shared_config(objects: tuple) -> None:
         assert refs[0].startswith("amoroute-config"), name
 
 
+def test_no_amocrm_account_is_built_in(objects: tuple) -> None:
+    # Each installation names its own account; a real subdomain here would reject every other
+    # account's webhooks, and preflight.sh refuses the placeholder.
+    (config,) = [
+        c for n, c in of_kind(objects, "ConfigMap").items() if n.startswith("amoroute-config")
+    ]
+    assert config["data"]["AMOCRM_DOMAIN"].startswith("REPLACE_ME"), config["data"]
+
+
 def test_servers_listen_beyond_loopback_for_probes_and_other_pods(objects: tuple) -> None:
     (config,) = [
         c for n, c in of_kind(objects, "ConfigMap").items() if n.startswith("amoroute-config")
