@@ -795,3 +795,15 @@ def test_postgres_setup_creates_one_locked_database_and_role_per_service() -> No
         assert f"\\connect {database}\nALTER SCHEMA public OWNER TO {user};" in sql
     statements = [line for line in sql.splitlines() if not line.startswith("--")]
     assert not [line for line in statements if "GRANT" in line], "no role gets more than it owns"
+
+
+def test_every_runbook_section_the_deploy_files_point_to_exists() -> None:
+    runbook = (DEPLOY / "README.md").read_text()
+    headings = set(re.findall(r"^#+ (.+)$", runbook, re.M))
+    pointers = set()
+    for path in [*DEPLOY.rglob("*.yaml"), *DEPLOY.glob("*.sh"), *DEPLOY.glob("*.sql")]:
+        pointers |= set(re.findall(r'deploy/README\.md, \\?"([^"\\]+)\\?"', path.read_text()))
+    assert {"Secrets", "Install"} <= pointers
+    assert not [
+        p for p in pointers if p not in headings and not any(h.startswith(p) for h in headings)
+    ]
