@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for every amoroute process; the container command picks which one.
 #
-#   docker build -t amoroute:0.1.0 .
+#   docker build --build-arg VERSION="$(cat VERSION)" -t amoroute:"$(cat VERSION)" .
 #
 # The entrypoint is `python -m`, so the arguments name the module to run:
 #   edge (HTTP :8080)  gunicorn -c python:edge.gunicorn_conf edge.app:create_app()   (default)
@@ -12,8 +12,8 @@
 #   notifier_svc       notifier_svc            (:50054)
 #   migrations         edge migrate | referral_svc migrate | traffic_svc migrate | notifier_svc migrate
 #
-#   docker run --rm -p 8080:8080 amoroute:0.1.0
-#   docker run --rm -p 50051:50051 amoroute:0.1.0 router_svc
+#   docker run --rm -p 8080:8080 amoroute:"$(cat VERSION)"
+#   docker run --rm -p 50051:50051 amoroute:"$(cat VERSION)" router_svc
 #
 # The gunicorn config is named as a module (python:edge.gunicorn_conf), not as the file path
 # edge/gunicorn_conf.py, because the package is installed into the venv, not kept in the
@@ -48,6 +48,7 @@ RUN /opt/venv/bin/pip install --no-deps . \
 # --- runtime: the venv and a non-root user, nothing else ---------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 
+# The release version (the VERSION file; deploy/set-version.sh keeps this default equal to it).
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="amoroute" \
       org.opencontainers.image.description="AmoCRM won-deal routing: edge, worker and gRPC services" \

@@ -5,7 +5,8 @@
 #   deploy/preflight.sh [-n NAMESPACE] [--host PUBLIC_HOST] [--skip-amocrm]
 #
 # Read-only; it changes nothing. It checks:
-#   1. secret/amoroute-secrets holds every setting (values are never printed)
+#   1. secret/amoroute-secrets holds every setting (values are never printed), and the config's
+#      AMOCRM_DOMAIN names an account (not the base's placeholder)
 #   2. the migration Jobs completed, with the image the Deployments run
 #   3. every Deployment is available
 #   4. every gRPC service answers grpc.health.v1 SERVING and names its service by reflection
@@ -94,7 +95,7 @@ printf 'amoroute pre-flight, namespace %s (context %s)\n' "$NAMESPACE" \
   "$(kubectl config current-context 2>/dev/null || echo '?')"
 
 # --- 1 --------------------------------------------------------------------------------------
-section "1. Settings in secret/$SECRET"
+section "1. Settings in secret/$SECRET and the config"
 WEBHOOK_SECRET=""
 CLUSTER_AMOCRM_TOKEN=""
 if ! k get secret "$SECRET" >/dev/null 2>&1; then
@@ -119,6 +120,21 @@ else
     if [ "$key" = WEBHOOK_SECRET ]; then WEBHOOK_SECRET=$value; fi
     if [ "$key" = AMOCRM_ACCESS_TOKEN ]; then CLUSTER_AMOCRM_TOKEN=$value; fi
   done
+fi
+
+# The ConfigMap the Deployments read (its name carries a content hash).
+config=$(k get deployment edge -o 'jsonpath={.spec.template.spec.containers[0].envFrom[*].configMapRef.name}' 2>/dev/null || true)
+CLUSTER_AMOCRM_DOMAIN=""
+[ -n "$config" ] && CLUSTER_AMOCRM_DOMAIN=$(k get configmap "$config" -o 'jsonpath={.data.AMOCRM_DOMAIN}' 2>/dev/null || true)
+where="AMOCRM_DOMAIN in configmap/${config:-amoroute-config}"
+if [ -z "$CLUSTER_AMOCRM_DOMAIN" ]; then
+  fail "$where is empty: set your AmoCRM subdomain in the overlay (deploy/README.md, \"Install\" step 1)"
+elif [[ "$CLUSTER_AMOCRM_DOMAIN" == REPLACE_ME* ]]; then
+  fail "$where is the placeholder $CLUSTER_AMOCRM_DOMAIN: set AMOCRM_DOMAIN=<subdomain> (the X of X.amocrm.ru) in your overlay's configMapGenerator and apply; until then every webhook is rejected"
+elif ! [[ "$CLUSTER_AMOCRM_DOMAIN" =~ ^[A-Za-z0-9][A-Za-z0-9-]*$ ]]; then
+  fail "$where is '$CLUSTER_AMOCRM_DOMAIN': give only the subdomain, the X of X.amocrm.ru"
+else
+  ok "$where: $CLUSTER_AMOCRM_DOMAIN"
 fi
 
 # --- 2 --------------------------------------------------------------------------------------
@@ -192,15 +208,13 @@ section "6. AmoCRM webhook registration"
 if [ "$CHECK_AMOCRM" = 0 ]; then
   note "skipped (--skip-amocrm)"
 else
-  domain=${AMOCRM_DOMAIN:-}
-  if [ -z "$domain" ]; then
-    config=$(k get deployment edge -o 'jsonpath={.spec.template.spec.containers[0].envFrom[*].configMapRef.name}' 2>/dev/null || true)
-    [ -n "$config" ] && domain=$(k get configmap "$config" -o 'jsonpath={.data.AMOCRM_DOMAIN}' 2>/dev/null || true)
-  fi
+  domain=${AMOCRM_DOMAIN:-$CLUSTER_AMOCRM_DOMAIN}
   token=${AMOCRM_ACCESS_TOKEN:-$CLUSTER_AMOCRM_TOKEN}
   api=${AMOCRM_API_URL:-https://$domain.amocrm.ru}
   if [ -z "$domain" ] && [ -z "${AMOCRM_API_URL:-}" ]; then
     fail "AMOCRM_DOMAIN is not set (amoroute-config or the environment)"
+  elif [[ "$domain" == REPLACE_ME* ]] && [ -z "${AMOCRM_API_URL:-}" ]; then
+    note "skipped: AMOCRM_DOMAIN is the placeholder (see 1.)"
   elif [ -z "$token" ]; then
     fail "no AmoCRM token (AMOCRM_ACCESS_TOKEN in the secret or the environment)"
   else

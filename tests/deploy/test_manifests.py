@@ -8,6 +8,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -36,7 +37,8 @@ TARGETS = {
 # kubernetes_validate ships schemas for 1.25 to 1.37; native gRPC probes need 1.24+,
 # PodDisruptionBudget.unhealthyPodEvictionPolicy 1.27+.
 KUBERNETES_VERSION = "1.33.0"
-VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+# The release version has one source (deploy/README.md, "Releasing a new version").
+VERSION = (REPO / "VERSION").read_text().strip()
 
 SECRET_NAME = "amoroute-secrets"
 SECRET_KEYS = {
@@ -206,6 +208,50 @@ def test_every_object_and_pod_carries_the_standard_labels(objects: tuple) -> Non
 def test_image_tag_is_the_released_version(objects: tuple) -> None:
     for where, container in containers(objects):
         assert container["image"].rsplit(":", 1)[-1] == VERSION, where
+
+
+def test_version_has_one_source_and_every_copy_agrees_with_it() -> None:
+    import amoroute
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", VERSION), VERSION
+    assert amoroute.__version__ == VERSION
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    base = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
+    (image,) = base["images"]
+    assert image["newTag"] == VERSION
+    assert base["labels"][0]["pairs"]["app.kubernetes.io/version"] == VERSION
+    # Overlays name only their registry: a tag there would be one more copy to bump.
+    for overlay in (K8S / "overlays").glob("*/kustomization.yaml"):
+        for entry in yaml.safe_load(overlay.read_text()).get("images", []):
+            assert "newTag" not in entry, overlay
+    arg = re.search(r"^ARG VERSION=(\S+)$", (REPO / "Dockerfile").read_text(), re.M)
+    assert arg and arg.group(1) == VERSION, "Dockerfile ARG VERSION"
+    assert "app.kubernetes.io/version" not in (K8S / "secret.example.yaml").read_text()
+
+
+def test_set_version_rewrites_every_copy(tmp_path: Path) -> None:
+    for name in (
+        "VERSION",
+        "Dockerfile",
+        "deploy/set-version.sh",
+        "deploy/k8s/base/kustomization.yaml",
+    ):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, tmp_path / name)
+    result = subprocess.run(
+        ["bash", str(tmp_path / "deploy/set-version.sh"), "9.8.7"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "VERSION").read_text() == "9.8.7\n"
+    base = yaml.safe_load((tmp_path / "deploy/k8s/base/kustomization.yaml").read_text())
+    assert base["images"][0]["newTag"] == "9.8.7"
+    assert base["labels"][0]["pairs"]["app.kubernetes.io/version"] == "9.8.7"
+    assert "ARG VERSION=9.8.7\n" in (tmp_path / "Dockerfile").read_text()
+    bad = subprocess.run(
+        ["bash", str(tmp_path / "deploy/set-version.sh"), "v1"], capture_output=True
+    )
+    assert bad.returncode == 2
 
 
 def test_selectors_pick_exactly_their_own_pods(objects: tuple) -> None:
@@ -379,8 +425,19 @@ def test_processes_read_the_shared_config(objects: tuple) -> None:
         assert refs[0].startswith("amoroute-config"), name
 
 
+def test_no_amocrm_account_is_built_in(objects: tuple) -> None:
+    # Each installation names its own account; a real subdomain here would reject every other
+    # account's webhooks, and preflight.sh refuses the placeholder.
+    (config,) = [
+        c for n, c in of_kind(objects, "ConfigMap").items() if n.startswith("amoroute-config")
+    ]
+    assert config["data"]["AMOCRM_DOMAIN"].startswith("REPLACE_ME"), config["data"]
+
+
 def test_servers_listen_beyond_loopback_for_probes_and_other_pods(objects: tuple) -> None:
-    (config,) = [c for n, c in of_kind(objects, "ConfigMap").items() if n.startswith("amoroute-config")]
+    (config,) = [
+        c for n, c in of_kind(objects, "ConfigMap").items() if n.startswith("amoroute-config")
+    ]
     assert config["data"]["BIND_HOST"] == "0.0.0.0"
 
 
@@ -627,3 +684,126 @@ def test_grafana_dashboard_queries_known_metrics() -> None:
     used = set().union(*(_metric_names(e) for e in exprs))
     assert used == METRICS
     assert {v["name"] for v in dashboard["templating"]["list"]} == {"datasource", "namespace"}
+
+
+# --- other namespaces, the local try-out, the databases -------------------------------------
+
+
+def render_dir(kustomization_dir: Path) -> tuple[dict[str, Any], ...]:
+    result = subprocess.run(
+        [str(KUBECTL), "kustomize", str(kustomization_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, f"kubectl kustomize {kustomization_dir}:\n{result.stderr}"
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+def strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from strings(value)
+
+
+def assert_all_in_namespace(objects: tuple[dict[str, Any], ...], namespace: str) -> None:
+    for o in objects:
+        assert o["metadata"].get("namespace") == namespace, f"{o['kind']}/{o['metadata']['name']}"
+    (config,) = [
+        c for n, c in of_kind(objects, "ConfigMap").items() if n.startswith("amoroute-config")
+    ]
+    for key in ("ROUTER_ADDR", "REFERRAL_ADDR", "TRAFFIC_ADDR", "NOTIFIER_ADDR"):
+        assert f".{namespace}.svc.cluster.local:" in config["data"][key], key
+    # Nothing else names a namespace of ours: only the overlay's own, and the monitoring and DNS
+    # namespaces the NetworkPolicies allow.
+    for node in walk(list(objects)):
+        for key, value in node.items():
+            if key in ("namespace", "kubernetes.io/metadata.name") and isinstance(value, str):
+                assert value in (namespace, "monitoring", "kube-system"), node
+    for text in strings(list(objects)):
+        assert ".amoroute.svc" not in text or namespace == "amoroute", text
+
+
+def test_a_copy_of_the_prod_overlay_installs_into_another_namespace(tmp_path: Path) -> None:
+    overlay = yaml.safe_load((TARGETS["prod"] / "kustomization.yaml").read_text())
+    overlay["namespace"] = "sales-team"
+    overlay["resources"] = [os.path.relpath(K8S / "base", tmp_path)]
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(overlay))
+    assert_all_in_namespace(render_dir(tmp_path), "sales-team")
+
+
+@pytest.mark.parametrize("target", ["dev", "prod"])
+def test_overlays_name_no_namespace_but_their_own(target: str) -> None:
+    namespace = yaml.safe_load((TARGETS[target] / "kustomization.yaml").read_text())["namespace"]
+    assert_all_in_namespace(render(target), namespace)
+
+
+def test_monitoring_selects_no_namespace_by_name() -> None:
+    # The alerts group by namespace and the dashboard picks it from a variable.
+    for path in (DEPLOY / "monitoring").iterdir():
+        text = path.read_text()
+        assert not re.search(r'namespace\s*=~?\s*\\?"amoroute', text), path
+
+
+def test_local_overlay_runs_every_process_with_its_own_postgres() -> None:
+    local = K8S / "overlays" / "local"
+    objects = render_dir(local)
+    namespace = yaml.safe_load((local / "kustomization.yaml").read_text())["namespace"]
+    assert_all_in_namespace(objects, namespace)
+    for o in objects:
+        kubernetes_validate.validate(o, KUBERNETES_VERSION, strict=True)
+    deployments = of_kind(objects, "Deployment")
+    assert set(deployments) == DEPLOYMENTS | {"postgres"}
+    assert set(of_kind(objects, "Job")) == set(MIGRATIONS)
+    assert "postgres" in of_kind(objects, "Service")
+    assert not of_kind(objects, "Secret")
+    for where, container in containers(objects):
+        if container["name"] != "postgres":
+            # kind load docker-image puts this exact name on the node: no registry.
+            assert container["image"] == f"amoroute:{VERSION}", where
+    for name in DEPLOYMENTS - {"edge", "router"}:
+        assert deployments[name]["spec"]["replicas"] == 1, name
+    # The default-deny policy must not fence the try-out's database off.
+    deny = of_kind(objects, "NetworkPolicy")["default-deny"]["spec"]["podSelector"]["matchLabels"]
+    postgres_pod = deployments["postgres"]["spec"]["template"]["metadata"]["labels"]
+    assert not matches(deny, postgres_pod)
+    (config,) = [
+        c for n, c in of_kind(objects, "ConfigMap").items() if n.startswith("amoroute-config")
+    ]
+    fixture = (REPO / "tests" / "fixtures" / "amocrm" / "status_won_with_utm.form").read_text()
+    assert f"account%5Bsubdomain%5D={config['data']['AMOCRM_DOMAIN']}&" in fixture
+
+
+def test_postgres_setup_creates_one_locked_database_and_role_per_service() -> None:
+    sql = (DEPLOY / "postgres-setup.sql").read_text()
+    example = yaml.safe_load((K8S / "secret.example.yaml").read_text())["stringData"]
+    for service in ("edge", "referral", "traffic", "notifier"):
+        url = example[f"{service.upper()}_DATABASE_URL"]
+        user, database = re.fullmatch(
+            r"postgresql\+psycopg://(\w+):[^@]+@[^/]+/(\w+)", url
+        ).groups()
+        assert user == database == f"amoroute_{service}", url
+        assert f"'{database}'" in sql
+        assert f"ALTER ROLE {user} NOSUPERUSER NOCREATEDB NOCREATEROLE" in sql
+        assert f":'{service}_password'" in sql
+        assert f"REVOKE ALL ON DATABASE {database} FROM PUBLIC;" in sql
+        assert f"\\connect {database}\nALTER SCHEMA public OWNER TO {user};" in sql
+    statements = [line for line in sql.splitlines() if not line.startswith("--")]
+    assert not [line for line in statements if "GRANT" in line], "no role gets more than it owns"
+
+
+def test_every_runbook_section_the_deploy_files_point_to_exists() -> None:
+    runbook = (DEPLOY / "README.md").read_text()
+    headings = set(re.findall(r"^#+ (.+)$", runbook, re.M))
+    pointers = set()
+    for path in [*DEPLOY.rglob("*.yaml"), *DEPLOY.glob("*.sh"), *DEPLOY.glob("*.sql")]:
+        pointers |= set(re.findall(r'deploy/README\.md, \\?"([^"\\]+)\\?"', path.read_text()))
+    assert {"Secrets", "Install"} <= pointers
+    assert not [
+        p for p in pointers if p not in headings and not any(h.startswith(p) for h in headings)
+    ]

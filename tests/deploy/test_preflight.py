@@ -193,6 +193,7 @@ def test_preflight_passes_on_a_healthy_installation_without_printing_secrets(
     for service in SERVICES:
         assert f"ok    {service} SERVING" in result.stdout
     assert "/webhook/amocrm/<WEBHOOK_SECRET> enabled" in result.stdout
+    assert "ok    AMOCRM_DOMAIN in configmap/amoroute-config-abc123: onaiagencykz" in result.stdout
     for value in SECRETS.values():
         assert value not in result.stdout + result.stderr
     assert "pw-edge" not in result.stdout
@@ -251,3 +252,32 @@ def test_preflight_syntax_and_help() -> None:
     assert os.access(PREFLIGHT, os.X_OK), "deploy/preflight.sh must be executable"
     usage = subprocess.run(["bash", str(PREFLIGHT), "--help"], capture_output=True, text=True)
     assert usage.returncode == 0 and "--host" in usage.stdout
+
+
+def test_preflight_refuses_the_base_placeholder_for_the_amocrm_account(fake_bin: Path) -> None:
+    cluster = healthy_cluster()
+    cluster["amocrm_domain"] = "REPLACE_ME_amocrm_subdomain"
+    result = preflight(fake_bin, cluster)
+    assert result.returncode == 1
+    assert (
+        "FAIL  AMOCRM_DOMAIN in configmap/amoroute-config-abc123 is the placeholder "
+        "REPLACE_ME_amocrm_subdomain: set AMOCRM_DOMAIN=<subdomain> (the X of X.amocrm.ru) in "
+        "your overlay's configMapGenerator" in result.stdout
+    )
+    assert "skipped: AMOCRM_DOMAIN is the placeholder" in result.stdout
+    assert "1 check(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("domain", "verdict"),
+    [("", "is empty: set your AmoCRM subdomain"), ("acme.amocrm.ru", "give only the subdomain")],
+)
+def test_preflight_wants_only_the_account_subdomain(
+    fake_bin: Path, domain: str, verdict: str
+) -> None:
+    cluster = healthy_cluster()
+    cluster["amocrm_domain"] = domain
+    result = preflight(fake_bin, cluster, "--skip-amocrm")
+    assert result.returncode == 1
+    assert verdict in result.stdout
+    assert "1 check(s) failed" in result.stdout
