@@ -159,7 +159,8 @@ class DriverStatement:
     every webhook: SQLAlchemy's execution machinery (cache key, execution
     context, result wrapping) costs more Python than the round trip itself
     (python -m bench.edge_writes), and on a busy edge every line of Python
-    per webhook counts. Errors come out as Connection.execute raises them.
+    per webhook counts. Errors come out as Connection.execute raises them
+    (_wrapped).
 
     `prepare`: prepared once per connection (parsed and planned once), for a
     statement that reads no table, such as an INSERT of its parameter's rows.
@@ -184,12 +185,32 @@ class DriverStatement:
                 cursor.execute(self.sql, params, prepare=self.prepare)
                 return cursor.fetchall() if cursor.description else []
         except psycopg.Error as exc:
-            # SQLAlchemy's own handling, as for Connection.execute: the error
-            # wrapped, and on a lost connection this one invalidated and the pool
-            # renewed. A private method: the SQLAlchemy version is pinned, and
-            # the edge's outage tests go through here.
-            conn._handle_dbapi_exception(exc, self.sql, params, None, None)
-            raise  # not reached: the call above raises
+            raise _wrapped(conn, exc, self.sql, params) from exc
+
+
+def _wrapped(
+    conn: Connection, exc: psycopg.Error, sql: str, params: dict[str, Any]
+) -> sa.exc.DBAPIError:
+    """`exc` as Connection.execute raises it, by public API only: wrapped in
+    SQLAlchemy's exception class for it, and when the database dropped the
+    connection (a restart), this connection invalidated and the engine's pool
+    renewed, so the caller's one retry gets a fresh connection, not the next
+    stale one."""
+    lost = conn.dialect.is_disconnect(exc, conn.connection.driver_connection, None)
+    wrapped = sa.exc.DBAPIError.instance(
+        sql,
+        params,
+        exc,
+        psycopg.Error,
+        hide_parameters=conn.engine.hide_parameters,
+        connection_invalidated=lost,
+        dialect=conn.dialect,
+    )
+    if lost:
+        conn.invalidate(exc)
+        # The other pooled connections were opened before the restart too.
+        conn.engine.dispose()
+    return wrapped
 
 
 def json_rows(rows: list[dict[str, Any]]) -> str:
