@@ -9,7 +9,7 @@ import pytest
 
 from amoroute.timeutil import now
 from edge.access import SECURITY_HEADERS, FailureLimiter
-from edge.admin import STATIC_DIR
+from edge.admin_page import STATIC_DIR
 from edge.log_store import ERROR, NewLog, Outcome
 from edge.settings import Settings
 from tests.admin.helpers import (
