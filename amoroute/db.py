@@ -9,14 +9,14 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 
@@ -78,14 +78,12 @@ def run_alembic_env() -> None:
     engine.dispose()
 
 
-def insert_ignoring_conflicts(engine: Engine, table: sa.Table):  # type: ignore[no-untyped-def]
+def insert_ignoring_conflicts(engine: Engine, table: sa.Table) -> sa.Insert:
     """INSERT … ON CONFLICT DO NOTHING for the engine's dialect: the basis of
     every idempotent write. Add .returning(pk): a duplicate returns no row."""
     if is_postgres(engine):
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 # PostgreSQL: statements over the rows of one JSON array, the parameter `rows`.
@@ -105,7 +103,7 @@ def insert_from_json(table: sa.Table, columns: list[str], suffix: str = "") -> s
 
 def insert_ignoring_conflicts_returning(
     conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
-) -> list[sa.Row[Any]]:
+) -> Sequence[sa.Row[Any]]:
     """INSERT `rows` (dicts with the same keys) in their order, skipping any that
     conflict; returns every column of the rows inserted, in no set order.
 
@@ -157,9 +155,10 @@ def row_reader(table: sa.Table) -> Callable[[Sequence[Any]], dict[str, Any]]:
 class DriverStatement:
     """A PostgreSQL statement run on psycopg directly, for the few that run for
     every webhook: SQLAlchemy's execution machinery (cache key, execution
-    context, result wrapping) costs more Python than the round trip itself
-    (python -m bench.edge_writes), and on a busy edge every line of Python
-    per webhook counts. Errors come out as Connection.execute raises them.
+    context, result wrapping) costs more Python than the round trip itself, and on
+    a busy edge every line of Python per webhook counts (PERF: measured by
+    python -m bench.ab). Errors come out as Connection.execute raises them
+    (_wrapped).
 
     `prepare`: prepared once per connection (parsed and planned once), for a
     statement that reads no table, such as an INSERT of its parameter's rows.
@@ -179,17 +178,40 @@ class DriverStatement:
             # options (AUTOCOMMIT among them): a failed connection is not reused.
             raise sa.exc.InvalidRequestError("this connection was invalidated; use a new one")
         driver = conn.connection.driver_connection
+        assert driver is not None  # a live connection always has its driver's
         try:
             with driver.cursor() as cursor:
                 cursor.execute(self.sql, params, prepare=self.prepare)
                 return cursor.fetchall() if cursor.description else []
         except psycopg.Error as exc:
-            # SQLAlchemy's own handling, as for Connection.execute: the error
-            # wrapped, and on a lost connection this one invalidated and the pool
-            # renewed. A private method: the SQLAlchemy version is pinned, and
-            # the edge's outage tests go through here.
-            conn._handle_dbapi_exception(exc, self.sql, params, None, None)
-            raise  # not reached: the call above raises
+            raise _wrapped(conn, exc, self.sql, params) from exc
+
+
+def _wrapped(
+    conn: Connection, exc: psycopg.Error, sql: str, params: dict[str, Any]
+) -> sa.exc.DBAPIError:
+    """`exc` as Connection.execute raises it, by public API only: wrapped in
+    SQLAlchemy's exception class for it, and when the database dropped the
+    connection (a restart), this connection invalidated and the engine's pool
+    renewed, so the caller's one retry gets a fresh connection, not the next
+    stale one."""
+    lost = conn.dialect.is_disconnect(
+        cast(Any, exc), conn.connection.driver_connection, None
+    )
+    wrapped = sa.exc.DBAPIError.instance(
+        sql,
+        params,
+        exc,
+        psycopg.Error,
+        hide_parameters=conn.engine.hide_parameters,
+        connection_invalidated=lost,
+        dialect=conn.dialect,
+    )
+    if lost:
+        conn.invalidate(exc)
+        # The other pooled connections were opened before the restart too.
+        conn.engine.dispose()
+    return cast(sa.exc.DBAPIError, wrapped)
 
 
 def json_rows(rows: list[dict[str, Any]]) -> str:

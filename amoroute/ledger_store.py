@@ -184,7 +184,7 @@ class LedgerStore(abc.ABC, Generic[RowT, NewT]):
         """How stored credits are read: every column of `table`, then any others."""
         return sa.select(self.table)
 
-    def _inserted(self, conn: Connection, returned: list[sa.Row[Any]]) -> list[RowT]:
+    def _inserted(self, conn: Connection, returned: Sequence[sa.Row[Any]]) -> list[RowT]:
         """Stored credits from the rows just inserted (every column of `table`)."""
         return [self._row(r) for r in returned]
 

@@ -9,7 +9,7 @@ from amoroute.v1 import deal_pb2
 
 MAX_TEXT = 10_000
 # Requests in one Batch… RPC at most (every service takes as many as the router sends).
-MAX_BATCH = 500
+MAX_BATCH_REQUESTS = 500
 
 Request = TypeVar("Request")
 Item = TypeVar("Item")
@@ -86,10 +86,11 @@ def _text_problem(value: str, required: bool, max_len: int) -> str | None:
 
 
 def batch_size(requests: Sequence[object]) -> None:
-    """A Batch… RPC's `requests` field holds at most MAX_BATCH requests."""
-    if len(requests) > MAX_BATCH:
+    """A Batch… RPC's `requests` field holds at most MAX_BATCH_REQUESTS requests."""
+    if len(requests) > MAX_BATCH_REQUESTS:
         raise InvalidArgument(
-            "requests", f"at most {MAX_BATCH} per batch, got {len(requests)}; split the batch"
+            "requests",
+            f"at most {MAX_BATCH_REQUESTS} per batch, got {len(requests)}; split the batch",
         )
 
 

@@ -11,7 +11,6 @@ message or a log line.
 
 from __future__ import annotations
 
-import html
 import itertools
 import json
 import logging
@@ -28,6 +27,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from amoroute.backoff import Backoff
 from amoroute.v1 import deal_pb2
+from edge import amocrm_values
+from edge.amocrm_values import BadValue, show
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,6 @@ _SPACING_MARGIN_S = 0.01
 # 1 s before the first retry of a call, doubling up to 30 s; the first call and
 # four retries by default (AmoCrmClient's max_retries).
 RETRIES = Backoff(first_s=1.0, max_s=30.0, tries=5)
-# protobuf Timestamp cannot represent anything after 9999-12-31T23:59:59Z.
-_MAX_UNIX_SECONDS = 253_402_300_799
-_INT64_MAX = 2**63 - 1
 
 
 class AmoCrmError(Exception):
@@ -372,10 +370,10 @@ def deal_from_api_lead(lead: dict[str, Any], account_subdomain: str) -> deal_pb2
     Raises AmoCrmError naming the lead and field when the object is not a lead.
     """
     if not isinstance(lead, dict):
-        raise AmoCrmError(f"AmoCRM lead is not a JSON object: {_show(lead)}")
+        raise AmoCrmError(f"AmoCRM lead is not a JSON object: {show(lead)}")
     lead_id = _int(lead.get("id"), "lead id")
     if lead_id <= 0:
-        raise AmoCrmError(f"AmoCRM lead has no positive id: {_show(lead.get('id'))}")
+        raise AmoCrmError(f"AmoCRM lead has no positive id: {show(lead.get('id'))}")
     where = f"lead {lead_id}"
 
     def number(name: str) -> int:
@@ -413,33 +411,22 @@ def _embedded(body: dict[str, Any] | None, key: str, path: str) -> list[dict[str
 
 def _positive_id(raw: Any) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
-        raise ValueError(f"AmoCRM ids are positive integers; got {_show(raw)}")
+        raise ValueError(f"AmoCRM ids are positive integers; got {show(raw)}")
     return raw
 
 
 def _int(raw: Any, field: str) -> int:
     """A non-negative int64 from a JSON number (or digit string); null is 0."""
-    if raw is None or raw == "":
-        return 0
-    if isinstance(raw, str) and raw.strip().isdecimal():
-        raw = int(raw.strip())
-    if isinstance(raw, float) and raw.is_integer():
-        raw = int(raw)
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        raise AmoCrmError(f"AmoCRM {field}: {_show(raw)} is not an integer")
-    if not 0 <= raw <= _INT64_MAX:
-        raise AmoCrmError(f"AmoCRM {field}: {raw} is out of range (0 to {_INT64_MAX})")
-    return raw
+    try:
+        return amocrm_values.integer(raw)
+    except BadValue as exc:
+        raise AmoCrmError(f"AmoCRM {field}: {exc}") from None
 
 
 def _text(raw: Any, field: str) -> str:
-    if raw is None:
-        return ""
-    if not isinstance(raw, str):
-        raise AmoCrmError(f"AmoCRM {field}: expected text, got {_show(raw)}")
-    # AmoCRM escapes HTML in text values (`&amp;` inside URLs), as in webhooks;
-    # NUL cannot be stored in PostgreSQL text and is never meaningful here.
-    return html.unescape(raw).replace("\x00", "\ufffd")
+    if raw is not None and not isinstance(raw, str):
+        raise AmoCrmError(f"AmoCRM {field}: expected text, got {show(raw)}")
+    return amocrm_values.text(raw)
 
 
 def _value_text(raw: Any) -> str:
@@ -462,12 +449,12 @@ def _custom_fields(raw: Any, where: str) -> list[deal_pb2.CustomField]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise AmoCrmError(f"AmoCRM {where} custom_fields_values is not a list: {_show(raw)}")
+        raise AmoCrmError(f"AmoCRM {where} custom_fields_values is not a list: {show(raw)}")
     fields = []
     for k, item in enumerate(raw):
         field = f"{where} custom_fields_values[{k}]"
         if not isinstance(item, dict):
-            raise AmoCrmError(f"AmoCRM {field} is not a custom field: {_show(item)}")
+            raise AmoCrmError(f"AmoCRM {field} is not a custom field: {show(item)}")
         values = item.get("values") or []
         if not isinstance(values, list):
             values = [values]
@@ -497,12 +484,12 @@ def _tags(raw: Any, where: str) -> list[deal_pb2.Tag]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise AmoCrmError(f"AmoCRM {where} _embedded.tags is not a list: {_show(raw)}")
+        raise AmoCrmError(f"AmoCRM {where} _embedded.tags is not a list: {show(raw)}")
     tags = []
     for k, item in enumerate(raw):
         field = f"{where} _embedded.tags[{k}]"
         if not isinstance(item, dict):
-            raise AmoCrmError(f"AmoCRM {field} is not a tag: {_show(item)}")
+            raise AmoCrmError(f"AmoCRM {field} is not a tag: {show(item)}")
         tags.append(
             deal_pb2.Tag(
                 id=_int(item.get("id"), f"{field}.id"),
@@ -513,14 +500,9 @@ def _tags(raw: Any, where: str) -> list[deal_pb2.Tag]:
 
 
 def _set_time(target: Timestamp, raw: Any, field: str) -> None:
-    seconds = _int(raw, field)
-    if seconds > _MAX_UNIX_SECONDS:
-        raise AmoCrmError(f"AmoCRM {field}: {_show(raw)} is not a unix time in seconds")
+    try:
+        seconds = amocrm_values.unix_seconds(raw)
+    except BadValue as exc:
+        raise AmoCrmError(f"AmoCRM {field}: {exc}") from None
     if seconds:
         target.FromSeconds(seconds)
-
-
-def _show(value: Any) -> str:
-    """repr() cut to a readable length, for error messages."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

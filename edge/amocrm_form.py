@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import html
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,22 +38,16 @@ from falcon.uri import parse_query_string
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from amoroute.v1 import deal_pb2
+from edge import amocrm_values
+from edge.amocrm_values import BadValue, show
 
 LEAD_ACTIONS = frozenset({"status", "add", "update", "delete", "restore", "responsible", "note"})
-
-_INT64_MAX = 2**63 - 1
-# protobuf Timestamp cannot represent anything after 9999-12-31T23:59:59Z.
-_MAX_UNIX_SECONDS = 253_402_300_799
 
 # The only names nested; every other one is kept whole.
 NESTED_NAMES = frozenset({"leads", "account"})
 _NESTED_PREFIXES = tuple(f"{name}[" for name in sorted(NESTED_NAMES))
 # Ends a value cut at FormLimits.max_value_chars; the length is the original's.
 TRUNCATED_MARK = "… [truncated from {length:,} characters]"
-_INT_RE = re.compile(r"-?[0-9]+")
-_PRICE_RE = re.compile(
-    r"(?P<whole>[0-9]+|[0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+)(?:\.(?P<fraction>[0-9]+))?"
-)
 
 
 @dataclass(frozen=True)
@@ -133,9 +125,9 @@ class LeadEvent:
         lead = data.get("lead")
         account = data.get("account", {})
         if action not in LEAD_ACTIONS:
-            raise FormError(f"stored lead event has unknown action {_show(action)}")
+            raise FormError(f"stored lead event has unknown action {show(action)}")
         if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            raise FormError(f"stored lead event has invalid index {_show(index)}")
+            raise FormError(f"stored lead event has invalid index {show(index)}")
         if not isinstance(lead, dict) or not isinstance(account, dict):
             raise FormError("stored lead event needs 'lead' and 'account' objects")
         body_account = data.get("body_account")
@@ -218,7 +210,7 @@ def _fields(body: bytes, limits: FormLimits) -> Iterator[tuple[str, str]]:
             try:
                 value = _decode(raw_value)
             except UnicodeDecodeError as exc:
-                raise _not_utf8(f"value of {_show(key)}", exc) from None
+                raise _not_utf8(f"value of {show(key)}", exc) from None
             yield key, value if len(value) <= cap else _cut(value, cap)
 
 
@@ -388,7 +380,7 @@ def _nested_path(key: str, limits: FormLimits) -> list[str] | None:
     are malformed (it is then kept whole)."""
     # Counting '[' first bounds the split on absurd names.
     if key.count("[") > limits.max_depth:
-        raise FormError(f"field {_show(key)} is nested deeper than {limits.max_depth} levels")
+        raise FormError(f"field {show(key)} is nested deeper than {limits.max_depth} levels")
     base, _, rest = key.partition("[")
     segments = [base, *rest[:-1].split("][")]
     for segment in segments:
@@ -460,7 +452,7 @@ def _append(node: dict[Any, Any], appended: dict[int, int], key: str, limits: Fo
 
 
 def _index_over(key: str, limits: FormLimits) -> FormError:
-    return FormError(f"field {_show(key)} has an index above the limit of {limits.max_index:,}")
+    return FormError(f"field {show(key)} has an index above the limit of {limits.max_index:,}")
 
 
 # Above any index limit: an index segment too long to be worth converting.
@@ -469,7 +461,7 @@ _HUGE_INDEX = 10**19
 
 def _conflict(key: str, prefix: str) -> FormError:
     return FormError(
-        f"field {_show(key)} uses {_show(prefix)} both as a value and as a group of fields"
+        f"field {show(key)} uses {show(prefix)} both as a value and as a group of fields"
     )
 
 
@@ -502,69 +494,41 @@ def _lead_id(lead: dict[str, Any], where: str) -> int:
 
 
 # Each value reader below takes the field as `where` and `name` (the field is
-# where[name]) and spells it out only in an error: most values are fine.
+# where[name]) and spells it out only in an error: most values are fine. The
+# reading itself is edge/amocrm_values.py's, shared with the API client.
 
 
 def _int(raw: Any, where: str, name: str) -> int:
     """A non-negative int64 from a form value; missing or blank is 0."""
-    if type(raw) is str and raw.isascii() and raw.isdigit() and len(raw) <= 18:
-        return int(raw)  # the usual case: plain digits, well within int64
-    if raw is None:
-        return 0
-    field = f"{where}[{name}]"
-    text = _scalar(raw, field).strip()
-    if not text:
-        return 0
-    if not _INT_RE.fullmatch(text):
-        raise FormError(f"{field}: {_show(raw)} is not an integer")
-    digits = text.lstrip("0") or "0"
-    if text.startswith("-") or len(digits) > 19 or int(digits) > _INT64_MAX:
-        raise FormError(f"{field}: {_show(raw)} is out of range (0 to {_INT64_MAX})")
-    return int(digits)
+    try:
+        return amocrm_values.integer(_scalar(raw, where, name))
+    except BadValue as exc:
+        raise FormError(f"{where}[{name}]: {exc}") from None
 
 
 def _price(raw: Any, where: str, name: str) -> int:
-    field = f"{where}[{name}]"
-    text = _scalar(raw, field).strip()
-    if not text:
-        return 0
-    match = _PRICE_RE.fullmatch(text)
-    if match is None:
-        raise FormError(
-            f"{field}: {_show(raw)} is not an amount (expected e.g. 150000 or 150000.00)"
-        )
-    whole = re.sub(r"\D", "", match["whole"]).lstrip("0") or "0"
-    if len(whole) > 19:
-        raise FormError(f"{field}: {_show(raw)} is out of range")
-    # Round half up on the first fractional digit: AmoCRM amounts are whole in practice.
-    amount = int(whole) + (1 if (match["fraction"] or "0")[0] >= "5" else 0)
-    if amount > _INT64_MAX:
-        raise FormError(f"{field}: {_show(raw)} is out of range")
-    return amount
+    try:
+        return amocrm_values.amount(_scalar(raw, where, name) or "")
+    except BadValue as exc:
+        raise FormError(f"{where}[{name}]: {exc}") from None
 
 
 def _text(raw: Any, where: str, name: str) -> str:
-    # AmoCRM escapes HTML in text values (`&amp;` inside URLs), so unescape once here.
-    if type(raw) is str:
-        return html.unescape(raw)
-    return html.unescape(_scalar(raw, f"{where}[{name}]"))
+    return amocrm_values.text(_scalar(raw, where, name))
 
 
-def _scalar(raw: Any, field: str) -> str:
-    if raw is None:
-        return ""
-    if not isinstance(raw, str):
-        raise FormError(f"{field}: expected a single value, got a group of fields")
+def _scalar(raw: Any, where: str, name: str) -> str | None:
+    if raw is not None and not isinstance(raw, str):
+        raise FormError(f"{where}[{name}]: expected a single value, got a group of fields")
     return raw
 
 
 def _set_time(target: Timestamp, lead: dict[str, Any], names: tuple[str, ...], where: str) -> None:
     for name in names:
-        seconds = _int(lead.get(name), where, name)
-        if seconds > _MAX_UNIX_SECONDS:
-            raise FormError(
-                f"{where}[{name}]: {_show(lead.get(name))} is not a unix time in seconds"
-            )
+        try:
+            seconds = amocrm_values.unix_seconds(_scalar(lead.get(name), where, name))
+        except BadValue as exc:
+            raise FormError(f"{where}[{name}]: {exc}") from None
         if seconds:
             target.FromSeconds(seconds)
             return
@@ -600,7 +564,7 @@ def _add_custom_fields(deal: deal_pb2.Deal, raw: Any, where: str) -> None:
 def _add_custom_value(field: deal_pb2.CustomField, raw: Any, where: str) -> None:
     if isinstance(raw, str):
         # Dates and checkboxes arrive bare: values[0]=1689282000.
-        field.values.add(value=html.unescape(raw))
+        field.values.add(value=amocrm_values.text(raw))
         return
     if not isinstance(raw, dict):
         raise FormError(f"{where} is not a custom field value: expected {where}[value]")
@@ -619,9 +583,3 @@ def _add_tags(deal: deal_pb2.Deal, raw: Any, where: str) -> None:
             id=_int(item.get("id"), field, "id"),
             name=_text(item.get("name"), field, "name"),
         )
-
-
-def _show(value: Any) -> str:
-    """repr() cut to a readable length, for error messages."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

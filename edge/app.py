@@ -10,15 +10,10 @@ from amoroute.callers import EDGE
 from amoroute.channels import channel
 from amoroute.db import create_engine
 from edge.access import AdminSecurity, ClientAddress
-from edge.admin import (
-    STATIC_DIR,
-    AdminPageResource,
-    ReconcileResource,
-    ReferralSalesResource,
-    TrafficSalesResource,
-    WebhookLogsResource,
-    WebhookStatsResource,
-)
+from edge.admin_logs import WebhookLogsResource, WebhookStatsResource
+from edge.admin_page import STATIC_DIR, AdminPageResource
+from edge.admin_reconcile import ReconcileResource
+from edge.admin_sales import ReferralSalesResource, TrafficSalesResource
 from edge.amocrm_form import FormLimits
 from edge.dispatch import Dispatcher
 from edge.health import LivenessResource, ReadinessResource
@@ -84,15 +79,11 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     )
     app.add_route(
         "/api/admin/sales/traffic",
-        TrafficSalesResource(
-            channel(settings.traffic_addr, calls_as), settings.traffic_addr
-        ),
+        TrafficSalesResource(channel(settings.traffic_addr, calls_as), settings.traffic_addr),
     )
     app.add_route(
         "/api/admin/sales/referral",
-        ReferralSalesResource(
-            channel(settings.referral_addr, calls_as), settings.referral_addr
-        ),
+        ReferralSalesResource(channel(settings.referral_addr, calls_as), settings.referral_addr),
     )
     admin_page = AdminPageResource(enabled=bool(admin_token))
     app.add_route("/admin", admin_page, suffix="bare")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import grpc
 
 from amoroute.v1 import deal_pb2, router_pb2, router_pb2_grpc
+from amoroute.validation import MAX_BATCH_REQUESTS
 from edge.event_lifecycle import ERROR, PARTIAL, PENDING, SUCCESS, Outcome
 from edge.log_store import WebhookLogStore
 
@@ -17,8 +18,8 @@ log = logging.getLogger(__name__)
 
 # Deals per BatchRouteDeals call (the router's limit), and bytes, well under
 # the 4 MiB gRPC message limit.
-MAX_BATCH = 500
-MAX_BATCH_BYTES = 2 * 1024 * 1024
+MAX_DEALS_PER_CALL = MAX_BATCH_REQUESTS
+MAX_BYTES_PER_CALL = 2 * 1024 * 1024
 
 _STATUS = {
     router_pb2.PROCESSING_STATUS_SUCCESS: SUCCESS,
@@ -114,12 +115,12 @@ def outcome_of_error(log_id: int, exc: grpc.RpcError) -> Outcome:
 
 
 def route_batches(jobs: list[Job]) -> Iterator[list[Job]]:
-    """The jobs in order, in batches within MAX_BATCH deals and MAX_BATCH_BYTES."""
+    """The jobs in order, in batches within MAX_DEALS_PER_CALL deals and MAX_BYTES_PER_CALL."""
     batch: list[Job] = []
     size = 0
     for job in jobs:
         deal_size = job.deal.ByteSize()
-        if batch and (len(batch) == MAX_BATCH or size + deal_size > MAX_BATCH_BYTES):
+        if batch and (len(batch) == MAX_DEALS_PER_CALL or size + deal_size > MAX_BYTES_PER_CALL):
             yield batch
             batch, size = [], 0
         batch.append(job)
@@ -150,7 +151,7 @@ class Dispatcher:
         return outcomes
 
     def route(self, jobs: list[Job], timeout_s: float) -> list[Outcome]:
-        """Route the jobs (BatchRouteDeals, MAX_BATCH at a time, each within
+        """Route the jobs (BatchRouteDeals, MAX_DEALS_PER_CALL at a time, each within
         `timeout_s`); what the router did not answer in time is to be retried."""
         outcomes: list[Outcome] = []
         for batch in route_batches(jobs):

@@ -30,14 +30,14 @@ from edge.event_lifecycle import Outcome
 log = logging.getLogger(__name__)
 
 # Events routed in one batch at most.
-MAX_BATCH = 200
+MAX_EVENTS_PER_BATCH = 200
 # Events left waiting behind a batch just taken that make the second routing
 # thread send a batch too.
-BACKLOG = MAX_BATCH // 2
+BACKLOG = MAX_EVENTS_PER_BATCH // 2
 # When events wait as a batch is taken (the edge is busy), the batch waits up
 # to ROUTING_LINGER_S for GATHER events: every BatchRouteDeals call costs the
 # router and each service ~1.5 ms of CPU whatever it carries, against ~60 us
-# per deal (python -m bench.route_batches), so under load fewer, bigger calls
+# per deal (PERF: measured by python -m bench.ab), so under load fewer, bigger calls
 # leave more CPU for the webhooks. An idle edge routes each event at once.
 # 0.2 s rather than 0.05 s: at 500 webhooks/s the three services then used
 # 0.17 cores instead of 0.31 (BENCH_QUICK=1 make bench); a sale is credited
@@ -57,7 +57,7 @@ class RoutingQueue:
         timeout_s: float,
         on_outcomes: Callable[[list[Outcome]], None] = lambda outcomes: None,
         on_overflow: Callable[[list[int]], None] = lambda log_ids: None,
-        max_batch: int = MAX_BATCH,
+        max_batch: int = MAX_EVENTS_PER_BATCH,
         max_queued: int = MAX_QUEUED,
         linger_s: float = ROUTING_LINGER_S,
         gather: int = GATHER,

@@ -25,9 +25,9 @@ from amoroute.metrics import serve_metrics
 from edge.amocrm_api import AmoCrmError
 from edge.dispatch import Dispatcher, Job
 from edge.event_lifecycle import ERROR, PENDING, Outcome
-from edge.events import UnroutableEvent, deal_from_log
 from edge.log_store import DueEvent, WebhookLogStore
 from edge.reconcile import CHECKPOINT, Reconciler, build_reconciler
+from edge.replay import job_for
 from edge.settings import Settings
 
 log = logging.getLogger("edge.worker")
@@ -43,16 +43,6 @@ PENDING_EVENTS = prometheus_client.Gauge(
 HOOK_DISABLED = prometheus_client.Gauge(
     "amoroute_amocrm_hook_disabled", "1 when AmoCRM reports our webhook disabled."
 )
-
-
-def job_for(event: DueEvent, subdomain: str = "") -> Job | Outcome:
-    """The job to route for a claimed event, or the final outcome when its
-    stored data cannot become a deal."""
-    try:
-        deal = deal_from_log(event.deal_data, subdomain)
-    except UnroutableEvent as exc:
-        return Outcome(event.id, ERROR, error_message=str(exc))
-    return Job(event.id, deal, event.done_legs)
 
 
 class Worker:

@@ -153,7 +153,9 @@ class ReferralStore(ledger_store.LedgerStore[ConversionRow, NewConversion]):
     def _row(self, r: Sequence[Any]) -> ConversionRow:
         return _conversion(r[:_WIDTH], partner_registered=bool(r[_WIDTH]))
 
-    def _inserted(self, conn: Connection, returned: list[sa.Row[Any]]) -> list[ConversionRow]:
+    def _inserted(
+        self, conn: Connection, returned: Sequence[sa.Row[Any]]
+    ) -> list[ConversionRow]:
         if not returned:
             return []
         # RETURNING cannot join, so the partner flag of new rows is looked up apart.

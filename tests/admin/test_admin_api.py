@@ -9,7 +9,7 @@ import pytest
 
 from amoroute.timeutil import now
 from edge.access import SECURITY_HEADERS, FailureLimiter
-from edge.admin import STATIC_DIR
+from edge.admin_page import STATIC_DIR
 from edge.event_lifecycle import ERROR, Outcome
 from edge.log_store import NewLog
 from edge.settings import Settings

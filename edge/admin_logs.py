@@ -1,0 +1,96 @@
+"""Admin resources over webhook_logs: the list, one log, its replay, and the stats.
+
+They only translate HTTP to store calls and the replay use case (edge/replay.py) and
+back; the SQL lives in edge/log_store.py.
+"""
+
+import falcon
+
+from amoroute import paging
+from amoroute.timeutil import now
+from edge.admin_json import iso, public
+from edge.admin_params import Params, log_id_param, log_query, parse_window
+from edge.dispatch import Dispatcher
+from edge.event_lifecycle import DECISIONS, PENDING, STATUSES
+from edge.log_store import WebhookLogStore
+from edge.replay import NotReplayable, replay
+
+API_PREFIX = "/api/admin"
+
+
+class WebhookLogsResource:
+    """GET /api/admin/webhook-logs, GET …/{id}, POST …/{id}/replay."""
+
+    def __init__(
+        self, logs: WebhookLogStore, dispatcher: Dispatcher, deadline_s: float, subdomain: str = ""
+    ) -> None:
+        self.logs = logs
+        self.dispatcher = dispatcher
+        self.deadline_s = deadline_s
+        self.subdomain = subdomain
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        page = self.logs.search(log_query(req))
+        resp.media = {
+            "items": [public(row) for row in page.items],
+            "next_cursor": None
+            if page.next_before_id is None
+            else paging.encode_token(page.next_before_id),
+        }
+
+    def on_get_one(self, req: falcon.Request, resp: falcon.Response, log_id: int) -> None:
+        log_id = log_id_param(log_id)
+        row = self.logs.find(log_id)
+        if row is None:
+            raise falcon.HTTPNotFound(description=f"no webhook log {log_id}")
+        resp.media = {
+            **public(row),
+            "attempts": [public(a) for a in self.logs.attempts(log_id)],
+            "replayed_as": self.logs.replays_of(log_id),
+        }
+
+    def on_post_replay(self, req: falcon.Request, resp: falcon.Response, log_id: int) -> None:
+        log_id = log_id_param(log_id)
+        try:
+            new_id = replay(self.logs, self.dispatcher, log_id, self.deadline_s, self.subdomain)
+        except LookupError:
+            raise falcon.HTTPNotFound(description=f"no webhook log {log_id}") from None
+        except NotReplayable as exc:
+            raise falcon.HTTPConflict(
+                description=f"webhook log {log_id} cannot be replayed: {exc}"
+            ) from None
+        row = self.logs.find(new_id)
+        assert row is not None
+        resp.status = falcon.HTTP_201
+        resp.location = f"{API_PREFIX}/webhook-logs/{new_id}"
+        resp.media = public(row)
+
+
+class WebhookStatsResource:
+    """GET /api/admin/webhook-stats?window=24h."""
+
+    def __init__(self, logs: WebhookLogStore) -> None:
+        self.logs = logs
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        label, length = parse_window(Params(req, ("window",)).text("window"))
+        until = now()
+        stats = self.logs.window_stats(until - length, until)
+        by_status = {status: stats.by_status.get(status, 0) for status in STATUSES}
+        total = sum(stats.by_status.values())
+        finished = total - by_status[PENDING]
+        resp.media = {
+            "window": label,
+            "since": iso(stats.since),
+            "until": iso(stats.until),
+            "total": total,
+            "by_status": by_status,
+            "by_routing": {
+                **{decision: stats.by_decision.get(decision, 0) for decision in DECISIONS},
+                "undecided": stats.by_decision.get(None, 0),
+            },
+            "finished": finished,
+            # Share of finished events that fully succeeded; null when none finished.
+            "success_rate": round(by_status["success"] / finished, 4) if finished else None,
+            "processing_ms": {"p50": stats.p50_ms, "p95": stats.p95_ms, "count": stats.timed},
+        }

@@ -1,0 +1,32 @@
+"""The admin web UI's page (/admin/); its scripts and styles are served from STATIC_DIR."""
+
+from pathlib import Path
+
+import falcon
+
+from edge.access import public_resource
+
+STATIC_DIR = Path(__file__).with_name("static")
+UI_PREFIX = "/admin"
+
+
+@public_resource
+class AdminPageResource:
+    """GET /admin/: the UI's page (its scripts and styles are under /admin/static/)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.page = (STATIC_DIR / "index.html").read_bytes()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not self.enabled:
+            resp.status = falcon.HTTP_503
+            resp.content_type = falcon.MEDIA_TEXT
+            resp.text = "The admin UI is disabled: set ADMIN_TOKEN on the edge to enable it.\n"
+            return
+        resp.content_type = falcon.MEDIA_HTML
+        resp.cache_control = ["no-cache"]
+        resp.data = self.page
+
+    def on_get_bare(self, req: falcon.Request, resp: falcon.Response) -> None:
+        raise falcon.HTTPPermanentRedirect(f"{UI_PREFIX}/")
