@@ -16,6 +16,7 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection
 
+from amoroute.call_details import WithMetadata
 from amoroute.callers import CALLERS, CallerTokens
 
 log = logging.getLogger(__name__)
@@ -104,15 +105,6 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return handler
 
 
-class _CallDetails(grpc.ClientCallDetails):
-    def __init__(self, details: grpc.ClientCallDetails, metadata: list[tuple[str, str]]) -> None:
-        self.method = details.method
-        self.timeout = details.timeout
-        self.metadata = metadata
-        self.credentials = details.credentials
-        self.wait_for_ready = details.wait_for_ready
-        self.compression = details.compression
-
 
 class BearerToken(grpc.UnaryUnaryClientInterceptor):
     """Sends this process's token with every call. An interceptor rather than call
@@ -132,4 +124,4 @@ class BearerToken(grpc.UnaryUnaryClientInterceptor):
         request: Any,
     ) -> Any:
         metadata = [*(client_call_details.metadata or ()), self._header]
-        return continuation(_CallDetails(client_call_details, metadata), request)
+        return continuation(WithMetadata(client_call_details, metadata), request)

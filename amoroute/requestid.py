@@ -9,6 +9,8 @@ from typing import Any
 
 import grpc
 
+from amoroute.call_details import WithMetadata
+
 HEADER = "x-request-id"
 # What a request id may be: gRPC metadata and HTTP headers take it as it is, and a
 # log line or a grep never meets a character that needs escaping.
@@ -71,15 +73,6 @@ class ServerRequestId(grpc.ServerInterceptor):
         )
 
 
-class _CallDetails(grpc.ClientCallDetails):
-    def __init__(self, details: grpc.ClientCallDetails, metadata: list[tuple[str, str]]) -> None:
-        self.method = details.method
-        self.timeout = details.timeout
-        self.metadata = metadata
-        self.credentials = details.credentials
-        self.wait_for_ready = details.wait_for_ready
-        self.compression = details.compression
-
 
 class ClientRequestId(grpc.UnaryUnaryClientInterceptor):
     """Sends the current request id along with every outgoing call."""
@@ -94,5 +87,5 @@ class ClientRequestId(grpc.UnaryUnaryClientInterceptor):
         # Invalid metadata would fail the call itself: only a valid id goes along.
         if is_valid(request_id):
             metadata = [*(client_call_details.metadata or ()), (HEADER, request_id)]
-            client_call_details = _CallDetails(client_call_details, metadata)
+            client_call_details = WithMetadata(client_call_details, metadata)
         return continuation(client_call_details, request)
