@@ -139,7 +139,9 @@ def intake(
     return rows, deals
 
 
-def _rows(form: dict[str, Any], events: list[LeadEvent]) -> tuple[list[NewLog], list]:
+def _rows(
+    form: dict[str, Any], events: list[LeadEvent]
+) -> tuple[list[NewLog], list[deal_pb2.Deal | None]]:
     """The rows and deals of a parsed body."""
     if not events:
         row = NewLog(
