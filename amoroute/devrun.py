@@ -165,14 +165,15 @@ def busy_ports(ports: Mapping[str, int]) -> list[str]:
     return busy
 
 
-def _serving(address: str) -> bool:
+def grpc_serving(address: str, timeout_s: float = 0.5) -> bool:
+    """The gRPC service at `address` answers its health check SERVING."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     with grpc.insecure_channel(address) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=0.5
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
             )
         except grpc.RpcError:
             return False
@@ -194,7 +195,9 @@ def not_serving(env: Mapping[str, str]) -> list[str]:
     """The processes that do not answer their health check yet."""
     waiting = [] if _edge_ready(env["EDGE_PORT"]) else ["edge"]
     return waiting + [
-        name for name, (prefix, _) in GRPC_SERVICES.items() if not _serving(env[f"{prefix}_ADDR"])
+        name
+        for name, (prefix, _) in GRPC_SERVICES.items()
+        if not grpc_serving(env[f"{prefix}_ADDR"])
     ]
 
 

@@ -105,7 +105,6 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return handler
 
 
-
 class BearerToken(grpc.UnaryUnaryClientInterceptor):
     """Sends this process's token with every call. An interceptor rather than call
     credentials, which gRPC sends over TLS channels only: inside a fenced cluster

@@ -73,7 +73,6 @@ class ServerRequestId(grpc.ServerInterceptor):
         )
 
 
-
 class ClientRequestId(grpc.UnaryUnaryClientInterceptor):
     """Sends the current request id along with every outgoing call."""
 

@@ -19,6 +19,8 @@ from typing import TypeVar
 
 import falcon
 
+from edge.settings import trusted_networks
+
 log = logging.getLogger(__name__)
 
 SECURITY_HEADERS = {
@@ -115,12 +117,9 @@ class ClientAddress:
     from FORWARDED_ALLOW_IPS, the setting gunicorn reads for the same purpose."""
 
     def __init__(self, trusted: str) -> None:
-        self.trust_all = trusted.strip() == "*"
-        self.networks = [
-            ipaddress.ip_network(item.strip(), strict=False)
-            for item in trusted.split(",")
-            if item.strip() and item.strip() != "*"
-        ]
+        networks = trusted_networks(trusted)
+        self.trust_all = networks is None
+        self.networks = networks or []
 
     def _trusted(self, address: str) -> bool:
         if self.trust_all:

@@ -8,6 +8,26 @@ from amoroute.settings import CommonSettings
 
 MIN_ADMIN_TOKEN = 32
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_networks(text: str) -> list[Network] | None:
+    """FORWARDED_ALLOW_IPS as networks; None when it is "*" (every peer is trusted).
+    ValueError names an entry that is not an IP address or CIDR."""
+    if text.strip() == "*":
+        return None
+    networks = []
+    for item in (item.strip() for item in text.split(",")):
+        if not item or item == "*":
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"FORWARDED_ALLOW_IPS: {item!r} is not an IP address or CIDR"
+            ) from None
+    return networks
+
 
 class Settings(CommonSettings):
     edge_port: int = 8080
@@ -61,14 +81,7 @@ class Settings(CommonSettings):
     @field_validator("forwarded_allow_ips")
     @classmethod
     def _proxy_list(cls, value: str) -> str:
-        for item in value.split(","):
-            if item.strip() and item.strip() != "*":
-                try:
-                    ipaddress.ip_network(item.strip(), strict=False)
-                except ValueError:
-                    raise ValueError(
-                        f"FORWARDED_ALLOW_IPS: {item.strip()!r} is not an IP address or CIDR"
-                    ) from None
+        trusted_networks(value)  # a bad entry stops the start, named
         return value
 
     def amocrm_base_url(self) -> str:

@@ -8,12 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import grpc
 import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from amoroute.callers import CALLERS, OPERATOR, CallerCredentials
-from amoroute.devrun import Stack
+from amoroute.devrun import Stack, grpc_serving
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,16 +54,6 @@ class RunningStack:
 GRPC_SERVICES = ("router", "referral", "traffic", "notifier")
 
 
-def _serving(address: str) -> bool:
-    """The gRPC service at `address` answers its health check SERVING."""
-    with grpc.insecure_channel(address) as ch:
-        try:
-            reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=1)
-        except grpc.RpcError:
-            return False
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
-
-
 def start_stack(databases: dict[str, str], log_dir: Path, **extra_env: str) -> RunningStack:
     """Migrate and start every process; wait until the edge is ready and every
     gRPC service serves (the edge's /readyz looks at the router only, and a test
@@ -97,7 +85,7 @@ def start_stack(databases: dict[str, str], log_dir: Path, **extra_env: str) -> R
             raise RuntimeError(f"stack died: {stack.exited()}\n{running.output()[-4000:]}")
         try:
             if httpx.get(f"{running.edge_url}/readyz", timeout=1).status_code == 200 and all(
-                _serving(running.addr(name)) for name in GRPC_SERVICES
+                grpc_serving(running.addr(name), timeout_s=1) for name in GRPC_SERVICES
             ):
                 return running
         except httpx.HTTPError:
