@@ -20,12 +20,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 
+from amoroute.settings import DB_MAX_OVERFLOW, DB_POOL_SIZE
+
 # JSON column that is JSONB on PostgreSQL.
 JsonColumn = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
-def create_engine(url: str, pool_size: int = 20) -> Engine:
-    """Build the engine for a database URL, creating a SQLite file's folder.
+def create_engine(
+    url: str, pool_size: int = DB_POOL_SIZE, max_overflow: int = DB_MAX_OVERFLOW
+) -> Engine:
+    """Build the engine for a database URL, creating a SQLite file's folder. A
+    PostgreSQL engine holds at most `pool_size` + `max_overflow` connections (the
+    DB_POOL_SIZE and DB_MAX_OVERFLOW settings).
 
     No pre-ping (a round trip per checkout): a connection the server dropped fails
     once, SQLAlchemy then renews the whole pool, and the caller's retry (the
@@ -45,7 +51,7 @@ def create_engine(url: str, pool_size: int = 20) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size // 2)
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -8,6 +8,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from amoroute.callers import CallerCredentials, CallerTokens
 
+# The PostgreSQL pool of each engine (amoroute/db.py): connections kept open, and
+# how many more may be opened for a burst (closed again once returned).
+DB_POOL_SIZE = 20
+DB_MAX_OVERFLOW = 10
+# Far above what one process's threads can use; a typo such as 2000 stops the start.
+MAX_DB_POOL = 500
+
 
 class CommonSettings(BaseSettings):
     """Base of every process's settings. A secret (a token, a password, a key) is a
@@ -41,6 +48,28 @@ class CommonSettings(BaseSettings):
     grpc_tls_cert_file: str = ""
     grpc_tls_key_file: str = ""
     grpc_tls_ca_file: str = ""
+    # Connections each database engine of this process may hold (PostgreSQL; SQLite
+    # keeps SQLAlchemy's own pool): at most DB_POOL_SIZE + DB_MAX_OVERFLOW. Every
+    # process and replica multiplies it; deploy/README.md adds it up against
+    # PostgreSQL's max_connections.
+    db_pool_size: int = DB_POOL_SIZE
+    db_max_overflow: int = DB_MAX_OVERFLOW
+
+    @field_validator("db_pool_size")
+    @classmethod
+    def _pool_size(cls, value: int) -> int:
+        # SQLAlchemy reads 0 as "no limit": refused, a pool needs a bound.
+        if not 1 <= value <= MAX_DB_POOL:
+            raise ValueError(f"DB_POOL_SIZE must be from 1 to {MAX_DB_POOL} connections")
+        return value
+
+    @field_validator("db_max_overflow")
+    @classmethod
+    def _max_overflow(cls, value: int) -> int:
+        # SQLAlchemy reads -1 as "no limit": refused, as is any negative number.
+        if not 0 <= value <= MAX_DB_POOL:
+            raise ValueError(f"DB_MAX_OVERFLOW must be from 0 to {MAX_DB_POOL} connections")
+        return value
 
     @field_validator("grpc_auth_tokens")
     @classmethod

@@ -30,7 +30,9 @@ from edge.webhook import WebhookResource, WebhookTestResource, count_outcomes
 def create_app(settings: Settings | None = None) -> falcon.App:
     """The Falcon WSGI app (gunicorn calls this once per worker, after fork)."""
     settings = settings or Settings()
-    logs = WebhookLogStore(create_engine(settings.edge_database_url))
+    logs = WebhookLogStore(
+        create_engine(settings.edge_database_url, settings.db_pool_size, settings.db_max_overflow)
+    )
     calls_as = settings.caller_credentials(EDGE)
     router = channel(settings.router_addr, calls_as)
     dispatcher = Dispatcher(router, logs, lead_data_available=settings.amocrm_configured())

@@ -146,7 +146,9 @@ class Worker:
 
 
 def build(settings: Settings) -> Worker:
-    logs = WebhookLogStore(create_engine(settings.edge_database_url))
+    logs = WebhookLogStore(
+        create_engine(settings.edge_database_url, settings.db_pool_size, settings.db_max_overflow)
+    )
     dispatcher = Dispatcher(
         channel(settings.router_addr, settings.caller_credentials(EDGE)),
         logs,

@@ -47,7 +47,9 @@ class NotifierServer(RunningServer):
 def build(settings: Settings, port: int | None = None) -> NotifierServer:
     """Start NotifierService on `port` (settings' port when None; 0 = any free port),
     with its outbox sweeper when a bot token is set."""
-    engine = create_engine(settings.notifier_database_url)
+    engine = create_engine(
+        settings.notifier_database_url, settings.db_pool_size, settings.db_max_overflow
+    )
     store = NotificationStore(engine)
     telegram, outbox = None, None
     if settings.telegram_bot_token.get_secret_value():

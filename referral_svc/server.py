@@ -31,7 +31,11 @@ def upgrade_database(settings: Settings) -> None:
 
 def build(settings: Settings, port: int | None = None) -> RunningServer:
     """Start ReferralService on `port` (settings' port when None; 0 = any free port)."""
-    store = ReferralStore(create_engine(settings.referral_database_url))
+    store = ReferralStore(
+        create_engine(
+            settings.referral_database_url, settings.db_pool_size, settings.db_max_overflow
+        )
+    )
     return start_server(
         [
             Registration(

@@ -30,7 +30,11 @@ def upgrade_database(settings: Settings) -> None:
 
 def build(settings: Settings, port: int | None = None) -> RunningServer:
     """Start TrafficService on `port` (settings' port when None; 0 = any free port)."""
-    store = SalesStore(create_engine(settings.traffic_database_url))
+    store = SalesStore(
+        create_engine(
+            settings.traffic_database_url, settings.db_pool_size, settings.db_max_overflow
+        )
+    )
     return start_server(
         [
             Registration(
