@@ -1,18 +1,33 @@
-"""Admin resources proxying sales figures from referral_svc and traffic_svc over gRPC."""
+"""Admin resources over referral_svc and traffic_svc (gRPC): the sales figures, and
+the registration of referral partners."""
 
+import logging
+import re
 from datetime import datetime
+from typing import Any
 
 import falcon
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from amoroute import validation
+from amoroute.errors import InvalidArgument
 from amoroute.timeutil import to_timestamp
 from amoroute.v1 import referral_pb2, referral_pb2_grpc, traffic_pb2, traffic_pb2_grpc
 from edge.admin_json import iso
-from edge.admin_params import Params, time_range
+from edge.admin_params import Params, bad_param, time_range
+
+log = logging.getLogger(__name__)
 
 # Deadline of one stats call to referral_svc / traffic_svc.
 SALES_TIMEOUT_S = 5.0
+
+# referral_svc's limits of UpsertPartner, checked here too so a 400 names the field
+# as this API spells it; the service's own check stays the last word.
+REFERRAL_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_PARTNER_NAME = 200
+MAX_COMMISSION_BP = 10_000  # 100 %
+PARTNER_FIELDS = ("name", "commission_bp")
 
 
 def _won_range(req: falcon.Request) -> tuple[datetime | None, datetime | None]:
@@ -23,11 +38,18 @@ def _timestamp(moment: datetime | None) -> Timestamp | None:
     return None if moment is None else to_timestamp(moment)
 
 
-def _upstream_error(service: str, address: str, exc: grpc.RpcError) -> falcon.HTTPError:
+def _upstream_error(
+    service: str, address: str, exc: grpc.RpcError, field_prefix: str = ""
+) -> falcon.HTTPError:
+    """The HTTP answer for a failed call; INVALID_ARGUMENT is a 400 naming the field,
+    `field_prefix` (the request message's, e.g. "partner.") taken off its name."""
     code = exc.code()
     name = code.name if code else "UNKNOWN"
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return falcon.HTTPBadRequest(description=f"{service}: {exc.details()}")
+        details = exc.details() or ""
+        if field_prefix:
+            details = details.removeprefix(field_prefix)
+        return falcon.HTTPBadRequest(description=f"{details} ({service})")
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return falcon.HTTPServiceUnavailable(
             description=f"{service} at {address} did not answer ({name}); try again shortly",
@@ -111,4 +133,89 @@ class ReferralSalesResource:
                 key: sum(i[key] for i in items)
                 for key in ("conversions", "amount_total", "commission_total")
             },
+        }
+
+
+def referral_code_param(value: str) -> str:
+    """The {referral_code} of a path, upper-cased as referral_svc stores codes."""
+    if not REFERRAL_CODE.fullmatch(value):
+        raise bad_param(
+            "referral_code",
+            "must be 1-64 letters, digits, '_' or '-' (the code without its prefix, "
+            "e.g. TEST123 for utm_source ref_TEST123)",
+        )
+    return value.upper()
+
+
+def partner_body(req: falcon.Request) -> tuple[str, int]:
+    """(name, commission_bp) of a PUT body; a 400 names the field at fault."""
+    # JSON only: Falcon would also read a form, whose values are all text.
+    if (req.content_type or "").partition(";")[0].strip().lower() != falcon.MEDIA_JSON:
+        raise falcon.HTTPUnsupportedMediaType(
+            description="send the partner as JSON, with Content-Type: application/json"
+        )
+    try:
+        body: Any = req.get_media()
+    except (falcon.MediaNotFoundError, falcon.MediaMalformedError):
+        raise bad_param("body", 'must be a JSON object: {"name": …, "commission_bp": …}') from None
+    if not isinstance(body, dict):
+        raise bad_param("body", 'must be a JSON object: {"name": …, "commission_bp": …}')
+    for key in body:
+        if key not in PARTNER_FIELDS:
+            raise bad_param(key, f"unknown field; a partner has {', '.join(PARTNER_FIELDS)}")
+    name = body.get("name")
+    if not isinstance(name, str):
+        raise bad_param("name", "is required: the partner's name, a string (may be empty)")
+    try:
+        validation.text("name", name, max_len=MAX_PARTNER_NAME)
+    except InvalidArgument as exc:
+        raise bad_param("name", exc.problem) from None
+    commission = body.get("commission_bp")
+    # bool is an int in Python; true is not a commission.
+    if (
+        not isinstance(commission, int)
+        or isinstance(commission, bool)
+        or not 0 <= commission <= MAX_COMMISSION_BP
+    ):
+        raise bad_param(
+            "commission_bp",
+            f"is required: an integer from 0 to {MAX_COMMISSION_BP} basis points "
+            f"(1000 = 10 %, {MAX_COMMISSION_BP} = 100 %)",
+        )
+    return name, commission
+
+
+class PartnerResource:
+    """PUT /api/admin/partners/{referral_code}: register a referral partner, or change
+    its name and commission (referral_svc's UpsertPartner, called as the edge on behalf
+    of the signed-in admin). 201 when the code was not registered, else 200."""
+
+    def __init__(self, referral: grpc.Channel, address: str) -> None:
+        self.stub = referral_pb2_grpc.ReferralServiceStub(referral)
+        self.address = address
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, referral_code: str) -> None:
+        code = referral_code_param(referral_code)
+        name, commission_bp = partner_body(req)
+        request = referral_pb2.UpsertPartnerRequest(
+            partner=referral_pb2.Partner(referral_code=code, name=name, commission_bp=commission_bp)
+        )
+        try:
+            reply = self.stub.UpsertPartner(request, timeout=SALES_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            raise _upstream_error("referral_svc", self.address, exc, "partner.") from None
+        # Commission rates decide payouts: every change is in the log.
+        log.info(
+            "referral partner %s %s: commission %d bp",
+            reply.partner.referral_code,
+            "registered" if reply.created else "updated",
+            reply.partner.commission_bp,
+            extra={"referral_code": reply.partner.referral_code},
+        )
+        resp.status = falcon.HTTP_201 if reply.created else falcon.HTTP_200
+        resp.media = {
+            "referral_code": reply.partner.referral_code,
+            "name": reply.partner.name,
+            "commission_bp": reply.partner.commission_bp,
+            "created": reply.created,
         }

@@ -13,7 +13,7 @@ from edge.access import AdminSecurity, ClientAddress
 from edge.admin_logs import WebhookLogsResource, WebhookStatsResource
 from edge.admin_page import STATIC_DIR, AdminPageResource
 from edge.admin_reconcile import ReconcileResource
-from edge.admin_sales import ReferralSalesResource, TrafficSalesResource
+from edge.admin_sales import PartnerResource, ReferralSalesResource, TrafficSalesResource
 from edge.amocrm_form import FormLimits
 from edge.dispatch import Dispatcher
 from edge.health import LivenessResource, ReadinessResource
@@ -83,9 +83,12 @@ def create_app(settings: Settings | None = None) -> falcon.App:
         "/api/admin/sales/traffic",
         TrafficSalesResource(channel(settings.traffic_addr, calls_as), settings.traffic_addr),
     )
+    referral = channel(settings.referral_addr, calls_as)
     app.add_route(
-        "/api/admin/sales/referral",
-        ReferralSalesResource(channel(settings.referral_addr, calls_as), settings.referral_addr),
+        "/api/admin/sales/referral", ReferralSalesResource(referral, settings.referral_addr)
+    )
+    app.add_route(
+        "/api/admin/partners/{referral_code}", PartnerResource(referral, settings.referral_addr)
     )
     admin_page = AdminPageResource(enabled=bool(admin_token))
     app.add_route("/admin", admin_page, suffix="bare")

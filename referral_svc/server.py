@@ -14,12 +14,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_referral"
 
 # Who may call each method (amoroute/grpc_auth.py): only the router credits and
-# reverses; commission rates are set by a person; the edge reads for its dashboards.
+# reverses; the edge reads for its dashboards. Partners and their commission rates
+# are set by a person: the operator with grpcurl, or an admin in the admin UI, whose
+# request the edge passes on (PUT /api/admin/partners/{code}) only once it has
+# checked the admin token (edge/access.py).
 CALLERS = {
     "RecordConversion": (ROUTER,),
     "BatchRecordConversions": (ROUTER,),
     "ReverseConversion": (ROUTER,),
-    "UpsertPartner": (OPERATOR,),
+    "UpsertPartner": (EDGE, OPERATOR),
     "ListConversions": (EDGE, OPERATOR),
     "GetReferrerStats": (EDGE, OPERATOR),
 }

@@ -20,6 +20,7 @@ ADMIN_ROUTES = [
     ("POST", "api/admin/reconcile"),
     ("GET", "api/admin/sales/traffic"),
     ("GET", "api/admin/sales/referral"),
+    ("PUT", "api/admin/partners/TEST123"),
 ]
 
 # Ways to spell a path that a browser, a proxy or gunicorn may pass on to the app.
@@ -86,6 +87,16 @@ def test_replay_and_reconcile_cannot_be_triggered_without_the_token(edge_port: i
     for target in ("//api/admin/webhook-logs/1/replay", "//api/admin/reconcile",
                    "/%2Fapi/admin/reconcile"):
         assert raw_request(edge_port, "POST", target, {})[0] == 401, target
+
+
+def test_a_partner_cannot_be_registered_without_the_token(edge_port: int) -> None:
+    body = b'{"name": "Intruder", "commission_bp": 10000}'
+    json = {"Content-Type": "application/json"}
+    for target in ("/api/admin/partners/TEST123", "//api/admin/partners/TEST123",
+                   "/%2Fapi/admin/partners/TEST123"):
+        assert raw_request(edge_port, "PUT", target, json, body)[0] == 401, target
+        wrong = {**json, "Authorization": "Bearer wrong"}
+        assert raw_request(edge_port, "PUT", target, wrong, body)[0] == 401, target
 
 
 @pytest.mark.parametrize("target", ["/healthz", "/metrics", "/webhook/amocrm/test", "/admin/",

@@ -73,9 +73,11 @@ def test_the_document_is_served_and_names_every_admin_route(admin_app: falcon.Ap
         "/api/admin/webhook-logs", "/api/admin/webhook-logs/{log_id}",
         "/api/admin/webhook-logs/{log_id}/replay", "/api/admin/webhook-stats",
         "/api/admin/reconcile", "/api/admin/sales/traffic", "/api/admin/sales/referral",
+        "/api/admin/partners/{referral_code}",
     }
     # Every documented operation is refused without the token.
     for path, operations in load_document()["paths"].items():
         for method in operations:
-            reply = client.simulate_request(method.upper(), path.replace("{log_id}", "1"))
+            concrete = path.replace("{log_id}", "1").replace("{referral_code}", "TEST123")
+            reply = client.simulate_request(method.upper(), concrete)
             assert reply.status_code == 401, (method, path)

@@ -25,9 +25,12 @@ export function whenUnauthorized(callback) {
 
 /**
  * Call the API; resolves to the parsed JSON, rejects with an ApiError whose message is the
- * server's description ("status: must be one of …"). `params` skips empty values.
+ * server's description ("status: must be one of …"). `params` skips empty values; `body`,
+ * when given, is sent as JSON.
  */
-export async function api(path, { method = "GET", params = {}, bearer = token.get() } = {}) {
+export async function api(
+  path, { method = "GET", params = {}, body, bearer = token.get() } = {},
+) {
   const query = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
     if (value !== undefined && value !== null && value !== "") query.set(key, value);
@@ -36,26 +39,29 @@ export async function api(path, { method = "GET", params = {}, bearer = token.ge
   const url = `/api/admin/${path}${search ? `?${search}` : ""}`;
   let response;
   try {
+    const headers = { Authorization: `Bearer ${bearer || ""}`, Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
     response = await fetch(url, {
       method,
-      headers: { Authorization: `Bearer ${bearer || ""}`, Accept: "application/json" },
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
       credentials: "omit",
     });
   } catch {
     throw new ApiError(0, "The edge did not answer: check the network and that it is running.");
   }
-  let body = null;
+  let answer = null;
   try {
-    body = await response.json();
+    answer = await response.json();
   } catch {
-    body = null;
+    answer = null;
   }
   if (!response.ok) {
-    const message = body?.description || body?.title || `HTTP ${response.status}`;
+    const message = answer?.description || answer?.title || `HTTP ${response.status}`;
     const error = new ApiError(response.status, message, response.headers.get("Retry-After"));
     if (response.status === 401 && bearer === token.get()) onUnauthorized(error);
     throw error;
   }
-  return body;
+  return answer;
 }

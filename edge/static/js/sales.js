@@ -1,13 +1,18 @@
 // The two sales dashboards: traffic sales per targetologist and referral
-// conversions per code, over a range of local dates, read from the services.
+// conversions per code, over a range of local dates of the deals' won time, read from
+// the services. A range without sales shows all time instead, and says so: a first
+// deal is often won before this month (the sample payloads were won in 2025).
 
 import { api } from "./api.js";
 import { byId, fill, h, say } from "./dom.js";
 import { formatNumber, isoDate } from "./format.js";
+import { closePartnerForm, mountPartners, openPartnerForm } from "./partners.js";
 
 const VIEWS = {
   traffic: {
     path: "sales/traffic",
+    count: (totals) => plural(totals.sales, "sale"),
+    nothing: "No traffic sales were won",
     columns: ["Targetologist", "#Sales", "#Revenue", "#Share of revenue"],
     row: (item, totals) => [
       cell("Targetologist", item.targetologist),
@@ -24,7 +29,11 @@ const VIEWS = {
   },
   referral: {
     path: "sales/referral",
-    columns: ["Code", "Partner", "#Conversions", "#Amount", "#Commission rate", "#Commission"],
+    count: (totals) => plural(totals.conversions, "conversion"),
+    nothing: "No referral conversions were won",
+    // A leading "!" marks a column whose title is for screen readers only.
+    columns: ["Code", "Partner", "#Conversions", "#Amount", "#Commission rate", "#Commission",
+      "!Partner actions"],
     row: (item) => [
       cell("Code", h("span", { class: "mono" }, item.referral_code)),
       cell("Partner", item.partner_registered
@@ -34,6 +43,12 @@ const VIEWS = {
       cell("Amount", formatNumber(item.amount_total), "num"),
       cell("Commission rate", item.commission_bp ? `${item.commission_bp / 100} %` : "not set", "num"),
       cell("Commission", item.commission_bp ? formatNumber(item.commission_total) : "—", "num"),
+      h("td", { class: "partner-action" }, h("button", {
+        type: "button",
+        class: "secondary small",
+        "aria-label": `${item.partner_registered ? "Edit" : "Register"} partner ${item.referral_code}`,
+        onclick: () => openPartnerForm(item),
+      }, item.partner_registered ? "Edit" : "Register")),
     ],
     total: (totals) => [
       cell("Code", "Total"),
@@ -42,6 +57,7 @@ const VIEWS = {
       cell("Amount", formatNumber(totals.amount_total), "num"),
       cell("Commission rate", "", "num"),
       cell("Commission", formatNumber(totals.commission_total), "num"),
+      h("td", { class: "partner-action" }),
     ],
   },
 };
@@ -84,6 +100,7 @@ export function mountSales(go) {
     }
     byId(`${kind}-refresh`).addEventListener("click", () => load(kind, currentRange(kind)));
   }
+  mountPartners((message) => load("referral", currentRange("referral"), message));
 }
 
 /** Show a dashboard for a deep link's parameters (default: this month). */
@@ -96,6 +113,7 @@ export function showSales(kind, params) {
   const form = byId(`${kind}-range`);
   form.elements.from.value = range.from;
   form.elements.to.value = range.to;
+  if (kind === "referral") closePartnerForm();
   load(kind, range);
 }
 
@@ -104,7 +122,8 @@ function currentRange(kind) {
   return { from: form.elements.from.value, to: form.elements.to.value };
 }
 
-async function load(kind, range) {
+/** Show a dashboard's figures over `range`; `saved` is a message to show with them. */
+async function load(kind, range, saved = "") {
   const view = VIEWS[kind];
   const generation = ++generations[kind];
   const error = byId(`${kind}-error`);
@@ -112,6 +131,7 @@ async function load(kind, range) {
   section.setAttribute("aria-busy", "true");
   byId(`${kind}-caption`).textContent = describe(range);
   let data;
+  let notice = saved;
   try {
     // Local midnights: the range covers whole days where the operator is.
     data = await api(view.path, {
@@ -120,9 +140,19 @@ async function load(kind, range) {
         to: range.to ? addDays(localMidnight(range.to), 1).toISOString() : "",
       },
     });
+    if (!data.items.length && (range.from || range.to)) {
+      const allTime = await api(view.path);
+      if (allTime.items.length) {
+        notice = [saved, `${view.nothing} ${during(range)} (by the deal's won date), so all `
+          + `time is shown: ${view.count(allTime.totals)}.`].filter(Boolean).join(" ");
+        data = allTime;
+        range = { from: "", to: "" };
+      }
+    }
   } catch (failure) {
     if (generation === generations[kind]) {
       say(error, failure.message);
+      say(byId(`${kind}-notice`), saved);
       fill(byId(`${kind}-body`));
       fill(byId(`${kind}-foot`));
       section.removeAttribute("aria-busy");
@@ -131,10 +161,16 @@ async function load(kind, range) {
   }
   if (generation !== generations[kind]) return;
   say(error, "");
+  say(byId(`${kind}-notice`), notice);
+  byId(`${kind}-caption`).textContent = describe(range);
   // A leading "#" marks a numeric column: right-aligned like its figures.
-  fill(byId(`${kind}-head`), h("tr", {}, view.columns.map((title) => (title.startsWith("#")
-    ? h("th", { scope: "col", class: "num" }, title.slice(1))
-    : h("th", { scope: "col" }, title)))));
+  fill(byId(`${kind}-head`), h("tr", {}, view.columns.map((title) => {
+    if (title.startsWith("#")) return h("th", { scope: "col", class: "num" }, title.slice(1));
+    if (title.startsWith("!")) {
+      return h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, title.slice(1)));
+    }
+    return h("th", { scope: "col" }, title);
+  })));
   fill(byId(`${kind}-body`), data.items.map((item) => h("tr", {}, view.row(item, data.totals))));
   fill(byId(`${kind}-foot`), data.items.length ? h("tr", {}, view.total(data.totals)) : null);
   byId(`${kind}-empty`).hidden = data.items.length > 0;
@@ -154,6 +190,15 @@ function describe(range) {
   if (range.from) return `Won on or after ${range.from}`;
   if (range.to) return `Won up to ${range.to} (inclusive)`;
   return "All time";
+}
+
+function during(range) {
+  if (range.from && range.to) return `from ${range.from} to ${range.to}`;
+  return range.from ? `on or after ${range.from}` : `up to ${range.to}`;
+}
+
+function plural(count, noun) {
+  return `${formatNumber(count)} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 function localMidnight(date) {
