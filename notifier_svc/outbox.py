@@ -181,6 +181,11 @@ class Outbox:
         if result.outcome is Outcome.CHAT_UNREACHABLE:
             # Every waiting row of the chat, not only this message's: none can get through.
             return [RowChange(None, Status.FAILED, result.error, Failure.CHAT_UNREACHABLE)]
+        if result.outcome is Outcome.FAILED and len(batch) > 1:
+            # Telegram refused the digest itself: each sale goes alone next, so a
+            # refusal fails only the sale it is about.
+            return [RowChange(ids, Status.PENDING, result.error, next_attempt_at=answered,
+                              alone=True)]
         if result.outcome is Outcome.FAILED:
             return [RowChange(ids, Status.FAILED, result.error, Failure.REFUSED)]
         by_attempts: dict[int, list[int]] = defaultdict(list)

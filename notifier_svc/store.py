@@ -143,6 +143,8 @@ class RowChange:
     next_attempt_at: datetime | None = None
     message_id: int | None = None
     sent_at: datetime | None = None
+    # Send these rows alone from now on, each as its own message (no digest).
+    alone: bool = False
 
 
 _notification_values = row_reader(notifications)
@@ -403,6 +405,8 @@ class NotificationStore:
                 )
                 if change.ids is not None:
                     query = query.where(notifications.c.id.in_(list(change.ids)))
+                if change.alone:
+                    query = query.values(digest_entry=None)
                 if change.status is Status.SENT:
                     query = query.values(
                         sent_at=change.sent_at or now(), telegram_message_id=change.message_id

@@ -298,3 +298,19 @@ def test_a_private_chat_gets_at_most_its_limit_a_second(database: str) -> None:
     _assert_each_sale_announced_once(calls, leads)
     gaps = [b.at - a.at for a, b in zip(calls, calls[1:], strict=False)]
     assert len(calls) > 1 and min(gaps) >= FAST.private_interval_s
+
+
+def test_a_digest_telegram_refuses_is_resent_as_single_sales(database: str) -> None:
+    leads = range(700, 704)
+    with FakeTelegram(token=TOKEN) as telegram:
+        telegram.reply_next(Reply.bad_request("Bad Request: can't parse entities"))
+        with _notifiers(_settings(database, telegram)) as [stub]:
+            stub.BatchNotify(
+                notifier_pb2.BatchNotifyRequest(requests=[_sale(lead, GROUP) for lead in leads])
+            )
+            final = _settled(stub, leads)
+        calls = _messages_to(telegram, GROUP)
+    assert [(c.status, len(_leads_in(c))) for c in calls] == [(400, 4)] + [(200, 1)] * 4
+    _assert_each_sale_announced_once([c for c in calls if c.status == 200], leads)
+    assert [c.body["text"] for c in calls[1:]] == [n.text for n in final]
+    assert {(n.status, n.attempts) for n in final} == {(SENT, 2)}
