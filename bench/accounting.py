@@ -19,7 +19,8 @@ from edge.log_store import webhook_logs
 from notifier_svc.store import notifications
 from traffic_svc.store import sales
 
-_LEAD_IN_MESSAGE = re.compile(r"ID сделки:</b> (\d+)")
+# A single sale's message names its lead once; a digest links each of its sales.
+_LEAD_IN_MESSAGE = re.compile(r"ID сделки:</b> (\d+)|/leads/detail/(\d+)\">сделка")
 _CHUNK = 20_000
 
 
@@ -186,4 +187,8 @@ class Ledger:
 
 def telegram_leads(texts: list[str]) -> list[int]:
     """Lead ids announced by the Telegram messages delivered (with repeats)."""
-    return [int(m.group(1)) for text in texts if (m := _LEAD_IN_MESSAGE.search(text))]
+    return [
+        int(single or in_digest)
+        for text in texts
+        for single, in_digest in _LEAD_IN_MESSAGE.findall(text)
+    ]

@@ -102,3 +102,55 @@ def _escape_within(raw: str, room: int) -> str:
             break
         pieces.append(piece)
     return "".join(pieces) + ELLIPSIS if room >= _units(ELLIPSIS) else ""
+
+
+def render_digest_entry(
+    *,
+    lead_id: int,
+    amount: int,
+    currency: str,
+    targetologist: str,
+    utm_source: str,
+    utm_campaign: str,
+    subdomain: str,
+) -> str:
+    """One sale's lines in a digest: amount, targetologist, UTM and the deal's link
+    (or its id). At most about 1,000 units, so a digest part always holds one."""
+    link = deal_url(subdomain, lead_id)
+    deal = (
+        f'<a href="{html.escape(link, quote=True)}">сделка {lead_id}</a>'
+        if link
+        else f"сделка {lead_id}"
+    )
+    return "\n".join(
+        [
+            f"• <b>{format_amount(amount, currency)}</b> · {_field(targetologist)} · {deal}",
+            f"  UTM: {_field(utm_source)} / {_field(utm_campaign)}",
+        ]
+    )
+
+
+def digest_header(count: int, total: int, currency: str) -> str:
+    """The first line of a digest: how many sales it lists and their total."""
+    return (
+        f"💰 <b>Новые продажи с трафика: {count}</b>\n"
+        f"<b>Всего:</b> {format_amount(total, currency)}"
+    )
+
+
+def pack_digest(
+    entries: list[tuple[str, int]], currency: str, limit: int = MAX_MESSAGE_LEN
+) -> tuple[str, int]:
+    """The first message of a digest of `entries` ((entry text, amount), oldest first):
+    the header and as many whole entries, in order, as fit in `limit` units.
+    Returns (text, how many entries it holds, at least one). The rest go in the
+    next message: a sale is never split across two."""
+    chosen, total, used = 0, 0, 0
+    for entry, amount in entries:
+        # The header grows with the count and total: measure it with this entry in.
+        header = digest_header(chosen + 1, total + amount, currency)
+        if chosen and _units(header) + used + 2 + _units(entry) > limit:
+            break
+        chosen, total, used = chosen + 1, total + amount, used + 2 + _units(entry)
+    body = "\n\n".join(entry for entry, _ in entries[:chosen])
+    return f"{digest_header(chosen, total, currency)}\n\n{body}", chosen

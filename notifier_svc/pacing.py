@@ -1,50 +1,43 @@
-"""Spacing of sends within Telegram's limits: about one message a second per
-chat and 25 a second overall. Per process: several replicas share the limit
-only loosely, and Telegram's 429 answers (with retry_after) cover the rest."""
+"""How often the bot may post: Telegram's limits per kind of chat and per bot. Pure.
 
-import threading
-import time
-from collections.abc import Callable
+The Bot FAQ's figures: about one message a second to a private chat, 20 a minute
+to a group or channel, about 30 a second over all chats. Every notifier replica
+applies these intervals through the same rows of the notifier's database
+(NotificationStore.claim_chat, reserve_bot_slot), so they hold for the bot as a whole.
+"""
 
-PER_CHAT_INTERVAL_S = 1.0
-OVERALL_INTERVAL_S = 1 / 25
+from dataclasses import dataclass
+
+# Telegram's values: the defaults of NOTIFIER_PRIVATE_CHAT_PER_S,
+# NOTIFIER_GROUP_CHAT_PER_MIN and NOTIFIER_BOT_PER_S.
+PRIVATE_CHAT_PER_S = 1.0
+GROUP_CHAT_PER_MIN = 20.0
+BOT_PER_S = 30.0
 
 
-class Pacer:
-    """Books send slots: one per chat every `per_chat_s`, one overall every `overall_s`."""
+def is_private_chat(chat_id: str) -> bool:
+    """A user's chat has a positive id; groups and channels a negative one, or @username."""
+    return chat_id.isdigit()
 
-    def __init__(
-        self,
-        per_chat_s: float = PER_CHAT_INTERVAL_S,
-        overall_s: float = OVERALL_INTERVAL_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.per_chat_s = per_chat_s
-        self.overall_s = overall_s
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._next_overall = 0.0
-        self._next_by_chat: dict[str, float] = {}
 
-    def reserve(self, chat_id: str, max_wait_s: float) -> float | None:
-        """Book the earliest slot for a message to `chat_id` and return the seconds
-        to wait for it; None, booking nothing, when it is more than `max_wait_s` away."""
-        with self._lock:
-            now = self.clock()
-            slot = max(now, self._next_overall, self._next_by_chat.get(chat_id, 0.0))
-            if slot - now > max_wait_s:
-                return None
-            self._next_overall = slot + self.overall_s
-            self._next_by_chat[chat_id] = slot + self.per_chat_s
-            if len(self._next_by_chat) > 1000:
-                self._forget_idle_chats(now)
-            return slot - now
+@dataclass(frozen=True)
+class ChatLimits:
+    """Messages the bot may send: per private chat a second, per group or channel a
+    minute, and overall a second."""
 
-    def hold(self, chat_id: str, seconds: float) -> None:
-        """No message to `chat_id` for `seconds` (Telegram's retry_after)."""
-        with self._lock:
-            until = self.clock() + seconds
-            self._next_by_chat[chat_id] = max(self._next_by_chat.get(chat_id, 0.0), until)
+    private_chat_per_s: float = PRIVATE_CHAT_PER_S
+    group_chat_per_min: float = GROUP_CHAT_PER_MIN
+    bot_per_s: float = BOT_PER_S
 
-    def _forget_idle_chats(self, now: float) -> None:
-        self._next_by_chat = {c: t for c, t in self._next_by_chat.items() if t > now}
+    def chat_interval_s(self, chat_id: str) -> float:
+        """Seconds from Telegram's answer to one message until the next may leave for
+        the same chat. Counted from the answer, so messages reach Telegram at least
+        this far apart and never more than the limit fall in any window."""
+        if is_private_chat(chat_id):
+            return 1 / self.private_chat_per_s
+        return 60 / self.group_chat_per_min
+
+    @property
+    def bot_interval_s(self) -> float:
+        """Seconds between two messages of the bot, whatever their chats."""
+        return 1 / self.bot_per_s

@@ -58,7 +58,13 @@ def build(settings: Settings, port: int | None = None) -> NotifierServer:
             settings.telegram_bot_token.get_secret_value(),
             settings.telegram_timeout_s,
         )
-        outbox = Outbox(store, telegram, timeout_s=settings.telegram_timeout_s)
+        outbox = Outbox(
+            store,
+            telegram,
+            timeout_s=settings.telegram_timeout_s,
+            limits=settings.chat_limits(),
+            currency=settings.amocrm_currency,
+        )
     try:
         running = start_server(
             [

@@ -8,10 +8,17 @@ from amoroute import paging, validation
 from amoroute.errors import InvalidArgument
 from amoroute.timeutil import now, to_timestamp
 from amoroute.v1 import notifier_pb2, notifier_pb2_grpc
-from notifier_svc.message import render_sale_message
+from notifier_svc.message import render_digest_entry, render_sale_message
+from notifier_svc.metrics import count_finished
 from notifier_svc.outbox import Outbox
 from notifier_svc.settings import CHAT_ID, Settings
-from notifier_svc.store import NewNotification, NotificationRow, NotificationStore, Status
+from notifier_svc.store import (
+    Failure,
+    NewNotification,
+    NotificationRow,
+    NotificationStore,
+    Status,
+)
 
 NO_TOKEN = "TELEGRAM_BOT_TOKEN is not set"
 
@@ -20,6 +27,13 @@ _STATUS = {
     Status.SENT: notifier_pb2.NOTIFICATION_STATUS_SENT,
     Status.NOT_SENT: notifier_pb2.NOTIFICATION_STATUS_NOT_SENT,
     Status.FAILED: notifier_pb2.NOTIFICATION_STATUS_FAILED,
+}
+_FAILURE = {
+    Failure.NONE: notifier_pb2.NOTIFICATION_FAILURE_UNSPECIFIED,
+    Failure.CHAT_UNREACHABLE: notifier_pb2.NOTIFICATION_FAILURE_CHAT_UNREACHABLE,
+    Failure.REFUSED: notifier_pb2.NOTIFICATION_FAILURE_REFUSED,
+    Failure.GAVE_UP: notifier_pb2.NOTIFICATION_FAILURE_GAVE_UP,
+    Failure.NO_CHAT: notifier_pb2.NOTIFICATION_FAILURE_NO_CHAT,
 }
 
 
@@ -34,6 +48,8 @@ def _notification_pb(row: NotificationRow) -> notifier_pb2.Notification:
         attempts=row.attempts,
         created_at=to_timestamp(row.created_at),
         sent_at=to_timestamp(row.sent_at),
+        failure=_FAILURE[row.failure],
+        telegram_message_id=row.telegram_message_id or 0,
     )
 
 
@@ -103,8 +119,8 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
                     f"{request.chat_id} is not a chat this notifier posts to: add it to "
                     "TELEGRAM_ALLOWED_CHAT_IDS of notifier_svc if the routing rules name it",
                 )
-        text = render_sale_message(
-            deal_name=request.deal_name,
+        sale = partial(
+            render_sale_message,
             lead_id=request.lead_id,
             amount=request.amount,
             currency=self.settings.amocrm_currency,
@@ -113,6 +129,7 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
             utm_campaign=request.utm.campaign,
             subdomain=request.account_subdomain or self.settings.amocrm_domain,
         )
+        text = sale(deal_name=request.deal_name)
         chat_id = request.chat_id or self.settings.telegram_default_chat_id
         new = partial(
             NewNotification, account_id=request.account_id, lead_id=request.lead_id, text=text
@@ -123,16 +140,30 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
             return new(
                 chat_id="",
                 status=Status.FAILED,
+                failure=Failure.NO_CHAT,
                 error=f"no Telegram chat configured for targetologist "
                 f"{request.targetologist or '(none)'} and no TELEGRAM_DEFAULT_CHAT_ID",
             )
-        return new(chat_id=chat_id, status=Status.PENDING, next_attempt_at=now())
+        return new(
+            chat_id=chat_id,
+            status=Status.PENDING,
+            next_attempt_at=now(),
+            amount=request.amount,
+            # The same sale's lines for a digest: the deal name is left out there.
+            digest_entry=render_digest_entry(*sale.args, **sale.keywords),
+        )
 
     def _queue(
         self, items: list[NewNotification], with_notification: bool = True
     ) -> list[notifier_pb2.NotifyResponse]:
         """Store the items in one transaction and wake the outbox for any new pending row."""
         stored = self.store.create_many(items)
+        finished: dict[tuple[Status, Failure], int] = {}
+        for row, duplicate in stored:
+            if not duplicate and row.status is not Status.PENDING:
+                key = (row.status, row.failure)
+                finished[key] = finished.get(key, 0) + 1
+        count_finished(finished)
         if self.outbox is not None and any(
             not duplicate and row.status is Status.PENDING for row, duplicate in stored
         ):

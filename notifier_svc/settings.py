@@ -5,6 +5,7 @@ import re
 from pydantic import Field, SecretStr, field_validator
 
 from amoroute.settings import CommonSettings
+from notifier_svc import pacing
 
 # Telegram's chat_id: a numeric id (negative for groups and channels) or "@channelusername".
 CHAT_ID = re.compile(r"-?\d{1,20}|@[A-Za-z0-9_]{4,32}")
@@ -24,6 +25,11 @@ class Settings(CommonSettings):
     telegram_allowed_chat_ids: str = ""
     # Bound of one send attempt (connecting plus waiting for Telegram's answer).
     telegram_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Telegram's limits (Bot FAQ), shared by every replica on one database: messages
+    # a second to one private chat, a minute to one group or channel, a second overall.
+    notifier_private_chat_per_s: float = Field(default=pacing.PRIVATE_CHAT_PER_S, gt=0)
+    notifier_group_chat_per_min: float = Field(default=pacing.GROUP_CHAT_PER_MIN, gt=0)
+    notifier_bot_per_s: float = Field(default=pacing.BOT_PER_S, gt=0)
     # Currency of deal amounts: KZT is shown as ₸, any other code as itself.
     amocrm_currency: str = "KZT"
     # Subdomain for the link to a deal when the request does not carry one.
@@ -47,6 +53,13 @@ class Settings(CommonSettings):
                     "@channelusername; separate entries with commas"
                 )
         return value
+
+    def chat_limits(self) -> pacing.ChatLimits:
+        return pacing.ChatLimits(
+            private_chat_per_s=self.notifier_private_chat_per_s,
+            group_chat_per_min=self.notifier_group_chat_per_min,
+            bot_per_s=self.notifier_bot_per_s,
+        )
 
     def allowed_chat_ids(self) -> frozenset[str]:
         """Every chat the bot may post to: the default chat and the allowed list."""

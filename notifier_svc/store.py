@@ -1,21 +1,32 @@
-"""notifications, the outbox: the only module of notifier_svc that writes SQL.
+"""notifications, the outbox, and chat_pace, when each chat may next get a
+message: the only module of notifier_svc that writes SQL.
 
-A pending row is created due at once and owned by whichever sender claims it by
-moving its next_attempt_at into the future (a lease). A sender that dies
-mid-send leaves the row to be retried when the lease runs out, so nothing is
-lost and no two processes (several notifier replicas may run) send the same row.
+A pending row is created due at once. Its chat's rows are sent by whichever
+sender claims the chat by moving the chat's chat_pace.next_send_at into the
+future (a lease), so no two processes (several notifier replicas may run) send
+to one chat at once, and the chat's pace holds for the bot as a whole. The
+sender records the send (rows sent, chat's next slot) in one transaction. A
+sender that dies mid-send leaves the chat to another when the lease runs out
+and its rows pending: nothing is lost, and a message sent just before such a
+crash is sent again (at least once, never lost).
 """
 
 import enum
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from amoroute.db import insert_ignoring_conflicts_returning, keys_among, row_reader
+from amoroute.db import (
+    insert_ignoring_conflicts,
+    insert_ignoring_conflicts_returning,
+    keys_among,
+    row_reader,
+)
 from amoroute.timeutil import now, utc
 
 
@@ -25,6 +36,25 @@ class Status(enum.StrEnum):
     NOT_SENT = "not_sent"
     FAILED = "failed"
 
+
+class Failure(enum.StrEnum):
+    """Why a failed notification failed."""
+
+    NONE = ""
+    # The bot was blocked or removed, or the chat does not exist: nothing more is
+    # tried for that chat's waiting notifications until someone fixes the chat.
+    CHAT_UNREACHABLE = "chat_unreachable"
+    # Telegram refused this message for another reason (e.g. the bot token).
+    REFUSED = "refused"
+    # Telegram was busy or unreachable at every attempt.
+    GAVE_UP = "gave_up"
+    # No chat configured for the sale.
+    NO_CHAT = "no_chat"
+
+
+# chat_pace's row for the bot as a whole: not a chat id (settings.CHAT_ID), so
+# no chat shares it.
+BOT_PACE = "*bot"
 
 metadata = sa.MetaData()
 
@@ -43,10 +73,24 @@ notifications = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("telegram_message_id", sa.BigInteger, nullable=True),
+    # The sale's amount and lines for a digest; None on rows stored before digests.
+    sa.Column("amount", sa.BigInteger, nullable=True),
+    sa.Column("digest_entry", sa.Text, nullable=True),
+    sa.Column("failure", sa.String(32), nullable=False, server_default=""),
     sa.UniqueConstraint("account_id", "lead_id", name="uq_notifications_account_lead"),
     sa.CheckConstraint(
         "status IN ('pending', 'sent', 'not_sent', 'failed')", name="ck_notifications_status"
     ),
+)
+
+chat_pace = sa.Table(
+    "chat_pace",
+    metadata,
+    sa.Column("chat_id", sa.String(64), primary_key=True),
+    # No message to this chat before then; in the future while a sender holds it.
+    sa.Column("next_send_at", sa.DateTime(timezone=True), nullable=False),
+    # The holder's claim: only it may release the chat.
+    sa.Column("lease_token", sa.String(32), nullable=True),
 )
 
 
@@ -64,6 +108,9 @@ class NotificationRow:
     created_at: datetime
     sent_at: datetime | None
     telegram_message_id: int | None
+    amount: int | None = None
+    digest_entry: str | None = None
+    failure: Failure = Failure.NONE
 
 
 @dataclass(frozen=True)
@@ -78,6 +125,26 @@ class NewNotification:
     error: str = ""
     # When the outbox may first send it; None for a row that is never sent.
     next_attempt_at: datetime | None = None
+    failure: Failure = Failure.NONE
+    amount: int | None = None
+    # The sale's lines in a digest (message.render_digest_entry); None: sent alone.
+    digest_entry: str | None = None
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """What one send did to some of a chat's pending rows (all of them when
+    `ids` is None): the values a store writes."""
+
+    ids: Sequence[int] | None
+    status: Status
+    error: str = ""
+    failure: Failure = Failure.NONE
+    next_attempt_at: datetime | None = None
+    message_id: int | None = None
+    sent_at: datetime | None = None
+    # Send these rows alone from now on, each as its own message (no digest).
+    alone: bool = False
 
 
 _notification_values = row_reader(notifications)
@@ -98,6 +165,9 @@ def _row(r: sa.Row) -> NotificationRow:
         created_at=utc(c["created_at"]),
         sent_at=utc(c["sent_at"]) if c["sent_at"] else None,
         telegram_message_id=c["telegram_message_id"],
+        amount=c["amount"],
+        digest_entry=c["digest_entry"],
+        failure=Failure(c["failure"]),
     )
 
 
@@ -134,12 +204,30 @@ def _due_query() -> sa.Select[Any]:
         .correlate(chats)
         .scalar_subquery()
     )
+    # A chat another sender holds, or whose pace is not up yet, waits.
+    busy = sa.exists().where(
+        chat_pace.c.chat_id == notifications.c.chat_id,
+        chat_pace.c.next_send_at > sa.bindparam("at"),
+    )
     return (
         sa.select(notifications)
         .select_from(chats.join(notifications, notifications.c.id == oldest_due))
+        .where(~busy)
         .order_by(notifications.c.next_attempt_at, notifications.c.id)
         .limit(sa.bindparam("limit"))
     )
+
+
+_CHAT_ROWS = (
+    sa.select(notifications)
+    .where(
+        _pending(notifications),
+        notifications.c.chat_id == sa.bindparam("chat_id"),
+        notifications.c.next_attempt_at <= sa.bindparam("at"),
+    )
+    .order_by(notifications.c.next_attempt_at, notifications.c.id)
+    .limit(sa.bindparam("limit"))
+)
 
 
 _DUE = _due_query()
@@ -159,9 +247,12 @@ class NotificationStore:
         status: Status,
         error: str = "",
         next_attempt_at: datetime | None = None,
+        failure: Failure = Failure.NONE,
     ) -> tuple[NotificationRow, bool]:
         """Insert the lead's notification unless it has one; returns (stored row, duplicate)."""
-        item = NewNotification(account_id, lead_id, chat_id, text, status, error, next_attempt_at)
+        item = NewNotification(
+            account_id, lead_id, chat_id, text, status, error, next_attempt_at, failure
+        )
         return self.create_many([item])[0]
 
     def create_many(self, items: Sequence[NewNotification]) -> list[tuple[NotificationRow, bool]]:
@@ -185,6 +276,9 @@ class NotificationStore:
                     "attempts": 0,
                     "next_attempt_at": item.next_attempt_at,
                     "created_at": created_at,
+                    "amount": item.amount,
+                    "digest_entry": item.digest_entry,
+                    "failure": item.failure.value,
                 },
             )
         table = notifications
@@ -234,44 +328,99 @@ class NotificationStore:
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(_DUE, {"at": at, "limit": limit})]
 
-    def claim(self, notification_id: int, at: datetime, lease_until: datetime) -> bool:
-        """Take a due pending row for sending until `lease_until`; False if another
-        sender took it first or it is no longer due."""
-        query = (
-            sa.update(notifications)
-            .where(notifications.c.id == notification_id)
-            .where(notifications.c.status == Status.PENDING.value)
-            .where(notifications.c.next_attempt_at <= at)
-            .values(next_attempt_at=lease_until)
-        )
+    def due_in_chat(self, chat_id: str, at: datetime, limit: int) -> list[NotificationRow]:
+        """The chat's pending rows due at `at`, longest waiting first, `limit` at most."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(_CHAT_ROWS, {"chat_id": chat_id, "at": at, "limit": limit})
+            return [_row(r) for r in rows]
+
+    def claim_chat(self, chat_id: str, at: datetime, lease_until: datetime) -> str | None:
+        """Hold `chat_id` until `lease_until` if its next slot has come by `at`; returns
+        the lease's token (for record()), or None when another sender holds the chat
+        or its pace is not up. One conditional UPDATE: PostgreSQL re-checks it on the
+        row another replica just changed, so two replicas never both win."""
+        token = uuid.uuid4().hex
         with self.engine.begin() as conn:
-            return conn.execute(query).rowcount == 1
+            conn.execute(
+                insert_ignoring_conflicts(self.engine, chat_pace).values(
+                    chat_id=chat_id, next_send_at=at, lease_token=None
+                )
+            )
+            claimed = conn.execute(
+                sa.update(chat_pace)
+                .where(chat_pace.c.chat_id == chat_id, chat_pace.c.next_send_at <= at)
+                .values(next_send_at=lease_until, lease_token=token)
+            ).rowcount
+        return token if claimed == 1 else None
 
-    def mark_sent(self, notification_id: int, message_id: int | None) -> None:
-        self._update(
-            notification_id,
-            status=Status.SENT.value,
-            error="",
-            attempts=notifications.c.attempts + 1,
-            next_attempt_at=None,
-            sent_at=now(),
-            telegram_message_id=message_id,
-        )
+    def reserve_bot_slot(self, at: datetime, interval: timedelta) -> datetime:
+        """Book the bot's next free send slot, at `at` or later, and push the next one
+        `interval` after it; returns the slot. Every replica books from the same row,
+        so the bot's overall pace holds across them."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert_ignoring_conflicts(self.engine, chat_pace).values(
+                    chat_id=BOT_PACE, next_send_at=at, lease_token=None
+                )
+            )
+            # FOR UPDATE: PostgreSQL replicas take turns here. SQLite has one
+            # writer at a time and a notifier on it is one process with one sender.
+            booked = conn.execute(
+                sa.select(chat_pace.c.next_send_at)
+                .where(chat_pace.c.chat_id == BOT_PACE)
+                .with_for_update()
+            ).scalar_one()
+            slot = max(at, utc(booked))
+            conn.execute(
+                sa.update(chat_pace)
+                .where(chat_pace.c.chat_id == BOT_PACE)
+                .values(next_send_at=slot + interval)
+            )
+        return slot
 
-    def mark_retry(self, notification_id: int, error: str, at: datetime) -> None:
-        """Count a failed attempt; the row is due again at `at`."""
-        self._update(
-            notification_id, error=error, attempts=notifications.c.attempts + 1, next_attempt_at=at
-        )
-
-    def mark_failed(self, notification_id: int, error: str) -> None:
-        self._update(
-            notification_id,
-            status=Status.FAILED.value,
-            error=error,
-            attempts=notifications.c.attempts + 1,
-            next_attempt_at=None,
-        )
+    def record(
+        self,
+        chat_id: str,
+        lease_token: str,
+        next_send_at: datetime,
+        changes: Sequence[RowChange],
+    ) -> dict[tuple[Status, Failure], int]:
+        """What a send to `chat_id` did, in one transaction: each change to its pending
+        rows, and the chat released until `next_send_at` (unless the lease ran out
+        and another sender holds it now). Returns how many rows reached each final
+        (status, failure)."""
+        finished: dict[tuple[Status, Failure], int] = {}
+        with self.engine.begin() as conn:
+            for change in changes:
+                query = (
+                    sa.update(notifications)
+                    .where(_pending(notifications), notifications.c.chat_id == chat_id)
+                    .values(
+                        status=change.status.value,
+                        error=change.error,
+                        failure=change.failure.value,
+                        attempts=notifications.c.attempts + 1,
+                        next_attempt_at=change.next_attempt_at,
+                    )
+                )
+                if change.ids is not None:
+                    query = query.where(notifications.c.id.in_(list(change.ids)))
+                if change.alone:
+                    query = query.values(digest_entry=None)
+                if change.status is Status.SENT:
+                    query = query.values(
+                        sent_at=change.sent_at or now(), telegram_message_id=change.message_id
+                    )
+                count = conn.execute(query).rowcount
+                if change.status is not Status.PENDING:
+                    key = (change.status, change.failure)
+                    finished[key] = finished.get(key, 0) + count
+            conn.execute(
+                sa.update(chat_pace)
+                .where(chat_pace.c.chat_id == chat_id, chat_pace.c.lease_token == lease_token)
+                .values(next_send_at=next_send_at, lease_token=None)
+            )
+        return finished
 
     def page(self, *, limit: int, after_id: int | None, lead_id: int = 0) -> list[NotificationRow]:
         """Newest first, `limit` rows strictly older than `after_id`."""
@@ -283,13 +432,3 @@ class NotificationStore:
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(query)]
 
-    def _update(self, notification_id: int, **values: object) -> None:
-        # Only a pending row changes: a row that is sent or failed stays as it is.
-        query = (
-            sa.update(notifications)
-            .where(notifications.c.id == notification_id)
-            .where(notifications.c.status == Status.PENDING.value)
-            .values(**values)
-        )
-        with self.engine.begin() as conn:
-            conn.execute(query)

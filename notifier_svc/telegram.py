@@ -31,6 +31,9 @@ class Outcome(enum.Enum):
     SENT = "sent"
     RETRY = "retry"  # Telegram busy or unreachable: try again later
     FAILED = "failed"  # Telegram refused this message: retrying will not help
+    # The bot was blocked or removed (403), or the chat does not exist (400 "chat not
+    # found"): no message to this chat can get through until someone fixes it.
+    CHAT_UNREACHABLE = "chat_unreachable"
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,12 @@ class TelegramClient:
             )
         if status >= 500 or (status == 200 and not body):
             return SendResult(Outcome.RETRY, error=f"Telegram error ({status}): {description}")
+        if status == 403 or (status == 400 and "chat not found" in description.lower()):
+            return SendResult(
+                Outcome.CHAT_UNREACHABLE,
+                error=f"Telegram cannot deliver to this chat ({status}): {description}; "
+                "add the bot to the chat (or fix telegram_chat_id in the routing rules)",
+            )
         return SendResult(Outcome.FAILED, error=f"Telegram refused the message ({status}): "
                           f"{description}")
 

@@ -18,11 +18,24 @@ class NotificationStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NOTIFICATION_STATUS_SENT: _ClassVar[NotificationStatus]
     NOTIFICATION_STATUS_NOT_SENT: _ClassVar[NotificationStatus]
     NOTIFICATION_STATUS_FAILED: _ClassVar[NotificationStatus]
+
+class NotificationFailure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NOTIFICATION_FAILURE_UNSPECIFIED: _ClassVar[NotificationFailure]
+    NOTIFICATION_FAILURE_CHAT_UNREACHABLE: _ClassVar[NotificationFailure]
+    NOTIFICATION_FAILURE_REFUSED: _ClassVar[NotificationFailure]
+    NOTIFICATION_FAILURE_GAVE_UP: _ClassVar[NotificationFailure]
+    NOTIFICATION_FAILURE_NO_CHAT: _ClassVar[NotificationFailure]
 NOTIFICATION_STATUS_UNSPECIFIED: NotificationStatus
 NOTIFICATION_STATUS_PENDING: NotificationStatus
 NOTIFICATION_STATUS_SENT: NotificationStatus
 NOTIFICATION_STATUS_NOT_SENT: NotificationStatus
 NOTIFICATION_STATUS_FAILED: NotificationStatus
+NOTIFICATION_FAILURE_UNSPECIFIED: NotificationFailure
+NOTIFICATION_FAILURE_CHAT_UNREACHABLE: NotificationFailure
+NOTIFICATION_FAILURE_REFUSED: NotificationFailure
+NOTIFICATION_FAILURE_GAVE_UP: NotificationFailure
+NOTIFICATION_FAILURE_NO_CHAT: NotificationFailure
 
 class NotifyRequest(_message.Message):
     __slots__ = ("lead_id", "account_id", "account_subdomain", "deal_name", "amount", "targetologist", "utm", "chat_id")
@@ -45,7 +58,7 @@ class NotifyRequest(_message.Message):
     def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., account_subdomain: _Optional[str] = ..., deal_name: _Optional[str] = ..., amount: _Optional[int] = ..., targetologist: _Optional[str] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., chat_id: _Optional[str] = ...) -> None: ...
 
 class Notification(_message.Message):
-    __slots__ = ("lead_id", "account_id", "chat_id", "text", "status", "error", "attempts", "created_at", "sent_at")
+    __slots__ = ("lead_id", "account_id", "chat_id", "text", "status", "error", "attempts", "created_at", "sent_at", "failure", "telegram_message_id")
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     CHAT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +68,8 @@ class Notification(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    TELEGRAM_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     lead_id: int
     account_id: int
     chat_id: str
@@ -64,7 +79,9 @@ class Notification(_message.Message):
     attempts: int
     created_at: _timestamp_pb2.Timestamp
     sent_at: _timestamp_pb2.Timestamp
-    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., chat_id: _Optional[str] = ..., text: _Optional[str] = ..., status: _Optional[_Union[NotificationStatus, str]] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    failure: NotificationFailure
+    telegram_message_id: int
+    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., chat_id: _Optional[str] = ..., text: _Optional[str] = ..., status: _Optional[_Union[NotificationStatus, str]] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure: _Optional[_Union[NotificationFailure, str]] = ..., telegram_message_id: _Optional[int] = ...) -> None: ...
 
 class NotifyResponse(_message.Message):
     __slots__ = ("notification", "duplicate")

@@ -58,8 +58,9 @@ class NotifierServiceServicer:
         """Announces one sale. Idempotent on (account_id, lead_id): a lead is
         announced once; a second call answers duplicate = true and sends nothing.
         The notification is queued (PENDING) and the answer does not wait for
-        Telegram: the outbox sends it at once, within Telegram's pace, and
-        retries it. Without TELEGRAM_BOT_TOKEN it is stored as NOT_SENT; with no
+        Telegram: the outbox sends it at once, within Telegram's limits for the
+        bot as a whole, and retries it. Sales waiting for the same chat when its
+        next message may leave are announced together in one digest message. Without TELEGRAM_BOT_TOKEN it is stored as NOT_SENT; with no
         chat for the targetologist and no default chat, as FAILED.
         Errors: INVALID_ARGUMENT naming the field (lead_id, amount; chat_id when it is
         not TELEGRAM_DEFAULT_CHAT_ID or in TELEGRAM_ALLOWED_CHAT_IDS while a bot token is set).

@@ -20,7 +20,7 @@ from amoroute.timeutil import now
 from amoroute.v1 import deal_pb2, notifier_pb2, notifier_pb2_grpc
 from notifier_svc import server
 from notifier_svc.outbox import SWEEP_CHATS, Outbox, retry_delay
-from notifier_svc.pacing import Pacer
+from notifier_svc.pacing import ChatLimits
 from notifier_svc.settings import Settings, describe
 from notifier_svc.store import NewNotification, NotificationRow, NotificationStore, Status
 from notifier_svc.telegram import Outcome, TelegramClient
@@ -38,6 +38,8 @@ NOT_SENT = notifier_pb2.NOTIFICATION_STATUS_NOT_SENT
 FAILED = notifier_pb2.NOTIFICATION_STATUS_FAILED
 
 Stub = notifier_pb2_grpc.NotifierServiceStub
+# No pause between two sends, for tests of what one send does.
+NO_PACE = ChatLimits(private_chat_per_s=1e6, group_chat_per_min=1e9, bot_per_s=1e6)
 
 
 @contextmanager
@@ -498,7 +500,7 @@ def test_a_busy_chats_backlog_does_not_hold_up_another_chat(
         next_attempt_at=now(),
     )
     client = TelegramClient(telegram.url, TOKEN, timeout_s=2.0)
-    outbox = Outbox(store, client, timeout_s=2.0, pacer=Pacer(per_chat_s=3600, overall_s=0))
+    outbox = Outbox(store, client, timeout_s=2.0, limits=ChatLimits(group_chat_per_min=1 / 60))
     tried = outbox.sweep()
     client.close()
     by_chat = [
@@ -519,7 +521,7 @@ def test_outbox_gives_up_after_eight_attempts_with_the_reason(quiet_database: st
         failing.reply_next(*[Reply.server_error(502)] * 10)
         client = TelegramClient(failing.url, TOKEN, timeout_s=2.0)
         outbox = Outbox(
-            store, client, timeout_s=2.0, backoff_base_s=0.0, pacer=Pacer(per_chat_s=0, overall_s=0)
+            store, client, timeout_s=2.0, backoff_base_s=0.0, limits=NO_PACE
         )
         row, _ = store.create(
             account_id=1,
@@ -541,21 +543,13 @@ def test_outbox_gives_up_after_eight_attempts_with_the_reason(quiet_database: st
     assert final.error.startswith("gave up after 8 attempts: Telegram error (502)")
 
 
-def test_a_due_row_is_claimed_by_one_sender_only(quiet_database: str) -> None:
+def test_a_chat_is_claimed_by_one_sender_only(quiet_database: str) -> None:
     engine = create_engine(quiet_database)
     store = NotificationStore(engine)
-    row, _ = store.create(
-        account_id=1,
-        lead_id=8002,
-        chat_id="-1",
-        text="hi",
-        status=Status.PENDING,
-        next_attempt_at=now(),
-    )
     lease = now().replace(year=now().year + 1)
-    claims = [store.claim(row.id, now(), lease), store.claim(row.id, now(), lease)]
+    claims = [store.claim_chat("-1008002", now(), lease), store.claim_chat("-1008002", now(), lease)]
     engine.dispose()
-    assert claims == [True, False]
+    assert claims[0] is not None and claims[1] is None
 
 
 def test_bot_token_stays_out_of_errors_and_logs(
@@ -587,16 +581,13 @@ def test_retries_back_off_exponentially_unless_telegram_says_when(
     assert retry_delay(attempts, retry_after) == delay
 
 
-def test_pacer_spaces_messages_per_chat_and_overall() -> None:
-    clock = [100.0]
-    pacer = Pacer(per_chat_s=1.0, overall_s=0.04, clock=lambda: clock[0])
-    assert pacer.reserve("a", max_wait_s=0) == 0
-    assert pacer.reserve("b", max_wait_s=0) is None  # 25 a second overall
-    assert pacer.reserve("b", max_wait_s=1) == pytest.approx(0.04)
-    assert pacer.reserve("a", max_wait_s=0.5) is None  # one a second per chat
-    clock[0] += 1.0
-    assert pacer.reserve("a", max_wait_s=0) == 0
-    pacer.hold("a", 30)  # Telegram's retry_after
-    clock[0] += 5
-    assert pacer.reserve("a", max_wait_s=1) is None
-    assert pacer.reserve("c", max_wait_s=0) == 0
+def test_limits_pace_private_chats_per_second_and_groups_per_minute() -> None:
+    limits = ChatLimits()  # Telegram's values
+    assert limits.chat_interval_s("123456789") == 1.0
+    assert limits.chat_interval_s("-1001234567890") == 3.0
+    assert limits.chat_interval_s("@onai_sales") == 3.0
+    assert limits.bot_interval_s == pytest.approx(1 / 30)
+    short = Settings(
+        notifier_private_chat_per_s=5, notifier_group_chat_per_min=120, notifier_bot_per_s=50
+    ).chat_limits()
+    assert (short.chat_interval_s("42"), short.chat_interval_s("-42")) == (0.2, 0.5)

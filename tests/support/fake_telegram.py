@@ -5,14 +5,23 @@
         ... point TELEGRAM_API_URL at telegram.url ...
         assert [r.body["chat_id"] for r in telegram.delivered] == ["-100123"]
 
-Every request is recorded (path, token, method, JSON body, the status answered).
-Scripted replies answer the next calls in order; after them, calls succeed again.
+Every request is recorded (path, token, method, JSON body, the status answered,
+when it arrived). Scripted replies answer the next calls in order; after them,
+calls succeed again.
+
+Like the real Bot API it can also enforce Telegram's limits and refuse chats
+the bot cannot reach (both off unless asked for):
+
+    with FakeTelegram(limits=Limits()) as telegram:    # 1/s per private chat,
+        telegram.make_unreachable("-100777")          # 20 per 60 s per group, 30/s
+        ...                                           # overall, else 429 retry_after
 """
 
 import json
+import math
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -44,6 +53,10 @@ class Reply:
         return cls(403, _error(403, description))
 
     @classmethod
+    def kicked(cls) -> "Reply":
+        return cls.forbidden("Forbidden: bot was kicked from the group chat")
+
+    @classmethod
     def slow(cls, delay_s: float) -> "Reply":
         """A success that comes only after `delay_s` (to exceed a client timeout)."""
         return cls(200, {}, delay_s)
@@ -56,10 +69,25 @@ class RecordedRequest:
     method: str  # Bot API method, e.g. "sendMessage"
     body: dict[str, Any]
     status: int  # what the fake answered
+    at: float = 0.0  # time.monotonic() when it arrived
 
     @property
     def delivered(self) -> bool:
         return self.status == 200
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Telegram's limits as the Bot FAQ gives them; a sendMessage beyond one is
+    answered 429 with parameters.retry_after (whole seconds, as Telegram does)."""
+
+    # A private chat (positive id): one message per this many seconds.
+    private_interval_s: float = 1.0
+    # A group or channel (negative id, @name): at most this many in any window.
+    group_messages: int = 20
+    group_window_s: float = 60.0
+    # The bot over all chats: at most this many in any second.
+    bot_per_s: int = 30
 
 
 def _error(code: int, description: str, **extra: Any) -> dict[str, Any]:
@@ -70,8 +98,13 @@ class FakeTelegram:
     """Bot API on 127.0.0.1 (any free port). With `token` set, calls made with
     another token get 401 Unauthorized, as Telegram answers them."""
 
-    def __init__(self, token: str | None = None) -> None:
+    def __init__(self, token: str | None = None, limits: Limits | None = None) -> None:
         self.token = token
+        self.limits = limits
+        self._unreachable: dict[str, Reply] = {}
+        # Arrival times of delivered messages, per chat and overall, for the limits.
+        self._delivered_at: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._bot_delivered_at: deque[float] = deque()
         self._lock = threading.Condition()
         self._requests: list[RecordedRequest] = []
         self._script: deque[Reply] = deque()
@@ -92,6 +125,12 @@ class FakeTelegram:
         """Answer the next len(replies) calls with these, in order."""
         with self._lock:
             self._script.extend(replies)
+
+    def make_unreachable(self, chat_id: str, reply: Reply | None = None) -> None:
+        """Answer every sendMessage to `chat_id` with `reply` (default: 403, the bot
+        was kicked), as Telegram does for a chat the bot cannot post to."""
+        with self._lock:
+            self._unreachable[chat_id] = reply or Reply.kicked()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -130,17 +169,49 @@ class FakeTelegram:
             body = json.loads(raw or b"{}")
         except ValueError:
             body = {"_raw": raw.decode("utf-8", "replace")}
+        chat = str(body.get("chat_id", ""))
         with self._lock:
+            arrived = time.monotonic()
             if self.token is not None and token != self.token:
                 reply = Reply(401, _error(401, "Unauthorized"))
+            elif method == "sendMessage" and chat in self._unreachable:
+                reply = self._unreachable[chat]
             elif self._script:
                 reply = self._script.popleft()
+            elif method == "sendMessage" and (wait := self._over_limit(chat, arrived)):
+                reply = Reply.too_many_requests(retry_after=wait)
             else:
                 reply = Reply(200)
             if reply.status == 200 and not reply.body:
                 reply = Reply(200, self._success(method, body), reply.delay_s)
-            recorded = RecordedRequest(path, token, method, body, reply.status)
+            if method == "sendMessage" and reply.status == 200:
+                self._delivered_at[chat].append(arrived)
+                self._bot_delivered_at.append(arrived)
+            recorded = RecordedRequest(path, token, method, body, reply.status, arrived)
         return reply, recorded
+
+    def _over_limit(self, chat: str, at: float) -> int:
+        """Whole seconds to wait when a message to `chat` at `at` breaks a limit, else 0."""
+        if self.limits is None:
+            return 0
+        limits, waits = self.limits, []
+        bot = self._bot_delivered_at
+        while bot and bot[0] <= at - 1.0:
+            bot.popleft()
+        if len(bot) >= limits.bot_per_s:
+            waits.append(bot[0] + 1.0 - at)
+        sent = self._delivered_at[chat]
+        if chat.isdigit():
+            while len(sent) > 1:
+                sent.popleft()
+            if sent and at - sent[-1] < limits.private_interval_s:
+                waits.append(sent[-1] + limits.private_interval_s - at)
+        else:
+            while sent and sent[0] <= at - limits.group_window_s:
+                sent.popleft()
+            if len(sent) >= limits.group_messages:
+                waits.append(sent[0] + limits.group_window_s - at)
+        return max(1, math.ceil(max(waits))) if waits else 0
 
     def _record(self, recorded: RecordedRequest) -> None:
         with self._lock:
