@@ -152,19 +152,20 @@ def keys_among(
 
 def row_reader(table: sa.Table) -> Callable[[Sequence[Any]], dict[str, Any]]:
     """A function turning a whole row of `table` (from select(table), or RETURNING *
-    typed with table.c) into {column name: value}, by position: a Row's attribute
-    access costs several times a tuple's index, where every row of a batch is read."""
+    typed with table.c) into {column name: value}, by position: every row of a batch
+    is read, and a Row's attribute access costs more than a tuple's index."""
     names = tuple(c.name for c in table.c)
     return lambda row: dict(zip(names, row, strict=True))
 
 
+# PERF: psycopg directly for the statements run for every webhook; measured by
+# python -m bench.ab
 class DriverStatement:
     """A PostgreSQL statement run on psycopg directly, for the few that run for
     every webhook: SQLAlchemy's execution machinery (cache key, execution
     context, result wrapping) costs more Python than the round trip itself, and on
-    a busy edge every line of Python per webhook counts (PERF: measured by
-    python -m bench.ab). Errors come out as Connection.execute raises them
-    (_wrapped).
+    a busy edge every line of Python per webhook counts. Errors come out as
+    Connection.execute raises them (_wrapped).
 
     `prepare`: prepared once per connection (parsed and planned once), for a
     statement that reads no table, such as an INSERT of its parameter's rows.
@@ -223,8 +224,8 @@ def _wrapped(
 def json_rows(rows: list[dict[str, Any]]) -> str:
     """The `rows` parameter of those statements (datetimes as ISO 8601)."""
     try:
-        # orjson: several times faster than json on the edge's hot path (every
-        # webhook's rows go through here), datetimes as RFC 3339.
+        # PERF: orjson, as every webhook's rows go through here (datetimes as RFC 3339);
+        # measured by python -m bench.ab
         return orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS).decode()
     except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits: json takes anything
         return json.dumps(rows, default=_iso, separators=(",", ":"))

@@ -1,20 +1,20 @@
 """One JSON log line per event, on stderr, for every process."""
 
+import atexit
 import json
 import logging
 import os
+import queue
 import re
 import sys
-import threading
 import time
-import weakref
 from collections.abc import Iterable
+from logging.handlers import QueueHandler, QueueListener
 from typing import Any, TextIO
 
 import orjson
 
 from amoroute import requestid
-from amoroute.process_thread import ProcessThread
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
@@ -45,108 +45,10 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack"] = record.stack_info
         try:
-            # orjson: ~0.3 us a line against json's ~4 (the edge writes one per webhook).
+            # PERF: orjson, as the edge writes a line per webhook; measured by python -m bench.ab
             return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
         except TypeError:  # e.g. an int beyond 64 bits (orjson's error is a TypeError)
             return json.dumps(entry, ensure_ascii=False, default=str)
-
-
-# How long an INFO line may wait in memory before it is written.
-FLUSH_S = 0.2
-# Lines held at most before the writer is woken early.
-MAX_LINES = 1000
-
-
-class BatchedStreamHandler(logging.Handler):
-    """Writes records to a stream a batch at a time, from a background thread.
-
-    A StreamHandler writes and flushes each record in the thread that logs it,
-    holding the handler's lock across the system call, while the GIL changes
-    hands around it. With a line per webhook and 16 request threads per edge
-    process, that cost about 35 us of edge CPU per webhook beyond the line
-    itself (441 against 407 us, medians of 4 rounds in turns, --leads 1).
-    Here a request thread only formats its line (in its own context, so the
-    request id is right) and appends it to a list; a writer thread writes what
-    has gathered every FLUSH_S. A WARNING or worse is written at once, with
-    every line before it, by the thread that logs it; logging.shutdown(), run
-    at exit, writes what is left."""
-
-    def __init__(self, stream: TextIO, flush_s: float = FLUSH_S) -> None:
-        super().__init__()
-        self.stream = stream
-        self.flush_s = flush_s
-        self._lines: list[str] = []
-        self._lines_lock = threading.Lock()  # held for an append or a swap only
-        self._write_lock = threading.Lock()  # batches reach the stream in order
-        self._wake = threading.Event()
-        self._closed = False
-        self._writer = ProcessThread("log-lines", self._write_every_interval)
-        # A forked child (a gunicorn worker) does not write its parent's lines.
-        this = weakref.ref(self)
-
-        def forget_in_child() -> None:
-            handler = this()
-            if handler is not None:
-                handler._forget_parent()
-
-        os.register_at_fork(after_in_child=forget_in_child)
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        # Not under the handler's lock, as Handler.handle would: emit does no I/O
-        # but for a WARNING, which must not wait behind another thread's write.
-        passed = self.filter(record)
-        if not passed:
-            return False
-        # Since Python 3.12 a filter may hand back a record to log instead.
-        self.emit(passed if isinstance(passed, logging.LogRecord) else record)
-        return True
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = self.format(record)
-        except Exception:
-            self.handleError(record)
-            return
-        with self._lines_lock:
-            self._lines.append(line)
-            held = len(self._lines)
-        if record.levelno >= logging.WARNING or self._closed:
-            self.flush()
-            return
-        self._writer.start_once()
-        if held >= MAX_LINES:
-            self._wake.set()
-
-    def flush(self) -> None:
-        """Write every line held so far."""
-        with self._write_lock:
-            with self._lines_lock:
-                lines, self._lines = self._lines, []
-            if not lines:
-                return
-            try:
-                self.stream.write("\n".join(lines) + "\n")
-                self.stream.flush()
-            except Exception:  # as StreamHandler: a broken stream must not break the caller
-                self.handleError(logging.makeLogRecord({"msg": lines[0]}))
-
-    def close(self) -> None:
-        self._closed = True
-        self._wake.set()
-        self.flush()
-        super().close()
-
-    def _write_every_interval(self) -> None:
-        while not self._closed:
-            self._wake.wait(self.flush_s)
-            self._wake.clear()
-            self.flush()
-
-    def _forget_parent(self) -> None:
-        self._lines = []
-        self._lines_lock = threading.Lock()
-        self._write_lock = threading.Lock()
-        self._wake = threading.Event()
 
 
 REDACTED = "***"
@@ -231,16 +133,95 @@ def redact_handlers(logger: logging.Logger, secrets: Iterable[str]) -> None:
         handler.addFilter(RedactSecrets(secrets))
 
 
+class _PreparedLine(logging.Formatter):
+    """The line QueueHandler.prepare() made, as it stands (no stack appended again)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return record.getMessage()
+
+
+class _OffThreadWriter:
+    """The root logger's QueueHandler and the QueueListener that writes its lines.
+
+    A logging thread only redacts and formats its line (in its own context, so the
+    request id is right) and queues it; the listener's thread writes it to the
+    stream, so no request thread waits on the stream's lock or its system call.
+    stop() (at exit) writes every line still queued; a line logged after it is
+    written at once. A forked child starts a listener of its own on a new queue:
+    the lines its parent queued are the parent's to write."""
+
+    def __init__(
+        self, stream: TextIO, formatter: logging.Formatter, redact: logging.Filter
+    ) -> None:
+        self.lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        self.handler = QueueHandler(self.lines)
+        self.handler.setFormatter(formatter)
+        self.handler.addFilter(redact)
+        self.output = logging.StreamHandler(stream)
+        self.output.setFormatter(_PreparedLine())
+        # After stop(): the same lines, written by the thread that logs them.
+        self.direct = logging.StreamHandler(stream)
+        self.direct.setFormatter(formatter)
+        self.direct.addFilter(redact)
+        self.listener: QueueListener | None = None
+
+    def start(self) -> None:
+        self.lines = self.handler.queue = queue.SimpleQueue()
+        self.listener = QueueListener(self.lines, self.output)
+        self.listener.start()
+
+    def stop(self) -> None:
+        if self.listener is None:
+            return
+        root = logging.getLogger()
+        if self.handler in root.handlers:
+            root.handlers[root.handlers.index(self.handler)] = self.direct
+        listener, self.listener = self.listener, None
+        listener.stop()  # writes what is queued, then ends its thread
+        # A line queued while the handlers were swapped.
+        while True:
+            try:
+                self.output.handle(self.lines.get_nowait())
+            except queue.Empty:
+                return
+
+    def start_in_child(self) -> None:
+        if self.listener is not None:
+            self.start()
+
+
+_writer: _OffThreadWriter | None = None
+
+
+def _stop_writer() -> None:
+    if _writer is not None:
+        _writer.stop()
+
+
+def _start_writer_in_child() -> None:
+    if _writer is not None:
+        _writer.start_in_child()
+
+
+# Registered after logging's own shutdown hook, so run before it.
+atexit.register(_stop_writer)
+os.register_at_fork(after_in_child=_start_writer_in_child)
+
+
 def setup_logging(service: str, level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     """Route every logger of the process to one JSON line per record on stderr, with
-    every value in `secrets` (CommonSettings.secret_values()) replaced by ***."""
-    handler = BatchedStreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
-    handler.addFilter(RedactSecrets(secrets))
+    every value in `secrets` (CommonSettings.secret_values()) replaced by ***. The
+    lines are written by a QueueListener's thread, every one of them by the time
+    the process exits normally."""
+    global _writer
+    _stop_writer()
+    writer = _OffThreadWriter(sys.stderr, JsonFormatter(service), RedactSecrets(secrets))
     root = logging.getLogger()
     for old in root.handlers:
         old.flush()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [writer.handler]
+    writer.start()
+    _writer = writer
     root.setLevel(level.upper())
     # Alembic announces each of its plugins at INFO whenever it is imported: noise.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

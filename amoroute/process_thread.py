@@ -1,6 +1,5 @@
 """Background threads that each process starts for itself (the edge's log
-writer and routing queue, fed in batches from a queue; every process's log
-lines).
+writer and routing queue, fed in batches from a queue).
 
 gunicorn builds the app in each worker after fork (no preload), but a thread
 must still be started lazily: by the first caller, in the process it serves."""

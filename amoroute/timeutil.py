@@ -55,13 +55,13 @@ def to_datetime(field: str, ts: Timestamp) -> datetime | None:
 
 
 def to_timestamp(dt: datetime | None) -> Timestamp | None:
-    """None for None, so a message built with it leaves the field unset."""
+    """`dt` (naive read as UTC) as a Timestamp; None for None, so a message built
+    with it leaves the field unset."""
     if dt is None:
         return None
-    # What Timestamp.FromDatetime does, in a third of its time (every
-    # recorded sale and notification is answered with its timestamps).
-    since = utc(dt) - _EPOCH
-    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000)
+    ts = Timestamp()
+    ts.FromDatetime(dt)
+    return ts
 
 
 def now() -> datetime:

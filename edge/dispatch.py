@@ -83,8 +83,8 @@ def outcome_of(
             error_message="the webhook carried no UTM marks and AMOCRM_ACCESS_TOKEN is not set, "
             "so the lead could not be read from the AmoCRM API",
         )
-    # One pass over the legs, each proto field read once: this runs for every
-    # routed event, and a field read costs as much as a dict lookup or two.
+    # PERF: one pass over the legs, each proto field read once, for every routed
+    # event; measured by python -m bench.ab
     legs: dict[str, str] = {}
     errors = []
     for leg in response.legs:
@@ -164,8 +164,8 @@ class Dispatcher:
             self.logs.record_outcomes(outcomes)
 
     def _route(self, jobs: list[Job], timeout_s: float) -> list[Outcome]:
-        # Each deal copied once, into the request in place (a RouteDealRequest
-        # built on its own is copied again into the batch): 3.7 -> 1.0 us a deal.
+        # PERF: each deal copied once, into the request in place (a RouteDealRequest
+        # built on its own is copied again into the batch); measured by python -m bench.ab
         request = router_pb2.BatchRouteDealsRequest()
         for job in jobs:
             item = request.requests.add(skip_legs=job.skip_legs, request_id=job.request_id)

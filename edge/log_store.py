@@ -170,10 +170,11 @@ ORDER BY done.id
 
 
 # PostgreSQL: make_due() finds its rows by primary key only, and planned at
-# each run. With `retry_at IS NOT NULL` in its WHERE clause, PostgreSQL read the
+# each run.
+# PERF: with `retry_at IS NOT NULL` in its WHERE clause, PostgreSQL read the
 # whole index of waiting events instead (after a VACUUM it takes that index for
-# empty) and filtered it by id: 20-30 ms a call in the bench's 10-lead phase,
-# where a full routing queue hands events over on every webhook.
+# empty) and filtered it by id, on every webhook once the routing queue is full;
+# measured by make bench (the 10-lead phase)
 _PG_MAKE_DUE = DriverStatement(
     sa.text(
         "UPDATE webhook_logs SET retry_at = CASE WHEN retry_at IS NOT NULL "

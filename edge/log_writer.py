@@ -10,7 +10,8 @@ rows cannot be stored is answered 503."""
 
 import logging
 import queue
-import threading
+from concurrent.futures import Future
+from typing import NamedTuple
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -23,39 +24,20 @@ log = logging.getLogger(__name__)
 # Rows in one commit at most.
 MAX_ROWS = 500
 # After the first write, how long the writer waits for others to join its commit,
-# while the last commit carried more than one webhook: a commit costs ~0.3 ms of
-# CPU whatever it carries, so under load a little waiting makes fewer, fuller
-# commits. Below that load no one would join, and waiting only adds latency.
+# while the last commit carried more than one webhook.
+# PERF: a commit costs the same CPU whatever it carries, so under load a little
+# waiting makes fewer, fuller commits; below that load no one would join, and
+# waiting only adds latency; measured by python -m bench.ab
 LINGER_S = 0.002
 # A webhook gives up waiting for its commit after this long (and is answered 503).
 WAIT_S = 10.0
 
 
-class _Write:
-    """One webhook's rows, and their ids or the error once committed. A bare
-    lock signals the end: it costs a fraction of a Future's Python-level
-    condition, on the path of every webhook."""
+class _Write(NamedTuple):
+    """One webhook's rows, and the future of their ids (or of the database's error)."""
 
-    __slots__ = ("rows", "ids", "error", "_pending")
-
-    def __init__(self, rows: list[NewLog]) -> None:
-        self.rows = rows
-        self.ids: list[int] = []
-        self.error: BaseException | None = None
-        self._pending = threading.Lock()
-        self._pending.acquire()
-
-    def finish(self, ids: list[int] | None = None, error: BaseException | None = None) -> None:
-        """Called once by the writer thread."""
-        self.ids, self.error = ids or [], error
-        self._pending.release()
-
-    def result(self, wait_s: float) -> list[int]:
-        if not self._pending.acquire(timeout=wait_s):
-            raise TimeoutError(f"the log rows were not committed within {wait_s} s")
-        if self.error is not None:
-            raise self.error
-        return self.ids
+    rows: list[NewLog]
+    committed: Future[list[int]]
 
 
 class LogWriter:
@@ -70,9 +52,14 @@ class LogWriter:
         """Commit the rows (with whatever other webhooks are writing); their ids
         in order. Raises what the database raised, or TimeoutError."""
         self._thread.start_once()
-        write = _Write(rows)
-        self._writes.put(write)
-        return write.result(wait_s)
+        committed: Future[list[int]] = Future()
+        self._writes.put(_Write(rows, committed))
+        try:
+            return committed.result(wait_s)
+        except TimeoutError:
+            if committed.done():  # what the database raised
+                raise
+            raise TimeoutError(f"the log rows were not committed within {wait_s} s") from None
 
     def _run(self) -> None:
         linger_s = 0.0
@@ -89,7 +76,7 @@ class LogWriter:
             ids = self._insert(rows)
         except Exception as exc:
             if len(batch) == 1:  # the webhook is answered 503
-                batch[0].finish(error=exc)
+                batch[0].committed.set_exception(exc)
                 return
             # One webhook's rows must not fail the others': each is written alone.
             log.warning("a group commit failed; writing its webhooks one by one: %s", exc)
@@ -98,7 +85,7 @@ class LogWriter:
             return
         start = 0
         for write in batch:
-            write.finish(ids[start : start + len(write.rows)])
+            write.committed.set_result(ids[start : start + len(write.rows)])
             start += len(write.rows)
 
     def _insert(self, rows: list[NewLog]) -> list[int]:

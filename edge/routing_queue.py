@@ -35,13 +35,11 @@ MAX_EVENTS_PER_BATCH = 200
 # thread send a batch too.
 BACKLOG = MAX_EVENTS_PER_BATCH // 2
 # When events wait as a batch is taken (the edge is busy), the batch waits up
-# to ROUTING_LINGER_S for GATHER events: every BatchRouteDeals call costs the
-# router and each service ~1.5 ms of CPU whatever it carries, against ~60 us
-# per deal (PERF: measured by python -m bench.ab), so under load fewer, bigger calls
-# leave more CPU for the webhooks. An idle edge routes each event at once.
-# 0.2 s rather than 0.05 s: at 500 webhooks/s the three services then used
-# 0.17 cores instead of 0.31 (BENCH_QUICK=1 make bench); a sale is credited
-# a fraction of a second later, which nobody waits for.
+# to ROUTING_LINGER_S for GATHER events. An idle edge routes each event at once.
+# PERF: a BatchRouteDeals call costs the router and each service far more CPU
+# for itself than for each deal it carries, so under load fewer, bigger calls
+# leave more CPU for the webhooks; a sale credited a fraction of a second later
+# is waited for by nobody; measured by python -m bench.ab and BENCH_QUICK=1 make bench
 ROUTING_LINGER_S = 0.2
 GATHER = 200
 # Outcomes recorded in one transaction at most.

@@ -32,10 +32,11 @@ from edge.settings import Settings
 
 log = logging.getLogger("edge.worker")
 
-# How often the backlog is counted for amoroute_pending_events. The count reads
-# every entry of the index of waiting events, and every event routed since the
-# last VACUUM left a dead one there: after 200,000 events one count cost 90 ms
-# of PostgreSQL CPU (20 ms after 50,000). Prometheus scrapes every 15-30 s.
+# How often the backlog is counted for amoroute_pending_events; Prometheus
+# scrapes every 15-30 s.
+# PERF: the count reads every entry of the index of waiting events, and every
+# event routed since the last VACUUM left a dead one there, so a count costs
+# more the busier the edge; measured by make bench (postgres server CPU)
 PENDING_COUNT_EVERY_S = 15.0
 PENDING_EVENTS = prometheus_client.Gauge(
     "amoroute_pending_events", "Events waiting for their first outcome or a retry."

@@ -1,5 +1,6 @@
 """The edge's group commit on a real database: concurrent webhooks share
-commits, each gets its own rows' ids, and a failed commit fails every waiter."""
+commits, each gets its own rows' ids, a failed commit fails every waiter, and a
+webhook that waits too long for its commit is told so."""
 
 import threading
 
@@ -83,3 +84,22 @@ def test_a_connection_the_server_dropped_is_replaced_and_the_write_goes_through(
     assert killed and all(killed)
     [log_id] = writer.insert(_rows(2, 1))
     assert store.find(log_id)["lead_id"] == 200
+
+
+def test_a_webhook_whose_commit_waits_too_long_is_told_so_and_the_commit_still_lands(
+    store: WebhookLogStore,
+) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("a table lock held by another session is PostgreSQL's")
+    writer = LogWriter(store)
+    writer.insert(_rows(1, 1))  # the writer thread runs and holds its connection
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("LOCK TABLE webhook_logs IN EXCLUSIVE MODE"))
+        with pytest.raises(TimeoutError, match="not committed within 0.3 s"):
+            writer.insert(_rows(2, 1), wait_s=0.3)
+    # The lock gone, the late commit lands and the next webhook is answered.
+    [log_id] = writer.insert(_rows(3, 1))
+    assert store.find(log_id)["lead_id"] == 300
+    with store.engine.connect() as conn:
+        leads = conn.execute(sa.select(webhook_logs.c.lead_id)).scalars().all()
+    assert sorted(leads) == [100, 200, 300]

@@ -1,91 +1,111 @@
-"""The JSON log lines every process writes, and the handler that writes them in batches."""
+"""The JSON log lines every process writes: formatted by the thread that logs, written
+by a QueueListener's thread, none of them lost at exit or across a fork."""
 
-import io
 import json
-import logging
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-from amoroute.logging_setup import BatchedStreamHandler, JsonFormatter
-from tests.support.waiting import eventually
+
+def _run(script: str) -> subprocess.CompletedProcess[str]:
+    """`script` in a fresh interpreter, after `setup_logging` is imported."""
+    return subprocess.run(
+        [sys.executable, "-c",
+         "import atexit, logging, os, sys, threading\n"
+         "from amoroute import requestid\n"
+         "from amoroute.logging_setup import setup_logging\n" + script],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
 
 
-@pytest.fixture
-def logger() -> Iterator[logging.Logger]:
-    log = logging.getLogger(f"test.logs.{os.getpid()}")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    yield log
-    for handler in log.handlers:
-        handler.close()
-    log.handlers.clear()
-
-
-def _attach(log: logging.Logger, stream: io.TextIOBase, flush_s: float) -> BatchedStreamHandler:
-    handler = BatchedStreamHandler(stream, flush_s=flush_s)  # type: ignore[arg-type]
-    handler.setFormatter(JsonFormatter("test"))
-    log.addHandler(handler)
-    return handler
+def _lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines()]
 
 
 def _messages(text: str) -> list[str]:
-    return [json.loads(line)["msg"] for line in text.splitlines()]
+    return [line["msg"] for line in _lines(text)]
 
 
-def test_info_lines_are_written_in_order_by_the_writer_thread(logger: logging.Logger) -> None:
-    stream = io.StringIO()
-    _attach(logger, stream, flush_s=0.05)
-    for k in range(5):
-        logger.info("line %d", k)
-    assert eventually(lambda: len(_messages(stream.getvalue())) == 5)
-    assert _messages(stream.getvalue()) == [f"line {k}" for k in range(5)]
-
-
-def test_a_warning_is_written_at_once_with_every_line_before_it(logger: logging.Logger) -> None:
-    stream = io.StringIO()
-    _attach(logger, stream, flush_s=3600)  # the writer thread never gets to it
-    logger.info("webhook answered")
-    assert stream.getvalue() == ""
-    logger.warning("routing queue full")
-    assert _messages(stream.getvalue()) == ["webhook answered", "routing queue full"]
-
-
-def test_closing_the_handler_writes_what_it_holds(logger: logging.Logger) -> None:
-    stream = io.StringIO()
-    handler = _attach(logger, stream, flush_s=3600)
-    logger.info("last words")
-    handler.close()
-    assert _messages(stream.getvalue()) == ["last words"]
-
-
-def test_a_process_that_exits_normally_leaves_no_line_behind(tmp_path: Path) -> None:
-    script = (
-        "import logging; from amoroute.logging_setup import setup_logging; setup_logging('svc'); "
-        "[logging.getLogger('x').info('event %d', k) for k in range(3)]"
+def test_a_line_carries_the_request_id_of_its_thread_and_is_written_by_another() -> None:
+    done = _run(
+        "class Stream:  # says on stdout which thread writes each line\n"
+        "    def write(self, text):\n"
+        "        print(threading.current_thread().name, flush=True)\n"
+        "        return sys.__stderr__.write(text)\n"
+        "    def flush(self):\n"
+        "        sys.__stderr__.flush()\n"
+        "sys.stderr = Stream()\n"
+        "setup_logging('svc')\n"
+        "def request():\n"
+        "    requestid.set_current('req-1')\n"
+        "    logging.getLogger('edge').info('webhook answered', extra={'leads': 2})\n"
+        "thread = threading.Thread(target=request, name='request-thread')\n"
+        "thread.start(); thread.join()\n"
     )
+    (line,) = _lines(done.stderr)
+    assert line["msg"] == "webhook answered"
+    assert (line["service"], line["request_id"], line["leads"]) == ("svc", "req-1", 2)
+    writers = done.stdout.split()
+    assert writers and "request-thread" not in writers and "MainThread" not in writers
+
+
+def test_a_process_that_exits_normally_leaves_no_line_behind() -> None:
+    done = _run(
+        "setup_logging('svc')\n"
+        "[logging.getLogger('x').info('event %d', k) for k in range(2000)]\n"
+        "try:\n"
+        "    1 / 0\n"
+        "except ZeroDivisionError:\n"
+        "    logging.getLogger('x').exception('last words')\n"
+    )
+    lines = _lines(done.stderr)
+    assert [line["msg"] for line in lines] == [f"event {k}" for k in range(2000)] + ["last words"]
+    assert "ZeroDivisionError" in lines[-1]["exc"]
+
+
+def test_a_line_logged_after_the_listener_stopped_is_still_written() -> None:
+    # Exit hooks run last registered first: this one runs after the listener stopped.
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c",
+         "import atexit, logging\n"
+         "atexit.register(lambda: logging.getLogger('x').warning('at exit'))\n"
+         "from amoroute.logging_setup import setup_logging\n"
+         "setup_logging('svc')\n"
+         "logging.getLogger('x').info('before exit')\n"],
+        capture_output=True, text=True, timeout=60, check=True,
     )
-    assert _messages(done.stderr) == ["event 0", "event 1", "event 2"]
+    assert _messages(done.stderr) == ["before exit", "at exit"]
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_child_does_not_write_its_parents_lines(
-    logger: logging.Logger, tmp_path: Path
-) -> None:
-    out = tmp_path / "log.jsonl"
-    with open(out, "w") as stream:
-        handler = _attach(logger, stream, flush_s=3600)
-        logger.info("parent, before the fork")
-        pid = os.fork()
-        if pid == 0:  # the child: its own line, then out at once
-            logger.warning("child")
-            os._exit(0)
-        os.waitpid(pid, 0)
-        handler.close()
-    assert sorted(_messages(out.read_text())) == ["child", "parent, before the fork"]
+def test_secrets_are_redacted_before_a_line_is_queued() -> None:
+    done = _run(
+        "setup_logging('svc', secrets=['hook-s3cret'])\n"
+        "log = logging.getLogger('edge')\n"
+        "try:\n"
+        "    raise ValueError('bad path /webhook/hook-s3cret')\n"
+        "except ValueError:\n"
+        "    log.exception('failed at %s', '/webhook/hook%2Ds3cret', extra={'path': 'hook-s3cret'})\n"
+    )
+    (line,) = _lines(done.stderr)
+    assert line["msg"] == "failed at /webhook/***" and line["path"] == "***"
+    assert "/webhook/***" in line["exc"]
+    assert "s3cret" not in done.stderr
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_writes_its_own_lines_and_not_its_parents() -> None:
+    done = _run(
+        "setup_logging('svc')\n"
+        "logging.getLogger('x').info('parent, before the fork')\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    logging.getLogger('x').info('child')\n"
+        "    sys.exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "logging.getLogger('x').info('parent, after the fork')\n"
+    )
+    assert sorted(_messages(done.stderr)) == [
+        "child", "parent, after the fork", "parent, before the fork"
+    ]
