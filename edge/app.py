@@ -51,10 +51,10 @@ def create_app(settings: Settings | None = None) -> falcon.App:
         FormLimits(max_body_bytes=settings.max_body_bytes),
         expected_subdomain=settings.amocrm_domain,
     )
-    admin_token = settings.admin_token.get_secret_value()
+    admins = settings.admins()
     middleware: list[Any] = [
         RequestContext(),
-        AdminSecurity(admin_token, client_address=ClientAddress(settings.forwarded_allow_ips)),
+        AdminSecurity(admins, client_address=ClientAddress(settings.forwarded_allow_ips)),
     ]
     app = falcon.App(middleware=middleware)
     app.add_error_handler(Exception, unhandled_error)
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> falcon.App:
         "/api/admin/sales/referral",
         ReferralSalesResource(channel(settings.referral_addr, calls_as), settings.referral_addr),
     )
-    admin_page = AdminPageResource(enabled=bool(admin_token))
+    admin_page = AdminPageResource(enabled=bool(admins))
     app.add_route("/admin", admin_page, suffix="bare")
     app.add_route("/admin/", admin_page)
     app.add_static_route("/admin/static", STATIC_DIR)

@@ -45,6 +45,7 @@ SECRET_KEYS = {
     "AMOCRM_ACCESS_TOKEN",
     "TELEGRAM_BOT_TOKEN",
     "ADMIN_TOKEN",
+    "ADMIN_TOKENS",
     "WEBHOOK_SECRET",
     "EDGE_DATABASE_URL",
     "REFERRAL_DATABASE_URL",
@@ -368,7 +369,8 @@ def test_secrets_are_referenced_by_the_documented_name_and_keys_only(objects: tu
 def test_each_process_gets_the_secrets_it_needs(objects: tuple) -> None:
     # Every process that serves or calls gRPC checks or sends GRPC_AUTH_TOKENS.
     needs = {
-        "edge": {"EDGE_DATABASE_URL", "WEBHOOK_SECRET", "ADMIN_TOKEN", "AMOCRM_ACCESS_TOKEN"},
+        "edge": {"EDGE_DATABASE_URL", "WEBHOOK_SECRET", "ADMIN_TOKEN", "ADMIN_TOKENS",
+                 "AMOCRM_ACCESS_TOKEN"},
         "edge-worker": {"EDGE_DATABASE_URL", "AMOCRM_ACCESS_TOKEN"},
         "router": set(),
         "referral": {"REFERRAL_DATABASE_URL"},
