@@ -114,7 +114,9 @@ class RouterServiceServicer:
 
     def GetRules(self, request, context):
         """The rules document in force with its version, and where it comes from
-        (the router's database, or a file that stays authoritative).
+        (the router's database, or a file that stays authoritative). From the
+        database: the newest stored version, the one an edit starts from.
+        Errors: UNAVAILABLE when the router's database cannot be reached.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -136,7 +138,8 @@ class RouterServiceServicer:
         traffic.targetologists[1].patterns[0]: ..."), nothing stored;
         ABORTED when expected_version is not the current version (the message
         names both); FAILED_PRECONDITION when the rules come from a file
-        (ROUTING_RULES_SOURCE=file).
+        (ROUTING_RULES_SOURCE=file). The router that stores a version applies it
+        at once; the others notice it within a second.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

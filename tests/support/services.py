@@ -21,13 +21,19 @@ class Services:
     servers: dict[str, RunningServer] = field(default_factory=dict)
     # Settings every service and router gets (e.g. grpc_auth_tokens).
     common: Mapping[str, Any] = field(default_factory=dict)
+    make_database: Callable[[str], str] | None = None
 
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.servers[name].port}"
 
     def start_router(self, name: str = "router", **overrides: str | float) -> str:
-        """Start a RouterService calling these services; `overrides` replace its
-        settings (e.g. traffic_addr of a port nobody listens on). Returns its address."""
+        """Start a RouterService calling these services, on a fresh migrated database
+        of its own unless `overrides` name one (router_database_url: a second replica on
+        the same database); `overrides` replace its settings (e.g. traffic_addr of a
+        port nobody listens on). Returns its address."""
+        if "router_database_url" not in overrides:
+            assert self.make_database is not None, "start_services() makes the router's database"
+            overrides["router_database_url"] = self.make_database("router")
         settings = router_svc.settings.Settings(
             **{
                 **self.common,
@@ -37,6 +43,7 @@ class Services:
                 **overrides,
             }
         )
+        router_svc.server.upgrade_database(settings)
         self.servers[name] = router_svc.server.build(settings, port=0)
         return self.addr(name)
 
@@ -68,4 +75,5 @@ def start_services(
             "notifier": notifier_svc.server.build(note, port=0),
         },
         common,
+        make_database,
     )
