@@ -13,6 +13,7 @@ from edge.access import AdminSecurity, ClientAddress
 from edge.admin_logs import WebhookLogsResource, WebhookStatsResource
 from edge.admin_page import STATIC_DIR, AdminPageResource
 from edge.admin_reconcile import ReconcileResource
+from edge.admin_rules import RulesResource, RulesVersionsResource
 from edge.admin_sales import ReferralSalesResource, TrafficSalesResource
 from edge.amocrm_form import FormLimits
 from edge.dispatch import Dispatcher
@@ -84,6 +85,10 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route(
         "/api/admin/sales/referral",
         ReferralSalesResource(channel(settings.referral_addr, calls_as), settings.referral_addr),
+    )
+    app.add_route("/api/admin/rules", RulesResource(router, settings.router_addr))
+    app.add_route(
+        "/api/admin/rules/versions", RulesVersionsResource(router, settings.router_addr)
     )
     admin_page = AdminPageResource(enabled=bool(admins))
     app.add_route("/admin", admin_page, suffix="bare")

@@ -20,6 +20,9 @@ ADMIN_ROUTES = [
     ("POST", "api/admin/reconcile"),
     ("GET", "api/admin/sales/traffic"),
     ("GET", "api/admin/sales/referral"),
+    ("GET", "api/admin/rules"),
+    ("PUT", "api/admin/rules"),
+    ("GET", "api/admin/rules/versions"),
 ]
 
 # Ways to spell a path that a browser, a proxy or gunicorn may pass on to the app.
