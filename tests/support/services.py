@@ -28,12 +28,11 @@ class Services:
 
     def start_router(self, name: str = "router", **overrides: str | float) -> str:
         """Start a RouterService calling these services, on a fresh migrated database
-        of its own unless `overrides` name one (router_database_url: a second replica on
-        the same database); `overrides` replace its settings (e.g. traffic_addr of a
-        port nobody listens on). Returns its address."""
+        of its own unless `overrides` name one (router_database_url, from
+        router_database(): replicas sharing a database); `overrides` replace its
+        settings (e.g. traffic_addr of a port nobody listens on). Returns its address."""
         if "router_database_url" not in overrides:
-            assert self.make_database is not None, "start_services() makes the router's database"
-            overrides["router_database_url"] = self.make_database("router")
+            overrides["router_database_url"] = self.router_database()
         settings = router_svc.settings.Settings(
             **{
                 **self.common,
@@ -43,9 +42,15 @@ class Services:
                 **overrides,
             }
         )
-        router_svc.server.upgrade_database(settings)
         self.servers[name] = router_svc.server.build(settings, port=0)
         return self.addr(name)
+
+    def router_database(self) -> str:
+        """A fresh database migrated for the router (as its migration Job would)."""
+        assert self.make_database is not None, "start_services() makes the router's database"
+        url = self.make_database("router")
+        router_svc.server.upgrade_database(router_svc.settings.Settings(router_database_url=url))
+        return url
 
     def stop(self) -> None:
         for server in self.servers.values():
