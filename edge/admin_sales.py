@@ -16,6 +16,7 @@ from amoroute.timeutil import to_timestamp
 from amoroute.v1 import referral_pb2, referral_pb2_grpc, traffic_pb2, traffic_pb2_grpc
 from edge.admin_json import iso
 from edge.admin_params import Params, bad_param, time_range
+from edge.upstream import upstream_error
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +39,6 @@ def _timestamp(moment: datetime | None) -> Timestamp | None:
     return None if moment is None else to_timestamp(moment)
 
 
-def _upstream_error(
-    service: str, address: str, exc: grpc.RpcError, field_prefix: str = ""
-) -> falcon.HTTPError:
-    """The HTTP answer for a failed call; INVALID_ARGUMENT is a 400 naming the field,
-    `field_prefix` (the request message's, e.g. "partner.") taken off its name."""
-    code = exc.code()
-    name = code.name if code else "UNKNOWN"
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        details = exc.details() or ""
-        if field_prefix:
-            details = details.removeprefix(field_prefix)
-        return falcon.HTTPBadRequest(description=f"{details} ({service})")
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return falcon.HTTPServiceUnavailable(
-            description=f"{service} at {address} did not answer ({name}); try again shortly",
-            retry_after=5,
-        )
-    return falcon.HTTPBadGateway(
-        description=f"{service} at {address} failed ({name}): {exc.details()}"
-    )
-
-
 class TrafficSalesResource:
     """GET /api/admin/sales/traffic?from=&to=: sales and revenue per targetologist."""
 
@@ -75,7 +54,7 @@ class TrafficSalesResource:
         try:
             reply = self.stub.GetTargetologistStats(request, timeout=SALES_TIMEOUT_S)
         except grpc.RpcError as exc:
-            raise _upstream_error("traffic_svc", self.address, exc) from None
+            raise upstream_error("traffic_svc", self.address, exc) from None
         items = sorted(
             (
                 {"targetologist": s.targetologist, "sales": s.sales, "revenue": s.revenue}
@@ -109,7 +88,7 @@ class ReferralSalesResource:
         try:
             reply = self.stub.GetReferrerStats(request, timeout=SALES_TIMEOUT_S)
         except grpc.RpcError as exc:
-            raise _upstream_error("referral_svc", self.address, exc) from None
+            raise upstream_error("referral_svc", self.address, exc) from None
         items = sorted(
             (
                 {
@@ -203,7 +182,9 @@ class PartnerResource:
         try:
             reply = self.stub.UpsertPartner(request, timeout=SALES_TIMEOUT_S)
         except grpc.RpcError as exc:
-            raise _upstream_error("referral_svc", self.address, exc, "partner.") from None
+            raise upstream_error(
+                "referral_svc", self.address, exc, field_prefix="partner."
+            ) from None
         # Commission rates decide payouts: every change is in the log.
         log.info(
             "referral partner %s %s: commission %d bp",

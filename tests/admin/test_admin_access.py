@@ -21,6 +21,9 @@ ADMIN_ROUTES = [
     ("GET", "api/admin/sales/traffic"),
     ("GET", "api/admin/sales/referral"),
     ("PUT", "api/admin/partners/TEST123"),
+    ("GET", "api/admin/rules"),
+    ("PUT", "api/admin/rules"),
+    ("GET", "api/admin/rules/versions"),
 ]
 
 # Ways to spell a path that a browser, a proxy or gunicorn may pass on to the app.

@@ -60,8 +60,12 @@ export async function api(
   if (!response.ok) {
     const message = answer?.description || answer?.title || `HTTP ${response.status}`;
     const error = new ApiError(response.status, message, response.headers.get("Retry-After"));
+    // The whole answer, for callers that read more than the message (a 409 names the
+    // current version).
+    error.body = answer;
     if (response.status === 401 && bearer === token.get()) onUnauthorized(error);
     throw error;
   }
   return answer;
 }
+

@@ -4,8 +4,10 @@ import { api, token, whenUnauthorized } from "./api.js";
 import { byId, say } from "./dom.js";
 import { hideLogs, mountLogs, showLogs } from "./logs.js";
 import { mountSales, showSales } from "./sales.js";
+import { mountRules, showRules } from "./rules.js";
 
 const VIEWS = { logs: "Webhook logs", traffic: "Traffic sales", referral: "Referral conversions" };
+VIEWS.rules = "Routing rules";
 
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, "");
@@ -46,7 +48,10 @@ function route() {
   }
   document.title = `${VIEWS[view]} · amoroute admin`;
   if (view === "logs") showLogs(params);
-  else {
+  else if (view === "rules") {
+    hideLogs();
+    showRules();
+  } else {
     hideLogs();
     showSales(view, params);
   }
@@ -102,6 +107,7 @@ function takeTokenFromLink() {
 takeTokenFromLink();
 mountLogs((params) => go("logs", params));
 mountSales(go);
+mountRules();
 byId("sign-in-form").addEventListener("submit", signIn);
 byId("sign-out").addEventListener("click", signOut);
 whenUnauthorized(() => {
