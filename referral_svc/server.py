@@ -19,6 +19,7 @@ CALLERS = {
     "RecordConversion": (ROUTER,),
     "BatchRecordConversions": (ROUTER,),
     "ReverseConversion": (ROUTER,),
+    "WithdrawConversion": (ROUTER, OPERATOR),
     "UpsertPartner": (OPERATOR,),
     "ListConversions": (EDGE, OPERATOR),
     "GetReferrerStats": (EDGE, OPERATOR),
