@@ -215,10 +215,12 @@ def reverse(lead: Lead, reversed_at: datetime, reason: str) -> ReversalDecision:
         if is_newer(reversed_at, lead.reversed_at):
             return Remember(Tombstone(reversed_at, reason))
         return AlreadyRemembered()
-    if lead.reversed_at is not None:
+    if lead.reversed_at is not None and not is_withdrawn(lead):
         return AlreadyReversed()
     if is_newer(lead.won_at, reversed_at):
         return Stale()
+    # A withdrawn credit takes the deal's reversal in place of the withdrawal, so
+    # rules that credit its beneficiary again do not reinstate a lost deal.
     return Reverse(reversed_at, reason)
 
 

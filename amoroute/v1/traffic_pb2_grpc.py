@@ -103,6 +103,7 @@ class TrafficServiceServicer:
         listed, leaves the revenue figures and shows in reversed_sales). A
         reversal older than the sale's won time is ignored; one for a lead with
         no sale yet is remembered so an older "won" arriving later credits nothing.
+        A sale withdrawn by WithdrawSale takes the deal's reversal instead.
         Errors: INVALID_ARGUMENT naming the field (lead_id).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -361,6 +361,17 @@ def test_withdrawn_sale_is_reversed_once_and_credited_again_when_rules_change_ba
     assert _figures(stub, "KenesaryWD") == (1, 400, 0, 0)
 
 
+def test_a_withdrawn_sale_whose_deal_is_lost_stays_reversed_when_rules_change_back(stub) -> None:  # type: ignore[no-untyped-def]
+    stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(11_251, "KenesaryWL", 400, 8_000)))
+    _withdraw(stub, 11_251)
+    lost = _reverse(stub, 11_251, 8_100)
+    assert lost.outcome == deal_pb2.REVERSAL_OUTCOME_REVERSED
+    assert lost.sale.reversal_reason == "status 142 -> 143"
+    back = _reattribute(stub, _sale(11_251, "KenesaryWL", 400, 8_000))
+    assert back.duplicate and back.sale.reversed_at.seconds == 8_100
+    assert _figures(stub, "KenesaryWL") == (0, 0, 1, 400)
+
+
 def test_withdrawing_an_uncredited_lead_remembers_nothing(stub) -> None:  # type: ignore[no-untyped-def]
     nothing = _withdraw(stub, 11_301)
     assert nothing.outcome == deal_pb2.REVERSAL_OUTCOME_NOT_CREDITED

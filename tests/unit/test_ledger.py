@@ -139,6 +139,14 @@ def test_what_a_win_does(
             REVERSED, EARLIER, AlreadyReversed(), Reversed.ALREADY_REVERSED,
             id="older reversal of a reversed credit",
         ),
+        pytest.param(
+            WITHDRAWN, LATER, Reverse(LATER, REASON), Reversed.REVERSED,
+            id="the deal of a withdrawn credit leaves won: its reversal replaces the withdrawal",
+        ),
+        pytest.param(
+            WITHDRAWN, EARLIER, Stale(), Reversed.STALE,
+            id="reversal of a withdrawn credit older than its win: ignored",
+        ),
     ],
 )  # fmt: skip
 def test_what_a_reversal_does(
@@ -261,6 +269,10 @@ def test_a_lead_reattributed_away_and_back() -> None:
     assert ledger.reattribute(CREDITED, T, NOW, other_beneficiary=True) == Reattribute(NOW, None)
     # A normal win replayed later is a duplicate of whatever credit is live.
     assert ledger.credit(withdrawn, T) == Duplicate()
+    # The deal leaves won while withdrawn: rules changing back credit nothing.
+    lost = Credit(won_at=T, reversed_at=LATER, reversal_reason=REASON)
+    assert ledger.reverse(withdrawn, LATER, REASON) == Reverse(LATER, REASON)
+    assert ledger.reattribute(lost, T, NOW, other_beneficiary=False) == Duplicate()
 
 
 def test_naive_deal_times_compare_as_utc() -> None:
