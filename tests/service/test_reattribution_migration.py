@@ -20,12 +20,17 @@ WON = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 UTM = {"utm_source": "x", "utm_medium": "", "utm_campaign": "", "utm_content": "", "utm_term": ""}
 
 
-def _upgrade(url: str, migrations: Path, version_table: str, revision: str) -> None:
+def _config(url: str, migrations: Path, version_table: str) -> Config:
+    """The service's Alembic configuration, as amoroute.db.migrate builds it."""
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations))
     cfg.attributes["url"] = url
     cfg.attributes["version_table"] = version_table
-    command.upgrade(cfg, revision)
+    return cfg
+
+
+def _upgrade(url: str, migrations: Path, version_table: str, revision: str) -> None:
+    command.upgrade(_config(url, migrations, version_table), revision)
 
 
 def _rows_at_0002(url: str, table: str, beneficiary: dict[str, str]) -> None:
@@ -106,3 +111,23 @@ def test_referral_upgrade_keeps_the_conversions(make_database) -> None:  # type:
     assert (row.referral_code, row.reversal_reason) == ("NEW", "lost")
     assert previous is not None and previous.reattributed_at is not None
     store.engine.dispose()
+
+
+def _downgrade(url: str, migrations: Path, version_table: str, revision: str) -> None:
+    command.downgrade(_config(url, migrations, version_table), revision)
+
+
+def test_traffic_downgrade_keeps_each_lead_live_sale(make_database) -> None:  # type: ignore[no-untyped-def]
+    url = make_database("traffic_down")
+    migrations, version_table = traffic_svc.server.MIGRATIONS, traffic_svc.server.VERSION_TABLE
+    _upgrade(url, migrations, version_table, "head")
+    store = SalesStore(create_engine(url))
+    store.record(NewSale(7, 1, "Kenesary", {}, 100, "d", WON))
+    store.record(NewSale(7, 1, "Aidana", {}, 100, "d", WON), reattribute=True)
+    store.engine.dispose()
+    _downgrade(url, migrations, version_table, "0002")
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT targetologist FROM all_sales_tracking")).all()
+    engine.dispose()
+    assert [r.targetologist for r in rows] == ["Aidana"]
