@@ -14,9 +14,16 @@ reversal wins. A repeated win changes nothing (the first credit's amount and
 beneficiary stand) unless it is newer than the credit's reversal: then the
 credit is reinstated.
 
+When the routing rules change, a lead can be re-attributed: its credit moves
+to another beneficiary (`reattribute`) or to nobody (`withdraw`). The old
+credit is kept, marked re-attributed and reversed "re-attributed" (visible,
+never revenue); at most one credit of a lead is live (not re-attributed), and
+that is the one every decision here looks at. A credit withdrawn to nobody
+stays live, reversed "re-attributed": re-attributing the lead again (the rules
+changed back) credits it again.
+
 Each decision is its own small class with the outcome the caller reports, so
-a new kind (say, a credit re-attributed to another beneficiary) is one more
-class here and one more case in each store's `match`.
+a new kind is one more class here and one more case in each store's `match`.
 """
 
 import enum
@@ -36,6 +43,9 @@ class Recorded(enum.Enum):
     SUPERSEDED = "superseded"
     # The deal was won again after its reversal: credited again.
     REINSTATED = "reinstated"
+    # Credited to this beneficiary in place of another, whose credit is kept
+    # as re-attributed.
+    REATTRIBUTED = "reattributed"
 
 
 class Reversed(enum.Enum):
@@ -56,6 +66,14 @@ class Entry(Protocol):
 
     @property
     def reversed_at(self) -> datetime | None: ...
+
+    @property
+    def reversal_reason(self) -> str | None: ...
+
+
+# The reversal reason of a credit re-attributed or withdrawn (then maybe
+# followed by ": " and why).
+REATTRIBUTED = "re-attributed"
 
 
 @dataclass(frozen=True)
@@ -99,11 +117,22 @@ class Duplicate:
 class Reinstate:
     """Clear the credit's reversal and set its won_at to `won_at`; it counts again."""
 
-    won_at: datetime
+    won_at: datetime | None
     outcome: ClassVar[Recorded] = Recorded.REINSTATED
 
 
-CreditDecision = Insert | Supersede | Duplicate | Reinstate
+@dataclass(frozen=True)
+class Reattribute:
+    """Keep the live credit, marked re-attributed at `at` and, unless reversed
+    already, reversed at `at` for REATTRIBUTED; then store the deal's credit for
+    the new beneficiary, reversed by `reversal` when the deal had left won."""
+
+    at: datetime
+    reversal: Tombstone | None
+    outcome: ClassVar[Recorded] = Recorded.REATTRIBUTED
+
+
+CreditDecision = Insert | Supersede | Duplicate | Reinstate | Reattribute
 
 
 # Decisions on a reversal.
@@ -148,7 +177,16 @@ class AlreadyRemembered:
     outcome: ClassVar[Reversed] = Reversed.NOT_CREDITED
 
 
+@dataclass(frozen=True)
+class NothingToWithdraw:
+    """No credit to withdraw: change nothing (and remember nothing: a tombstone
+    would supersede a later genuine win)."""
+
+    outcome: ClassVar[Reversed] = Reversed.NOT_CREDITED
+
+
 ReversalDecision = Reverse | AlreadyReversed | Stale | Remember | AlreadyRemembered
+WithdrawalDecision = Reverse | AlreadyReversed | NothingToWithdraw
 
 
 def is_newer(when: datetime | None, than: datetime | None) -> bool:
@@ -177,8 +215,55 @@ def reverse(lead: Lead, reversed_at: datetime, reason: str) -> ReversalDecision:
         if is_newer(reversed_at, lead.reversed_at):
             return Remember(Tombstone(reversed_at, reason))
         return AlreadyRemembered()
-    if lead.reversed_at is not None:
+    if lead.reversed_at is not None and not is_withdrawn(lead):
         return AlreadyReversed()
     if is_newer(lead.won_at, reversed_at):
         return Stale()
+    # A withdrawn credit takes the deal's reversal in place of the withdrawal, so
+    # rules that credit its beneficiary again do not reinstate a lost deal.
     return Reverse(reversed_at, reason)
+
+
+def is_withdrawn(lead: Entry) -> bool:
+    """`lead`'s credit was reversed by a re-attribution, not by its deal."""
+    reason = lead.reversal_reason or ""
+    return lead.reversed_at is not None and (
+        reason == REATTRIBUTED or reason.startswith(f"{REATTRIBUTED}:")
+    )
+
+
+def withdrawal_reason(why: str) -> str:
+    """The reversal reason of a credit withdrawn for `why` (which may say
+    REATTRIBUTED itself)."""
+    if not why or why == REATTRIBUTED or why.startswith(f"{REATTRIBUTED}:"):
+        return why or REATTRIBUTED
+    return f"{REATTRIBUTED}: {why}"
+
+
+def reattribute(
+    lead: Lead, won_at: datetime | None, at: datetime, *, other_beneficiary: bool
+) -> CreditDecision:
+    """What a win at `won_at`, re-attributed at `at` under new rules, does to
+    `lead`; `other_beneficiary`: its live credit is someone else's."""
+    if lead is None or isinstance(lead, Tombstone):
+        return credit(lead, won_at)
+    withdrawn = is_withdrawn(lead)
+    if not other_beneficiary:
+        if withdrawn:
+            # Withdrawn by an earlier re-attribution, credited again by this one.
+            return Reinstate(utc(won_at) if won_at is not None else lead.won_at)
+        return credit(lead, won_at)
+    reversal = None
+    if lead.reversed_at is not None and not withdrawn and not is_newer(won_at, lead.reversed_at):
+        # The deal left won: the new beneficiary's credit is reversed as the old one was.
+        reversal = Tombstone(utc(lead.reversed_at), lead.reversal_reason or "")
+    return Reattribute(at, reversal)
+
+
+def withdraw(lead: Lead, at: datetime, why: str) -> WithdrawalDecision:
+    """What re-attributing the lead to nobody at `at`, for `why`, does to `lead`."""
+    if lead is None or isinstance(lead, Tombstone):
+        return NothingToWithdraw()
+    if lead.reversed_at is not None:
+        return AlreadyReversed()
+    return Reverse(at, withdrawal_reason(why))

@@ -22,6 +22,7 @@ CALLERS = {
     "RecordConversion": (ROUTER,),
     "BatchRecordConversions": (ROUTER,),
     "ReverseConversion": (ROUTER,),
+    "WithdrawConversion": (ROUTER, OPERATOR),
     "UpsertPartner": (EDGE, OPERATOR),
     "ListConversions": (EDGE, OPERATOR),
     "GetReferrerStats": (EDGE, OPERATOR),

@@ -57,6 +57,7 @@ def _conversion_pb(row: ConversionRow) -> referral_pb2.Conversion:
         recorded_at=to_timestamp(row.recorded_at),
         reversed_at=to_timestamp(row.reversed_at),
         reversal_reason=row.reversal_reason or "",
+        reattributed_at=to_timestamp(row.reattributed_at),
     )
 
 
@@ -107,11 +108,14 @@ def _new_conversion(request: referral_pb2.RecordConversionRequest) -> NewConvers
 
 
 def _record_conversion_response(
-    row: ConversionRow, recorded: Recorded, with_conversion: bool = True
+    row: ConversionRow,
+    recorded: Recorded,
+    previous: ConversionRow | None,
+    with_conversion: bool = True,
 ) -> referral_pb2.RecordConversionResponse:
     """The answer for one recorded conversion; a new one under a code with no
     partner is logged for review."""
-    if recorded is Recorded.NEW and not row.partner_registered:
+    if recorded in (Recorded.NEW, Recorded.REATTRIBUTED) and not row.partner_registered:
         log.warning(
             "referral code %s has no registered partner; "
             "conversion for lead %d recorded for review",
@@ -123,6 +127,8 @@ def _record_conversion_response(
         conversion=_conversion_pb(row) if with_conversion else None,
         duplicate=recorded is Recorded.DUPLICATE,
         superseded=recorded is Recorded.SUPERSEDED,
+        reattributed=recorded is Recorded.REATTRIBUTED,
+        previous_referral_code=previous.referral_code if previous else "",
     )
 
 
@@ -135,8 +141,11 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
     ) -> referral_pb2.RecordConversionResponse:
         """Record one lead's conversion once; a repeat answers duplicate, one older
         than a known reversal answers superseded. A code with no registered partner
-        is recorded all the same and flagged for review."""
-        return _record_conversion_response(*self.store.record(_new_conversion(request)))
+        is recorded all the same and flagged for review. With reattribute, a
+        conversion of another code is replaced (and kept)."""
+        return _record_conversion_response(
+            *self.store.record(_new_conversion(request), request.reattribute)
+        )
 
     def BatchRecordConversions(
         self, request: referral_pb2.BatchRecordConversionsRequest, context: grpc.ServicerContext
@@ -146,10 +155,11 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
         is WRITE_VIEW_OUTCOME); one bad request rejects the whole batch."""
         with_conversion = validation.with_record("view", request.view)
         conversions = validation.each_request(request.requests, _new_conversion)
+        reattribute = [r.reattribute for r in request.requests]
         return referral_pb2.BatchRecordConversionsResponse(
             responses=[
-                _record_conversion_response(row, recorded, with_conversion)
-                for row, recorded in self.store.record_many(conversions)
+                _record_conversion_response(row, recorded, previous, with_conversion)
+                for row, recorded, previous in self.store.record_many(conversions, reattribute)
             ]
         )
 
@@ -167,6 +177,21 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
             reason=request.reason or "deal left the won status",
         )
         return referral_pb2.ReverseConversionResponse(
+            outcome=_REVERSAL_OUTCOMES[outcome],
+            conversion=_conversion_pb(row) if row else None,
+        )
+
+    def WithdrawConversion(
+        self, request: referral_pb2.WithdrawConversionRequest, context: grpc.ServicerContext
+    ) -> referral_pb2.WithdrawConversionResponse:
+        """Re-attribute a lead's conversion to nobody: reversed now, "re-attributed"."""
+        validation.positive("lead_id", request.lead_id)
+        validation.not_negative("account_id", request.account_id)
+        validation.text("reason", request.reason, max_len=500)
+        row, outcome = self.store.withdraw(
+            account_id=request.account_id, lead_id=request.lead_id, reason=request.reason
+        )
+        return referral_pb2.WithdrawConversionResponse(
             outcome=_REVERSAL_OUTCOMES[outcome],
             conversion=_conversion_pb(row) if row else None,
         )

@@ -2,7 +2,8 @@
 referral_svc that names its tables.
 
 A conversion is credited once per (account, lead), kept and marked reversed when
-the deal leaves won: amoroute.ledger decides, amoroute.ledger_store writes, and
+the deal leaves won, kept and marked re-attributed when new routing rules credit
+another code with the lead: amoroute.ledger decides, amoroute.ledger_store writes, and
 this module says how a conversion is stored and read (with whether its code has
 a registered partner), keeps the partners, and answers the program's queries.
 """
@@ -82,6 +83,9 @@ class ConversionRow:
     recorded_at: datetime
     reversed_at: datetime | None
     reversal_reason: str | None
+    # When credited to another beneficiary instead (then reversed "re-attributed");
+    # unset while this is the lead's live credit.
+    reattributed_at: datetime | None
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,9 @@ RECORDED, DUPLICATE, FAILED, SUPERSEDED, REVERSED = (
     router_pb2.LEG_OUTCOME_SUPERSEDED,
     router_pb2.LEG_OUTCOME_REVERSED,
 )
+REATTRIBUTED, WITHDRAWN = router_pb2.LEG_OUTCOME_REATTRIBUTED, router_pb2.LEG_OUTCOME_WITHDRAWN
+# The reason a credit withdrawn by a re-attribution is reversed for (then ": why").
+WITHDRAWAL_REASON = "re-attributed"
 
 
 class Downstream:
@@ -107,11 +110,18 @@ def _record_outcome(
 ) -> router_pb2.LegOutcome:
     if reply.superseded:
         return SUPERSEDED
+    if reply.reattributed:
+        return REATTRIBUTED
     return DUPLICATE if reply.duplicate else RECORDED
 
 
 def _reversal_outcome(outcome: int) -> router_pb2.LegOutcome:
     return REVERSED if outcome == deal_pb2.REVERSAL_OUTCOME_REVERSED else DUPLICATE
+
+
+def _withdrawal_outcome(outcome: int) -> router_pb2.LegOutcome:
+    # Nothing withdrawn (no credit, or reversed already): already so.
+    return WITHDRAWN if outcome == deal_pb2.REVERSAL_OUTCOME_REVERSED else DUPLICATE
 
 
 def _leg(name: str, call: Callable[[], router_pb2.LegOutcome]) -> router_pb2.LegResult:
@@ -311,7 +321,10 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                     results[i] = exc
                     continue
                 planned[i] = route = decide(request.deal, rules)
-                legs.plan(i, request.deal, route, skip)
+                if request.reattribution:
+                    legs.plan_reattribution(i, request.deal, route, skip, request.announce)
+                else:
+                    legs.plan(i, request.deal, route, skip)
             by_deal = legs.run(self.pool)
             for i, route in planned.items():
                 ran = by_deal.get(i, [])
@@ -392,6 +405,8 @@ class BatchLegs:
         # Announced once their sale is recorded (or was, on an earlier attempt).
         self.notices: dict[int, notifier_pb2.NotifyRequest] = {}
         self.reversals: list[Callable[[], Placed]] = []
+        # Deals whose notice goes only with a sale newly credited (re-attribution).
+        self.announce_new: set[int] = set()
 
     def plan(self, i: int, deal: deal_pb2.Deal, route: router_pb2.Route, skip: set[str]) -> None:
         """Add the legs deal number `i` needs, except those in `skip`."""
@@ -423,42 +438,64 @@ class BatchLegs:
                     )
                 )
         if route.decision in REFERRAL_DECISIONS and "referral" not in skip:
-            self.conversions[i] = referral_pb2.RecordConversionRequest(
-                conversion=referral_pb2.Conversion(
-                    lead_id=deal.lead_id,
-                    account_id=deal.account_id,
-                    referral_code=route.referral_code,
-                    amount=deal.price,
-                    deal_name=deal.name,
-                    won_at=deal.updated_at,
-                    utm=route.utm,
-                )
-            )
+            self.conversions[i] = _conversion(deal, route)
         if route.decision not in TRAFFIC_DECISIONS:
             return
         if "traffic" not in skip:
-            self.sales[i] = traffic_pb2.RecordSaleRequest(
-                sale=traffic_pb2.Sale(
-                    lead_id=deal.lead_id,
-                    account_id=deal.account_id,
-                    targetologist=route.targetologist,
-                    utm=route.utm,
-                    amount=deal.price,
-                    deal_name=deal.name,
-                    won_at=deal.updated_at,
+            self.sales[i] = _sale(deal, route)
+        if "notifier" not in skip:
+            self.notices[i] = _notice(deal, route)
+
+    def plan_reattribution(
+        self,
+        i: int,
+        deal: deal_pb2.Deal,
+        route: router_pb2.Route,
+        skip: set[str],
+        announce: bool,
+    ) -> None:
+        """Add the legs that re-attribute deal number `i` by `route`, except those
+        in `skip`: each service the decision includes credits its beneficiary in
+        place of another; each other one withdraws the lead's credit."""
+        if route.needs_lead_data:
+            return  # nothing known to decide on: every credit stays as it is
+        lead, account = deal.lead_id, deal.account_id
+        why = f"{WITHDRAWAL_REASON}: {route.reason}"[:500]
+        if "referral" in skip:
+            pass
+        elif route.decision in REFERRAL_DECISIONS:
+            self.conversions[i] = _conversion(deal, route, reattribute=True)
+        else:
+            self.reversals.append(
+                self._reversal(
+                    i,
+                    _REFERRAL,
+                    "referral",
+                    self.down.referral.WithdrawConversion,
+                    referral_pb2.WithdrawConversionRequest(
+                        lead_id=lead, account_id=account, reason=why
+                    ),
+                    _withdrawal_outcome,
                 )
             )
-        if "notifier" not in skip:
-            self.notices[i] = notifier_pb2.NotifyRequest(
-                lead_id=deal.lead_id,
-                account_id=deal.account_id,
-                account_subdomain=deal.account_subdomain,
-                deal_name=deal.name,
-                amount=deal.price,
-                targetologist=route.targetologist,
-                utm=route.utm,
-                chat_id=route.telegram_chat_id,
+        if "traffic" in skip:
+            pass
+        elif route.decision in TRAFFIC_DECISIONS:
+            self.sales[i] = _sale(deal, route, reattribute=True)
+        else:
+            self.reversals.append(
+                self._reversal(
+                    i,
+                    _TRAFFIC,
+                    "traffic",
+                    self.down.traffic.WithdrawSale,
+                    traffic_pb2.WithdrawSaleRequest(lead_id=lead, account_id=account, reason=why),
+                    _withdrawal_outcome,
+                )
             )
+        if announce and route.decision in TRAFFIC_DECISIONS and "notifier" not in skip:
+            self.notices[i] = _notice(deal, route)
+            self.announce_new.add(i)
 
     def run(self, pool: ThreadPoolExecutor) -> dict[int, list[router_pb2.LegResult]]:
         """Run every planned call, the services in parallel; each deal's leg results."""
@@ -501,6 +538,13 @@ class BatchLegs:
         )
         # Nothing to announce for a failed or superseded sale.
         unsold = {i for i, _, leg in placed if leg.outcome in (FAILED, SUPERSEDED)}
+        if self.announce_new:
+            # A re-attribution announces only a sale it credited.
+            unsold |= {
+                i
+                for i, _, leg in placed
+                if i in self.announce_new and leg.outcome not in (RECORDED, REATTRIBUTED)
+            }
         notices = {i: n for i, n in self.notices.items() if i not in unsold}
         # Notify is idempotent too, so a repeat after a failed announcement completes it.
         return placed + _batch(
@@ -517,16 +561,69 @@ class BatchLegs:
         )
 
     def _reversal(
-        self, i: int, position: int, name: str, rpc: Callable[..., Any], request: Any
+        self,
+        i: int,
+        position: int,
+        name: str,
+        rpc: Callable[..., Any],
+        request: Any,
+        outcome_of: Callable[[int], router_pb2.LegOutcome] = _reversal_outcome,
     ) -> Callable[[], Placed]:
-        """The call that reverses deal number `i`'s credit in one service (leg
-        `name`, at `position` in the deal's list)."""
+        """The call that reverses (or withdraws) deal number `i`'s credit in one
+        service (leg `name`, at `position` in the deal's list)."""
 
         def reverse() -> Placed:
-            leg = _leg(name, lambda: _reversal_outcome(rpc(request, timeout=self.timeout).outcome))
+            leg = _leg(name, lambda: outcome_of(rpc(request, timeout=self.timeout).outcome))
             return i, position, leg
 
         return reverse
+
+
+def _conversion(
+    deal: deal_pb2.Deal, route: router_pb2.Route, reattribute: bool = False
+) -> referral_pb2.RecordConversionRequest:
+    return referral_pb2.RecordConversionRequest(
+        conversion=referral_pb2.Conversion(
+            lead_id=deal.lead_id,
+            account_id=deal.account_id,
+            referral_code=route.referral_code,
+            amount=deal.price,
+            deal_name=deal.name,
+            won_at=deal.updated_at,
+            utm=route.utm,
+        ),
+        reattribute=reattribute,
+    )
+
+
+def _sale(
+    deal: deal_pb2.Deal, route: router_pb2.Route, reattribute: bool = False
+) -> traffic_pb2.RecordSaleRequest:
+    return traffic_pb2.RecordSaleRequest(
+        sale=traffic_pb2.Sale(
+            lead_id=deal.lead_id,
+            account_id=deal.account_id,
+            targetologist=route.targetologist,
+            utm=route.utm,
+            amount=deal.price,
+            deal_name=deal.name,
+            won_at=deal.updated_at,
+        ),
+        reattribute=reattribute,
+    )
+
+
+def _notice(deal: deal_pb2.Deal, route: router_pb2.Route) -> notifier_pb2.NotifyRequest:
+    return notifier_pb2.NotifyRequest(
+        lead_id=deal.lead_id,
+        account_id=deal.account_id,
+        account_subdomain=deal.account_subdomain,
+        deal_name=deal.name,
+        amount=deal.price,
+        targetologist=route.targetologist,
+        utm=route.utm,
+        chat_id=route.telegram_chat_id,
+    )
 
 
 def _as_list(job: Callable[[], Placed]) -> Callable[[], list[Placed]]:

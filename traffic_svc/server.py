@@ -14,11 +14,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_traffic"
 
 # Who may call each method (amoroute/grpc_auth.py): only the router records and
-# reverses sales; the edge reads for its dashboards.
+# reverses sales (a person may withdraw one too); the edge reads for its dashboards.
 CALLERS = {
     "RecordSale": (ROUTER,),
     "BatchRecordSales": (ROUTER,),
     "ReverseSale": (ROUTER,),
+    "WithdrawSale": (ROUTER, OPERATOR),
     "ListSales": (EDGE, OPERATOR),
     "GetTargetologistStats": (EDGE, OPERATOR),
 }

@@ -28,6 +28,7 @@ def _sale_pb(row: SaleRow) -> traffic_pb2.Sale:
         recorded_at=to_timestamp(row.recorded_at),
         reversed_at=to_timestamp(row.reversed_at),
         reversal_reason=row.reversal_reason or "",
+        reattributed_at=to_timestamp(row.reattributed_at),
     )
 
 
@@ -60,12 +61,14 @@ def _new_sale(request: traffic_pb2.RecordSaleRequest) -> NewSale:
 
 
 def _record_sale_response(
-    row: SaleRow, recorded: Recorded, with_sale: bool = True
+    row: SaleRow, recorded: Recorded, previous: SaleRow | None, with_sale: bool = True
 ) -> traffic_pb2.RecordSaleResponse:
     return traffic_pb2.RecordSaleResponse(
         sale=_sale_pb(row) if with_sale else None,
         duplicate=recorded is Recorded.DUPLICATE,
         superseded=recorded is Recorded.SUPERSEDED,
+        reattributed=recorded is Recorded.REATTRIBUTED,
+        previous_targetologist=previous.targetologist if previous else "",
     )
 
 
@@ -76,8 +79,9 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
     def RecordSale(
         self, request: traffic_pb2.RecordSaleRequest, context: grpc.ServicerContext
     ) -> traffic_pb2.RecordSaleResponse:
-        """Record one lead's sale once; a repeat answers duplicate."""
-        return _record_sale_response(*self.store.record(_new_sale(request)))
+        """Record one lead's sale once; a repeat answers duplicate. With
+        reattribute, a sale of another targetologist is replaced (and kept)."""
+        return _record_sale_response(*self.store.record(_new_sale(request), request.reattribute))
 
     def BatchRecordSales(
         self, request: traffic_pb2.BatchRecordSalesRequest, context: grpc.ServicerContext
@@ -87,10 +91,11 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
         WRITE_VIEW_OUTCOME); one bad request rejects the whole batch."""
         with_sale = validation.with_record("view", request.view)
         sales = validation.each_request(request.requests, _new_sale)
+        reattribute = [r.reattribute for r in request.requests]
         return traffic_pb2.BatchRecordSalesResponse(
             responses=[
-                _record_sale_response(row, recorded, with_sale)
-                for row, recorded in self.store.record_many(sales)
+                _record_sale_response(row, recorded, previous, with_sale)
+                for row, recorded, previous in self.store.record_many(sales, reattribute)
             ]
         )
 
@@ -108,6 +113,20 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
             reason=request.reason or "deal left the won status",
         )
         return traffic_pb2.ReverseSaleResponse(
+            outcome=_REVERSAL_OUTCOMES[outcome], sale=_sale_pb(row) if row else None
+        )
+
+    def WithdrawSale(
+        self, request: traffic_pb2.WithdrawSaleRequest, context: grpc.ServicerContext
+    ) -> traffic_pb2.WithdrawSaleResponse:
+        """Re-attribute a lead's sale to nobody: reversed now, "re-attributed"."""
+        validation.positive("lead_id", request.lead_id)
+        validation.not_negative("account_id", request.account_id)
+        validation.text("reason", request.reason, max_len=500)
+        row, outcome = self.store.withdraw(
+            account_id=request.account_id, lead_id=request.lead_id, reason=request.reason
+        )
+        return traffic_pb2.WithdrawSaleResponse(
             outcome=_REVERSAL_OUTCOMES[outcome], sale=_sale_pb(row) if row else None
         )
 

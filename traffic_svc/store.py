@@ -2,8 +2,10 @@
 names its tables.
 
 A sale is credited once per (account, lead), kept and marked reversed when the
-deal leaves won: amoroute.ledger decides, amoroute.ledger_store writes, and this
-module says how a sale is stored and read, and answers the dashboard's queries.
+deal leaves won, kept and marked re-attributed when new routing rules credit
+another targetologist with the lead: amoroute.ledger decides,
+amoroute.ledger_store writes, and this module says how a sale is stored and
+read, and answers the dashboard's queries.
 """
 
 from collections.abc import Sequence
@@ -49,6 +51,9 @@ class SaleRow:
     recorded_at: datetime
     reversed_at: datetime | None
     reversal_reason: str | None
+    # When credited to another beneficiary instead (then reversed "re-attributed");
+    # unset while this is the lead's live credit.
+    reattributed_at: datetime | None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from amoroute.v1 import deal_pb2 as amoroute_dot_v1_dot_deal__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61moroute/v1/referral.proto\x12\x0b\x61moroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16\x61moroute/v1/deal.proto\"\xd2\x02\n\nConversion\x12\x0f\n\x07lead_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\x03\x12\x15\n\rreferral_code\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x03\x12\x11\n\tdeal_name\x18\x05 \x01(\t\x12*\n\x06won_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x03utm\x18\x07 \x01(\x0b\x32\x15.amoroute.v1.UtmMarks\x12\x1a\n\x12partner_registered\x18\x08 \x01(\x08\x12/\n\x0brecorded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0breversed_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0freversal_reason\x18\x0b \x01(\t\"F\n\x17RecordConversionRequest\x12+\n\nconversion\x18\x01 \x01(\x0b\x32\x17.amoroute.v1.Conversion\"n\n\x18RecordConversionResponse\x12+\n\nconversion\x18\x01 \x01(\x0b\x32\x17.amoroute.v1.Conversion\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x12\n\nsuperseded\x18\x03 \x01(\x08\"\x80\x01\n\x18ReverseConversionRequest\x12\x0f\n\x07lead_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\x03\x12/\n\x0breversed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\"w\n\x19ReverseConversionResponse\x12-\n\x07outcome\x18\x01 \x01(\x0e\x32\x1c.amoroute.v1.ReversalOutcome\x12+\n\nconversion\x18\x02 \x01(\x0b\x32\x17.amoroute.v1.Conversion\"g\n\x16ListConversionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0f\n\x07lead_id\x18\x03 \x01(\x03\x12\x15\n\rreferral_code\x18\x04 \x01(\t\"`\n\x17ListConversionsResponse\x12,\n\x0b\x63onversions\x18\x01 \x03(\x0b\x32\x17.amoroute.v1.Conversion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8a\x01\n\x17GetReferrerStatsRequest\x12,\n\x08won_from\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06won_to\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rreferral_code\x18\x03 \x01(\t\"\xeb\x01\n\rReferrerStats\x12\x15\n\rreferral_code\x18\x01 \x01(\t\x12\x13\n\x0b\x63onversions\x18\x02 \x01(\x03\x12\x14\n\x0c\x61mount_total\x18\x03 \x01(\x03\x12\x1a\n\x12partner_registered\x18\x04 \x01(\x08\x12\x14\n\x0cpartner_name\x18\x05 \x01(\t\x12\x15\n\rcommission_bp\x18\x06 \x01(\x05\x12\x18\n\x10\x63ommission_total\x18\x07 \x01(\x03\x12\x1c\n\x14reversed_conversions\x18\x08 \x01(\x03\x12\x17\n\x0freversed_amount\x18\t \x01(\x03\"E\n\x18GetReferrerStatsResponse\x12)\n\x05stats\x18\x01 \x03(\x0b\x32\x1a.amoroute.v1.ReferrerStats\"E\n\x07Partner\x12\x15\n\rreferral_code\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rcommission_bp\x18\x03 \x01(\x05\"=\n\x14UpsertPartnerRequest\x12%\n\x07partner\x18\x01 \x01(\x0b\x32\x14.amoroute.v1.Partner\"O\n\x15UpsertPartnerResponse\x12%\n\x07partner\x18\x01 \x01(\x0b\x32\x14.amoroute.v1.Partner\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"}\n\x1d\x42\x61tchRecordConversionsRequest\x12\x36\n\x08requests\x18\x01 \x03(\x0b\x32$.amoroute.v1.RecordConversionRequest\x12$\n\x04view\x18\x02 \x01(\x0e\x32\x16.amoroute.v1.WriteView\"Z\n\x1e\x42\x61tchRecordConversionsResponse\x12\x38\n\tresponses\x18\x01 \x03(\x0b\x32%.amoroute.v1.RecordConversionResponse2\xe0\x04\n\x0fReferralService\x12_\n\x10RecordConversion\x12$.amoroute.v1.RecordConversionRequest\x1a%.amoroute.v1.RecordConversionResponse\x12q\n\x16\x42\x61tchRecordConversions\x12*.amoroute.v1.BatchRecordConversionsRequest\x1a+.amoroute.v1.BatchRecordConversionsResponse\x12\\\n\x0fListConversions\x12#.amoroute.v1.ListConversionsRequest\x1a$.amoroute.v1.ListConversionsResponse\x12\x62\n\x11ReverseConversion\x12%.amoroute.v1.ReverseConversionRequest\x1a&.amoroute.v1.ReverseConversionResponse\x12_\n\x10GetReferrerStats\x12$.amoroute.v1.GetReferrerStatsRequest\x1a%.amoroute.v1.GetReferrerStatsResponse\x12V\n\rUpsertPartner\x12!.amoroute.v1.UpsertPartnerRequest\x1a\".amoroute.v1.UpsertPartnerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61moroute/v1/referral.proto\x12\x0b\x61moroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16\x61moroute/v1/deal.proto\"\x87\x03\n\nConversion\x12\x0f\n\x07lead_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\x03\x12\x15\n\rreferral_code\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x03\x12\x11\n\tdeal_name\x18\x05 \x01(\t\x12*\n\x06won_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x03utm\x18\x07 \x01(\x0b\x32\x15.amoroute.v1.UtmMarks\x12\x1a\n\x12partner_registered\x18\x08 \x01(\x08\x12/\n\x0brecorded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0breversed_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0freversal_reason\x18\x0b \x01(\t\x12\x33\n\x0freattributed_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x17RecordConversionRequest\x12+\n\nconversion\x18\x01 \x01(\x0b\x32\x17.amoroute.v1.Conversion\x12\x13\n\x0breattribute\x18\x02 \x01(\x08\"\xa4\x01\n\x18RecordConversionResponse\x12+\n\nconversion\x18\x01 \x01(\x0b\x32\x17.amoroute.v1.Conversion\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x12\n\nsuperseded\x18\x03 \x01(\x08\x12\x14\n\x0creattributed\x18\x04 \x01(\x08\x12\x1e\n\x16previous_referral_code\x18\x05 \x01(\t\"\x80\x01\n\x18ReverseConversionRequest\x12\x0f\n\x07lead_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\x03\x12/\n\x0breversed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\"w\n\x19ReverseConversionResponse\x12-\n\x07outcome\x18\x01 \x01(\x0e\x32\x1c.amoroute.v1.ReversalOutcome\x12+\n\nconversion\x18\x02 \x01(\x0b\x32\x17.amoroute.v1.Conversion\"P\n\x19WithdrawConversionRequest\x12\x0f\n\x07lead_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\"x\n\x1aWithdrawConversionResponse\x12-\n\x07outcome\x18\x01 \x01(\x0e\x32\x1c.amoroute.v1.ReversalOutcome\x12+\n\nconversion\x18\x02 \x01(\x0b\x32\x17.amoroute.v1.Conversion\"g\n\x16ListConversionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0f\n\x07lead_id\x18\x03 \x01(\x03\x12\x15\n\rreferral_code\x18\x04 \x01(\t\"`\n\x17ListConversionsResponse\x12,\n\x0b\x63onversions\x18\x01 \x03(\x0b\x32\x17.amoroute.v1.Conversion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8a\x01\n\x17GetReferrerStatsRequest\x12,\n\x08won_from\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06won_to\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rreferral_code\x18\x03 \x01(\t\"\xeb\x01\n\rReferrerStats\x12\x15\n\rreferral_code\x18\x01 \x01(\t\x12\x13\n\x0b\x63onversions\x18\x02 \x01(\x03\x12\x14\n\x0c\x61mount_total\x18\x03 \x01(\x03\x12\x1a\n\x12partner_registered\x18\x04 \x01(\x08\x12\x14\n\x0cpartner_name\x18\x05 \x01(\t\x12\x15\n\rcommission_bp\x18\x06 \x01(\x05\x12\x18\n\x10\x63ommission_total\x18\x07 \x01(\x03\x12\x1c\n\x14reversed_conversions\x18\x08 \x01(\x03\x12\x17\n\x0freversed_amount\x18\t \x01(\x03\"E\n\x18GetReferrerStatsResponse\x12)\n\x05stats\x18\x01 \x03(\x0b\x32\x1a.amoroute.v1.ReferrerStats\"E\n\x07Partner\x12\x15\n\rreferral_code\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rcommission_bp\x18\x03 \x01(\x05\"=\n\x14UpsertPartnerRequest\x12%\n\x07partner\x18\x01 \x01(\x0b\x32\x14.amoroute.v1.Partner\"O\n\x15UpsertPartnerResponse\x12%\n\x07partner\x18\x01 \x01(\x0b\x32\x14.amoroute.v1.Partner\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"}\n\x1d\x42\x61tchRecordConversionsRequest\x12\x36\n\x08requests\x18\x01 \x03(\x0b\x32$.amoroute.v1.RecordConversionRequest\x12$\n\x04view\x18\x02 \x01(\x0e\x32\x16.amoroute.v1.WriteView\"Z\n\x1e\x42\x61tchRecordConversionsResponse\x12\x38\n\tresponses\x18\x01 \x03(\x0b\x32%.amoroute.v1.RecordConversionResponse2\xc7\x05\n\x0fReferralService\x12_\n\x10RecordConversion\x12$.amoroute.v1.RecordConversionRequest\x1a%.amoroute.v1.RecordConversionResponse\x12q\n\x16\x42\x61tchRecordConversions\x12*.amoroute.v1.BatchRecordConversionsRequest\x1a+.amoroute.v1.BatchRecordConversionsResponse\x12\\\n\x0fListConversions\x12#.amoroute.v1.ListConversionsRequest\x1a$.amoroute.v1.ListConversionsResponse\x12\x62\n\x11ReverseConversion\x12%.amoroute.v1.ReverseConversionRequest\x1a&.amoroute.v1.ReverseConversionResponse\x12\x65\n\x12WithdrawConversion\x12&.amoroute.v1.WithdrawConversionRequest\x1a\'.amoroute.v1.WithdrawConversionResponse\x12_\n\x10GetReferrerStats\x12$.amoroute.v1.GetReferrerStatsRequest\x1a%.amoroute.v1.GetReferrerStatsResponse\x12V\n\rUpsertPartner\x12!.amoroute.v1.UpsertPartnerRequest\x1a\".amoroute.v1.UpsertPartnerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,35 +34,39 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'amoroute.v1.referral_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CONVERSION']._serialized_start=101
-  _globals['_CONVERSION']._serialized_end=439
-  _globals['_RECORDCONVERSIONREQUEST']._serialized_start=441
-  _globals['_RECORDCONVERSIONREQUEST']._serialized_end=511
-  _globals['_RECORDCONVERSIONRESPONSE']._serialized_start=513
-  _globals['_RECORDCONVERSIONRESPONSE']._serialized_end=623
-  _globals['_REVERSECONVERSIONREQUEST']._serialized_start=626
-  _globals['_REVERSECONVERSIONREQUEST']._serialized_end=754
-  _globals['_REVERSECONVERSIONRESPONSE']._serialized_start=756
-  _globals['_REVERSECONVERSIONRESPONSE']._serialized_end=875
-  _globals['_LISTCONVERSIONSREQUEST']._serialized_start=877
-  _globals['_LISTCONVERSIONSREQUEST']._serialized_end=980
-  _globals['_LISTCONVERSIONSRESPONSE']._serialized_start=982
-  _globals['_LISTCONVERSIONSRESPONSE']._serialized_end=1078
-  _globals['_GETREFERRERSTATSREQUEST']._serialized_start=1081
-  _globals['_GETREFERRERSTATSREQUEST']._serialized_end=1219
-  _globals['_REFERRERSTATS']._serialized_start=1222
-  _globals['_REFERRERSTATS']._serialized_end=1457
-  _globals['_GETREFERRERSTATSRESPONSE']._serialized_start=1459
-  _globals['_GETREFERRERSTATSRESPONSE']._serialized_end=1528
-  _globals['_PARTNER']._serialized_start=1530
-  _globals['_PARTNER']._serialized_end=1599
-  _globals['_UPSERTPARTNERREQUEST']._serialized_start=1601
-  _globals['_UPSERTPARTNERREQUEST']._serialized_end=1662
-  _globals['_UPSERTPARTNERRESPONSE']._serialized_start=1664
-  _globals['_UPSERTPARTNERRESPONSE']._serialized_end=1743
-  _globals['_BATCHRECORDCONVERSIONSREQUEST']._serialized_start=1745
-  _globals['_BATCHRECORDCONVERSIONSREQUEST']._serialized_end=1870
-  _globals['_BATCHRECORDCONVERSIONSRESPONSE']._serialized_start=1872
-  _globals['_BATCHRECORDCONVERSIONSRESPONSE']._serialized_end=1962
-  _globals['_REFERRALSERVICE']._serialized_start=1965
-  _globals['_REFERRALSERVICE']._serialized_end=2573
+  _globals['_CONVERSION']._serialized_end=492
+  _globals['_RECORDCONVERSIONREQUEST']._serialized_start=494
+  _globals['_RECORDCONVERSIONREQUEST']._serialized_end=585
+  _globals['_RECORDCONVERSIONRESPONSE']._serialized_start=588
+  _globals['_RECORDCONVERSIONRESPONSE']._serialized_end=752
+  _globals['_REVERSECONVERSIONREQUEST']._serialized_start=755
+  _globals['_REVERSECONVERSIONREQUEST']._serialized_end=883
+  _globals['_REVERSECONVERSIONRESPONSE']._serialized_start=885
+  _globals['_REVERSECONVERSIONRESPONSE']._serialized_end=1004
+  _globals['_WITHDRAWCONVERSIONREQUEST']._serialized_start=1006
+  _globals['_WITHDRAWCONVERSIONREQUEST']._serialized_end=1086
+  _globals['_WITHDRAWCONVERSIONRESPONSE']._serialized_start=1088
+  _globals['_WITHDRAWCONVERSIONRESPONSE']._serialized_end=1208
+  _globals['_LISTCONVERSIONSREQUEST']._serialized_start=1210
+  _globals['_LISTCONVERSIONSREQUEST']._serialized_end=1313
+  _globals['_LISTCONVERSIONSRESPONSE']._serialized_start=1315
+  _globals['_LISTCONVERSIONSRESPONSE']._serialized_end=1411
+  _globals['_GETREFERRERSTATSREQUEST']._serialized_start=1414
+  _globals['_GETREFERRERSTATSREQUEST']._serialized_end=1552
+  _globals['_REFERRERSTATS']._serialized_start=1555
+  _globals['_REFERRERSTATS']._serialized_end=1790
+  _globals['_GETREFERRERSTATSRESPONSE']._serialized_start=1792
+  _globals['_GETREFERRERSTATSRESPONSE']._serialized_end=1861
+  _globals['_PARTNER']._serialized_start=1863
+  _globals['_PARTNER']._serialized_end=1932
+  _globals['_UPSERTPARTNERREQUEST']._serialized_start=1934
+  _globals['_UPSERTPARTNERREQUEST']._serialized_end=1995
+  _globals['_UPSERTPARTNERRESPONSE']._serialized_start=1997
+  _globals['_UPSERTPARTNERRESPONSE']._serialized_end=2076
+  _globals['_BATCHRECORDCONVERSIONSREQUEST']._serialized_start=2078
+  _globals['_BATCHRECORDCONVERSIONSREQUEST']._serialized_end=2203
+  _globals['_BATCHRECORDCONVERSIONSRESPONSE']._serialized_start=2205
+  _globals['_BATCHRECORDCONVERSIONSRESPONSE']._serialized_end=2295
+  _globals['_REFERRALSERVICE']._serialized_start=2298
+  _globals['_REFERRALSERVICE']._serialized_end=3009
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Conversion(_message.Message):
-    __slots__ = ("lead_id", "account_id", "referral_code", "amount", "deal_name", "won_at", "utm", "partner_registered", "recorded_at", "reversed_at", "reversal_reason")
+    __slots__ = ("lead_id", "account_id", "referral_code", "amount", "deal_name", "won_at", "utm", "partner_registered", "recorded_at", "reversed_at", "reversal_reason", "reattributed_at")
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     REFERRAL_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,7 @@ class Conversion(_message.Message):
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
     REVERSED_AT_FIELD_NUMBER: _ClassVar[int]
     REVERSAL_REASON_FIELD_NUMBER: _ClassVar[int]
+    REATTRIBUTED_AT_FIELD_NUMBER: _ClassVar[int]
     lead_id: int
     account_id: int
     referral_code: str
@@ -34,23 +35,30 @@ class Conversion(_message.Message):
     recorded_at: _timestamp_pb2.Timestamp
     reversed_at: _timestamp_pb2.Timestamp
     reversal_reason: str
-    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., referral_code: _Optional[str] = ..., amount: _Optional[int] = ..., deal_name: _Optional[str] = ..., won_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., partner_registered: _Optional[bool] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reversed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reversal_reason: _Optional[str] = ...) -> None: ...
+    reattributed_at: _timestamp_pb2.Timestamp
+    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., referral_code: _Optional[str] = ..., amount: _Optional[int] = ..., deal_name: _Optional[str] = ..., won_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., partner_registered: _Optional[bool] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reversed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reversal_reason: _Optional[str] = ..., reattributed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RecordConversionRequest(_message.Message):
-    __slots__ = ("conversion",)
+    __slots__ = ("conversion", "reattribute")
     CONVERSION_FIELD_NUMBER: _ClassVar[int]
+    REATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
     conversion: Conversion
-    def __init__(self, conversion: _Optional[_Union[Conversion, _Mapping]] = ...) -> None: ...
+    reattribute: bool
+    def __init__(self, conversion: _Optional[_Union[Conversion, _Mapping]] = ..., reattribute: _Optional[bool] = ...) -> None: ...
 
 class RecordConversionResponse(_message.Message):
-    __slots__ = ("conversion", "duplicate", "superseded")
+    __slots__ = ("conversion", "duplicate", "superseded", "reattributed", "previous_referral_code")
     CONVERSION_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     SUPERSEDED_FIELD_NUMBER: _ClassVar[int]
+    REATTRIBUTED_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_REFERRAL_CODE_FIELD_NUMBER: _ClassVar[int]
     conversion: Conversion
     duplicate: bool
     superseded: bool
-    def __init__(self, conversion: _Optional[_Union[Conversion, _Mapping]] = ..., duplicate: _Optional[bool] = ..., superseded: _Optional[bool] = ...) -> None: ...
+    reattributed: bool
+    previous_referral_code: str
+    def __init__(self, conversion: _Optional[_Union[Conversion, _Mapping]] = ..., duplicate: _Optional[bool] = ..., superseded: _Optional[bool] = ..., reattributed: _Optional[bool] = ..., previous_referral_code: _Optional[str] = ...) -> None: ...
 
 class ReverseConversionRequest(_message.Message):
     __slots__ = ("lead_id", "account_id", "reversed_at", "reason")
@@ -65,6 +73,24 @@ class ReverseConversionRequest(_message.Message):
     def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., reversed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ReverseConversionResponse(_message.Message):
+    __slots__ = ("outcome", "conversion")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_FIELD_NUMBER: _ClassVar[int]
+    outcome: _deal_pb2.ReversalOutcome
+    conversion: Conversion
+    def __init__(self, outcome: _Optional[_Union[_deal_pb2.ReversalOutcome, str]] = ..., conversion: _Optional[_Union[Conversion, _Mapping]] = ...) -> None: ...
+
+class WithdrawConversionRequest(_message.Message):
+    __slots__ = ("lead_id", "account_id", "reason")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    lead_id: int
+    account_id: int
+    reason: str
+    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class WithdrawConversionResponse(_message.Message):
     __slots__ = ("outcome", "conversion")
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     CONVERSION_FIELD_NUMBER: _ClassVar[int]

@@ -54,6 +54,11 @@ class ReferralServiceStub:
                 request_serializer=amoroute_dot_v1_dot_referral__pb2.ReverseConversionRequest.SerializeToString,
                 response_deserializer=amoroute_dot_v1_dot_referral__pb2.ReverseConversionResponse.FromString,
                 _registered_method=True)
+        self.WithdrawConversion = channel.unary_unary(
+                '/amoroute.v1.ReferralService/WithdrawConversion',
+                request_serializer=amoroute_dot_v1_dot_referral__pb2.WithdrawConversionRequest.SerializeToString,
+                response_deserializer=amoroute_dot_v1_dot_referral__pb2.WithdrawConversionResponse.FromString,
+                _registered_method=True)
         self.GetReferrerStats = channel.unary_unary(
                 '/amoroute.v1.ReferralService/GetReferrerStats',
                 request_serializer=amoroute_dot_v1_dot_referral__pb2.GetReferrerStatsRequest.SerializeToString,
@@ -73,7 +78,9 @@ class ReferralServiceServicer:
         """Records the conversion of one lead. Idempotent on (account_id, lead_id):
         a second call changes nothing and answers duplicate = true. A code with
         no registered partner is recorded all the same, flagged
-        partner_registered = false.
+        partner_registered = false. With reattribute, a lead credited to another
+        code is credited to this one instead (reattributed = true); the other
+        conversion is kept, reversed "re-attributed" and marked reattributed_at.
         Errors: INVALID_ARGUMENT naming the field (lead_id, referral_code, amount).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -102,6 +109,19 @@ class ReferralServiceServicer:
         excluded from amounts and commission, counted in reversed_conversions).
         Same ordering rules as TrafficService.ReverseSale.
         Errors: INVALID_ARGUMENT naming the field (lead_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawConversion(self, request, context):
+        """Re-attributes a lead's conversion to nobody (the routing rules no longer
+        credit a referral code with it): reversed now for "re-attributed:
+        <reason>" (kept, listed, out of amounts and commission). outcome REVERSED
+        when a credited conversion was withdrawn; ALREADY_REVERSED or
+        NOT_CREDITED when there was nothing to do (nothing is remembered for a
+        lead with no conversion).
+        Errors: INVALID_ARGUMENT naming the field (lead_id, account_id, reason).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -143,6 +163,11 @@ def add_ReferralServiceServicer_to_server(servicer, server):
                     servicer.ReverseConversion,
                     request_deserializer=amoroute_dot_v1_dot_referral__pb2.ReverseConversionRequest.FromString,
                     response_serializer=amoroute_dot_v1_dot_referral__pb2.ReverseConversionResponse.SerializeToString,
+            ),
+            'WithdrawConversion': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawConversion,
+                    request_deserializer=amoroute_dot_v1_dot_referral__pb2.WithdrawConversionRequest.FromString,
+                    response_serializer=amoroute_dot_v1_dot_referral__pb2.WithdrawConversionResponse.SerializeToString,
             ),
             'GetReferrerStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetReferrerStats,
@@ -263,6 +288,33 @@ class ReferralService:
             '/amoroute.v1.ReferralService/ReverseConversion',
             amoroute_dot_v1_dot_referral__pb2.ReverseConversionRequest.SerializeToString,
             amoroute_dot_v1_dot_referral__pb2.ReverseConversionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawConversion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/amoroute.v1.ReferralService/WithdrawConversion',
+            amoroute_dot_v1_dot_referral__pb2.WithdrawConversionRequest.SerializeToString,
+            amoroute_dot_v1_dot_referral__pb2.WithdrawConversionResponse.FromString,
             options,
             channel_credentials,
             insecure,

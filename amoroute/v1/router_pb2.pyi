@@ -35,6 +35,8 @@ class LegOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LEG_OUTCOME_FAILED: _ClassVar[LegOutcome]
     LEG_OUTCOME_SUPERSEDED: _ClassVar[LegOutcome]
     LEG_OUTCOME_REVERSED: _ClassVar[LegOutcome]
+    LEG_OUTCOME_REATTRIBUTED: _ClassVar[LegOutcome]
+    LEG_OUTCOME_WITHDRAWN: _ClassVar[LegOutcome]
 
 class RulesSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -57,6 +59,8 @@ LEG_OUTCOME_DUPLICATE: LegOutcome
 LEG_OUTCOME_FAILED: LegOutcome
 LEG_OUTCOME_SUPERSEDED: LegOutcome
 LEG_OUTCOME_REVERSED: LegOutcome
+LEG_OUTCOME_REATTRIBUTED: LegOutcome
+LEG_OUTCOME_WITHDRAWN: LegOutcome
 RULES_SOURCE_UNSPECIFIED: RulesSource
 RULES_SOURCE_DATABASE: RulesSource
 RULES_SOURCE_FILE: RulesSource
@@ -92,14 +96,18 @@ class Route(_message.Message):
     def __init__(self, decision: _Optional[_Union[RoutingDecision, str]] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., referral_code: _Optional[str] = ..., targetologist: _Optional[str] = ..., telegram_chat_id: _Optional[str] = ..., reason: _Optional[str] = ..., reversal: _Optional[bool] = ..., needs_lead_data: _Optional[bool] = ...) -> None: ...
 
 class RouteDealRequest(_message.Message):
-    __slots__ = ("deal", "skip_legs", "request_id")
+    __slots__ = ("deal", "skip_legs", "request_id", "reattribution", "announce")
     DEAL_FIELD_NUMBER: _ClassVar[int]
     SKIP_LEGS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REATTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCE_FIELD_NUMBER: _ClassVar[int]
     deal: _deal_pb2.Deal
     skip_legs: _containers.RepeatedScalarFieldContainer[str]
     request_id: str
-    def __init__(self, deal: _Optional[_Union[_deal_pb2.Deal, _Mapping]] = ..., skip_legs: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    reattribution: bool
+    announce: bool
+    def __init__(self, deal: _Optional[_Union[_deal_pb2.Deal, _Mapping]] = ..., skip_legs: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ..., reattribution: _Optional[bool] = ..., announce: _Optional[bool] = ...) -> None: ...
 
 class RouteDealResponse(_message.Message):
     __slots__ = ("route", "status", "legs")

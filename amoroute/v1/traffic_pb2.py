@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from amoroute.v1 import deal_pb2 as amoroute_dot_v1_dot_deal__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61moroute/v1/traffic.proto\x12\x0b\x61moroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16\x61moroute/v1/deal.proto\"\xb0\x02\n\x04Sale\x12\x0f\n\x07lead_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\x03\x12\x15\n\rtargetologist\x18\x03 \x01(\t\x12\"\n\x03utm\x18\x04 \x01(\x0b\x32\x15.amoroute.v1.UtmMarks\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x11\n\tdeal_name\x18\x06 \x01(\t\x12*\n\x06won_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecorded_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0breversed_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0freversal_reason\x18\n \x01(\t\"4\n\x11RecordSaleRequest\x12\x1f\n\x04sale\x18\x01 \x01(\x0b\x32\x11.amoroute.v1.Sale\"\\\n\x12RecordSaleResponse\x12\x1f\n\x04sale\x18\x01 \x01(\x0b\x32\x11.amoroute.v1.Sale\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x12\n\nsuperseded\x18\x03 \x01(\x08\"z\n\x12ReverseSaleRequest\x12\x0f\n\x07lead_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\x03\x12/\n\x0breversed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\"e\n\x13ReverseSaleResponse\x12-\n\x07outcome\x18\x01 \x01(\x0e\x32\x1c.amoroute.v1.ReversalOutcome\x12\x1f\n\x04sale\x18\x02 \x01(\x0b\x32\x11.amoroute.v1.Sale\"a\n\x10ListSalesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0f\n\x07lead_id\x18\x03 \x01(\x03\x12\x15\n\rtargetologist\x18\x04 \x01(\t\"N\n\x11ListSalesResponse\x12 \n\x05sales\x18\x01 \x03(\x0b\x32\x11.amoroute.v1.Sale\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8f\x01\n\x1cGetTargetologistStatsRequest\x12,\n\x08won_from\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06won_to\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rtargetologist\x18\x03 \x01(\t\"}\n\x12TargetologistStats\x12\x15\n\rtargetologist\x18\x01 \x01(\t\x12\r\n\x05sales\x18\x02 \x01(\x03\x12\x0f\n\x07revenue\x18\x03 \x01(\x03\x12\x16\n\x0ereversed_sales\x18\x04 \x01(\x03\x12\x18\n\x10reversed_revenue\x18\x05 \x01(\x03\"O\n\x1dGetTargetologistStatsResponse\x12.\n\x05stats\x18\x01 \x03(\x0b\x32\x1f.amoroute.v1.TargetologistStats\"q\n\x17\x42\x61tchRecordSalesRequest\x12\x30\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.amoroute.v1.RecordSaleRequest\x12$\n\x04view\x18\x02 \x01(\x0e\x32\x16.amoroute.v1.WriteView\"N\n\x18\x42\x61tchRecordSalesResponse\x12\x32\n\tresponses\x18\x01 \x03(\x0b\x32\x1f.amoroute.v1.RecordSaleResponse2\xce\x03\n\x0eTrafficService\x12M\n\nRecordSale\x12\x1e.amoroute.v1.RecordSaleRequest\x1a\x1f.amoroute.v1.RecordSaleResponse\x12_\n\x10\x42\x61tchRecordSales\x12$.amoroute.v1.BatchRecordSalesRequest\x1a%.amoroute.v1.BatchRecordSalesResponse\x12J\n\tListSales\x12\x1d.amoroute.v1.ListSalesRequest\x1a\x1e.amoroute.v1.ListSalesResponse\x12P\n\x0bReverseSale\x12\x1f.amoroute.v1.ReverseSaleRequest\x1a .amoroute.v1.ReverseSaleResponse\x12n\n\x15GetTargetologistStats\x12).amoroute.v1.GetTargetologistStatsRequest\x1a*.amoroute.v1.GetTargetologistStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61moroute/v1/traffic.proto\x12\x0b\x61moroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16\x61moroute/v1/deal.proto\"\xe5\x02\n\x04Sale\x12\x0f\n\x07lead_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\x03\x12\x15\n\rtargetologist\x18\x03 \x01(\t\x12\"\n\x03utm\x18\x04 \x01(\x0b\x32\x15.amoroute.v1.UtmMarks\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x11\n\tdeal_name\x18\x06 \x01(\t\x12*\n\x06won_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brecorded_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0breversed_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0freversal_reason\x18\n \x01(\t\x12\x33\n\x0freattributed_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"I\n\x11RecordSaleRequest\x12\x1f\n\x04sale\x18\x01 \x01(\x0b\x32\x11.amoroute.v1.Sale\x12\x13\n\x0breattribute\x18\x02 \x01(\x08\"\x92\x01\n\x12RecordSaleResponse\x12\x1f\n\x04sale\x18\x01 \x01(\x0b\x32\x11.amoroute.v1.Sale\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x12\n\nsuperseded\x18\x03 \x01(\x08\x12\x14\n\x0creattributed\x18\x04 \x01(\x08\x12\x1e\n\x16previous_targetologist\x18\x05 \x01(\t\"z\n\x12ReverseSaleRequest\x12\x0f\n\x07lead_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\x03\x12/\n\x0breversed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\"e\n\x13ReverseSaleResponse\x12-\n\x07outcome\x18\x01 \x01(\x0e\x32\x1c.amoroute.v1.ReversalOutcome\x12\x1f\n\x04sale\x18\x02 \x01(\x0b\x32\x11.amoroute.v1.Sale\"J\n\x13WithdrawSaleRequest\x12\x0f\n\x07lead_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\"f\n\x14WithdrawSaleResponse\x12-\n\x07outcome\x18\x01 \x01(\x0e\x32\x1c.amoroute.v1.ReversalOutcome\x12\x1f\n\x04sale\x18\x02 \x01(\x0b\x32\x11.amoroute.v1.Sale\"a\n\x10ListSalesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0f\n\x07lead_id\x18\x03 \x01(\x03\x12\x15\n\rtargetologist\x18\x04 \x01(\t\"N\n\x11ListSalesResponse\x12 \n\x05sales\x18\x01 \x03(\x0b\x32\x11.amoroute.v1.Sale\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8f\x01\n\x1cGetTargetologistStatsRequest\x12,\n\x08won_from\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06won_to\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rtargetologist\x18\x03 \x01(\t\"}\n\x12TargetologistStats\x12\x15\n\rtargetologist\x18\x01 \x01(\t\x12\r\n\x05sales\x18\x02 \x01(\x03\x12\x0f\n\x07revenue\x18\x03 \x01(\x03\x12\x16\n\x0ereversed_sales\x18\x04 \x01(\x03\x12\x18\n\x10reversed_revenue\x18\x05 \x01(\x03\"O\n\x1dGetTargetologistStatsResponse\x12.\n\x05stats\x18\x01 \x03(\x0b\x32\x1f.amoroute.v1.TargetologistStats\"q\n\x17\x42\x61tchRecordSalesRequest\x12\x30\n\x08requests\x18\x01 \x03(\x0b\x32\x1e.amoroute.v1.RecordSaleRequest\x12$\n\x04view\x18\x02 \x01(\x0e\x32\x16.amoroute.v1.WriteView\"N\n\x18\x42\x61tchRecordSalesResponse\x12\x32\n\tresponses\x18\x01 \x03(\x0b\x32\x1f.amoroute.v1.RecordSaleResponse2\xa3\x04\n\x0eTrafficService\x12M\n\nRecordSale\x12\x1e.amoroute.v1.RecordSaleRequest\x1a\x1f.amoroute.v1.RecordSaleResponse\x12_\n\x10\x42\x61tchRecordSales\x12$.amoroute.v1.BatchRecordSalesRequest\x1a%.amoroute.v1.BatchRecordSalesResponse\x12J\n\tListSales\x12\x1d.amoroute.v1.ListSalesRequest\x1a\x1e.amoroute.v1.ListSalesResponse\x12P\n\x0bReverseSale\x12\x1f.amoroute.v1.ReverseSaleRequest\x1a .amoroute.v1.ReverseSaleResponse\x12S\n\x0cWithdrawSale\x12 .amoroute.v1.WithdrawSaleRequest\x1a!.amoroute.v1.WithdrawSaleResponse\x12n\n\x15GetTargetologistStats\x12).amoroute.v1.GetTargetologistStatsRequest\x1a*.amoroute.v1.GetTargetologistStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,29 +34,33 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'amoroute.v1.traffic_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SALE']._serialized_start=100
-  _globals['_SALE']._serialized_end=404
-  _globals['_RECORDSALEREQUEST']._serialized_start=406
-  _globals['_RECORDSALEREQUEST']._serialized_end=458
-  _globals['_RECORDSALERESPONSE']._serialized_start=460
-  _globals['_RECORDSALERESPONSE']._serialized_end=552
-  _globals['_REVERSESALEREQUEST']._serialized_start=554
-  _globals['_REVERSESALEREQUEST']._serialized_end=676
-  _globals['_REVERSESALERESPONSE']._serialized_start=678
-  _globals['_REVERSESALERESPONSE']._serialized_end=779
-  _globals['_LISTSALESREQUEST']._serialized_start=781
-  _globals['_LISTSALESREQUEST']._serialized_end=878
-  _globals['_LISTSALESRESPONSE']._serialized_start=880
-  _globals['_LISTSALESRESPONSE']._serialized_end=958
-  _globals['_GETTARGETOLOGISTSTATSREQUEST']._serialized_start=961
-  _globals['_GETTARGETOLOGISTSTATSREQUEST']._serialized_end=1104
-  _globals['_TARGETOLOGISTSTATS']._serialized_start=1106
-  _globals['_TARGETOLOGISTSTATS']._serialized_end=1231
-  _globals['_GETTARGETOLOGISTSTATSRESPONSE']._serialized_start=1233
-  _globals['_GETTARGETOLOGISTSTATSRESPONSE']._serialized_end=1312
-  _globals['_BATCHRECORDSALESREQUEST']._serialized_start=1314
-  _globals['_BATCHRECORDSALESREQUEST']._serialized_end=1427
-  _globals['_BATCHRECORDSALESRESPONSE']._serialized_start=1429
-  _globals['_BATCHRECORDSALESRESPONSE']._serialized_end=1507
-  _globals['_TRAFFICSERVICE']._serialized_start=1510
-  _globals['_TRAFFICSERVICE']._serialized_end=1972
+  _globals['_SALE']._serialized_end=457
+  _globals['_RECORDSALEREQUEST']._serialized_start=459
+  _globals['_RECORDSALEREQUEST']._serialized_end=532
+  _globals['_RECORDSALERESPONSE']._serialized_start=535
+  _globals['_RECORDSALERESPONSE']._serialized_end=681
+  _globals['_REVERSESALEREQUEST']._serialized_start=683
+  _globals['_REVERSESALEREQUEST']._serialized_end=805
+  _globals['_REVERSESALERESPONSE']._serialized_start=807
+  _globals['_REVERSESALERESPONSE']._serialized_end=908
+  _globals['_WITHDRAWSALEREQUEST']._serialized_start=910
+  _globals['_WITHDRAWSALEREQUEST']._serialized_end=984
+  _globals['_WITHDRAWSALERESPONSE']._serialized_start=986
+  _globals['_WITHDRAWSALERESPONSE']._serialized_end=1088
+  _globals['_LISTSALESREQUEST']._serialized_start=1090
+  _globals['_LISTSALESREQUEST']._serialized_end=1187
+  _globals['_LISTSALESRESPONSE']._serialized_start=1189
+  _globals['_LISTSALESRESPONSE']._serialized_end=1267
+  _globals['_GETTARGETOLOGISTSTATSREQUEST']._serialized_start=1270
+  _globals['_GETTARGETOLOGISTSTATSREQUEST']._serialized_end=1413
+  _globals['_TARGETOLOGISTSTATS']._serialized_start=1415
+  _globals['_TARGETOLOGISTSTATS']._serialized_end=1540
+  _globals['_GETTARGETOLOGISTSTATSRESPONSE']._serialized_start=1542
+  _globals['_GETTARGETOLOGISTSTATSRESPONSE']._serialized_end=1621
+  _globals['_BATCHRECORDSALESREQUEST']._serialized_start=1623
+  _globals['_BATCHRECORDSALESREQUEST']._serialized_end=1736
+  _globals['_BATCHRECORDSALESRESPONSE']._serialized_start=1738
+  _globals['_BATCHRECORDSALESRESPONSE']._serialized_end=1816
+  _globals['_TRAFFICSERVICE']._serialized_start=1819
+  _globals['_TRAFFICSERVICE']._serialized_end=2366
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Sale(_message.Message):
-    __slots__ = ("lead_id", "account_id", "targetologist", "utm", "amount", "deal_name", "won_at", "recorded_at", "reversed_at", "reversal_reason")
+    __slots__ = ("lead_id", "account_id", "targetologist", "utm", "amount", "deal_name", "won_at", "recorded_at", "reversed_at", "reversal_reason", "reattributed_at")
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     TARGETOLOGIST_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class Sale(_message.Message):
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
     REVERSED_AT_FIELD_NUMBER: _ClassVar[int]
     REVERSAL_REASON_FIELD_NUMBER: _ClassVar[int]
+    REATTRIBUTED_AT_FIELD_NUMBER: _ClassVar[int]
     lead_id: int
     account_id: int
     targetologist: str
@@ -32,23 +33,30 @@ class Sale(_message.Message):
     recorded_at: _timestamp_pb2.Timestamp
     reversed_at: _timestamp_pb2.Timestamp
     reversal_reason: str
-    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., targetologist: _Optional[str] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., amount: _Optional[int] = ..., deal_name: _Optional[str] = ..., won_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reversed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reversal_reason: _Optional[str] = ...) -> None: ...
+    reattributed_at: _timestamp_pb2.Timestamp
+    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., targetologist: _Optional[str] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., amount: _Optional[int] = ..., deal_name: _Optional[str] = ..., won_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reversed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reversal_reason: _Optional[str] = ..., reattributed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RecordSaleRequest(_message.Message):
-    __slots__ = ("sale",)
+    __slots__ = ("sale", "reattribute")
     SALE_FIELD_NUMBER: _ClassVar[int]
+    REATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
     sale: Sale
-    def __init__(self, sale: _Optional[_Union[Sale, _Mapping]] = ...) -> None: ...
+    reattribute: bool
+    def __init__(self, sale: _Optional[_Union[Sale, _Mapping]] = ..., reattribute: _Optional[bool] = ...) -> None: ...
 
 class RecordSaleResponse(_message.Message):
-    __slots__ = ("sale", "duplicate", "superseded")
+    __slots__ = ("sale", "duplicate", "superseded", "reattributed", "previous_targetologist")
     SALE_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     SUPERSEDED_FIELD_NUMBER: _ClassVar[int]
+    REATTRIBUTED_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_TARGETOLOGIST_FIELD_NUMBER: _ClassVar[int]
     sale: Sale
     duplicate: bool
     superseded: bool
-    def __init__(self, sale: _Optional[_Union[Sale, _Mapping]] = ..., duplicate: _Optional[bool] = ..., superseded: _Optional[bool] = ...) -> None: ...
+    reattributed: bool
+    previous_targetologist: str
+    def __init__(self, sale: _Optional[_Union[Sale, _Mapping]] = ..., duplicate: _Optional[bool] = ..., superseded: _Optional[bool] = ..., reattributed: _Optional[bool] = ..., previous_targetologist: _Optional[str] = ...) -> None: ...
 
 class ReverseSaleRequest(_message.Message):
     __slots__ = ("lead_id", "account_id", "reversed_at", "reason")
@@ -63,6 +71,24 @@ class ReverseSaleRequest(_message.Message):
     def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., reversed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ReverseSaleResponse(_message.Message):
+    __slots__ = ("outcome", "sale")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    SALE_FIELD_NUMBER: _ClassVar[int]
+    outcome: _deal_pb2.ReversalOutcome
+    sale: Sale
+    def __init__(self, outcome: _Optional[_Union[_deal_pb2.ReversalOutcome, str]] = ..., sale: _Optional[_Union[Sale, _Mapping]] = ...) -> None: ...
+
+class WithdrawSaleRequest(_message.Message):
+    __slots__ = ("lead_id", "account_id", "reason")
+    LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    lead_id: int
+    account_id: int
+    reason: str
+    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class WithdrawSaleResponse(_message.Message):
     __slots__ = ("outcome", "sale")
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     SALE_FIELD_NUMBER: _ClassVar[int]

@@ -54,6 +54,11 @@ class TrafficServiceStub:
                 request_serializer=amoroute_dot_v1_dot_traffic__pb2.ReverseSaleRequest.SerializeToString,
                 response_deserializer=amoroute_dot_v1_dot_traffic__pb2.ReverseSaleResponse.FromString,
                 _registered_method=True)
+        self.WithdrawSale = channel.unary_unary(
+                '/amoroute.v1.TrafficService/WithdrawSale',
+                request_serializer=amoroute_dot_v1_dot_traffic__pb2.WithdrawSaleRequest.SerializeToString,
+                response_deserializer=amoroute_dot_v1_dot_traffic__pb2.WithdrawSaleResponse.FromString,
+                _registered_method=True)
         self.GetTargetologistStats = channel.unary_unary(
                 '/amoroute.v1.TrafficService/GetTargetologistStats',
                 request_serializer=amoroute_dot_v1_dot_traffic__pb2.GetTargetologistStatsRequest.SerializeToString,
@@ -66,7 +71,10 @@ class TrafficServiceServicer:
 
     def RecordSale(self, request, context):
         """Records the sale of one lead. Idempotent on (account_id, lead_id): a
-        second call changes nothing and answers duplicate = true.
+        second call changes nothing and answers duplicate = true. With
+        reattribute, a lead credited to another targetologist is credited to this
+        one instead (reattributed = true); the other sale is kept, reversed
+        "re-attributed" and marked reattributed_at. Again: duplicate.
         Errors: INVALID_ARGUMENT naming the field (lead_id, targetologist, amount).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -95,7 +103,20 @@ class TrafficServiceServicer:
         listed, leaves the revenue figures and shows in reversed_sales). A
         reversal older than the sale's won time is ignored; one for a lead with
         no sale yet is remembered so an older "won" arriving later credits nothing.
+        A sale withdrawn by WithdrawSale takes the deal's reversal instead.
         Errors: INVALID_ARGUMENT naming the field (lead_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawSale(self, request, context):
+        """Re-attributes a lead's sale to nobody (the routing rules no longer credit
+        anyone with it): its sale is reversed now for "re-attributed: <reason>"
+        (kept, listed, out of revenue). outcome REVERSED when a credited sale was
+        withdrawn; ALREADY_REVERSED or NOT_CREDITED when there was nothing to do
+        (a lead with no sale is left alone: nothing is remembered for it).
+        Errors: INVALID_ARGUMENT naming the field (lead_id, account_id, reason).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -130,6 +151,11 @@ def add_TrafficServiceServicer_to_server(servicer, server):
                     servicer.ReverseSale,
                     request_deserializer=amoroute_dot_v1_dot_traffic__pb2.ReverseSaleRequest.FromString,
                     response_serializer=amoroute_dot_v1_dot_traffic__pb2.ReverseSaleResponse.SerializeToString,
+            ),
+            'WithdrawSale': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawSale,
+                    request_deserializer=amoroute_dot_v1_dot_traffic__pb2.WithdrawSaleRequest.FromString,
+                    response_serializer=amoroute_dot_v1_dot_traffic__pb2.WithdrawSaleResponse.SerializeToString,
             ),
             'GetTargetologistStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTargetologistStats,
@@ -245,6 +271,33 @@ class TrafficService:
             '/amoroute.v1.TrafficService/ReverseSale',
             amoroute_dot_v1_dot_traffic__pb2.ReverseSaleRequest.SerializeToString,
             amoroute_dot_v1_dot_traffic__pb2.ReverseSaleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawSale(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/amoroute.v1.TrafficService/WithdrawSale',
+            amoroute_dot_v1_dot_traffic__pb2.WithdrawSaleRequest.SerializeToString,
+            amoroute_dot_v1_dot_traffic__pb2.WithdrawSaleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -161,6 +161,10 @@ def _reverse_request(**fields) -> tuple[str, object]:  # type: ignore[no-untyped
     return "ReverseConversion", referral_pb2.ReverseConversionRequest(**fields)
 
 
+def _withdraw_request(**fields) -> tuple[str, object]:  # type: ignore[no-untyped-def]
+    return "WithdrawConversion", referral_pb2.WithdrawConversionRequest(**fields)
+
+
 def _partner_request(**fields) -> tuple[str, object]:  # type: ignore[no-untyped-def]
     partner = referral_pb2.Partner(**fields)
     return "UpsertPartner", referral_pb2.UpsertPartnerRequest(partner=partner)
@@ -191,6 +195,9 @@ def _partner_request(**fields) -> tuple[str, object]:  # type: ignore[no-untyped
         (_reverse_request(lead_id=-5), "lead_id"),
         (_reverse_request(lead_id=5, account_id=-1), "account_id"),
         (_reverse_request(lead_id=5, reason="r" * 501), "reason"),
+        (_withdraw_request(), "lead_id"),
+        (_withdraw_request(lead_id=5, account_id=-1), "account_id"),
+        (_withdraw_request(lead_id=5, reason="r" * 501), "reason"),
         (_partner_request(name="No code"), "partner.referral_code"),
         (_partner_request(referral_code="ref?X"), "partner.referral_code"),
         (_partner_request(referral_code="K1", name="n" * 201), "partner.name"),
@@ -426,3 +433,48 @@ def test_batch_of_500_is_recorded_and_one_of_501_is_rejected_naming_requests(stu
 
 def test_empty_batch_answers_no_responses(stub) -> None:  # type: ignore[no-untyped-def]
     assert _batch(stub) == []
+
+
+def test_reattributed_conversion_moves_amount_and_commission_to_the_new_code(stub) -> None:  # type: ignore[no-untyped-def]
+    _upsert(stub, "OLDCODE", "Old partner", 1000)
+    _upsert(stub, "NEWCODE", "New partner", 2000)
+    _record(stub, _conversion(12_001, code="oldcode", amount=10_000))
+    request = referral_pb2.RecordConversionRequest(
+        conversion=_conversion(12_001, code="newcode", amount=10_000), reattribute=True
+    )
+    moved = stub.RecordConversion(request)
+    assert moved.reattributed and moved.previous_referral_code == "OLDCODE"
+    assert moved.conversion.referral_code == "NEWCODE" and moved.conversion.partner_registered
+    new, old = _listed(stub, 12_001)
+    assert not new.HasField("reattributed_at") and old.HasField("reattributed_at")
+    assert old.reversal_reason == "re-attributed" and old.partner_registered
+    old_stats, new_stats = _stats(stub, "oldcode"), _stats(stub, "newcode")
+    assert (old_stats.amount_total, old_stats.commission_total, old_stats.reversed_amount) == (
+        0,
+        0,
+        10_000,
+    )
+    assert (new_stats.amount_total, new_stats.commission_total) == (10_000, 2_000)
+    assert stub.RecordConversion(request).duplicate  # a second apply: nothing to do
+
+
+def test_withdrawn_conversion_is_reversed_and_an_uncredited_lead_left_alone(stub) -> None:  # type: ignore[no-untyped-def]
+    _record(stub, _conversion(12_101, code="GONE", amount=500))
+
+    def withdraw(lead_id: int) -> referral_pb2.WithdrawConversionResponse:
+        return stub.WithdrawConversion(
+            referral_pb2.WithdrawConversionRequest(
+                lead_id=lead_id, account_id=32145678, reason="no referral code"
+            )
+        )
+
+    reply = withdraw(12_101)
+    assert reply.outcome == deal_pb2.REVERSAL_OUTCOME_REVERSED
+    assert reply.conversion.reversal_reason == "re-attributed: no referral code"
+    assert withdraw(12_101).outcome == deal_pb2.REVERSAL_OUTCOME_ALREADY_REVERSED
+    stats = _stats(stub, "gone")
+    assert (stats.conversions, stats.reversed_conversions, stats.commission_total) == (0, 1, 0)
+    assert withdraw(12_102).outcome == deal_pb2.REVERSAL_OUTCOME_NOT_CREDITED
+    # Nothing remembered: an old win arriving later is credited, not superseded.
+    late = _record(stub, _conversion(12_102, code="LATE", won_at=1_000))
+    assert not (late.superseded or late.duplicate)

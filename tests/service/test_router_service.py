@@ -1,6 +1,7 @@
 """RouterService on an ephemeral port, calling the real referral, traffic and
 notifier services (each on its own database)."""
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -8,7 +9,18 @@ import grpc
 import pytest
 
 from amoroute.channels import channel
-from amoroute.v1 import deal_pb2, router_pb2, router_pb2_grpc, traffic_pb2, traffic_pb2_grpc
+from amoroute.v1 import (
+    deal_pb2,
+    notifier_pb2,
+    notifier_pb2_grpc,
+    referral_pb2,
+    referral_pb2_grpc,
+    router_pb2,
+    router_pb2_grpc,
+    traffic_pb2,
+    traffic_pb2_grpc,
+)
+from tests.support.fake_telegram import FakeTelegram
 from tests.support.services import start_services
 from tests.support.stack import free_port
 
@@ -217,3 +229,196 @@ def test_a_lead_twice_in_one_batch_is_routed_in_the_order_its_events_came(
     assert outcomes(second)["traffic"] == "LEG_OUTCOME_REVERSED"
     [sale] = routers.traffic.ListSales(traffic_pb2.ListSalesRequest(lead_id=9302)).sales
     assert sale.reversed_at.seconds == 1_800_000_100
+
+
+# Re-attribution: routers with the old rules (the shipped file) and new rules
+# in front of the same real services, the notifier posting to a Telegram stand-in.
+
+NEW_RULES = """
+pipelines: [10418746]
+won_status_ids: [142]
+referral:
+  prefix: "partner_"
+  fields: [utm_source]
+traffic:
+  fields: [utm_source, utm_campaign]
+  targetologists:
+    - name: Aidana
+      patterns: ["kenesary_moved*", "ref_*"]
+    - name: Kenesary
+      patterns: ["kenesary_*"]
+      telegram_chat_id: "-1001234567890"
+"""
+TELEGRAM_TOKEN = "123456789:AAH-test-token"
+
+
+@dataclass
+class Reattribution:
+    old: router_pb2_grpc.RouterServiceStub
+    new: router_pb2_grpc.RouterServiceStub
+    traffic: traffic_pb2_grpc.TrafficServiceStub
+    referral: referral_pb2_grpc.ReferralServiceStub
+    notifier: notifier_pb2_grpc.NotifierServiceStub
+    telegram: FakeTelegram
+
+
+@pytest.fixture(scope="module")
+def rerouting(make_database, tmp_path_factory) -> Iterator[Reattribution]:  # type: ignore[no-untyped-def]
+    rules = tmp_path_factory.mktemp("rules") / "routing_rules.yaml"
+    rules.write_text(NEW_RULES, encoding="utf-8")
+    with FakeTelegram(token=TELEGRAM_TOKEN) as telegram:
+        services = start_services(
+            make_database,
+            telegram_bot_token=TELEGRAM_TOKEN,
+            telegram_api_url=telegram.url,
+            telegram_default_chat_id="-1001000000001",
+            telegram_allowed_chat_ids="-1001234567890",
+        )
+        old = services.start_router("router-old", router_leg_timeout_s=5.0)
+        new = services.start_router(
+            "router-new", routing_rules=str(rules), router_leg_timeout_s=5.0
+        )
+        addrs = [old, new, *(services.addr(n) for n in ("traffic", "referral", "notifier"))]
+        channels = [channel(a) for a in addrs]
+        yield Reattribution(
+            router_pb2_grpc.RouterServiceStub(channels[0]),
+            router_pb2_grpc.RouterServiceStub(channels[1]),
+            traffic_pb2_grpc.TrafficServiceStub(channels[2]),
+            referral_pb2_grpc.ReferralServiceStub(channels[3]),
+            notifier_pb2_grpc.NotifierServiceStub(channels[4]),
+            telegram,
+        )
+        for ch in channels:
+            ch.close()
+        services.stop()
+
+
+def _reroute(r: Reattribution, deal: deal_pb2.Deal, announce: bool = False) -> dict[str, str]:
+    reply = r.new.RouteDeal(D.RouteDealRequest(deal=deal, reattribution=True, announce=announce))
+    assert reply.status == D.PROCESSING_STATUS_SUCCESS
+    return outcomes(reply)
+
+
+def _notifications(r: Reattribution, lead_id: int) -> list[notifier_pb2.Notification]:
+    request = notifier_pb2.ListNotificationsRequest(lead_id=lead_id)
+    return list(r.notifier.ListNotifications(request).notifications)
+
+
+def _messages_naming(r: Reattribution, name: str) -> list[str]:
+    return [m.body["text"] for m in r.telegram.delivered if name in m.body.get("text", "")]
+
+
+def test_referral_credit_reattributed_to_traffic_is_withdrawn_and_recorded_unannounced(
+    rerouting: Reattribution,
+) -> None:
+    deal = won_deal(9401, "ref_MOVE1")
+    first = rerouting.old.RouteDeal(D.RouteDealRequest(deal=deal))
+    assert outcomes(first) == {"referral": "LEG_OUTCOME_RECORDED"}
+    assert _reroute(rerouting, deal) == {
+        "referral": "LEG_OUTCOME_WITHDRAWN",
+        "traffic": "LEG_OUTCOME_RECORDED",
+    }
+    [conversion] = rerouting.referral.ListConversions(
+        referral_pb2.ListConversionsRequest(lead_id=9401)
+    ).conversions
+    assert conversion.reversal_reason.startswith("re-attributed: ")
+    assert "Aidana" in conversion.reversal_reason  # the new route's reason
+    [sale] = rerouting.traffic.ListSales(traffic_pb2.ListSalesRequest(lead_id=9401)).sales
+    assert sale.targetologist == "Aidana" and not sale.HasField("reversed_at")
+    assert _notifications(rerouting, 9401) == []  # nothing announced, so no message
+    # A second apply of the same change finds nothing to do.
+    assert _reroute(rerouting, deal) == {
+        "referral": "LEG_OUTCOME_DUPLICATE",
+        "traffic": "LEG_OUTCOME_DUPLICATE",
+    }
+
+
+def test_traffic_credit_reattributed_to_unknown_is_withdrawn(rerouting: Reattribution) -> None:
+    deal = won_deal(9402, "aidana_fb")
+    rerouting.old.RouteDeal(D.RouteDealRequest(deal=deal))
+    assert _reroute(rerouting, deal) == {
+        "referral": "LEG_OUTCOME_DUPLICATE",  # nothing to withdraw: already so
+        "traffic": "LEG_OUTCOME_WITHDRAWN",
+    }
+    [sale] = rerouting.traffic.ListSales(traffic_pb2.ListSalesRequest(lead_id=9402)).sales
+    assert sale.HasField("reversed_at") and sale.reversal_reason.startswith("re-attributed: ")
+    assert _reroute(rerouting, deal) == {
+        "referral": "LEG_OUTCOME_DUPLICATE",
+        "traffic": "LEG_OUTCOME_DUPLICATE",
+    }
+    # A normal won event under the new rules credits nobody: the withdrawal stands.
+    normal = rerouting.new.RouteDeal(D.RouteDealRequest(deal=deal))
+    assert normal.route.decision == D.ROUTING_DECISION_UNKNOWN and list(normal.legs) == []
+
+
+def test_sale_moved_to_another_targetologist_is_not_announced_unless_asked(
+    rerouting: Reattribution,
+) -> None:
+    deal = won_deal(9403, "kenesary_moved_a")
+    routed = rerouting.old.RouteDeal(D.RouteDealRequest(deal=deal))
+    assert outcomes(routed)["notifier"] == "LEG_OUTCOME_RECORDED"
+    assert _reroute(rerouting, deal) == {
+        "referral": "LEG_OUTCOME_DUPLICATE",
+        "traffic": "LEG_OUTCOME_REATTRIBUTED",
+    }
+    [announced] = _notifications(rerouting, 9403)  # Kenesary's, from the first routing
+    assert "Kenesary" in announced.text and "Aidana" not in announced.text
+    new, old = rerouting.traffic.ListSales(traffic_pb2.ListSalesRequest(lead_id=9403)).sales
+    assert (new.targetologist, old.targetologist) == ("Aidana", "Kenesary")
+    assert old.reversal_reason == "re-attributed" and old.HasField("reattributed_at")
+    # Applied again, even with announce: nothing to do, nothing announced.
+    assert _reroute(rerouting, deal, announce=True) == {
+        "referral": "LEG_OUTCOME_DUPLICATE",
+        "traffic": "LEG_OUTCOME_DUPLICATE",
+    }
+    # A normal won event later is a duplicate of the new live sale.
+    normal = rerouting.new.RouteDeal(D.RouteDealRequest(deal=deal))
+    assert outcomes(normal)["traffic"] == "LEG_OUTCOME_DUPLICATE"
+
+
+def test_sale_newly_credited_by_a_reattribution_is_announced_when_asked(
+    rerouting: Reattribution,
+) -> None:
+    deal = won_deal(9404, "ref_ANNOUNCED")
+    rerouting.old.RouteDeal(D.RouteDealRequest(deal=deal))
+    assert _reroute(rerouting, deal, announce=True) == {
+        "referral": "LEG_OUTCOME_WITHDRAWN",
+        "traffic": "LEG_OUTCOME_RECORDED",
+        "notifier": "LEG_OUTCOME_RECORDED",
+    }
+    [notification] = _notifications(rerouting, 9404)
+    assert "Aidana" in notification.text
+    deadline = time.monotonic() + 10
+    while not _messages_naming(rerouting, "ID сделки:</b> 9404") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [message] = _messages_naming(rerouting, "ID сделки:</b> 9404")
+    assert "Aidana" in message
+
+
+def test_batch_honours_the_reattribution_flags_per_request(rerouting: Reattribution) -> None:
+    moved, untouched = won_deal(9405, "kenesary_moved_c"), won_deal(9406, "ref_STAYS")
+    rerouting.old.BatchRouteDeals(
+        D.BatchRouteDealsRequest(requests=[D.RouteDealRequest(deal=d) for d in (moved, untouched)])
+    )
+    reply = rerouting.new.BatchRouteDeals(
+        D.BatchRouteDealsRequest(
+            requests=[
+                D.RouteDealRequest(deal=moved, reattribution=True),
+                # Routed normally under the new rules: the referral credit stays.
+                D.RouteDealRequest(deal=untouched),
+            ]
+        )
+    )
+    first, second = (r.response for r in reply.results)
+    assert outcomes(first) == {
+        "referral": "LEG_OUTCOME_DUPLICATE",
+        "traffic": "LEG_OUTCOME_REATTRIBUTED",
+    }
+    assert outcomes(second) == {
+        "traffic": "LEG_OUTCOME_RECORDED",
+        "notifier": "LEG_OUTCOME_RECORDED",
+    }
+    [conversion] = rerouting.referral.ListConversions(
+        referral_pb2.ListConversionsRequest(lead_id=9406)
+    ).conversions
+    assert not conversion.HasField("reversed_at")

@@ -1,6 +1,7 @@
 """TrafficService on an ephemeral port against a real database."""
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -278,3 +279,163 @@ def test_batch_of_500_is_recorded_and_one_of_501_is_rejected_naming_requests(stu
 
 def test_empty_batch_answers_no_responses(stub) -> None:  # type: ignore[no-untyped-def]
     assert _batch(stub) == []
+
+
+# Re-attribution: the routing rules changed, and a lead's sale moves to another
+# targetologist (RecordSale with reattribute) or to nobody (WithdrawSale).
+
+
+def _reattribute(stub, sale: traffic_pb2.Sale) -> traffic_pb2.RecordSaleResponse:  # type: ignore[no-untyped-def]
+    return stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=sale, reattribute=True))
+
+
+def _withdraw(stub, lead_id: int, reason: str = "no pattern matched"):  # type: ignore[no-untyped-def]
+    return stub.WithdrawSale(
+        traffic_pb2.WithdrawSaleRequest(lead_id=lead_id, account_id=32145678, reason=reason)
+    )
+
+
+def _figures(stub, targetologist: str) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def]
+    """(sales, revenue, reversed_sales, reversed_revenue) of one targetologist."""
+    stats = stub.GetTargetologistStats(
+        traffic_pb2.GetTargetologistStatsRequest(targetologist=targetologist)
+    ).stats
+    return next(
+        ((s.sales, s.revenue, s.reversed_sales, s.reversed_revenue) for s in stats), (0, 0, 0, 0)
+    )
+
+
+def test_reattributed_sale_keeps_the_old_one_reversed_and_moves_the_revenue(stub) -> None:  # type: ignore[no-untyped-def]
+    stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(11_001, "KenesaryRA", 700)))
+    stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(11_002, "KenesaryRA", 300)))
+    assert _figures(stub, "KenesaryRA") == (2, 1000, 0, 0)
+
+    moved = _reattribute(stub, _sale(11_001, "AidanaRA", 700))
+    assert moved.reattributed and not moved.duplicate
+    assert moved.previous_targetologist == "KenesaryRA"
+    assert moved.sale.targetologist == "AidanaRA" and not moved.sale.HasField("reversed_at")
+    new, old = _listed(stub, 11_001)  # newest first: both kept, visible
+    assert (new.targetologist, new.HasField("reattributed_at")) == ("AidanaRA", False)
+    assert old.targetologist == "KenesaryRA" and old.HasField("reattributed_at")
+    assert old.reversal_reason == "re-attributed"
+    assert old.reversed_at == old.reattributed_at
+    assert _figures(stub, "KenesaryRA") == (1, 300, 1, 700)
+    assert _figures(stub, "AidanaRA") == (1, 700, 0, 0)
+
+    # A second apply of the same change finds nothing to do.
+    again = _reattribute(stub, _sale(11_001, "AidanaRA", 700))
+    assert again.duplicate and not again.reattributed and again.previous_targetologist == ""
+    # A normal won event later is a duplicate of the new live sale.
+    replayed = stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(11_001, "KenesaryRA")))
+    assert replayed.duplicate and replayed.sale.targetologist == "AidanaRA"
+    assert len(_listed(stub, 11_001)) == 2
+    assert _figures(stub, "AidanaRA") == (1, 700, 0, 0)
+
+
+def test_reattributing_a_reversed_sale_moves_it_still_reversed(stub) -> None:  # type: ignore[no-untyped-def]
+    stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(11_101, "KenesaryRR", 500, 5_000)))
+    _reverse(stub, 11_101, 5_100)
+    moved = _reattribute(stub, _sale(11_101, "AidanaRR", 500, 5_000))
+    assert moved.reattributed
+    assert moved.sale.reversed_at.seconds == 5_100
+    assert moved.sale.reversal_reason == "status 142 -> 143"
+    old = _listed(stub, 11_101)[1]
+    assert old.reversal_reason == "status 142 -> 143" and old.HasField("reattributed_at")
+    assert _figures(stub, "AidanaRR") == (0, 0, 1, 500)
+    assert _figures(stub, "KenesaryRR") == (0, 0, 1, 500)
+
+
+def test_withdrawn_sale_is_reversed_once_and_credited_again_when_rules_change_back(stub) -> None:  # type: ignore[no-untyped-def]
+    stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(11_201, "KenesaryWD", 400)))
+    withdrawn = _withdraw(stub, 11_201, "utm_source 'promo' matched nobody")
+    assert withdrawn.outcome == deal_pb2.REVERSAL_OUTCOME_REVERSED
+    assert withdrawn.sale.reversal_reason == "re-attributed: utm_source 'promo' matched nobody"
+    assert not withdrawn.sale.HasField("reattributed_at")  # still the lead's sale
+    assert _figures(stub, "KenesaryWD") == (0, 0, 1, 400)
+    assert _withdraw(stub, 11_201).outcome == deal_pb2.REVERSAL_OUTCOME_ALREADY_REVERSED
+    # A normal won event changes nothing: the withdrawal stands.
+    replayed = stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(11_201, "KenesaryWD")))
+    assert replayed.duplicate and replayed.sale.HasField("reversed_at")
+    back = _reattribute(stub, _sale(11_201, "KenesaryWD", 400))
+    assert not (back.duplicate or back.reattributed) and not back.sale.HasField("reversed_at")
+    assert _figures(stub, "KenesaryWD") == (1, 400, 0, 0)
+
+
+def test_a_withdrawn_sale_whose_deal_is_lost_stays_reversed_when_rules_change_back(stub) -> None:  # type: ignore[no-untyped-def]
+    stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(11_251, "KenesaryWL", 400, 8_000)))
+    _withdraw(stub, 11_251)
+    lost = _reverse(stub, 11_251, 8_100)
+    assert lost.outcome == deal_pb2.REVERSAL_OUTCOME_REVERSED
+    assert lost.sale.reversal_reason == "status 142 -> 143"
+    back = _reattribute(stub, _sale(11_251, "KenesaryWL", 400, 8_000))
+    assert back.duplicate and back.sale.reversed_at.seconds == 8_100
+    assert _figures(stub, "KenesaryWL") == (0, 0, 1, 400)
+
+
+def test_withdrawing_an_uncredited_lead_remembers_nothing(stub) -> None:  # type: ignore[no-untyped-def]
+    nothing = _withdraw(stub, 11_301)
+    assert nothing.outcome == deal_pb2.REVERSAL_OUTCOME_NOT_CREDITED
+    assert not nothing.HasField("sale")
+    # No tombstone: a later genuine win, of any time, is credited.
+    later = stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(11_301, "WonLater", 10)))
+    assert not (later.duplicate or later.superseded)
+    assert _figures(stub, "WonLater") == (1, 10, 0, 0)
+
+
+def test_batch_reattributes_per_request_and_a_lead_twice_in_order(stub) -> None:  # type: ignore[no-untyped-def]
+    _batch(stub, _sale(11_401, "FirstB", 100), _sale(11_402, "FirstB", 200))
+    request = traffic_pb2.BatchRecordSalesRequest(
+        requests=[
+            traffic_pb2.RecordSaleRequest(sale=_sale(11_401, "SecondB", 100), reattribute=True),
+            traffic_pb2.RecordSaleRequest(sale=_sale(11_402, "SecondB", 200)),  # normal: kept
+            traffic_pb2.RecordSaleRequest(sale=_sale(11_401, "ThirdB", 100), reattribute=True),
+            traffic_pb2.RecordSaleRequest(sale=_sale(11_403, "SecondB", 300), reattribute=True),
+        ]
+    )
+    replies = stub.BatchRecordSales(request).responses
+    assert [(r.sale.targetologist, r.reattributed, r.duplicate) for r in replies] == [
+        ("SecondB", True, False),
+        ("FirstB", False, True),
+        ("ThirdB", True, False),
+        ("SecondB", False, False),
+    ]
+    assert [r.previous_targetologist for r in replies] == ["FirstB", "", "SecondB", ""]
+    listed = _listed(stub, 11_401)
+    assert [(s.targetologist, s.HasField("reattributed_at")) for s in listed] == [
+        ("ThirdB", False),
+        ("SecondB", True),
+        ("FirstB", True),
+    ]
+    assert _figures(stub, "ThirdB") == (1, 100, 0, 0)
+    assert _figures(stub, "SecondB") == (1, 300, 1, 100)
+
+
+def test_concurrent_reattributions_of_one_lead_leave_exactly_one_live_sale(stub) -> None:  # type: ignore[no-untyped-def]
+    stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(11_501, "Start", 100)))
+    names = [f"Racer{n % 3}" for n in range(12)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        replies = list(pool.map(lambda name: _reattribute(stub, _sale(11_501, name, 100)), names))
+    assert all(r.reattributed or r.duplicate for r in replies)
+    listed = _listed(stub, 11_501)
+    [live] = [s for s in listed if not s.HasField("reattributed_at")]
+    assert not live.HasField("reversed_at")
+    # Each re-attribution replaced the live sale of its time: a chain, nothing lost.
+    assert len(listed) == 1 + sum(r.reattributed for r in replies)
+    assert all(s.reversal_reason == "re-attributed" for s in listed if s is not live)
+    revenue = sum(_figures(stub, name)[1] for name in {*names, "Start"})
+    assert revenue == 100
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (traffic_pb2.WithdrawSaleRequest(), "lead_id"),
+        (traffic_pb2.WithdrawSaleRequest(lead_id=1, account_id=-1), "account_id"),
+        (traffic_pb2.WithdrawSaleRequest(lead_id=1, reason="r" * 501), "reason"),
+    ],
+)
+def test_bad_withdrawal_is_invalid_argument_naming_the_field(stub, request_, field) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as err:
+        stub.WithdrawSale(request_)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith(f"{field}:")
