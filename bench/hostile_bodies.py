@@ -27,7 +27,12 @@ from edge.amocrm_form import lead_events, parse_form
 from edge.settings import Settings
 from tests.support.databases import create_database, drop_database
 from tests.support.forms import encode, won_deal_body
-from tests.support.hostile_bodies import deep_fields_body, deep_leads_body, padded_account_body
+from tests.support.hostile_bodies import (
+    deep_fields_body,
+    deep_leads_body,
+    padded_account_body,
+    wide_lead_body,
+)
 from tests.support.stack import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +40,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 WORST = {
     "deep_fields (the issue's 588 KB body)": deep_fields_body,
     "deep_leads (most containers allowed)": deep_leads_body,
+    "wide_lead (a container per field)": wide_lead_body,
     "padded_account (500 leads, 1 MiB)": padded_account_body,
 }
 

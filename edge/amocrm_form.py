@@ -21,6 +21,8 @@ Decisions the callers rely on:
   separated by spaces (`12 000`, also no-break spaces) are accepted; commas are rejected as
   ambiguous (`12,000` vs `12,50`).
 - Timestamps that are empty or `0` count as absent.
+- A lead with more than `MAX_CUSTOM_FIELDS` custom fields does not become a deal (its
+  event is logged whole, the error naming the cap): the router would refuse it.
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ DEFAULT_LIMITS = FormLimits()
 class FormError(ValueError):
     """The body cannot be parsed; the message says why in words an operator understands."""
 
+
+# Custom fields of one lead that become a deal at most: the router refuses a deal with
+# more (router_svc/service.py), and AmoCRM sends only a lead's filled fields. A lead with
+# more is logged whole as an error naming this cap, before any of its fields is read.
+MAX_CUSTOM_FIELDS = 500
 
 # What a deal needs of the account, kept with every lead event of a body.
 ACCOUNT_IDENTITY = ("id", "subdomain")
@@ -178,7 +185,9 @@ def _compiled_fields(body: bytes, limits: FormLimits) -> dict[str, str] | None:
     fields.pop("", None)  # nameless pairs (`=x`) are skipped
     if not fields:  # the field-by-field pass reads an empty or nameless body
         return None
-    if any(type(value) is not str for value in fields.values()):
+    # PERF: the types' set is made in C, not a Python loop over every field;
+    # measured by python -m bench.hostile_bodies
+    if not set(map(type, fields.values())) <= {str}:
         return None
     keys, values = "".join(fields), "".join(fields.values())  # type: ignore[arg-type]
     for suspect in ("\ufffd", "\x00"):
@@ -222,18 +231,12 @@ def _cut(value: str, cap: int) -> str:
 def _nest(fields: Iterable[tuple[str, str]], limits: FormLimits) -> dict[str, Any]:
     """Fields in body order -> the form: `leads` and `account` nested as their
     brackets describe, every other name kept whole."""
-    # PERF: plain dicts as containers, a cached split per name and a lookup per field
-    # bound a body's cost by what AmoCRM sends; measured by python -m bench.hostile_bodies
+    # PERF: a cached split per name, and every container kept by its name, so a field
+    # costs a lookup or two and a new container is made from its nearest ancestor, not
+    # by a walk from the top; measured by python -m bench.hostile_bodies
     form: dict[str, Any] = {}
-    # The container each nested name's value goes into, by the name without its last
-    # segment (`leads[status][0]` for `leads[status][0][id]`): a lead's fields share
-    # one, so most fields cost a lookup rather than a walk from the top.
-    parents: dict[str, dict[Any, Any]] = {}
-    # Each segment's slot on the walk: a body repeats a few segments.
-    slots: dict[str, str | int | None] = {}
-    # Next index of each container that `[]` appended to, by id.
-    appended: dict[int, int] = {}
-    groups = [0]
+    nesting = _Nesting(form, limits)
+    containers, appended = nesting.containers, nesting.appended
     for key, value in fields:
         field = _field(key)
         if field is None:  # kept whole
@@ -242,15 +245,12 @@ def _nest(fields: Iterable[tuple[str, str]], limits: FormLimits) -> dict[str, An
             form[key] = value
             continue
         prefix, slot = field
-        node = parents.get(prefix)
+        node = containers.get(prefix)
         if node is None:
-            segments = _nested_path(key, limits)
-            if segments is None:  # malformed brackets: kept whole
+            node = nesting.container(key, prefix)
+            if node is None:  # malformed brackets: kept whole
                 form[key] = value
                 continue
-            node = _walk(form, key, segments, limits, slots, appended, groups)
-            if "[]" not in prefix:  # an append makes a new container at each use
-                parents[prefix] = node
         if type(slot) is int:
             if slot > limits.max_index:
                 raise _index_over(key, limits)
@@ -374,41 +374,83 @@ def _field(key: str) -> tuple[str, str | int | None] | None:
     return key[:cut], None if last == "" else _slot(last)
 
 
-def _nested_path(key: str, limits: FormLimits) -> list[str] | None:
-    """The name and bracket segments of a `leads[...]` or `account[...]` field
-    (`leads[status][0][id]` -> ["leads", "status", "0", "id"]); None when its brackets
-    are malformed (it is then kept whole)."""
-    # Counting '[' first bounds the split on absurd names.
-    if key.count("[") > limits.max_depth:
-        raise FormError(f"field {show(key)} is nested deeper than {limits.max_depth} levels")
-    base, _, rest = key.partition("[")
-    segments = [base, *rest[:-1].split("][")]
-    for segment in segments:
-        if "[" in segment or "]" in segment:
-            return None
-    return segments
+class _Nesting:
+    """The containers of one body's nested names as they are made."""
 
+    def __init__(self, form: dict[str, Any], limits: FormLimits) -> None:
+        self.form = form
+        self.limits = limits
+        # Each container by its name (`leads[status][0]`), except those under a `[]`:
+        # an append makes a new container at each use.
+        self.containers: dict[str, dict[Any, Any]] = {}
+        # Each segment's slot: a body repeats a few segments.
+        self.slots: dict[str, Any] = {}
+        # Next index of each container that `[]` appended to, by id.
+        self.appended: dict[int, int] = {}
+        self.groups = 0
+        self.leads = 0
 
-def _walk(
-    form: dict[str, Any],
-    key: str,
-    segments: list[str],
-    limits: FormLimits,
-    slots: dict[str, str | int | None],
-    appended: dict[int, int],
-    groups: list[int],
-) -> dict[Any, Any]:
-    """The container for the last segment of a nested name, created on the way as
-    needed; `groups` counts the containers made."""
-    node = form.get(segments[0])
-    if node is None:
-        node = form[segments[0]] = {}
-        groups[0] += 1
-    elif type(node) is not dict:
-        raise _conflict(key, segments[0])
-    for depth in range(1, len(segments) - 1):
-        segment = segments[depth]
-        slot = slots[segment] if segment in slots else slots.setdefault(segment, _slot(segment))
+    def container(self, key: str, prefix: str) -> dict[Any, Any] | None:
+        """The container `prefix` of a nested name (`key` without its last segment),
+        made on the way as needed from the nearest container made already; None when
+        the name's brackets are malformed (it is then kept whole)."""
+        limits = self.limits
+        # Counting '[' first bounds the split on absurd names.
+        if key.count("[") > limits.max_depth:
+            raise FormError(f"field {show(key)} is nested deeper than {limits.max_depth} levels")
+        # Most often the container's own container is made already: then only its
+        # last segment is new, and the name is well-formed when that one is.
+        cut = prefix.rfind("[")
+        parent = self.containers.get(prefix[:cut]) if prefix[-1] == "]" else None
+        if parent is not None and "]" not in prefix[cut + 1 : -1]:
+            made = self.groups
+            child = self._child(parent, key, prefix, prefix[cut + 1 : -1])
+            if self.groups > made and prefix.startswith("leads[") and prefix.count("[") == 2:
+                self._count_lead(prefix[6 : cut - 1])
+            return child
+        base, _, rest = key.partition("[")
+        inner = rest[:-1]
+        # Well-formed when no bracket is left once the separators are taken out.
+        bare = inner.replace("][", "")
+        if "[" in bare or "]" in bare or "]" in base:
+            return None  # malformed brackets
+        segments = [base, *inner.split("][")]
+        # The names of the containers to make, deepest first, up to one made already.
+        missing: list[tuple[str, int]] = []
+        name, depth = prefix, len(segments) - 2
+        node = self.containers.get(name)
+        while node is None and depth > 0:
+            missing.append((name, depth))
+            name, depth = name[: name.rfind("[")], depth - 1
+            node = self.containers.get(name)
+        if node is None:  # the top-level name
+            node = self.form.get(name)
+            if node is None:
+                node = self.form[name] = self.containers[name] = {}
+                self.groups += 1
+            elif type(node) is not dict:
+                raise _conflict(key, name)
+        for name, depth in reversed(missing):
+            made = self.groups
+            node = self._child(node, key, name, segments[depth])
+            if depth == 2 and self.groups > made and segments[0] == "leads":
+                self._count_lead(segments[1])
+        return node
+
+    def _count_lead(self, action: str) -> None:
+        """A new lead of `action`: more than lead_events() takes end the body here,
+        before the work of nesting them."""
+        if action in LEAD_ACTIONS:
+            self.leads += 1
+            if self.leads > self.limits.max_leads:
+                raise FormError(f"body carries more than {self.limits.max_leads} leads")
+
+    def _child(self, node: dict[Any, Any], key: str, name: str, segment: str) -> dict[Any, Any]:
+        """The container `name` under `node`, made when new; `segment` is its last."""
+        limits, appended = self.limits, self.appended
+        slot = self.slots.get(segment, _UNSEEN)
+        if slot is _UNSEEN:
+            slot = self.slots[segment] = _slot(segment)
         if type(slot) is int:
             if slot > limits.max_index:
                 raise _index_over(key, limits)
@@ -419,16 +461,17 @@ def _walk(
         child = node.get(slot)
         if child is None:
             child = node[slot] = {}
-            groups[0] += 1
-            if groups[0] > limits.max_groups:
+            self.groups += 1
+            if self.groups > limits.max_groups:
                 raise FormError(
                     f"body has more than {limits.max_groups:,} groups of fields (leads, "
                     "custom fields, their values...); AmoCRM's batches have far fewer"
                 )
         elif type(child) is not dict:
-            raise _conflict(key, segments[0] + "".join(f"[{s}]" for s in segments[1 : depth + 1]))
-        node = child
-    return node
+            raise _conflict(key, name)
+        if "[]" not in name:
+            self.containers[name] = child
+        return child
 
 
 def _slot(segment: str) -> str | int | None:
@@ -457,6 +500,8 @@ def _index_over(key: str, limits: FormLimits) -> FormError:
 
 # Above any index limit: an index segment too long to be worth converting.
 _HUGE_INDEX = 10**19
+# A segment not looked at yet.
+_UNSEEN = object()
 
 
 def _conflict(key: str, prefix: str) -> FormError:
@@ -476,12 +521,19 @@ def _finish(node: dict[Any, Any]) -> dict[str, Any] | list[Any]:
         else:
             return [
                 child if type(child) is str else _finish(child)
-                for child in (node[slot] for slot in order)
+                for child in map(node.__getitem__, order)
             ]
+    # PERF: a container of named strings only (most of a lead's) is already plain:
+    # checked in C, not copied; measured by python -m bench.hostile_bodies
+    if set(map(type, node.values())) == _STR and set(map(type, node)) == _STR:
+        return node
     return {
         slot if type(slot) is str else str(slot): child if type(child) is str else _finish(child)
         for slot, child in node.items()
     }
+
+
+_STR = {str}
 
 
 def _lead_id(lead: dict[str, Any], where: str) -> int:
@@ -543,7 +595,13 @@ def _items(raw: Any, field: str) -> list[Any]:
 
 
 def _add_custom_fields(deal: deal_pb2.Deal, raw: Any, where: str) -> None:
-    for k, item in enumerate(_items(raw, where)):
+    items = _items(raw, where)
+    if len(items) > MAX_CUSTOM_FIELDS:
+        raise FormError(
+            f"{where} holds {len(items):,} custom fields; a deal takes at most "
+            f"{MAX_CUSTOM_FIELDS} (AmoCRM sends only the filled ones)"
+        )
+    for k, item in enumerate(items):
         field = f"{where}[{k}]"
         if not isinstance(item, dict):
             raise FormError(

@@ -8,18 +8,20 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import falcon.testing
 import pytest
 import sqlalchemy as sa
 
 from edge.__main__ import upgrade_database
-from edge.amocrm_form import DEFAULT_LIMITS, FormLimits
+from edge.amocrm_form import DEFAULT_LIMITS, MAX_CUSTOM_FIELDS, FormLimits
 from edge.app import create_app
 from edge.log_store import NewLog, WebhookLogStore, webhook_logs
 from edge.log_writer import LogWriter
 from edge.settings import Settings
 from edge.webhook import STORED_BYTES_PER_BODY_BYTE, intake
+from tests.support.forms import won_deal_body
 from tests.support.hostile_bodies import padded_account_body
 
 FORM = "application/x-www-form-urlencoded"
@@ -57,6 +59,7 @@ import json, sys
 import falcon.testing
 from edge.app import create_app
 from edge.settings import Settings
+from tests.support.forms import won_deal_body
 from tests.support.hostile_bodies import padded_account_body
 app = create_app(Settings(edge_database_url=sys.argv[1], router_addr="127.0.0.1:9",
                           router_deadline_s=0.3))
@@ -154,3 +157,31 @@ def test_padded_body_through_the_app_answers_200_and_stores_every_lead(edge_url:
     )
     assert reply.status_code == 200
     assert reply.json["logged"] == DEFAULT_LIMITS.max_leads
+
+
+def test_a_lead_over_the_custom_field_cap_is_logged_whole_as_an_error_naming_it(
+    edge_url: str,
+) -> None:
+    """More custom fields than a deal takes: the event is stored with all of them and
+    an error naming the cap, beside the body's other lead, which is routed as usual."""
+    fields = {"account[subdomain]": "onaiagencykz", "account[id]": "32145678"}
+    fields.update(won_deal_body(9_001, "kenesary_fb", index=1))
+    over = MAX_CUSTOM_FIELDS + 1
+    fields.update(won_deal_body(9_000, index=0))
+    for k in range(over):
+        fields[f"leads[status][0][custom_fields][{k}][id]"] = str(5_000 + k)
+        fields[f"leads[status][0][custom_fields][{k}][values][0][value]"] = f"v{k}"
+    client = falcon.testing.TestClient(create_app(_settings(edge_url)))
+    reply = client.simulate_post(
+        "/webhook/amocrm", body=urlencode(fields).encode(), headers={"Content-Type": FORM}
+    )
+    assert reply.status_code == 200
+    capped, other = _stored(edge_url, reply.json["log_ids"])
+    assert (capped["lead_id"], capped["processing_status"]) == (None, "error")
+    assert capped["error_message"] == (
+        f"leads[status][0][custom_fields] holds {over:,} custom fields; a deal takes at "
+        f"most {MAX_CUSTOM_FIELDS} (AmoCRM sends only the filled ones)"
+    )
+    stored_fields = capped["deal_data"]["lead"]["custom_fields"]
+    assert [f["values"][0]["value"] for f in stored_fields] == [f"v{k}" for k in range(over)]
+    assert other["lead_id"] == 9_001 and other["error_message"] is None

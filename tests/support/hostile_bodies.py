@@ -60,3 +60,18 @@ def deep_leads_body(limits: FormLimits = DEFAULT_LIMITS) -> bytes:
     body = "&".join(quote(f, safe="[]=") for f in fields).encode()
     assert len(body) <= limits.max_body_bytes, len(body)
     return body
+
+
+def wide_lead_body(limits: FormLimits = DEFAULT_LIMITS) -> bytes:
+    """One new container per field, the container limit's worth, in AmoCRM's own shape:
+    custom fields of one lead with only an id each (each is a field lookup, a new
+    container and, at the end, a dict of its own); the rest of the field limit spent
+    on fields of the lead."""
+    fields = [
+        f"leads[status][0][custom_fields][{k}][id]={k + 1}" for k in range(limits.max_groups - 4)
+    ]
+    fields += [f"leads[status][0][f{n}]=1" for n in range(limits.max_keys - len(fields) - 1)]
+    fields.append("leads[status][0][id]=1")
+    body = "&".join(quote(f, safe="[]=") for f in fields).encode()
+    assert len(body) <= limits.max_body_bytes, len(body)
+    return body

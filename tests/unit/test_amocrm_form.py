@@ -314,6 +314,14 @@ def test_lead_events_limits_leads_per_body() -> None:
         lead_events(form, FormLimits(max_leads=2))
 
 
+def test_leads_over_the_limit_end_the_parse() -> None:
+    body = b"&".join(b"leads[add][%d][id]=%d" % (n, n + 1) for n in range(3))
+    body += b"&leads[future][0][id]=4"  # an action lead_events() ignores is not counted
+    assert len(lead_events(parse_form(body, FormLimits(max_leads=3)))) == 3
+    with pytest.raises(FormError, match="more than 2 leads"):
+        parse_form(body, FormLimits(max_leads=2))
+
+
 def test_lead_events_keeps_action_order_and_ignores_other_entities() -> None:
     form = parse_form(
         b"contacts[add][0][id]=9&leads[status][1][id]=2&leads[add][0][id]=3"
@@ -542,3 +550,56 @@ def test_fields_of_other_entities_cost_no_nesting_and_are_kept() -> None:
     form = parse_form(body)
     assert len(form) == 1001 and form["x999" + deep] == "1"
     assert [event.lead["id"] for event in lead_events(form)] == ["3"]
+
+
+def test_containers_made_in_any_field_order_nest_alike() -> None:
+    """A container is made from its nearest ancestor made already: the fields of
+    leads and custom fields interleaved or reversed nest as they do in order."""
+    fields = [
+        f"leads[status][{n}][custom_fields][{k}][{part}]={n}{k}"
+        for n in range(3) for k in range(3) for part in ("id", "values][0][value", "values][1")
+    ] + [f"leads[status][{n}][id]={n + 1}" for n in range(3)]
+    in_order = parse_form("&".join(fields).encode())
+    interleaved = sorted(fields, key=lambda f: (f.split("][")[-1], f))
+    assert parse_form("&".join(interleaved).encode()) == in_order
+    assert parse_form("&".join(reversed(fields)).encode()) == in_order
+    assert in_order["leads"]["status"][2]["custom_fields"][1] == {
+        "id": "21", "values": [{"value": "21"}, "21"]}
+
+
+def test_a_group_found_from_its_ancestor_still_conflicts_with_a_value() -> None:
+    body = b"leads[status][0][id]=1&leads[status][0][tags][0]=x&leads[status][0][tags][0][id]=2"
+    with pytest.raises(FormError, match=re.escape("uses 'leads[status][0][tags][0]'")):
+        parse_form(body)
+
+
+def _lead_with_custom_fields(count: int) -> bytes:
+    """One lead with `count` custom fields, its UTM source the last of them."""
+    pairs = {"leads[status][0][id]": "7", "account[id]": "32145678"}
+    for k in range(count):
+        code = "UTM_SOURCE" if k == count - 1 else f"F{k}"
+        pairs[f"leads[status][0][custom_fields][{k}][id]"] = str(1000 + k)
+        pairs[f"leads[status][0][custom_fields][{k}][code]"] = code
+        pairs[f"leads[status][0][custom_fields][{k}][values][0][value]"] = f"v{k}"
+    return urlencode(pairs).encode()
+
+
+def test_a_lead_within_the_custom_field_cap_keeps_every_field() -> None:
+    cap = amocrm_form.MAX_CUSTOM_FIELDS
+    (event,) = lead_events(parse_form(_lead_with_custom_fields(cap)))
+    deal = deal_from_event(event)
+    assert len(deal.custom_fields) == cap
+    assert fields_by_code_or_name(deal)["UTM_SOURCE"].values[0].value == f"v{cap - 1}"
+
+
+def test_a_lead_over_the_custom_field_cap_is_refused_naming_the_cap_and_kept_whole() -> None:
+    cap = amocrm_form.MAX_CUSTOM_FIELDS
+    (event,) = lead_events(parse_form(_lead_with_custom_fields(cap + 1)))
+    with pytest.raises(FormError) as error:
+        deal_from_event(event)
+    assert str(error.value) == (
+        f"leads[status][0][custom_fields] holds {cap + 1:,} custom fields; a deal takes "
+        f"at most {cap} (AmoCRM sends only the filled ones)"
+    )
+    # The event keeps every field: what is logged is what was sent.
+    assert len(event.lead["custom_fields"]) == cap + 1
