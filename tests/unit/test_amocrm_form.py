@@ -2,7 +2,6 @@
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -270,19 +269,20 @@ def test_parse_form_rejects_bad_bodies(body: bytes, limits: FormLimits, message:
         parse_form(body, limits)
 
 
+# How fast such bodies are refused is measured by python -m bench.hostile_bodies, not here.
 @pytest.mark.parametrize(
-    "body",
+    ("body", "message"),
     [
-        pytest.param(b"&".join(b"k%d=v" % i for i in range(100_000)), id="100k-fields"),
-        pytest.param(b"leads[status][999999999][id]=1", id="huge-index"),
-        pytest.param(b"leads[" + b"9" * 500_000 + b"]=1", id="half-megabyte-index"),
+        pytest.param(
+            b"&".join(b"k%d=v" % i for i in range(100_000)), "100,000 fields; the limit is", id="100k-fields"
+        ),
+        pytest.param(b"leads[status][999999999][id]=1", "index above", id="huge-index"),
+        pytest.param(b"leads[" + b"9" * 500_000 + b"]=1", "index above", id="half-megabyte-index"),
     ],
 )
-def test_hostile_body_is_rejected_quickly(body: bytes) -> None:
-    started = time.perf_counter()
-    with pytest.raises(FormError):
+def test_hostile_body_is_refused_naming_the_limit(body: bytes, message: str) -> None:
+    with pytest.raises(FormError, match=message):
         parse_form(body)
-    assert time.perf_counter() - started < 0.5
 
 
 # --- lead events ----------------------------------------------------------------------------
