@@ -19,6 +19,7 @@ from amoroute.v1 import (
     referral_pb2,
     referral_pb2_grpc,
     router_pb2,
+    router_pb2_grpc,
     traffic_pb2,
     traffic_pb2_grpc,
 )
@@ -97,7 +98,7 @@ def overall_status(legs: list[router_pb2.LegResult]) -> router_pb2.ProcessingSta
     return router_pb2.PROCESSING_STATUS_PARTIAL
 
 
-class RouterService:
+class RouterService(router_pb2_grpc.RouterServiceServicer):
     """Implements amoroute.v1.RouterService (registered via the generated adder)."""
 
     def __init__(

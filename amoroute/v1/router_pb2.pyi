@@ -35,6 +35,12 @@ class LegOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LEG_OUTCOME_FAILED: _ClassVar[LegOutcome]
     LEG_OUTCOME_SUPERSEDED: _ClassVar[LegOutcome]
     LEG_OUTCOME_REVERSED: _ClassVar[LegOutcome]
+
+class RulesSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RULES_SOURCE_UNSPECIFIED: _ClassVar[RulesSource]
+    RULES_SOURCE_DATABASE: _ClassVar[RulesSource]
+    RULES_SOURCE_FILE: _ClassVar[RulesSource]
 ROUTING_DECISION_UNSPECIFIED: RoutingDecision
 ROUTING_DECISION_REFERRAL: RoutingDecision
 ROUTING_DECISION_TRAFFIC: RoutingDecision
@@ -51,6 +57,9 @@ LEG_OUTCOME_DUPLICATE: LegOutcome
 LEG_OUTCOME_FAILED: LegOutcome
 LEG_OUTCOME_SUPERSEDED: LegOutcome
 LEG_OUTCOME_REVERSED: LegOutcome
+RULES_SOURCE_UNSPECIFIED: RulesSource
+RULES_SOURCE_DATABASE: RulesSource
+RULES_SOURCE_FILE: RulesSource
 
 class LegResult(_message.Message):
     __slots__ = ("leg", "outcome", "error")
@@ -103,10 +112,12 @@ class RouteDealResponse(_message.Message):
     def __init__(self, route: _Optional[_Union[Route, _Mapping]] = ..., status: _Optional[_Union[ProcessingStatus, str]] = ..., legs: _Optional[_Iterable[_Union[LegResult, _Mapping]]] = ...) -> None: ...
 
 class ExplainRouteRequest(_message.Message):
-    __slots__ = ("deal",)
+    __slots__ = ("deal", "candidate_rules_yaml")
     DEAL_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_RULES_YAML_FIELD_NUMBER: _ClassVar[int]
     deal: _deal_pb2.Deal
-    def __init__(self, deal: _Optional[_Union[_deal_pb2.Deal, _Mapping]] = ...) -> None: ...
+    candidate_rules_yaml: str
+    def __init__(self, deal: _Optional[_Union[_deal_pb2.Deal, _Mapping]] = ..., candidate_rules_yaml: _Optional[str] = ...) -> None: ...
 
 class ExplainRouteResponse(_message.Message):
     __slots__ = ("route",)
@@ -119,20 +130,88 @@ class DescribeRulesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DescribeRulesResponse(_message.Message):
-    __slots__ = ("pipeline_ids", "won_status_ids", "referral_prefix", "targetologists", "path", "loaded_at")
+    __slots__ = ("pipeline_ids", "won_status_ids", "referral_prefix", "targetologists", "path", "loaded_at", "version")
     PIPELINE_IDS_FIELD_NUMBER: _ClassVar[int]
     WON_STATUS_IDS_FIELD_NUMBER: _ClassVar[int]
     REFERRAL_PREFIX_FIELD_NUMBER: _ClassVar[int]
     TARGETOLOGISTS_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     LOADED_AT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     pipeline_ids: _containers.RepeatedScalarFieldContainer[int]
     won_status_ids: _containers.RepeatedScalarFieldContainer[int]
     referral_prefix: str
     targetologists: _containers.RepeatedScalarFieldContainer[str]
     path: str
     loaded_at: _timestamp_pb2.Timestamp
-    def __init__(self, pipeline_ids: _Optional[_Iterable[int]] = ..., won_status_ids: _Optional[_Iterable[int]] = ..., referral_prefix: _Optional[str] = ..., targetologists: _Optional[_Iterable[str]] = ..., path: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    version: int
+    def __init__(self, pipeline_ids: _Optional[_Iterable[int]] = ..., won_status_ids: _Optional[_Iterable[int]] = ..., referral_prefix: _Optional[str] = ..., targetologists: _Optional[_Iterable[str]] = ..., path: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class RulesVersion(_message.Message):
+    __slots__ = ("version", "yaml", "json", "created_at", "author", "comment", "diff_to_previous")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    YAML_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    DIFF_TO_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    yaml: str
+    json: str
+    created_at: _timestamp_pb2.Timestamp
+    author: str
+    comment: str
+    diff_to_previous: str
+    def __init__(self, version: _Optional[int] = ..., yaml: _Optional[str] = ..., json: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., author: _Optional[str] = ..., comment: _Optional[str] = ..., diff_to_previous: _Optional[str] = ...) -> None: ...
+
+class GetRulesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetRulesResponse(_message.Message):
+    __slots__ = ("current", "source", "path")
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    current: RulesVersion
+    source: RulesSource
+    path: str
+    def __init__(self, current: _Optional[_Union[RulesVersion, _Mapping]] = ..., source: _Optional[_Union[RulesSource, str]] = ..., path: _Optional[str] = ...) -> None: ...
+
+class ListRulesVersionsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRulesVersionsResponse(_message.Message):
+    __slots__ = ("versions", "next_page_token")
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[RulesVersion]
+    next_page_token: str
+    def __init__(self, versions: _Optional[_Iterable[_Union[RulesVersion, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateRulesRequest(_message.Message):
+    __slots__ = ("yaml", "expected_version", "author", "comment")
+    YAML_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    yaml: str
+    expected_version: int
+    author: str
+    comment: str
+    def __init__(self, yaml: _Optional[str] = ..., expected_version: _Optional[int] = ..., author: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class UpdateRulesResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: RulesVersion
+    def __init__(self, version: _Optional[_Union[RulesVersion, _Mapping]] = ...) -> None: ...
 
 class BatchRouteDealsRequest(_message.Message):
     __slots__ = ("requests",)

@@ -54,6 +54,21 @@ class RouterServiceStub:
                 request_serializer=amoroute_dot_v1_dot_router__pb2.DescribeRulesRequest.SerializeToString,
                 response_deserializer=amoroute_dot_v1_dot_router__pb2.DescribeRulesResponse.FromString,
                 _registered_method=True)
+        self.GetRules = channel.unary_unary(
+                '/amoroute.v1.RouterService/GetRules',
+                request_serializer=amoroute_dot_v1_dot_router__pb2.GetRulesRequest.SerializeToString,
+                response_deserializer=amoroute_dot_v1_dot_router__pb2.GetRulesResponse.FromString,
+                _registered_method=True)
+        self.ListRulesVersions = channel.unary_unary(
+                '/amoroute.v1.RouterService/ListRulesVersions',
+                request_serializer=amoroute_dot_v1_dot_router__pb2.ListRulesVersionsRequest.SerializeToString,
+                response_deserializer=amoroute_dot_v1_dot_router__pb2.ListRulesVersionsResponse.FromString,
+                _registered_method=True)
+        self.UpdateRules = channel.unary_unary(
+                '/amoroute.v1.RouterService/UpdateRules',
+                request_serializer=amoroute_dot_v1_dot_router__pb2.UpdateRulesRequest.SerializeToString,
+                response_deserializer=amoroute_dot_v1_dot_router__pb2.UpdateRulesResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServiceServicer:
@@ -97,6 +112,36 @@ class RouterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRules(self, request, context):
+        """The rules document in force with its version, and where it comes from
+        (the router's database, or a file that stays authoritative).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRulesVersions(self, request, context):
+        """Every stored version of the rules, newest first, each with its diff to
+        the version before it (AIP-158 paging).
+        Errors: INVALID_ARGUMENT for a bad page_size or page_token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateRules(self, request, context):
+        """Stores a new version of the rules. Every router replica applies it
+        within 2 seconds.
+        Errors: INVALID_ARGUMENT naming the key at fault ("yaml:
+        traffic.targetologists[1].patterns[0]: ..."), nothing stored;
+        ABORTED when expected_version is not the current version (the message
+        names both); FAILED_PRECONDITION when the rules come from a file
+        (ROUTING_RULES_SOURCE=file).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -119,6 +164,21 @@ def add_RouterServiceServicer_to_server(servicer, server):
                     servicer.DescribeRules,
                     request_deserializer=amoroute_dot_v1_dot_router__pb2.DescribeRulesRequest.FromString,
                     response_serializer=amoroute_dot_v1_dot_router__pb2.DescribeRulesResponse.SerializeToString,
+            ),
+            'GetRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRules,
+                    request_deserializer=amoroute_dot_v1_dot_router__pb2.GetRulesRequest.FromString,
+                    response_serializer=amoroute_dot_v1_dot_router__pb2.GetRulesResponse.SerializeToString,
+            ),
+            'ListRulesVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRulesVersions,
+                    request_deserializer=amoroute_dot_v1_dot_router__pb2.ListRulesVersionsRequest.FromString,
+                    response_serializer=amoroute_dot_v1_dot_router__pb2.ListRulesVersionsResponse.SerializeToString,
+            ),
+            'UpdateRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateRules,
+                    request_deserializer=amoroute_dot_v1_dot_router__pb2.UpdateRulesRequest.FromString,
+                    response_serializer=amoroute_dot_v1_dot_router__pb2.UpdateRulesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -229,6 +289,87 @@ class RouterService:
             '/amoroute.v1.RouterService/DescribeRules',
             amoroute_dot_v1_dot_router__pb2.DescribeRulesRequest.SerializeToString,
             amoroute_dot_v1_dot_router__pb2.DescribeRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/amoroute.v1.RouterService/GetRules',
+            amoroute_dot_v1_dot_router__pb2.GetRulesRequest.SerializeToString,
+            amoroute_dot_v1_dot_router__pb2.GetRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRulesVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/amoroute.v1.RouterService/ListRulesVersions',
+            amoroute_dot_v1_dot_router__pb2.ListRulesVersionsRequest.SerializeToString,
+            amoroute_dot_v1_dot_router__pb2.ListRulesVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/amoroute.v1.RouterService/UpdateRules',
+            amoroute_dot_v1_dot_router__pb2.UpdateRulesRequest.SerializeToString,
+            amoroute_dot_v1_dot_router__pb2.UpdateRulesResponse.FromString,
             options,
             channel_credentials,
             insecure,
