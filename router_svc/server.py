@@ -17,6 +17,7 @@ CALLERS = {
     "BatchRouteDeals": (EDGE, OPERATOR),
     "ExplainRoute": (EDGE, OPERATOR),
     "DescribeRules": (EDGE, OPERATOR),
+    "SuggestOwners": (EDGE, OPERATOR),
 }
 
 
