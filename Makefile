@@ -40,6 +40,7 @@ proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
 
 migrate: $(STAMP)
+	$(PY) -m router_svc migrate
 	$(PY) -m referral_svc migrate
 	$(PY) -m traffic_svc migrate
 	$(PY) -m notifier_svc migrate

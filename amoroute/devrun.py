@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-SERVICES_WITH_DATABASE = ("referral_svc", "traffic_svc", "notifier_svc", "edge")
+SERVICES_WITH_DATABASE = ("router_svc", "referral_svc", "traffic_svc", "notifier_svc", "edge")
 
 
 class MigrationFailed(Exception):

@@ -24,3 +24,13 @@ class NotFound(ServiceError):
 
 class Unavailable(ServiceError):
     """A dependency is down; the caller may retry."""
+
+
+class FailedPrecondition(ServiceError):
+    """The system is not in a state the call needs (e.g. rules kept in a file cannot be
+    edited over gRPC); the message says what to change. Retrying will not help."""
+
+
+class Aborted(ServiceError):
+    """A concurrent change won (e.g. an edit started from a version that is no longer
+    current); the caller rereads and tries again."""

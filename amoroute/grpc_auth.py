@@ -60,6 +60,15 @@ def _bearer(metadata: Iterable[Any] | None) -> str:
     return ""
 
 
+def caller_of_call(context: grpc.ServicerContext, tokens: CallerTokens) -> str | None:
+    """The caller whose token came with a call in progress, for a servicer that records
+    who acted (AuthInterceptor has already let it through); None while authentication
+    is off."""
+    if not tokens:
+        return None
+    return tokens.caller_of(_bearer(context.invocation_metadata()))
+
+
 def _refusal(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
     def refuse(request: Any, context: grpc.ServicerContext) -> Any:
         context.abort(code, message)

@@ -14,7 +14,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from amoroute.errors import InvalidArgument, NotFound, ServiceError, Unavailable
+from amoroute.errors import (
+    Aborted,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ServiceError,
+    Unavailable,
+)
 from amoroute.grpc_auth import AuthInterceptor, Permissions, method_table
 from amoroute.metrics import MetricsInterceptor
 from amoroute.requestid import ServerRequestId
@@ -28,6 +35,8 @@ _CODES: dict[type[ServiceError], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    Aborted: grpc.StatusCode.ABORTED,
 }
 
 

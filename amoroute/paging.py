@@ -15,11 +15,14 @@ MAX_ID = 2**63 - 1
 _ID = re.compile(r"[1-9][0-9]{0,18}")
 
 
-def page_size(requested: int) -> int:
-    """The page size to use for a request's `page_size` (0 means the default)."""
+def page_size(
+    requested: int, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE
+) -> int:
+    """The page size to use for a request's `page_size` (0 means the default); a list
+    of large items (whole documents) sets a smaller default and maximum."""
     if requested < 0:
         raise InvalidArgument("page_size", "must not be negative")
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    return min(requested or default, maximum)
 
 
 class _Row(Protocol):
@@ -36,12 +39,15 @@ Row = TypeVar("Row", bound=_Row)
 
 
 def fetch_page(
-    request: _PageRequest, fetch: Callable[[int, int | None], list[Row]]
+    request: _PageRequest,
+    fetch: Callable[[int, int | None], list[Row]],
+    default: int = DEFAULT_PAGE_SIZE,
+    maximum: int = MAX_PAGE_SIZE,
 ) -> tuple[list[Row], str]:
     """One page for a List request and its next_page_token. `fetch(limit, after_id)`
     returns rows newest first with ids below after_id; one row more than the page
     is asked for, to know whether another page follows."""
-    size = page_size(request.page_size)
+    size = page_size(request.page_size, default, maximum)
     rows = fetch(size + 1, decode_token(request.page_token))
     page = rows[:size]
     return page, encode_token(page[-1].id) if len(rows) > size else ""

@@ -127,14 +127,10 @@ def alias_key(source: str) -> str:
     return source.strip().casefold()
 
 
-def _patterns(value: Any) -> tuple[str, ...]:
-    if (
-        not isinstance(value, list)
-        or not value
-        or not all(isinstance(p, str) and p.strip() for p in value)
-    ):
-        raise _invalid("must be a non-empty list of strings")
-    return tuple(p.strip() for p in value)
+def _pattern(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _invalid(f"must be a non-empty string (a shell-style pattern), got {value!r}")
+    return value.strip()
 
 
 def _chat_id(value: Any) -> str:
@@ -176,6 +172,7 @@ UtmField = Annotated[str, BeforeValidator(_utm_field)]
 FieldRef = Annotated[str, BeforeValidator(_field_ref)]
 Code = Annotated[str, BeforeValidator(_code)]
 AliasSource = Annotated[str, BeforeValidator(_alias_source)]
+Pattern = Annotated[str, BeforeValidator(_pattern)]
 IdList = Annotated[list[PositiveId], _list_of("positive integers")]
 UtmFieldList = Annotated[list[UtmField], _list_of(f"UTM fields ({', '.join(UTM_FIELDS)})")]
 FieldRefList = Annotated[list[FieldRef], _list_of("field ids or names")]
@@ -187,7 +184,7 @@ class _Section(BaseModel):
 
 class TargetologistSection(_Section):
     name: Text
-    patterns: Annotated[tuple[str, ...], BeforeValidator(_patterns)]
+    patterns: Annotated[tuple[Pattern, ...], _list_of("strings")]
     telegram_chat_id: Annotated[str, BeforeValidator(_chat_id)] = ""
 
 
@@ -240,13 +237,40 @@ class RulesDocument(_Section):
     )
 
 
+def validate_rules(document: object) -> RulesDocument:
+    """Validate a rules document (the mapping a YAML or JSON rules text holds); raise
+    RulesError listing every problem, each with the path of the key at fault."""
+    try:
+        return RulesDocument.model_validate(document)
+    except ValidationError as exc:
+        raise RulesError([_problem(error) for error in exc.errors()]) from None
+
+
+def validate_rules_yaml(text: str) -> RulesDocument:
+    """validate_rules() of a YAML rules text; RulesError also for text that is not YAML."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RulesError([("", f"not valid YAML: {exc}")]) from exc
+    if document is None:
+        raise RulesError([("", "the rules file is empty; expected pipelines, won_status_ids, ...")])
+    return validate_rules(document)
+
+
+def rules_json(model: RulesDocument) -> str:
+    """The validated document as JSON (values normalised, defaults left out), itself a
+    valid rules document: the form stored beside each version's YAML."""
+    return model.model_dump_json(exclude_defaults=True)
+
+
 def parse_rules(document: object) -> Rules:
     """Validate a rules document (the mapping a YAML or JSON rules text holds) into Rules;
     raise RulesError listing every problem, each with the path of the key at fault."""
-    try:
-        model = RulesDocument.model_validate(document)
-    except ValidationError as exc:
-        raise RulesError([_problem(error) for error in exc.errors()]) from None
+    return to_rules(validate_rules(document))
+
+
+def to_rules(model: RulesDocument) -> Rules:
+    """A validated document in the form the decision reads it."""
     return Rules(
         pipelines=frozenset(model.pipelines),
         won_status_ids=frozenset(model.won_status_ids),
@@ -270,13 +294,7 @@ def parse_rules(document: object) -> Rules:
 
 def parse_rules_yaml(text: str) -> Rules:
     """parse_rules() of a YAML rules text; RulesError also for text that is not YAML."""
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RulesError([("", f"not valid YAML: {exc}")]) from exc
-    if document is None:
-        raise RulesError([("", "the rules file is empty; expected pipelines, won_status_ids, ...")])
-    return parse_rules(document)
+    return to_rules(validate_rules_yaml(text))
 
 
 def _problem(error: ErrorDetails) -> tuple[str, str]:
@@ -460,7 +478,7 @@ class RulesFile:
         self._check_interval = check_interval
         self._lock = threading.Lock()
         signature = self._stat()
-        self._rules = self._read()
+        self._rules, self._text, self._document = self._read()
         self._signature: tuple[int, int, int] | None = signature
         self._loaded_at = time.time()
         self._checked_at = time.monotonic()
@@ -475,6 +493,17 @@ class RulesFile:
         """time.time() of the last successful load."""
         return self._loaded_at
 
+    @property
+    def version(self) -> int:
+        """Rules read from a file have no stored version: 0."""
+        return 0
+
+    def text(self) -> tuple[str, str]:
+        """The YAML text of the rules in force and their validated JSON form (rules_json)."""
+        self.get()
+        with self._lock:
+            return self._text, self._document
+
     def get(self) -> Rules:
         """The current rules, reloading them first if the file changed."""
         if time.monotonic() - self._checked_at >= self._check_interval:
@@ -488,16 +517,17 @@ class RulesFile:
         st = os.stat(self._path)
         return st.st_mtime_ns, st.st_size, st.st_ino
 
-    def _read(self) -> Rules:
+    def _read(self) -> tuple[Rules, str, str]:
         data = self._path.read_bytes()
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise RulesError([("", f"not UTF-8 text ({exc})")], source=str(self._path)) from exc
         try:
-            return parse_rules_yaml(text)
+            model = validate_rules_yaml(text)
         except RulesError as exc:
             raise RulesError(exc.problems, source=str(self._path)) from exc
+        return to_rules(model), text, rules_json(model)
 
     def _reload_if_changed(self) -> None:
         # Stat before reading: a write landing in between changes the signature again, so the
@@ -514,11 +544,11 @@ class RulesFile:
             return
         self._signature = signature
         try:
-            rules = self._read()
+            rules, text, document = self._read()
         except (OSError, RulesError) as exc:
             self._log_kept(exc)
             return
-        self._rules = rules
+        self._rules, self._text, self._document = rules, text, document
         self._loaded_at = time.time()
         log.info("routing rules reloaded from %s", self._path)
 

@@ -1,6 +1,7 @@
 """RouterService servicer: decide, then run the legs the decision needs."""
 
 import contextvars
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -10,9 +11,11 @@ import grpc
 import yaml
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from amoroute import validation
-from amoroute.errors import InvalidArgument
-from amoroute.timeutil import to_datetime
+from amoroute import paging, validation
+from amoroute.callers import OPERATOR, CallerTokens
+from amoroute.errors import Aborted, FailedPrecondition, InvalidArgument
+from amoroute.grpc_auth import caller_of_call
+from amoroute.timeutil import to_datetime, to_timestamp
 from amoroute.v1 import (
     deal_pb2,
     notifier_pb2,
@@ -25,7 +28,9 @@ from amoroute.v1 import (
     traffic_pb2_grpc,
 )
 from router_svc.group_suggestions import proposed_yaml, suggest_for_group
-from router_svc.rules import Rules, RulesError, RulesFile, decide, parse_rules
+from router_svc.rules import Rules, RulesError, RulesFile, decide, parse_rules, parse_rules_yaml
+from router_svc.rules_versions import SEED_AUTHOR, DatabaseRules, diff_to_previous
+from router_svc.store import StaleVersion, StoredVersion
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +74,6 @@ def _validate(deal: deal_pb2.Deal) -> None:
 MAX_SUGGESTION_GROUPS = 500
 MAX_MARKS_PER_GROUP = 20
 MAX_KNOWN_CODES = 2000
-MAX_RULES_YAML = 1_000_000
 _SUGGESTION_KINDS = {
     "targetologist": router_pb2.SUGGESTION_KIND_TARGETOLOGIST,
     "referral": router_pb2.SUGGESTION_KIND_REFERRAL,
@@ -101,7 +105,7 @@ def _suggestion_input(
         validation.text(f"known_referral_codes[{i}]", code, max_len=64)
         for i, code in enumerate(request.known_referral_codes)
     ]
-    validation.text("base_rules_yaml", request.base_rules_yaml, max_len=MAX_RULES_YAML)
+    validation.text("base_rules_yaml", request.base_rules_yaml, max_len=MAX_RULES_CHARS)
     return groups, codes
 
 
@@ -115,6 +119,35 @@ def _base_rules(text: str) -> tuple[dict[str, Any], Rules]:
     except RulesError as exc:
         raise InvalidArgument("base_rules_yaml", str(exc)) from None
     return document, rules
+
+# A rules document is a few kilobytes; this bounds what one request makes the router parse.
+MAX_RULES_CHARS = 256 * 1024
+MAX_AUTHOR_CHARS = 200
+MAX_COMMENT_CHARS = 2000
+# Whole documents with their diffs: pages smaller than a list of sales.
+VERSIONS_PAGE_SIZE, MAX_VERSIONS_PAGE_SIZE = 20, 100
+
+
+@functools.lru_cache(maxsize=8)
+def _candidate_rules(text: str) -> Rules:
+    """Candidate rules of ExplainRoute, parsed once for the what-if calls that repeat
+    them (a preview decides many deals under the same candidate)."""
+    try:
+        return parse_rules_yaml(text)
+    except RulesError as exc:
+        raise InvalidArgument("candidate_rules_yaml", str(exc)) from None
+
+
+def _version_message(stored: StoredVersion, diff: str = "") -> router_pb2.RulesVersion:
+    return router_pb2.RulesVersion(
+        version=stored.version,
+        yaml=stored.yaml,
+        json=stored.json,
+        created_at=to_timestamp(stored.created_at),
+        author=stored.author,
+        comment=stored.comment,
+        diff_to_previous=diff,
+    )
 
 
 def _record_outcome(
@@ -157,27 +190,34 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
 
     def __init__(
         self,
-        rules: RulesFile,
+        rules: DatabaseRules | RulesFile,
         downstream: Downstream,
         pool: ThreadPoolExecutor,
         leg_timeout_s: float,
+        tokens: CallerTokens | None = None,
     ) -> None:
         self.rules = rules
         self.downstream = downstream
         self.pool = pool
         self.leg_timeout_s = leg_timeout_s
+        self.tokens = tokens or CallerTokens()
 
     def ExplainRoute(
         self, request: router_pb2.ExplainRouteRequest, context: grpc.ServicerContext
     ) -> router_pb2.ExplainRouteResponse:
-        """The decision for the deal, with no side effects."""
+        """The decision for the deal, with no side effects; under the candidate rules
+        when the request carries some."""
         _validate(request.deal)
-        return router_pb2.ExplainRouteResponse(route=decide(request.deal, self.rules.get()))
+        candidate = validation.text(
+            "candidate_rules_yaml", request.candidate_rules_yaml, max_len=MAX_RULES_CHARS
+        )
+        rules = _candidate_rules(candidate) if candidate.strip() else self.rules.get()
+        return router_pb2.ExplainRouteResponse(route=decide(request.deal, rules))
 
     def DescribeRules(
         self, request: router_pb2.DescribeRulesRequest, context: grpc.ServicerContext
     ) -> router_pb2.DescribeRulesResponse:
-        """The rules in force and where they came from."""
+        """The rules in force on this replica and where they came from."""
         rules = self.rules.get()
         loaded = Timestamp()
         loaded.FromNanoseconds(int(self.rules.loaded_at * 1e9))
@@ -186,8 +226,9 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             won_status_ids=sorted(rules.won_status_ids),
             referral_prefix=rules.referral_prefix,
             targetologists=[t.name for t in rules.targetologists],
-            path=str(self.rules.path),
+            path=str(self.rules.path) if isinstance(self.rules, RulesFile) else "",
             loaded_at=loaded,
+            version=self.rules.version,
         )
 
     def SuggestOwners(
@@ -220,6 +261,85 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                 )
             results.append(router_pb2.SuggestOwnersResult(suggestions=suggestions))
         return router_pb2.SuggestOwnersResponse(results=results)
+
+    def GetRules(
+        self, request: router_pb2.GetRulesRequest, context: grpc.ServicerContext
+    ) -> router_pb2.GetRulesResponse:
+        """The newest rules document with its version, and where the rules come from."""
+        if isinstance(self.rules, DatabaseRules):
+            return router_pb2.GetRulesResponse(
+                current=_version_message(self.rules.latest()),
+                source=router_pb2.RULES_SOURCE_DATABASE,
+            )
+        text, validated = self.rules.text()
+        loaded = Timestamp()
+        loaded.FromNanoseconds(int(self.rules.loaded_at * 1e9))
+        return router_pb2.GetRulesResponse(
+            current=router_pb2.RulesVersion(
+                version=0,
+                yaml=text,
+                json=validated,
+                created_at=loaded,
+                author=SEED_AUTHOR,
+                comment=f"the rules file {self.rules.path} (ROUTING_RULES_SOURCE=file)",
+            ),
+            source=router_pb2.RULES_SOURCE_FILE,
+            path=str(self.rules.path),
+        )
+
+    def ListRulesVersions(
+        self, request: router_pb2.ListRulesVersionsRequest, context: grpc.ServicerContext
+    ) -> router_pb2.ListRulesVersionsResponse:
+        """Stored versions newest first, each with its diff to the one before; none
+        when the rules come from a file (its history is the file's, in git)."""
+        if not isinstance(self.rules, DatabaseRules):
+            paging.page_size(request.page_size)
+            paging.decode_token(request.page_token)
+            return router_pb2.ListRulesVersionsResponse()
+        page, token = paging.fetch_page(
+            request, self.rules.page, VERSIONS_PAGE_SIZE, MAX_VERSIONS_PAGE_SIZE
+        )
+        by_version = {stored.version: stored for stored in page}
+        if page and page[-1].version > 1:
+            before_page = self.rules.get_version(page[-1].version - 1)
+            if before_page:
+                by_version[before_page.version] = before_page
+        return router_pb2.ListRulesVersionsResponse(
+            versions=[
+                _version_message(
+                    stored, diff_to_previous(by_version.get(stored.version - 1), stored)
+                )
+                for stored in page
+            ],
+            next_page_token=token,
+        )
+
+    def UpdateRules(
+        self, request: router_pb2.UpdateRulesRequest, context: grpc.ServicerContext
+    ) -> router_pb2.UpdateRulesResponse:
+        """Store a new version of the rules if it validates and the editor started from
+        the newest version."""
+        if not isinstance(self.rules, DatabaseRules):
+            raise FailedPrecondition(
+                f"the routing rules are managed in the file {self.rules.path} "
+                "(ROUTING_RULES_SOURCE=file): edit that file (in git) and deploy it; every "
+                "router reloads it within a second. To edit them here instead, set "
+                "ROUTING_RULES_SOURCE=database (the file then seeds an empty database).",
+            )
+        validation.text("yaml", request.yaml, required=True, max_len=MAX_RULES_CHARS)
+        validation.not_negative("expected_version", request.expected_version)
+        validation.text("author", request.author, max_len=MAX_AUTHOR_CHARS)
+        validation.text("comment", request.comment, max_len=MAX_COMMENT_CHARS)
+        author = request.author.strip() or caller_of_call(context, self.tokens) or OPERATOR
+        try:
+            stored = self.rules.update(
+                request.yaml, request.expected_version, author, request.comment.strip()
+            )
+        except RulesError as exc:
+            raise InvalidArgument("yaml", str(exc)) from None
+        except StaleVersion as exc:
+            raise Aborted(str(exc)) from None
+        return router_pb2.UpdateRulesResponse(version=_version_message(stored))
 
     def RouteDeal(
         self, request: router_pb2.RouteDealRequest, context: grpc.ServicerContext

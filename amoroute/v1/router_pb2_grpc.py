@@ -119,7 +119,9 @@ class RouterServiceServicer:
 
     def GetRules(self, request, context):
         """The rules document in force with its version, and where it comes from
-        (the router's database, or a file that stays authoritative).
+        (the router's database, or a file that stays authoritative). From the
+        database: the newest stored version, the one an edit starts from.
+        Errors: UNAVAILABLE when the router's database cannot be reached.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -141,7 +143,8 @@ class RouterServiceServicer:
         traffic.targetologists[1].patterns[0]: ..."), nothing stored;
         ABORTED when expected_version is not the current version (the message
         names both); FAILED_PRECONDITION when the rules come from a file
-        (ROUTING_RULES_SOURCE=file).
+        (ROUTING_RULES_SOURCE=file). The router that stores a version applies it
+        at once; the others notice it within a second.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -157,9 +160,9 @@ class RouterServiceServicer:
         carries it with the changes applied (to send to UpdateRules); without it,
         against the rules in force and with no proposed document.
         Errors: INVALID_ARGUMENT naming the field: more than 500 groups, more
-        than 50 marks in a group, more than 10000 known codes, a mark or code
-        too long, or a base_rules_yaml that is not a valid rules document
-        ("base_rules_yaml: traffic.fields[0]: ...").
+        than 20 marks in a group, more than 2000 known codes, a mark or code
+        too long, or a base_rules_yaml over 256 KiB or not a valid rules
+        document ("base_rules_yaml: traffic.fields[0]: ...").
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -33,7 +33,7 @@ def services(make_database, tmp_path_factory) -> Iterator[Services]:  # type: ig
     rules_file.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
     with FakeTelegram() as telegram:
         running = start_stack(
-            {n: make_database(n) for n in ("edge", "referral", "traffic", "notifier")},
+            {n: make_database(n) for n in ("edge", "router", "referral", "traffic", "notifier")},
             tmp_path_factory.mktemp("stack"),
             ADMIN_TOKEN=ADMIN_TOKEN,
             TELEGRAM_API_URL=telegram.url,

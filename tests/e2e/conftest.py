@@ -75,7 +75,7 @@ class Clients:
 def e2e(make_database, tmp_path_factory) -> Iterator[Clients]:  # type: ignore[no-untyped-def]
     with FakeTelegram() as telegram:
         running = start_stack(
-            {n: make_database(n) for n in ("edge", "referral", "traffic", "notifier")},
+            {n: make_database(n) for n in ("edge", "router", "referral", "traffic", "notifier")},
             tmp_path_factory.mktemp("stack"),
             TELEGRAM_API_URL=telegram.url,
             TELEGRAM_BOT_TOKEN=BOT_TOKEN,

@@ -52,7 +52,7 @@ class Harness:
 def harness(make_database, tmp_path_factory) -> Iterator[Harness]:  # type: ignore[no-untyped-def]
     with FakeAmoCrm(token=TOKEN) as amocrm:
         running = start_stack(
-            {n: make_database(n) for n in ("edge", "referral", "traffic", "notifier")},
+            {n: make_database(n) for n in ("edge", "router", "referral", "traffic", "notifier")},
             tmp_path_factory.mktemp("stack"),
             AMOCRM_DOMAIN="onaiagencykz",
             AMOCRM_API_URL=amocrm.url,

@@ -118,7 +118,7 @@ def test_two_stacks_run_side_by_side_and_each_signs_its_admin_in(tmp_path: Path,
         # One line per migrated database, no migration tool chatter.
         before_banner = run.lines[:next(i for i, line in enumerate(run.lines)
                                         if "amoroute is running" in line)]
-        assert sum("database up to date" in line for line in before_banner) == 4
+        assert sum("database up to date" in line for line in before_banner) == 5
         assert not any("alembic" in line.lower() for line in before_banner)
         # Every process, gunicorn included, logs in one format: a JSON object per line.
         started = before_banner.index("starting every process…")

@@ -103,7 +103,7 @@ def harness(make_database, tmp_path_factory) -> Iterator[Harness]:  # type: igno
     rules = tmp_path_factory.mktemp("rules") / "rules.yaml"
     rules.write_text(RULES)
     running = start_stack(
-        {"edge": proxied, **{n: make_database(n) for n in ("referral", "traffic", "notifier")}},
+        {"edge": proxied, **{n: make_database(n) for n in ("router", "referral", "traffic", "notifier")}},
         tmp_path_factory.mktemp("stack"),
         ROUTING_RULES=str(rules),
         WORKER_POLL_S="0.2",

@@ -21,13 +21,18 @@ class Services:
     servers: dict[str, RunningServer] = field(default_factory=dict)
     # Settings every service and router gets (e.g. grpc_auth_tokens).
     common: Mapping[str, Any] = field(default_factory=dict)
+    make_database: Callable[[str], str] | None = None
 
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.servers[name].port}"
 
     def start_router(self, name: str = "router", **overrides: str | float) -> str:
-        """Start a RouterService calling these services; `overrides` replace its
+        """Start a RouterService calling these services, on a fresh migrated database
+        of its own unless `overrides` name one (router_database_url, from
+        router_database(): replicas sharing a database); `overrides` replace its
         settings (e.g. traffic_addr of a port nobody listens on). Returns its address."""
+        if "router_database_url" not in overrides:
+            overrides["router_database_url"] = self.router_database()
         settings = router_svc.settings.Settings(
             **{
                 **self.common,
@@ -39,6 +44,13 @@ class Services:
         )
         self.servers[name] = router_svc.server.build(settings, port=0)
         return self.addr(name)
+
+    def router_database(self) -> str:
+        """A fresh database migrated for the router (as its migration Job would)."""
+        assert self.make_database is not None, "start_services() makes the router's database"
+        url = self.make_database("router")
+        router_svc.server.upgrade_database(router_svc.settings.Settings(router_database_url=url))
+        return url
 
     def stop(self) -> None:
         for server in self.servers.values():
@@ -68,4 +80,5 @@ def start_services(
             "notifier": notifier_svc.server.build(note, port=0),
         },
         common,
+        make_database,
     )

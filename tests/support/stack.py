@@ -55,9 +55,12 @@ GRPC_SERVICES = ("router", "referral", "traffic", "notifier")
 
 
 def start_stack(databases: dict[str, str], log_dir: Path, **extra_env: str) -> RunningStack:
-    """Migrate and start every process; wait until the edge is ready and every
-    gRPC service serves (the edge's /readyz looks at the router only, and a test
-    may call a service straight away)."""
+    """Migrate and start every process, each on its database in `databases` (by
+    service: edge, router, referral, traffic, notifier); wait until the edge is ready
+    and every gRPC service serves (the edge's /readyz looks at the router only, and a
+    test may call a service straight away). A router without a database of its own
+    gets a SQLite file in `log_dir`, never the working tree's var/."""
+    databases = {"router": f"sqlite:///{log_dir / 'router.sqlite3'}", **databases}
     ports = {n: free_port() for n in ("EDGE", "ROUTER", "REFERRAL", "TRAFFIC", "NOTIFIER")}
     env = {
         **os.environ,

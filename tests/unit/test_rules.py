@@ -177,8 +177,8 @@ def _without(key: str) -> str:
         ),
         pytest.param(
             RULES_YAML.replace('["aidana_*"]', '["aidana_*", 7]'),
-            "traffic.targetologists[1].patterns",
-            "must be a non-empty list of strings",
+            "traffic.targetologists[1].patterns[1]",
+            "must be a non-empty string (a shell-style pattern), got 7",
             id="pattern_not_a_string",
         ),
         pytest.param(
