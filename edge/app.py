@@ -22,6 +22,8 @@ from edge.log_writer import LogWriter
 from edge.observability import MetricsResource, RequestContext, unhandled_error
 from edge.openapi import OpenApiResource
 from edge.reconcile import build_reconciler
+from edge.review_api import DismissalsResource, OwnerSuggester, UnknownSalesResource
+from edge.review_store import ReviewStore
 from edge.routing_queue import RoutingQueue
 from edge.settings import Settings
 from edge.webhook import WebhookResource, WebhookTestResource, count_outcomes
@@ -85,6 +87,15 @@ def create_app(settings: Settings | None = None) -> falcon.App:
         "/api/admin/sales/referral",
         ReferralSalesResource(channel(settings.referral_addr, calls_as), settings.referral_addr),
     )
+    review = ReviewStore(logs.engine)
+    suggester = OwnerSuggester(
+        router,
+        settings.router_addr,
+        channel(settings.referral_addr, calls_as),
+        settings.referral_addr,
+    )
+    app.add_route("/api/admin/review/unknown", UnknownSalesResource(review, suggester))
+    app.add_route("/api/admin/review/unknown/dismissals", DismissalsResource(review))
     admin_page = AdminPageResource(enabled=bool(admin_token))
     app.add_route("/admin", admin_page, suffix="bare")
     app.add_route("/admin/", admin_page)

@@ -21,20 +21,14 @@ from typing import Any
 # Optimal string alignment: an edit or a swap of two neighbours counts as one typo.
 from rapidfuzz.distance import OSA
 
+from amoroute.utm_grouping import SEPARATORS as _SEPARATORS
+from amoroute.utm_grouping import normalise
 from router_svc.rules import Rules
 
-# Separators people type between words of a source: "kenesary fb", "kenesary-fb", "kenesary.fb".
-_SEPARATORS = re.compile(r"[\s_\-.]+")
 _GLOB_CHARS = re.compile(r"([*?\[])")
 _WILDCARD = re.compile(r"[*?\[]")
 # Referral codes as the router accepts them after the prefix (router_svc.rules._CODE).
 _CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def normalise(value: str) -> str:
-    """The form unknown sources are grouped by: trimmed, case-folded, every run of
-    separators as one `_` (`" Kenesary-FB "` and `"kenesary fb"` are one group)."""
-    return _SEPARATORS.sub("_", value.strip().casefold()).strip("_")
 
 
 def exact_pattern(value: str) -> str:
