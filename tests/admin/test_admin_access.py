@@ -20,6 +20,9 @@ ADMIN_ROUTES = [
     ("POST", "api/admin/reconcile"),
     ("GET", "api/admin/sales/traffic"),
     ("GET", "api/admin/sales/referral"),
+    ("GET", "api/admin/review/unknown"),
+    ("POST", "api/admin/review/unknown/dismissals"),
+    ("DELETE", "api/admin/review/unknown/dismissals"),
 ]
 
 # Ways to spell a path that a browser, a proxy or gunicorn may pass on to the app.
