@@ -4,8 +4,10 @@ import { api, token, whenUnauthorized } from "./api.js";
 import { byId, say } from "./dom.js";
 import { hideLogs, mountLogs, showLogs } from "./logs.js";
 import { mountSales, showSales } from "./sales.js";
+import { mountReview, showReview } from "./review.js";
 
 const VIEWS = { logs: "Webhook logs", traffic: "Traffic sales", referral: "Referral conversions" };
+VIEWS.review = "Review";
 
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, "");
@@ -46,7 +48,10 @@ function route() {
   }
   document.title = `${VIEWS[view]} · amoroute admin`;
   if (view === "logs") showLogs(params);
-  else {
+  else if (view === "review") {
+    hideLogs();
+    showReview(params);
+  } else {
     hideLogs();
     showSales(view, params);
   }
@@ -102,6 +107,7 @@ function takeTokenFromLink() {
 takeTokenFromLink();
 mountLogs((params) => go("logs", params));
 mountSales(go);
+mountReview(go);
 byId("sign-in-form").addEventListener("submit", signIn);
 byId("sign-out").addEventListener("click", signOut);
 whenUnauthorized(() => {
