@@ -92,43 +92,47 @@ class ReviewStore:
         )
         plain = price.regexp_match(_PLAIN_AMOUNT)
         marks = (w.c.utm_source, w.c.utm_campaign)
-        totals = (
+        # One pass: each sale with its group's figures (a window over the whole group) and its
+        # rank in the group, newest first; the first LEADS_PER_GROUP of each group are kept.
+        # PERF: one scan and anti-join for the figures and the newest leads together, not
+        # one for each; measured by python -m bench.review_queue
+        sales = (
             sa.select(
                 *marks,
-                sa.func.count().label("sales"),
-                sa.func.sum(sa.case((plain, sa.cast(price, sa.BigInteger)), else_=0)).label(
-                    "plain_revenue"
-                ),
-                sa.func.sum(sa.case((sa.and_(price.is_not(None), ~plain), 1), else_=0)).label(
-                    "other_prices"
-                ),
-                sa.func.min(w.c.received_at).label("first_seen"),
-                sa.func.max(w.c.received_at).label("last_seen"),
+                w.c.id,
+                w.c.lead_id,
+                sa.func.row_number().over(partition_by=marks, order_by=w.c.id.desc()).label("rank"),
+                sa.func.count().over(partition_by=marks).label("sales"),
+                sa.func.sum(sa.case((plain, sa.cast(price, sa.BigInteger)), else_=0))
+                .over(partition_by=marks)
+                .label("plain_revenue"),
+                sa.func.sum(sa.case((sa.and_(price.is_not(None), ~plain), 1), else_=0))
+                .over(partition_by=marks)
+                .label("other_prices"),
+                sa.func.min(w.c.received_at).over(partition_by=marks).label("first_seen"),
+                sa.func.max(w.c.received_at).over(partition_by=marks).label("last_seen"),
             )
             .where(*conditions)
-            .group_by(*marks)
+            .subquery()
         )
-        rank = sa.func.row_number().over(partition_by=marks, order_by=w.c.id.desc()).label("rank")
-        ranked = sa.select(*marks, w.c.id, w.c.lead_id, rank).where(*conditions).subquery()
-        newest = sa.select(ranked).where(ranked.c.rank <= LEADS_PER_GROUP)
+        newest = sa.select(sales).where(sales.c.rank <= LEADS_PER_GROUP).order_by(sales.c.id.desc())
+        groups: dict[tuple[str | None, str | None], RawGroup] = {}
+        odd = False
         with self.engine.connect() as conn:
-            groups: dict[tuple[str | None, str | None], RawGroup] = {}
-            odd: list[tuple[str | None, str | None]] = []
-            for r in conn.execute(totals):
+            for r in conn.execute(newest):
                 key = (r.utm_source, r.utm_campaign)
-                groups[key] = RawGroup(
-                    r.utm_source,
-                    r.utm_campaign,
-                    int(r.sales),
-                    int(r.plain_revenue or 0),
-                    utc(r.first_seen),
-                    utc(r.last_seen),
-                    [],
-                )
-                if r.other_prices:
-                    odd.append(key)
-            for r in conn.execute(newest.order_by(ranked.c.id.desc())):
-                groups[(r.utm_source, r.utm_campaign)].newest.append((r.id, r.lead_id))
+                if key not in groups:
+                    groups[key] = RawGroup(
+                        r.utm_source,
+                        r.utm_campaign,
+                        int(r.sales),
+                        int(r.plain_revenue or 0),
+                        utc(r.first_seen),
+                        utc(r.last_seen),
+                        [],
+                    )
+                    odd = odd or bool(r.other_prices)
+                groups[key].newest.append((r.id, r.lead_id))
             if odd:
                 prices = sa.select(*marks, price.label("price")).where(
                     *conditions, price.is_not(None), ~plain
