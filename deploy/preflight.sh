@@ -39,9 +39,10 @@ done
 
 SECRET=amoroute-secrets
 SECRET_KEYS=(AMOCRM_ACCESS_TOKEN TELEGRAM_BOT_TOKEN ADMIN_TOKEN WEBHOOK_SECRET
-  EDGE_DATABASE_URL REFERRAL_DATABASE_URL TRAFFIC_DATABASE_URL NOTIFIER_DATABASE_URL GRPC_AUTH_TOKENS)
+  EDGE_DATABASE_URL ROUTER_DATABASE_URL REFERRAL_DATABASE_URL TRAFFIC_DATABASE_URL
+  NOTIFIER_DATABASE_URL GRPC_AUTH_TOKENS)
 DEPLOYMENTS=(edge edge-worker router referral traffic notifier)
-MIGRATION_JOBS=(edge-migrate referral-migrate traffic-migrate notifier-migrate)
+MIGRATION_JOBS=(edge-migrate router-migrate referral-migrate traffic-migrate notifier-migrate)
 # deployment:port:full service name
 GRPC_SERVICES=(router:50051:amoroute.v1.RouterService referral:50052:amoroute.v1.ReferralService
   traffic:50053:amoroute.v1.TrafficService notifier:50054:amoroute.v1.NotifierService)

@@ -1,14 +1,16 @@
-"""Who may use which edge resource: the admin token, checked where a request is routed.
+"""Who may use which edge resource: the admins' tokens, checked where a request is routed.
 
-Deny by default. Every resource the router resolves needs `Authorization: Bearer
-$ADMIN_TOKEN` unless its class is marked `@public_resource` (the webhook, health, metrics,
-the UI's sign-in page). The decision is made on the resolved resource, never on how the
-path is spelled, so `//api/admin/…`, `/%2Fapi/admin/…` and any other spelling that reaches
-an admin resource meets the same check; a spelling that reaches none is a 404.
+Deny by default. Every resource the router resolves needs `Authorization: Bearer <token>`
+of an admin (ADMIN_TOKEN, the admin named `admin`, or one of the named ADMIN_TOKENS) unless
+its class is marked `@public_resource` (the webhook, health, metrics, the UI's sign-in
+page). The admin's name goes on the request (`req.context.admin`) for resources to record
+who did what, and into the log line of every admin write; a token never does.
+The decision is made on the resolved resource, never on how the path is spelled, so
+`//api/admin/…`, `/%2Fapi/admin/…` and any other spelling that reaches an admin resource
+meets the same check; a spelling that reaches none is a 404.
 Static files (the UI's scripts and styles) are served without a resource and are public.
 """
 
-import hmac
 import ipaddress
 import logging
 import threading
@@ -19,6 +21,7 @@ from typing import TypeVar
 
 import falcon
 
+from edge.admin_tokens import AdminTokens
 from edge.settings import trusted_networks
 
 log = logging.getLogger(__name__)
@@ -33,9 +36,11 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
-DISABLED = "the admin API is disabled: set ADMIN_TOKEN on the edge to enable it"
+DISABLED = "the admin API is disabled: set ADMIN_TOKEN or ADMIN_TOKENS on the edge to enable it"
 _CHALLENGE = 'Bearer realm="amoroute admin"'
 _PUBLIC = "__amoroute_public__"
+# Methods that change nothing: every other one is an admin write, logged with its admin.
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 R = TypeVar("R", bound=type)
 
@@ -142,17 +147,26 @@ class ClientAddress:
         return peer
 
 
+def admin_of(req: falcon.Request) -> str:
+    """The signed-in admin's name; only resources behind the token check call this."""
+    name = getattr(req.context, "admin", None)
+    if not name:
+        raise RuntimeError(f"{req.uri_template} is public: it has no signed-in admin")
+    return str(name)
+
+
 class AdminSecurity:
     """Falcon middleware: the token check on every resource not marked public, a limit on
-    failed sign-ins, and the security headers on every answer, whatever its status."""
+    failed sign-ins, the security headers on every answer, whatever its status, and a log
+    line naming the admin of every write."""
 
     def __init__(
         self,
-        token: str,
+        admins: AdminTokens,
         limiter: FailureLimiter | None = None,
         client_address: ClientAddress | None = None,
     ) -> None:
-        self.token = token.encode()
+        self.admins = admins
         self.limiter = limiter or FailureLimiter()
         self.client_address = client_address or ClientAddress("127.0.0.1,::1")
 
@@ -162,6 +176,7 @@ class AdminSecurity:
         # Falcon calls this only once a route resolved to `resource`; unresolved paths 404.
         if not is_public(resource):
             self._authenticate(req)
+            req.context.route_params = dict(params)
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
@@ -170,13 +185,28 @@ class AdminSecurity:
         if not is_public(resource):
             # Answers may carry customers' deals: keep them out of every cache.
             resp.set_header("Cache-Control", "no-store")
+        admin = getattr(req.context, "admin", None)
+        if admin and req.method not in _READS:
+            # Who changed what: the route's template, never the path or a header.
+            log.info(
+                "admin write",
+                extra={
+                    "admin": admin,
+                    "method": req.method,
+                    "route": req.uri_template,
+                    "params": getattr(req.context, "route_params", {}),
+                    "status": resp.status,
+                },
+            )
 
     def _authenticate(self, req: falcon.Request) -> None:
-        if not self.token:
+        if not self.admins:
             raise falcon.HTTPServiceUnavailable(title="Admin disabled", description=DISABLED)
         header = req.get_header("Authorization") or ""
         scheme, _, given = header.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token):
+        name = self.admins.admin_of(given.strip()) if scheme.lower() == "bearer" else None
+        if name is not None:
+            req.context.admin = name
             return  # a correct token is never refused, whoever else guessed wrong
         client = self.client_address.of(req)
         wait = self.limiter.retry_after(client)
@@ -187,7 +217,7 @@ class AdminSecurity:
             )
         if not header:
             raise falcon.HTTPUnauthorized(
-                description="sign in: send the header 'Authorization: Bearer <ADMIN_TOKEN>'",
+                description="sign in: send the header 'Authorization: Bearer <admin token>'",
                 challenges=[_CHALLENGE],
             )
         self.limiter.fail(client)

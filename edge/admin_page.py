@@ -22,7 +22,10 @@ class AdminPageResource:
         if not self.enabled:
             resp.status = falcon.HTTP_503
             resp.content_type = falcon.MEDIA_TEXT
-            resp.text = "The admin UI is disabled: set ADMIN_TOKEN on the edge to enable it.\n"
+            resp.text = (
+                "The admin UI is disabled: set ADMIN_TOKEN or ADMIN_TOKENS on the edge to "
+                "enable it.\n"
+            )
             return
         resp.content_type = falcon.MEDIA_HTML
         resp.cache_control = ["no-cache"]

@@ -10,6 +10,7 @@ from amoroute.timeutil import to_timestamp
 from amoroute.v1 import referral_pb2, referral_pb2_grpc, traffic_pb2, traffic_pb2_grpc
 from edge.admin_json import iso
 from edge.admin_params import Params, time_range
+from edge.upstream import upstream_error
 
 # Deadline of one stats call to referral_svc / traffic_svc.
 SALES_TIMEOUT_S = 5.0
@@ -21,21 +22,6 @@ def _won_range(req: falcon.Request) -> tuple[datetime | None, datetime | None]:
 
 def _timestamp(moment: datetime | None) -> Timestamp | None:
     return None if moment is None else to_timestamp(moment)
-
-
-def _upstream_error(service: str, address: str, exc: grpc.RpcError) -> falcon.HTTPError:
-    code = exc.code()
-    name = code.name if code else "UNKNOWN"
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return falcon.HTTPBadRequest(description=f"{service}: {exc.details()}")
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return falcon.HTTPServiceUnavailable(
-            description=f"{service} at {address} did not answer ({name}); try again shortly",
-            retry_after=5,
-        )
-    return falcon.HTTPBadGateway(
-        description=f"{service} at {address} failed ({name}): {exc.details()}"
-    )
 
 
 class TrafficSalesResource:
@@ -53,7 +39,7 @@ class TrafficSalesResource:
         try:
             reply = self.stub.GetTargetologistStats(request, timeout=SALES_TIMEOUT_S)
         except grpc.RpcError as exc:
-            raise _upstream_error("traffic_svc", self.address, exc) from None
+            raise upstream_error("traffic_svc", self.address, exc) from None
         items = sorted(
             (
                 {"targetologist": s.targetologist, "sales": s.sales, "revenue": s.revenue}
@@ -87,7 +73,7 @@ class ReferralSalesResource:
         try:
             reply = self.stub.GetReferrerStats(request, timeout=SALES_TIMEOUT_S)
         except grpc.RpcError as exc:
-            raise _upstream_error("referral_svc", self.address, exc) from None
+            raise upstream_error("referral_svc", self.address, exc) from None
         items = sorted(
             (
                 {

@@ -13,6 +13,7 @@ from edge.access import AdminSecurity, ClientAddress
 from edge.admin_logs import WebhookLogsResource, WebhookStatsResource
 from edge.admin_page import STATIC_DIR, AdminPageResource
 from edge.admin_reconcile import ReconcileResource
+from edge.admin_rules import RulesResource, RulesVersionsResource
 from edge.admin_sales import ReferralSalesResource, TrafficSalesResource
 from edge.amocrm_form import FormLimits
 from edge.dispatch import Dispatcher
@@ -53,10 +54,10 @@ def create_app(settings: Settings | None = None) -> falcon.App:
         FormLimits(max_body_bytes=settings.max_body_bytes),
         expected_subdomain=settings.amocrm_domain,
     )
-    admin_token = settings.admin_token.get_secret_value()
+    admins = settings.admins()
     middleware: list[Any] = [
         RequestContext(),
-        AdminSecurity(admin_token, client_address=ClientAddress(settings.forwarded_allow_ips)),
+        AdminSecurity(admins, client_address=ClientAddress(settings.forwarded_allow_ips)),
     ]
     app = falcon.App(middleware=middleware)
     app.add_error_handler(Exception, unhandled_error)
@@ -96,7 +97,11 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     )
     app.add_route("/api/admin/review/unknown", UnknownSalesResource(review, suggester))
     app.add_route("/api/admin/review/unknown/dismissals", DismissalsResource(review))
-    admin_page = AdminPageResource(enabled=bool(admin_token))
+    app.add_route("/api/admin/rules", RulesResource(router, settings.router_addr))
+    app.add_route(
+        "/api/admin/rules/versions", RulesVersionsResource(router, settings.router_addr)
+    )
+    admin_page = AdminPageResource(enabled=bool(admins))
     app.add_route("/admin", admin_page, suffix="bare")
     app.add_route("/admin/", admin_page)
     app.add_static_route("/admin/static", STATIC_DIR)

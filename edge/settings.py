@@ -1,12 +1,12 @@
 """Every environment variable the edge and its worker read."""
 
 import ipaddress
+from typing import Self
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from amoroute.settings import CommonSettings
-
-MIN_ADMIN_TOKEN = 32
+from edge.admin_tokens import AdminTokens, check_length
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -38,9 +38,12 @@ class Settings(CommonSettings):
     notifier_addr: str = "localhost:50054"
     # With a secret, only POST /webhook/amocrm/<secret> is accepted.
     webhook_secret: SecretStr = SecretStr("")
-    # The admin API and UI refuse everyone while this is unset; a set token shorter than
-    # MIN_ADMIN_TOKEN characters is refused at start.
+    # The admin API and UI refuse everyone while neither this nor ADMIN_TOKENS is set;
+    # a token shorter than MIN_ADMIN_TOKEN characters is refused at start. It signs in
+    # as the admin named "admin".
     admin_token: SecretStr = SecretStr("")
+    # Named admins, "alice:<token>,bob:<token>": every change records who made it.
+    admin_tokens: SecretStr = Field(default=SecretStr(""), repr=False)
     # Peers trusted to say the client's address in X-Forwarded-For (an ingress): IPs or
     # CIDRs, comma-separated, or "*". gunicorn reads the same variable.
     forwarded_allow_ips: str = "127.0.0.1,::1"
@@ -70,13 +73,30 @@ class Settings(CommonSettings):
     @field_validator("admin_token")
     @classmethod
     def _long_admin_token(cls, value: SecretStr) -> SecretStr:
-        length = len(value.get_secret_value())
-        if 0 < length < MIN_ADMIN_TOKEN:
-            raise ValueError(
-                f"ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN} characters (is {length}); "
-                "make one with: openssl rand -hex 32"
-            )
+        if value.get_secret_value():
+            check_length("ADMIN_TOKEN", value.get_secret_value())
         return value
+
+    @field_validator("admin_tokens")
+    @classmethod
+    def _named_admin_tokens(cls, value: SecretStr) -> SecretStr:
+        AdminTokens.parse(value.get_secret_value())  # a bad entry stops the start, named
+        return value
+
+    @model_validator(mode="after")
+    def _admins_apart_from_admin_token(self) -> Self:
+        self.admins()  # ADMIN_TOKENS may not reuse ADMIN_TOKEN's name or token
+        return self
+
+    def admins(self) -> AdminTokens:
+        """Every admin who may sign in: ADMIN_TOKEN as `admin`, and ADMIN_TOKENS."""
+        return AdminTokens.parse(
+            self.admin_tokens.get_secret_value(), self.admin_token.get_secret_value()
+        )
+
+    def secret_values(self) -> list[str]:
+        # Each admin's token on its own, so a token is hidden wherever it appears.
+        return list(dict.fromkeys(super().secret_values() + self.admins().tokens()))
 
     @field_validator("forwarded_allow_ips")
     @classmethod

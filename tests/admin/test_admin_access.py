@@ -23,6 +23,9 @@ ADMIN_ROUTES = [
     ("GET", "api/admin/review/unknown"),
     ("POST", "api/admin/review/unknown/dismissals"),
     ("DELETE", "api/admin/review/unknown/dismissals"),
+    ("GET", "api/admin/rules"),
+    ("PUT", "api/admin/rules"),
+    ("GET", "api/admin/rules/versions"),
 ]
 
 # Ways to spell a path that a browser, a proxy or gunicorn may pass on to the app.

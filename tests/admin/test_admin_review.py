@@ -260,18 +260,22 @@ def test_a_proposed_change_stored_as_the_next_rules_version_credits_new_sales(
         "Kenesary", True, "")
 
 
-@pytest.mark.skip(
-    reason="waits for PUT /api/admin/rules (branch rules-admin: not committed yet); the "
-    "router side (GetRules, UpdateRules from rules-router) is tested above"
-)
-def test_the_proposed_change_saved_with_put_is_refused_when_the_rules_changed_meanwhile(
+def test_the_proposed_change_saved_with_put_credits_new_sales_and_a_stale_one_is_refused(
     stack: Stack,
 ) -> None:
-    best = by_key(stack.review())["kenesary_fb"]["suggestions"][0]
+    answer = stack.review()
+    best = by_key(answer)["kenesry_fb"]["suggestions"][0]
+    assert (best["target"], best["rules_version"]) == ("Kenesary", answer["rules_version"])
     body = {"yaml": best["proposed_rules_yaml"], "expected_version": best["rules_version"],
-            "comment": "Review: credit 'kenesary_fb' to Kenesary"}
+            "comment": "Review: credit 'kenesry_fb' to Kenesary"}
     saved = stack.client.simulate_put("/api/admin/rules", headers=AUTH, json=body)
     assert saved.status_code == 200, saved.text
     assert saved.json["version"] == best["rules_version"] + 1
+    assert saved.json["comment"] == "Review: credit 'kenesry_fb' to Kenesary"
+    # A suggestion made against the version before is refused: the rules changed meanwhile.
     stale = stack.client.simulate_put("/api/admin/rules", headers=AUTH, json=body)
-    assert stale.status_code == 409
+    assert stale.status_code == 409, stale.text
+    [log_id] = stack.webhook(won_deal_body(7740001, "kenesry_fb", price=1000))
+    routed = stack.client.simulate_get(f"/api/admin/webhook-logs/{log_id}", headers=AUTH).json
+    assert (routed["routing_decision"], routed["utm_source"]) == ("traffic", "kenesry_fb")
+    assert stack.review()["rules_version"] == saved.json["version"]

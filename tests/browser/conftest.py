@@ -11,6 +11,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from router_svc.rules import DEFAULT_RULES_PATH
 from tests.browser.harness import (
     ADMIN_TOKEN,
+    ALICE_TOKEN,
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -36,6 +37,7 @@ def services(make_database, tmp_path_factory) -> Iterator[Services]:  # type: ig
             {n: make_database(n) for n in ("edge", "router", "referral", "traffic", "notifier")},
             tmp_path_factory.mktemp("stack"),
             ADMIN_TOKEN=ADMIN_TOKEN,
+            ADMIN_TOKENS=f"alice:{ALICE_TOKEN}",
             TELEGRAM_API_URL=telegram.url,
             TELEGRAM_BOT_TOKEN="123456:browser-test-token",
             AMOCRM_DOMAIN="onaiagencykz",

@@ -27,6 +27,8 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ADMIN_TOKEN = "browser-admin-token-0123456789abcdef"
+# A named admin (ADMIN_TOKENS): what they change is recorded under their name.
+ALICE_TOKEN = "browser-alice-token-0123456789abcdef"
 # A targetologist name (from the rules file) that is markup, shown on the dashboards.
 XSS_TARGETOLOGIST = "<img src=x onerror=alert(3)>"
 

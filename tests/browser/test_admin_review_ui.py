@@ -1,6 +1,7 @@
 """The Review page in Chromium against the whole stack: unknown sales with drifted sources
 grouped, the most revenue first, each with who it most likely belongs to and the proposed
-rule change shown as a diff; a group marked not attributable leaves the queue."""
+rule change shown as a diff and saved as the next rules version; a group marked not
+attributable leaves the queue."""
 
 import dataclasses
 import time
@@ -77,6 +78,12 @@ def test_the_review_page_shows_groups_by_revenue_with_the_suggestion_and_its_dif
     expect(kenesary.locator(".proposal")).to_contain_text(
         "Comment: Review: credit 'kenesary_fb' to Kenesary")
     page.screenshot(path=artifacts / "review.png", full_page=True)
+    kenesary.get_by_role("button", name="Save this change").click()
+    expect(kenesary.locator(".proposal-result")).to_contain_text("Saved as rules version 2")
+    # Reloaded against version 2: the spellings are credited now, their sales need a replay.
+    expect(kenesary.locator(".review-suggestion")).to_contain_text(
+        "The current rules already credit these sales", timeout=15_000)
+    expect(page.locator("#review-summary")).to_contain_text("rules version 2")
 
     # A lead links to its logged event.
     kenesary.locator(".lead-links a", has_text="9600001").click()

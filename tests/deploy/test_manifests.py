@@ -45,8 +45,10 @@ SECRET_KEYS = {
     "AMOCRM_ACCESS_TOKEN",
     "TELEGRAM_BOT_TOKEN",
     "ADMIN_TOKEN",
+    "ADMIN_TOKENS",
     "WEBHOOK_SECRET",
     "EDGE_DATABASE_URL",
+    "ROUTER_DATABASE_URL",
     "REFERRAL_DATABASE_URL",
     "TRAFFIC_DATABASE_URL",
     "NOTIFIER_DATABASE_URL",
@@ -62,6 +64,7 @@ GRPC_MODULES = {
 }
 MIGRATIONS = {
     "edge-migrate": "edge",
+    "router-migrate": "router_svc",
     "referral-migrate": "referral_svc",
     "traffic-migrate": "traffic_svc",
     "notifier-migrate": "notifier_svc",
@@ -368,9 +371,10 @@ def test_secrets_are_referenced_by_the_documented_name_and_keys_only(objects: tu
 def test_each_process_gets_the_secrets_it_needs(objects: tuple) -> None:
     # Every process that serves or calls gRPC checks or sends GRPC_AUTH_TOKENS.
     needs = {
-        "edge": {"EDGE_DATABASE_URL", "WEBHOOK_SECRET", "ADMIN_TOKEN", "AMOCRM_ACCESS_TOKEN"},
+        "edge": {"EDGE_DATABASE_URL", "WEBHOOK_SECRET", "ADMIN_TOKEN", "ADMIN_TOKENS",
+                 "AMOCRM_ACCESS_TOKEN"},
         "edge-worker": {"EDGE_DATABASE_URL", "AMOCRM_ACCESS_TOKEN"},
-        "router": set(),
+        "router": {"ROUTER_DATABASE_URL"},
         "referral": {"REFERRAL_DATABASE_URL"},
         "traffic": {"TRAFFIC_DATABASE_URL"},
         "notifier": {"NOTIFIER_DATABASE_URL", "TELEGRAM_BOT_TOKEN"},
@@ -782,7 +786,7 @@ def test_local_overlay_runs_every_process_with_its_own_postgres() -> None:
 def test_postgres_setup_creates_one_locked_database_and_role_per_service() -> None:
     sql = (DEPLOY / "postgres-setup.sql").read_text()
     example = yaml.safe_load((K8S / "secret.example.yaml").read_text())["stringData"]
-    for service in ("edge", "referral", "traffic", "notifier"):
+    for service in ("edge", "router", "referral", "traffic", "notifier"):
         url = example[f"{service.upper()}_DATABASE_URL"]
         user, database = re.fullmatch(
             r"postgresql\+psycopg://(\w+):[^@]+@[^/]+/(\w+)", url

@@ -22,13 +22,14 @@ SECRETS = {
     "ADMIN_TOKEN": "admin-token-0123456789abcdef-0123456789",
     "WEBHOOK_SECRET": WEBHOOK_SECRET,
     "EDGE_DATABASE_URL": "postgresql+psycopg://edge:pw-edge@db:5432/edge",
+    "ROUTER_DATABASE_URL": "postgresql+psycopg://router:pw-router@db:5432/router",
     "REFERRAL_DATABASE_URL": "postgresql+psycopg://referral:pw-referral@db:5432/referral",
     "TRAFFIC_DATABASE_URL": "postgresql+psycopg://traffic:pw-traffic@db:5432/traffic",
     "NOTIFIER_DATABASE_URL": "postgresql+psycopg://notifier:pw-notifier@db:5432/notifier",
     "GRPC_AUTH_TOKENS": "router:router-token-value,edge:edge-token-value,operator:op-token-value",
 }
 IMAGE = "registry.example.com/amoroute:0.1.0"
-JOBS = ["edge-migrate", "referral-migrate", "traffic-migrate", "notifier-migrate"]
+JOBS = ["edge-migrate", "router-migrate", "referral-migrate", "traffic-migrate", "notifier-migrate"]
 SERVICES = [
     "amoroute.v1.RouterService",
     "amoroute.v1.ReferralService",
@@ -243,7 +244,8 @@ def test_preflight_reports_a_missing_secret_and_stale_migrations(fake_bin: Path)
         "FAIL  job/edge-migrate ran registry.example.com/amoroute:0.0.9, the Deployments run "
         f"{IMAGE}: migrate again for this release" in result.stdout
     )
-    assert "5 check(s) failed" in result.stdout
+    # The Secret, and each of the five migration Jobs.
+    assert "6 check(s) failed" in result.stdout
     assert "skipped (--skip-amocrm)" in result.stdout
 
 

@@ -23,7 +23,8 @@ from tests.support.forms import encode, won_deal_body
 WEBHOOK_SECRET = "hook-Secret-4f9a1c0e7d2b"
 ADMIN_TOKEN = "admin-Secret-token-0123456789abcdef"
 AMOCRM_TOKEN = "amocrm-Secret-token-aa11bb22"
-SECRETS = (WEBHOOK_SECRET, ADMIN_TOKEN, AMOCRM_TOKEN)
+NAMED_ADMIN_TOKEN = "named-admin-Secret-token-0123456789ab"
+SECRETS = (WEBHOOK_SECRET, ADMIN_TOKEN, AMOCRM_TOKEN, NAMED_ADMIN_TOKEN)
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,7 @@ def failing_edge(make_database, tmp_path_factory) -> Iterator[tuple[int, Path]]:
     output = tmp_path_factory.mktemp("edge") / "edge.log"
     env = {"EDGE_DATABASE_URL": migrated_edge_database(make_database),
            "WEBHOOK_SECRET": WEBHOOK_SECRET, "ADMIN_TOKEN": ADMIN_TOKEN,
+           "ADMIN_TOKENS": f"ops:{NAMED_ADMIN_TOKEN}",
            "AMOCRM_ACCESS_TOKEN": AMOCRM_TOKEN, "AMOCRM_DOMAIN": "onaiagencykz",
            "ROUTER_ADDR": "127.0.0.1:9", "REFERRAL_ADDR": "127.0.0.1:9",
            "TRAFFIC_ADDR": "127.0.0.1:9", "LOG_LEVEL": "DEBUG"}
@@ -58,7 +60,8 @@ def test_an_unhandled_error_on_the_secret_url_never_writes_the_secret(
     port, output = failing_edge
     body = encode(won_deal_body(8800001, "kenesary_fb"))
     for path in (f"/webhook/amocrm/{WEBHOOK_SECRET}",
-                 f"/webhook/amocrm/{WEBHOOK_SECRET.replace('-', '%2D')}?token={ADMIN_TOKEN}"):
+                 f"/webhook/amocrm/{WEBHOOK_SECRET.replace('-', '%2D')}?token={ADMIN_TOKEN}"
+                 f"&named={NAMED_ADMIN_TOKEN}"):
         try:
             status = raw_request(port, "POST", path, {
                 "X-Fail": fail, "Content-Type": "application/x-www-form-urlencoded",
@@ -104,7 +107,8 @@ def test_a_settings_repr_or_dump_never_shows_a_secret() -> None:
         webhook_secret=WEBHOOK_SECRET, admin_token=ADMIN_TOKEN, amocrm_access_token=AMOCRM_TOKEN
     )
     notifier = notifier_svc.settings.Settings(telegram_bot_token="123456:telegram-Secret")
-    for settings, secrets in ((edge_settings, SECRETS), (notifier, ["123456:telegram-Secret"])):
+    for settings, secrets in ((edge_settings, SECRETS[:3]),
+                              (notifier, ["123456:telegram-Secret"])):
         for shown in (repr(settings), str(settings), str(settings.model_dump()),
                       settings.model_dump_json()):
             for secret in secrets:

@@ -2,6 +2,7 @@
 ports (two replicas share one database where a test says so), calling the real
 referral, traffic and notifier services."""
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -9,12 +10,14 @@ from pathlib import Path
 
 import grpc
 import pytest
+import sqlalchemy as sa
 
 from amoroute.callers import EDGE, OPERATOR, ROUTER, CallerCredentials
 from amoroute.channels import channel
 from amoroute.v1 import deal_pb2, router_pb2, router_pb2_grpc, traffic_pb2, traffic_pb2_grpc
 from router_svc.rules import DEFAULT_RULES_PATH
 from tests.support.services import Services, start_services
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import eventually
 
 D = router_pb2
@@ -345,3 +348,41 @@ def test_bad_candidate_rules_are_an_invalid_argument_naming_the_key(
     assert error.details().startswith(
         "candidate_rules_yaml: traffic.targetologists[1].patterns[0]: ")
     assert stub.decision("kenesary_x") == "ROUTING_DECISION_TRAFFIC"
+
+
+def test_while_the_database_is_unreachable_the_rules_in_force_stay_and_it_is_logged_once(
+    router: Callable[..., Stub], services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = sa.engine.make_url(services.router_database())
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("the outage is simulated on a PostgreSQL connection")
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    try:
+        proxied = url.set(port=proxy.port).render_as_string(hide_password=False)
+        editor = router(router_database_url=proxied)
+        editor.update(WITH_PROMO, expected=1)
+        assert editor.decision("promo_outage") == "ROUTING_DECISION_TRAFFIC"
+        proxy.cut()
+        with caplog.at_level(logging.ERROR, logger="router_svc.rules_versions"):
+
+            def outage_logged() -> list[logging.LogRecord]:
+                # Deals are still decided, by the version in force, while the look fails.
+                assert editor.decision("promo_outage") == "ROUTING_DECISION_TRAFFIC"
+                return [r for r in caplog.records if "unreachable" in r.getMessage()]
+
+            assert eventually(outage_logged, timeout=5)
+            # A few more looks (one a second) fail, and say nothing more.
+            looks_until = time.monotonic() + 2.5
+            while time.monotonic() < looks_until:
+                assert editor.decision("promo_outage") == "ROUTING_DECISION_TRAFFIC"
+                time.sleep(0.1)
+            assert len(outage_logged()) == 1
+            assert "keeping version 2" in outage_logged()[0].getMessage()
+        error = refused(lambda: editor.current())
+        assert error.code() == grpc.StatusCode.UNAVAILABLE
+        assert "rules database is unreachable" in error.details()
+        proxy.restore()
+        editor.update(SHIPPED, expected=2)
+        assert eventually(lambda: editor.decision("promo_outage") == "ROUTING_DECISION_UNKNOWN")
+    finally:
+        proxy.close()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,11 @@ from router_svc.rules import (
     decide,
     parse_rules,
     parse_rules_yaml,
+    rules_json,
+    validate_rules_yaml,
 )
+from router_svc.rules_versions import diff_to_previous
+from router_svc.store import StoredVersion
 
 D = router_pb2.RoutingDecision
 REFERRAL, TRAFFIC, BOTH = (
@@ -216,6 +222,17 @@ def test_invalid_rules_raise_an_error_naming_the_key(text: str, key: str, proble
     message = str(caught.value)
     assert message.startswith(key) or key in message
     assert problem in message
+
+
+def test_the_stored_json_form_is_itself_a_rules_document_with_the_same_rules() -> None:
+    text = DEFAULT_RULES_PATH.read_text(encoding="utf-8")
+    stored = json.loads(rules_json(validate_rules_yaml(text)))
+    assert parse_rules(stored) == parse_rules_yaml(text)
+    assert stored["traffic"]["targetologists"][0] == {
+        "name": "Kenesary", "patterns": ["kenesary_*", "kenesary"],
+        "telegram_chat_id": "-1001234567890",
+    }
+    assert "utm" not in stored  # defaults are left out, so it validates again as written
 
 
 def test_error_message_format_for_operators() -> None:
@@ -473,3 +490,14 @@ def test_won_deal_without_any_utm_asks_for_lead_data_unless_it_came_from_the_api
     route = decide(deal, rules)
     assert route.decision == UNKNOWN
     assert route.needs_lead_data is needs
+
+
+def test_a_version_diff_is_against_the_version_before_and_the_first_adds_everything() -> None:
+    def version(number: int, text: str) -> StoredVersion:
+        return StoredVersion(number, text, "{}", datetime.now(UTC), "Dana", "")
+
+    first, second = version(1, "a: 1\nb: 2\n"), version(2, "a: 1\nb: 3\n")
+    assert diff_to_previous(None, first).splitlines() == [
+        "--- version 0", "+++ version 1", "@@ -0,0 +1,2 @@", "+a: 1", "+b: 2"]
+    assert diff_to_previous(first, second).splitlines() == [
+        "--- version 1", "+++ version 2", "@@ -1,2 +1,2 @@", " a: 1", "-b: 2", "+b: 3"]

@@ -59,3 +59,41 @@ export async function api(path, { method = "GET", params = {}, bearer = token.ge
   }
   return body;
 }
+
+/**
+ * Send a JSON body (PUT, POST); resolves and rejects as api() does, and the ApiError
+ * also carries the answer's JSON as `body` (a 409 says which version is current).
+ */
+export async function sendJson(path, method, payload) {
+  const bearer = token.get();
+  let response;
+  try {
+    response = await fetch(`/api/admin/${path}`, {
+      method,
+      headers: {
+        Authorization: `Bearer ${bearer || ""}`,
+        Accept: "application/json",
+        "Content-Type": "application/json",
+      },
+      body: JSON.stringify(payload),
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch {
+    throw new ApiError(0, "The edge did not answer: check the network and that it is running.");
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok) {
+    const message = body?.description || body?.title || `HTTP ${response.status}`;
+    const error = new ApiError(response.status, message, response.headers.get("Retry-After"));
+    error.body = body;
+    if (response.status === 401) onUnauthorized(error);
+    throw error;
+  }
+  return body;
+}

@@ -5,9 +5,11 @@ import { byId, say } from "./dom.js";
 import { hideLogs, mountLogs, showLogs } from "./logs.js";
 import { mountSales, showSales } from "./sales.js";
 import { mountReview, showReview } from "./review.js";
+import { mountRules, showRules } from "./rules.js";
 
 const VIEWS = { logs: "Webhook logs", traffic: "Traffic sales", referral: "Referral conversions" };
 VIEWS.review = "Review";
+VIEWS.rules = "Routing rules";
 
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, "");
@@ -51,6 +53,9 @@ function route() {
   else if (view === "review") {
     hideLogs();
     showReview(params);
+  } else if (view === "rules") {
+    hideLogs();
+    showRules();
   } else {
     hideLogs();
     showSales(view, params);
@@ -108,6 +113,7 @@ takeTokenFromLink();
 mountLogs((params) => go("logs", params));
 mountSales(go);
 mountReview(go);
+mountRules();
 byId("sign-in-form").addEventListener("submit", signIn);
 byId("sign-out").addEventListener("click", signOut);
 whenUnauthorized(() => {
