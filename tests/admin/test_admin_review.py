@@ -182,6 +182,19 @@ def test_a_group_marked_not_attributable_leaves_the_queue_until_put_back(stack: 
     assert again.status_code == 404 and "key" in again.json["description"]
 
 
+def test_a_dismissal_records_the_signed_in_admin_by_name(stack: Stack) -> None:
+    alice = "alice-token-0123456789abcdef0123456789"
+    named = admin_client(stack.database, admin_tokens=f"alice:{alice}")
+    posted = named.simulate_post(DISMISSALS, json={"key": "google", "reason": "direct"},
+                                 headers={"Authorization": f"Bearer {alice}"})
+    assert posted.status_code == 201, posted.text
+    assert posted.json["by"] == "alice"
+    shown = by_key(stack.review(include_dismissed="true"))["google"]["dismissed"]
+    assert (shown["by"], shown["reason"]) == ("alice", "direct")
+    assert stack.client.simulate_delete(DISMISSALS, params={"key": "google"},
+                                        headers=AUTH).status_code == 204
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "field"),
     [

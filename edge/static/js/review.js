@@ -3,7 +3,7 @@
 // shown first, saved with PUT /api/admin/rules on confirm); a group can be marked not
 // attributable with a reason.
 
-import { api, ApiError, token } from "./api.js";
+import { api, sendJson } from "./api.js";
 import { byId, fill, h, say } from "./dom.js";
 import { formatNumber, formatTime } from "./format.js";
 
@@ -239,36 +239,4 @@ async function undismiss(group, box) {
     return;
   }
   load(rangeParams());
-}
-
-/** A request with a JSON body (or none); rejects with an ApiError carrying the server's
- * description, as api() does. */
-async function sendJson(path, method, payload) {
-  let response;
-  try {
-    response = await fetch(`/api/admin/${path}`, {
-      method,
-      headers: {
-        Authorization: `Bearer ${token.get() || ""}`,
-        Accept: "application/json",
-        ...(payload === undefined ? {} : { "Content-Type": "application/json" }),
-      },
-      body: payload === undefined ? undefined : JSON.stringify(payload),
-      cache: "no-store",
-      credentials: "omit",
-    });
-  } catch {
-    throw new ApiError(0, "The edge did not answer: check the network and that it is running.");
-  }
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  if (!response.ok) {
-    throw new ApiError(response.status, body?.description || body?.title
-      || `HTTP ${response.status}`, response.headers.get("Retry-After"));
-  }
-  return body;
 }
