@@ -9,6 +9,8 @@ import { formatNumber, formatTime } from "./format.js";
 
 let generation = 0;
 let navigate = () => {};
+// "file" when the rules are managed in a file (ROUTING_RULES_SOURCE=file): nothing is saved here.
+let rulesSource = null;
 
 /** Wire the page's controls once; `go("review", params)` updates the deep link. */
 export function mountReview(go) {
@@ -69,6 +71,7 @@ async function load(params) {
   }
   if (mine !== generation) return;
   say(byId("review-error"), "");
+  rulesSource = data.rules_source;
   say(byId("review-suggestions-error"), data.suggestions_error
     ? `No suggestions: ${data.suggestions_error}` : "");
   byId("review-summary").textContent = summary(data);
@@ -172,9 +175,12 @@ function showProposal(panel, group, best) {
         : line.startsWith("-") && !line.startsWith("---") ? "del" : "",
     }, `${line}\n`))),
     h("p", { class: "muted" }, `Comment: ${comment}`),
-    h("div", { class: "detail-actions" }, confirm,
-      h("button", { type: "button", class: "secondary", onclick: () => { panel.hidden = true; } },
-        "Cancel")),
+    rulesSource === "file"
+      ? h("p", { class: "callout info" }, "The rules are managed in a file "
+        + "(ROUTING_RULES_SOURCE=file): make this change there.")
+      : h("div", { class: "detail-actions" }, confirm,
+        h("button", { type: "button", class: "secondary", onclick: () => { panel.hidden = true; } },
+          "Cancel")),
     result);
 }
 
