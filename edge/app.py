@@ -23,6 +23,8 @@ from edge.log_writer import LogWriter
 from edge.observability import MetricsResource, RequestContext, unhandled_error
 from edge.openapi import OpenApiResource
 from edge.reconcile import build_reconciler
+from edge.review_api import DismissalsResource, OwnerSuggester, UnknownSalesResource
+from edge.review_store import ReviewStore
 from edge.routing_queue import RoutingQueue
 from edge.settings import Settings
 from edge.webhook import WebhookResource, WebhookTestResource, count_outcomes
@@ -91,6 +93,15 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route(
         "/api/admin/partners/{referral_code}", PartnerResource(referral, settings.referral_addr)
     )
+    review = ReviewStore(logs.engine)
+    suggester = OwnerSuggester(
+        router,
+        settings.router_addr,
+        channel(settings.referral_addr, calls_as),
+        settings.referral_addr,
+    )
+    app.add_route("/api/admin/review/unknown", UnknownSalesResource(review, suggester))
+    app.add_route("/api/admin/review/unknown/dismissals", DismissalsResource(review))
     app.add_route("/api/admin/rules", RulesResource(router, settings.router_addr))
     app.add_route(
         "/api/admin/rules/versions", RulesVersionsResource(router, settings.router_addr)

@@ -10,7 +10,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
@@ -66,6 +66,9 @@ class Rules:
     traffic_fields: tuple[str, ...]
     targetologists: tuple[Targetologist, ...]
     utm_sources: UtmSources
+    # UTM values that stand for a referral code although they do not read prefix + code
+    # ("REF-abc123 "), keyed by alias_key(value).
+    referral_aliases: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- the rules document --------------------------------------------------------------------
@@ -105,6 +108,23 @@ def _field_ref(value: Any) -> str:
     if isinstance(value, str) and value.strip():
         return value.strip()
     raise _invalid(f"must be a field id or a field name, got {value!r}")
+
+
+def _code(value: Any) -> str:
+    if not isinstance(value, str) or not _CODE.fullmatch(value.strip()):
+        raise _invalid(f"must be a referral code (letters, digits, _ or -), got {value!r}")
+    return value.strip().upper()
+
+
+def _alias_source(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _invalid(f"must be a non-empty UTM value, got {value!r}")
+    return value
+
+
+def alias_key(source: str) -> str:
+    """How a UTM value is compared with referral.aliases: trimmed and case-folded."""
+    return source.strip().casefold()
 
 
 def _pattern(value: Any) -> str:
@@ -150,6 +170,8 @@ PositiveId = Annotated[int, BeforeValidator(_positive_id)]
 Text = Annotated[str, BeforeValidator(_text)]
 UtmField = Annotated[str, BeforeValidator(_utm_field)]
 FieldRef = Annotated[str, BeforeValidator(_field_ref)]
+Code = Annotated[str, BeforeValidator(_code)]
+AliasSource = Annotated[str, BeforeValidator(_alias_source)]
 Pattern = Annotated[str, BeforeValidator(_pattern)]
 IdList = Annotated[list[PositiveId], _list_of("positive integers")]
 UtmFieldList = Annotated[list[UtmField], _list_of(f"UTM fields ({', '.join(UTM_FIELDS)})")]
@@ -169,6 +191,11 @@ class TargetologistSection(_Section):
 class ReferralSection(_Section):
     prefix: Text
     fields: UtmFieldList
+    # UTM values credited to a code although they are not prefix + code, e.g. a link pasted
+    # as "REF-abc123 " ({"REF-abc123 ": "ABC123"}); compared trimmed and case-insensitively.
+    aliases: Annotated[dict[AliasSource, Code], _mapping_of("UTM values to referral codes")] = (
+        Field(default_factory=dict)
+    )
 
 
 class TrafficSection(_Section):
@@ -249,6 +276,7 @@ def to_rules(model: RulesDocument) -> Rules:
         won_status_ids=frozenset(model.won_status_ids),
         referral_prefix=model.referral.prefix,
         referral_fields=tuple(model.referral.fields),
+        referral_aliases={alias_key(k): v for k, v in model.referral.aliases.items()},
         traffic_fields=tuple(model.traffic.fields),
         targetologists=tuple(
             Targetologist(t.name, t.patterns, t.telegram_chat_id)
@@ -366,9 +394,9 @@ def decide(deal: deal_pb2.Deal, rules: Rules) -> router_pb2.Route:
     traffic = _find_targetologist(values, rules)
     parts: list[str] = []
     if referral:
-        utm_field, code = referral
+        utm_field, code, how = referral
         route.referral_code = code
-        parts.append(f"{utm_field} {_quote(values[utm_field])} carries referral code {code}")
+        parts.append(f"{utm_field} {_quote(values[utm_field])} {how} {code}")
     if traffic:
         utm_field, person, pattern = traffic
         route.targetologist = person.name
@@ -398,14 +426,17 @@ def decide(deal: deal_pb2.Deal, rules: Rules) -> router_pb2.Route:
     return route
 
 
-def _find_referral(values: Mapping[str, str], rules: Rules) -> tuple[str, str] | None:
-    """(utm field, upper-cased code) of the first value that is prefix + a valid code."""
+def _find_referral(values: Mapping[str, str], rules: Rules) -> tuple[str, str, str] | None:
+    """(utm field, upper-cased code, how it was found) of the first value that is an alias
+    of a code or prefix + a valid code."""
     prefix = rules.referral_prefix.casefold()
     for utm_field in rules.referral_fields:
         value = values[utm_field]
+        if rules.referral_aliases and (code := rules.referral_aliases.get(alias_key(value))):
+            return utm_field, code, "is an alias of referral code"
         head, rest = value[: len(rules.referral_prefix)], value[len(rules.referral_prefix) :]
         if head.casefold() == prefix and _CODE.fullmatch(rest):
-            return utm_field, rest.upper()
+            return utm_field, rest.upper(), "carries referral code"
     return None
 
 

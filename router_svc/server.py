@@ -25,6 +25,7 @@ CALLERS = {
     "BatchRouteDeals": (EDGE, OPERATOR),
     "ExplainRoute": (EDGE, OPERATOR),
     "DescribeRules": (EDGE, OPERATOR),
+    "SuggestOwners": (EDGE, OPERATOR),
     "GetRules": (EDGE, OPERATOR),
     "ListRulesVersions": (EDGE, OPERATOR),
     "UpdateRules": (EDGE, OPERATOR),

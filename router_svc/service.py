@@ -8,6 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import grpc
+import yaml
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from amoroute import paging, validation
@@ -26,7 +27,8 @@ from amoroute.v1 import (
     traffic_pb2,
     traffic_pb2_grpc,
 )
-from router_svc.rules import Rules, RulesError, RulesFile, decide, parse_rules_yaml
+from router_svc.group_suggestions import proposed_yaml, suggest_for_group
+from router_svc.rules import Rules, RulesError, RulesFile, decide, parse_rules, parse_rules_yaml
 from router_svc.rules_versions import SEED_AUTHOR, DatabaseRules, diff_to_previous
 from router_svc.store import StaleVersion, StoredVersion
 
@@ -70,6 +72,56 @@ def _validate(deal: deal_pb2.Deal) -> None:
     if len(deal.custom_fields) > 500:
         raise InvalidArgument("deal.custom_fields", "more than 500 fields")
 
+
+# SuggestOwners' bounds: each mark is compared with every known code and pattern.
+MAX_SUGGESTION_GROUPS = 500
+MAX_MARKS_PER_GROUP = 20
+MAX_KNOWN_CODES = 2000
+_SUGGESTION_KINDS = {
+    "targetologist": router_pb2.SUGGESTION_KIND_TARGETOLOGIST,
+    "referral": router_pb2.SUGGESTION_KIND_REFERRAL,
+}
+
+
+def _suggestion_input(
+    request: router_pb2.SuggestOwnersRequest,
+) -> tuple[list[list[dict[str, str]]], list[str]]:
+    """The groups as suggest() reads marks ({"utm_source": ...}) and the known codes."""
+    if len(request.groups) > MAX_SUGGESTION_GROUPS:
+        raise InvalidArgument("groups", f"more than {MAX_SUGGESTION_GROUPS} groups")
+    if len(request.known_referral_codes) > MAX_KNOWN_CODES:
+        raise InvalidArgument("known_referral_codes", f"more than {MAX_KNOWN_CODES} codes")
+    groups = []
+    for i, group in enumerate(request.groups):
+        if len(group.marks) > MAX_MARKS_PER_GROUP:
+            raise InvalidArgument(f"groups[{i}].marks", f"more than {MAX_MARKS_PER_GROUP} marks")
+        groups.append(
+            [
+                {
+                    f"utm_{key}": value
+                    for key, value in validation.utm_marks(f"groups[{i}].marks[{j}]", marks).items()
+                }
+                for j, marks in enumerate(group.marks)
+            ]
+        )
+    codes = [
+        validation.text(f"known_referral_codes[{i}]", code, max_len=64)
+        for i, code in enumerate(request.known_referral_codes)
+    ]
+    validation.text("base_rules_yaml", request.base_rules_yaml, max_len=MAX_RULES_CHARS)
+    return groups, codes
+
+
+def _base_rules(text: str) -> tuple[dict[str, Any], Rules]:
+    """The base rules document as parsed from YAML and as validated rules."""
+    try:
+        document = yaml.safe_load(text)
+        rules = parse_rules(document)
+    except yaml.YAMLError as exc:
+        raise InvalidArgument("base_rules_yaml", f"not valid YAML: {exc}") from None
+    except RulesError as exc:
+        raise InvalidArgument("base_rules_yaml", str(exc)) from None
+    return document, rules
 
 # A rules document is a few kilobytes; this bounds what one request makes the router parse.
 MAX_RULES_CHARS = 256 * 1024
@@ -192,6 +244,37 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             loaded_at=loaded,
             version=self.rules.version,
         )
+
+    def SuggestOwners(
+        self, request: router_pb2.SuggestOwnersRequest, context: grpc.ServicerContext
+    ) -> router_pb2.SuggestOwnersResponse:
+        """Likely owners of groups of unknown sales' marks, with the rule changes that
+        credit them (and, given a base document, that document with them applied)."""
+        groups, codes = _suggestion_input(request)
+        document: dict[str, Any] | None = None
+        rules = self.rules.get()
+        if request.base_rules_yaml:
+            document, rules = _base_rules(request.base_rules_yaml)
+        results = []
+        for group in groups:
+            suggestions = []
+            for found in suggest_for_group(group, rules, codes):
+                best = found.best
+                suggestions.append(
+                    router_pb2.OwnerSuggestion(
+                        kind=_SUGGESTION_KINDS[best.kind],
+                        target=best.target,
+                        why=best.why,
+                        typos=best.typos,
+                        changes=[router_pb2.RuleChange(**change) for change in found.changes],
+                        marks_covered=found.marks_covered,
+                        proposed_rules_yaml=(
+                            "" if document is None else proposed_yaml(document, found.changes)
+                        ),
+                    )
+                )
+            results.append(router_pb2.SuggestOwnersResult(suggestions=suggestions))
+        return router_pb2.SuggestOwnersResponse(results=results)
 
     def GetRules(
         self, request: router_pb2.GetRulesRequest, context: grpc.ServicerContext

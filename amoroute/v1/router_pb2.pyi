@@ -43,6 +43,12 @@ class RulesSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RULES_SOURCE_UNSPECIFIED: _ClassVar[RulesSource]
     RULES_SOURCE_DATABASE: _ClassVar[RulesSource]
     RULES_SOURCE_FILE: _ClassVar[RulesSource]
+
+class SuggestionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SUGGESTION_KIND_UNSPECIFIED: _ClassVar[SuggestionKind]
+    SUGGESTION_KIND_TARGETOLOGIST: _ClassVar[SuggestionKind]
+    SUGGESTION_KIND_REFERRAL: _ClassVar[SuggestionKind]
 ROUTING_DECISION_UNSPECIFIED: RoutingDecision
 ROUTING_DECISION_REFERRAL: RoutingDecision
 ROUTING_DECISION_TRAFFIC: RoutingDecision
@@ -64,6 +70,9 @@ LEG_OUTCOME_WITHDRAWN: LegOutcome
 RULES_SOURCE_UNSPECIFIED: RulesSource
 RULES_SOURCE_DATABASE: RulesSource
 RULES_SOURCE_FILE: RulesSource
+SUGGESTION_KIND_UNSPECIFIED: SuggestionKind
+SUGGESTION_KIND_TARGETOLOGIST: SuggestionKind
+SUGGESTION_KIND_REFERRAL: SuggestionKind
 
 class LegResult(_message.Message):
     __slots__ = ("leg", "outcome", "error")
@@ -240,3 +249,73 @@ class BatchRouteDealsResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[RouteDealResult]
     def __init__(self, results: _Optional[_Iterable[_Union[RouteDealResult, _Mapping]]] = ...) -> None: ...
+
+class SuggestOwnersRequest(_message.Message):
+    __slots__ = ("groups", "known_referral_codes", "base_rules_yaml")
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_REFERRAL_CODES_FIELD_NUMBER: _ClassVar[int]
+    BASE_RULES_YAML_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[UtmGroup]
+    known_referral_codes: _containers.RepeatedScalarFieldContainer[str]
+    base_rules_yaml: str
+    def __init__(self, groups: _Optional[_Iterable[_Union[UtmGroup, _Mapping]]] = ..., known_referral_codes: _Optional[_Iterable[str]] = ..., base_rules_yaml: _Optional[str] = ...) -> None: ...
+
+class UtmGroup(_message.Message):
+    __slots__ = ("marks",)
+    MARKS_FIELD_NUMBER: _ClassVar[int]
+    marks: _containers.RepeatedCompositeFieldContainer[_deal_pb2.UtmMarks]
+    def __init__(self, marks: _Optional[_Iterable[_Union[_deal_pb2.UtmMarks, _Mapping]]] = ...) -> None: ...
+
+class RuleChange(_message.Message):
+    __slots__ = ("add_pattern", "add_referral_alias")
+    ADD_PATTERN_FIELD_NUMBER: _ClassVar[int]
+    ADD_REFERRAL_ALIAS_FIELD_NUMBER: _ClassVar[int]
+    add_pattern: AddPattern
+    add_referral_alias: AddReferralAlias
+    def __init__(self, add_pattern: _Optional[_Union[AddPattern, _Mapping]] = ..., add_referral_alias: _Optional[_Union[AddReferralAlias, _Mapping]] = ...) -> None: ...
+
+class AddPattern(_message.Message):
+    __slots__ = ("targetologist", "pattern")
+    TARGETOLOGIST_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    targetologist: str
+    pattern: str
+    def __init__(self, targetologist: _Optional[str] = ..., pattern: _Optional[str] = ...) -> None: ...
+
+class AddReferralAlias(_message.Message):
+    __slots__ = ("source", "code")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    code: str
+    def __init__(self, source: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
+class OwnerSuggestion(_message.Message):
+    __slots__ = ("kind", "target", "why", "typos", "changes", "marks_covered", "proposed_rules_yaml")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    WHY_FIELD_NUMBER: _ClassVar[int]
+    TYPOS_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    MARKS_COVERED_FIELD_NUMBER: _ClassVar[int]
+    PROPOSED_RULES_YAML_FIELD_NUMBER: _ClassVar[int]
+    kind: SuggestionKind
+    target: str
+    why: str
+    typos: int
+    changes: _containers.RepeatedCompositeFieldContainer[RuleChange]
+    marks_covered: int
+    proposed_rules_yaml: str
+    def __init__(self, kind: _Optional[_Union[SuggestionKind, str]] = ..., target: _Optional[str] = ..., why: _Optional[str] = ..., typos: _Optional[int] = ..., changes: _Optional[_Iterable[_Union[RuleChange, _Mapping]]] = ..., marks_covered: _Optional[int] = ..., proposed_rules_yaml: _Optional[str] = ...) -> None: ...
+
+class SuggestOwnersResult(_message.Message):
+    __slots__ = ("suggestions",)
+    SUGGESTIONS_FIELD_NUMBER: _ClassVar[int]
+    suggestions: _containers.RepeatedCompositeFieldContainer[OwnerSuggestion]
+    def __init__(self, suggestions: _Optional[_Iterable[_Union[OwnerSuggestion, _Mapping]]] = ...) -> None: ...
+
+class SuggestOwnersResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[SuggestOwnersResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[SuggestOwnersResult, _Mapping]]] = ...) -> None: ...

@@ -69,6 +69,11 @@ class RouterServiceStub:
                 request_serializer=amoroute_dot_v1_dot_router__pb2.UpdateRulesRequest.SerializeToString,
                 response_deserializer=amoroute_dot_v1_dot_router__pb2.UpdateRulesResponse.FromString,
                 _registered_method=True)
+        self.SuggestOwners = channel.unary_unary(
+                '/amoroute.v1.RouterService/SuggestOwners',
+                request_serializer=amoroute_dot_v1_dot_router__pb2.SuggestOwnersRequest.SerializeToString,
+                response_deserializer=amoroute_dot_v1_dot_router__pb2.SuggestOwnersResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServiceServicer:
@@ -145,6 +150,24 @@ class RouterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SuggestOwners(self, request, context):
+        """Who the sales routed `unknown` most likely belong to: for each group of
+        UTM marks (the spellings of one source, as the admin's review queue
+        groups them), the targetologists and referral codes they are close to,
+        best first, each with the reason, the typos behind it and the rule
+        changes that would credit every spelling. Nothing is stored or changed.
+        With base_rules_yaml, suggestions are made against that document and each
+        carries it with the changes applied (to send to UpdateRules); without it,
+        against the rules in force and with no proposed document.
+        Errors: INVALID_ARGUMENT naming the field: more than 500 groups, more
+        than 20 marks in a group, more than 2000 known codes, a mark or code
+        too long, or a base_rules_yaml over 256 KiB or not a valid rules
+        document ("base_rules_yaml: traffic.fields[0]: ...").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +205,11 @@ def add_RouterServiceServicer_to_server(servicer, server):
                     servicer.UpdateRules,
                     request_deserializer=amoroute_dot_v1_dot_router__pb2.UpdateRulesRequest.FromString,
                     response_serializer=amoroute_dot_v1_dot_router__pb2.UpdateRulesResponse.SerializeToString,
+            ),
+            'SuggestOwners': grpc.unary_unary_rpc_method_handler(
+                    servicer.SuggestOwners,
+                    request_deserializer=amoroute_dot_v1_dot_router__pb2.SuggestOwnersRequest.FromString,
+                    response_serializer=amoroute_dot_v1_dot_router__pb2.SuggestOwnersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -373,6 +401,33 @@ class RouterService:
             '/amoroute.v1.RouterService/UpdateRules',
             amoroute_dot_v1_dot_router__pb2.UpdateRulesRequest.SerializeToString,
             amoroute_dot_v1_dot_router__pb2.UpdateRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SuggestOwners(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/amoroute.v1.RouterService/SuggestOwners',
+            amoroute_dot_v1_dot_router__pb2.SuggestOwnersRequest.SerializeToString,
+            amoroute_dot_v1_dot_router__pb2.SuggestOwnersResponse.FromString,
             options,
             channel_credentials,
             insecure,

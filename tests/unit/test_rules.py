@@ -269,7 +269,7 @@ def test_a_rules_document_validates_without_yaml() -> None:
 
 def test_a_section_that_is_not_a_mapping_names_its_keys() -> None:
     text = RULES_YAML.replace('referral:\n  prefix: "ref_"\n  fields: [utm_source]\n', "referral: 5\n")
-    with pytest.raises(RulesError, match=r"^referral: must be a mapping with keys prefix, fields$"):
+    with pytest.raises(RulesError, match=r"^referral: must be a mapping with keys prefix, fields, aliases$"):
         parse_rules_yaml(text)
 
 

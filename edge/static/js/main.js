@@ -4,9 +4,11 @@ import { api, token, whenUnauthorized } from "./api.js";
 import { byId, say } from "./dom.js";
 import { hideLogs, mountLogs, showLogs } from "./logs.js";
 import { mountSales, showSales } from "./sales.js";
+import { mountReview, showReview } from "./review.js";
 import { mountRules, showRules } from "./rules.js";
 
 const VIEWS = { logs: "Webhook logs", traffic: "Traffic sales", referral: "Referral conversions" };
+VIEWS.review = "Review";
 VIEWS.rules = "Routing rules";
 
 function parseHash() {
@@ -48,7 +50,10 @@ function route() {
   }
   document.title = `${VIEWS[view]} · amoroute admin`;
   if (view === "logs") showLogs(params);
-  else if (view === "rules") {
+  else if (view === "review") {
+    hideLogs();
+    showReview(params);
+  } else if (view === "rules") {
     hideLogs();
     showRules();
   } else {
@@ -107,6 +112,7 @@ function takeTokenFromLink() {
 takeTokenFromLink();
 mountLogs((params) => go("logs", params));
 mountSales(go);
+mountReview(go);
 mountRules();
 byId("sign-in-form").addEventListener("submit", signIn);
 byId("sign-out").addEventListener("click", signOut);
