@@ -14,6 +14,7 @@ import grpc
 import prometheus_client
 import pytest
 
+from amoroute.callers import EDGE, OPERATOR, ROUTER, CallerCredentials
 from amoroute.channels import channel
 from amoroute.v1 import deal_pb2, notifier_pb2, notifier_pb2_grpc
 from notifier_svc import server
@@ -262,3 +263,26 @@ def test_two_replicas_never_send_a_sale_twice_across_the_move(database: str) -> 
     assert set(_announced(to_new)) >= set(after) - set(_announced(to_old))
     assert {n.chat_id for n in final if n.lead_id in after} == {NEW}
     assert _moves_counted() == counted + 1  # one move, however many replicas saw it
+
+
+def test_chat_moves_are_listed_to_the_edge_and_the_operator_only(database: str) -> None:
+    tokens = {ROUTER: "router-token-0123456789abcdef", EDGE: "edge-token-0123456789abcdef",
+              OPERATOR: "operator-token-0123456789abcdef"}
+    settings = Settings(
+        notifier_database_url=database,
+        grpc_auth_tokens=",".join(f"{caller}:{token}" for caller, token in tokens.items()),
+    )
+    running = server.build(settings, port=0)
+    try:
+        answers = {}
+        for caller, token in tokens.items():
+            with channel(f"localhost:{running.port}", CallerCredentials(token=token)) as ch:
+                try:
+                    listed = notifier_pb2_grpc.NotifierServiceStub(ch).ListChatMoves(
+                        notifier_pb2.ListChatMovesRequest(), timeout=5)
+                    answers[caller] = f"{len(listed.chat_moves)} moves"
+                except grpc.RpcError as err:
+                    answers[caller] = err.code().name
+    finally:
+        running.stop(0)
+    assert answers == {ROUTER: "PERMISSION_DENIED", EDGE: "0 moves", OPERATOR: "0 moves"}
