@@ -21,3 +21,8 @@ def count_finished(finished: dict[tuple[Status, Failure], int]) -> None:
     for (status, failure), count in finished.items():
         if count:
             NOTIFICATIONS.labels(status.value, failure.value).inc(count)
+CHAT_MOVES = prometheus_client.Counter(
+    "amoroute_telegram_chat_moves_total",
+    "Chats Telegram moved to a new id (a group upgraded to a supergroup): each is a "
+    "routing rule whose telegram_chat_id should be updated (ListChatMoves).",
+)

@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 
 from amoroute.backoff import Backoff
 from amoroute.timeutil import now
+from notifier_svc.chat_moves import rules_action
 from notifier_svc.message import pack_digest
-from notifier_svc.metrics import RATE_LIMITED, count_finished
+from notifier_svc.metrics import CHAT_MOVES, RATE_LIMITED, count_finished
 from notifier_svc.pacing import ChatLimits
 from notifier_svc.store import Failure, NotificationRow, NotificationStore, RowChange, Status
 from notifier_svc.telegram import Outcome, SendResult, TelegramClient
@@ -32,6 +33,9 @@ MIN_SWEEP_GAP_S = 0.2
 SWEEP_CHATS = 50
 # Waiting rows of a chat read for one digest: more than one message holds.
 DIGEST_ROWS = 200
+# Moves followed in one go when Telegram moves a chat (it moves a group once, into
+# a supergroup); past this the rows wait for the next sweep.
+MAX_MOVES_AT_ONCE = 4
 
 
 def retry_delay(attempts: int, retry_after_s: float | None, retries: Backoff = RETRIES) -> float:
@@ -140,9 +144,10 @@ class Outbox:
             # query loop, so sweeps are spaced however many wakes arrive.
             self._stop.wait(max(0.0, started + MIN_SWEEP_GAP_S - time.monotonic()))
 
-    def _send(self, chat_id: str, token: str) -> bool:
+    def _send(self, chat_id: str, token: str, moves: int = 0) -> bool:
         """Send the chat's next message while holding its lease; False if there was
-        nothing left to send or the sender is stopping."""
+        nothing left to send or the sender is stopping. `moves`: how many times
+        Telegram has moved the chat during this send."""
         rows = self.store.due_in_chat(chat_id, now(), DIGEST_ROWS)
         if not rows:  # another sender took them just before this one claimed the chat
             self.store.record(chat_id, token, now(), [])
@@ -156,6 +161,8 @@ class Outbox:
         # The chat's next slot counts from Telegram's answer, so two messages reach
         # Telegram at least the chat's interval apart, whichever replica sends them.
         answered = now()
+        if result.outcome is Outcome.CHAT_MIGRATED and result.migrate_to_chat_id:
+            return self._follow_move(chat_id, token, batch, result, answered, moves)
         next_send_at = answered + timedelta(seconds=self.limits.chat_interval_s(chat_id))
         if result.retry_after_s is not None:
             RATE_LIMITED.inc()
@@ -170,6 +177,54 @@ class Outbox:
         if len(rows) > len(batch) or result.outcome is Outcome.RETRY:
             soonest = self._backlog_due or next_send_at
             self._backlog_due = min(soonest, next_send_at)
+        return True
+
+    def _follow_move(
+        self,
+        chat_id: str,
+        token: str,
+        batch: list[NotificationRow],
+        result: SendResult,
+        answered: datetime,
+        moves: int,
+    ) -> bool:
+        """The group became a supergroup: move the chat's waiting sales to its new id
+        and, holding the new chat, resend them at once (within its limits)."""
+        new_chat_id = result.migrate_to_chat_id or ""
+        move = self.store.move_chat(
+            chat_id, new_chat_id, token, [r.id for r in batch], answered, answered + self.lease
+        )
+        if move is None:
+            # Telegram never moves a chat back; a move that would is refused, so the
+            # sales cannot bounce between two ids.
+            error = f"{result.error}, which would lead the chat back to itself: not followed"
+            changes = [RowChange([r.id for r in batch], Status.FAILED, error, Failure.REFUSED)]
+            next_send_at = answered + timedelta(seconds=self.limits.chat_interval_s(chat_id))
+            count_finished(self.store.record(chat_id, token, next_send_at, changes))
+            self._log(chat_id, batch, replace(result, outcome=Outcome.FAILED, error=error))
+            return True
+        if move.recorded:
+            CHAT_MOVES.inc()
+            log.warning(
+                "Telegram moved chat %s to %s (group upgraded to a supergroup); %s",
+                chat_id,
+                new_chat_id,
+                rules_action(chat_id, move.current_chat_id),
+                extra={
+                    "old_chat_id": chat_id,
+                    "new_chat_id": new_chat_id,
+                    "current_chat_id": move.current_chat_id,
+                    "moved_notifications": move.moved,
+                    "lead_ids": [r.lead_id for r in batch],
+                },
+            )
+        if move.holding and moves < MAX_MOVES_AT_ONCE:
+            return self._send(move.current_chat_id, token, moves + 1) or True
+        if move.holding:
+            self.store.record(move.current_chat_id, token, answered, [])
+        # Another sender holds the new chat, or its pace is not up: the moved sales
+        # wait there and are swept at its next slot.
+        self._backlog_due = min(self._backlog_due or answered, answered)
         return True
 
     def _changes(

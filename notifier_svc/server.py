@@ -23,6 +23,7 @@ CALLERS = {
     "Notify": (ROUTER,),
     "BatchNotify": (ROUTER,),
     "ListNotifications": (EDGE, OPERATOR),
+    "ListChatMoves": (EDGE, OPERATOR),
 }
 
 

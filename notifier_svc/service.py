@@ -13,6 +13,7 @@ from notifier_svc.metrics import count_finished
 from notifier_svc.outbox import Outbox
 from notifier_svc.settings import CHAT_ID, Settings
 from notifier_svc.store import (
+    ChatMoveRow,
     Failure,
     NewNotification,
     NotificationRow,
@@ -50,6 +51,16 @@ def _notification_pb(row: NotificationRow) -> notifier_pb2.Notification:
         sent_at=to_timestamp(row.sent_at),
         failure=_FAILURE[row.failure],
         telegram_message_id=row.telegram_message_id or 0,
+        moved_from_chat_id=row.moved_from_chat_id or "",
+    )
+
+
+def _chat_move_pb(row: ChatMoveRow) -> notifier_pb2.ChatMove:
+    return notifier_pb2.ChatMove(
+        old_chat_id=row.old_chat_id,
+        new_chat_id=row.new_chat_id,
+        current_chat_id=row.current_chat_id,
+        moved_at=to_timestamp(row.moved_at),
     )
 
 
@@ -107,13 +118,29 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
             notifications=[_notification_pb(r) for r in page], next_page_token=token
         )
 
+    def ListChatMoves(
+        self, request: notifier_pb2.ListChatMovesRequest, context: grpc.ServicerContext
+    ) -> notifier_pb2.ListChatMovesResponse:
+        """Chats Telegram moved (groups upgraded to supergroups), newest first, one
+        page at a time: each is a routing rule whose telegram_chat_id to update."""
+        page, token = paging.fetch_page(
+            request, lambda limit, after_id: self.store.moves_page(limit=limit, after_id=after_id)
+        )
+        return notifier_pb2.ListChatMovesResponse(
+            chat_moves=[_chat_move_pb(r) for r in page], next_page_token=token
+        )
+
     def _notification(self, request: notifier_pb2.NotifyRequest) -> NewNotification:
         """The row to store for a valid request: pending and due now when Telegram can
         take it, otherwise kept with the reason it will not be sent."""
         _validate(request)
         # Only a bot can post anywhere; without one nothing leaves, whatever the chat.
         if self.outbox is not None and request.chat_id:
-            if request.chat_id not in self.allowed_chats:
+            # A chat Telegram moved an allowed chat to is allowed too, so the rules
+            # can name the new id before TELEGRAM_ALLOWED_CHAT_IDS does.
+            if request.chat_id not in self.allowed_chats and not self.store.is_moved_to(
+                request.chat_id
+            ):
                 raise InvalidArgument(
                     "chat_id",
                     f"{request.chat_id} is not a chat this notifier posts to: add it to "

@@ -9,6 +9,12 @@ sender records the send (rows sent, chat's next slot) in one transaction. A
 sender that dies mid-send leaves the chat to another when the lease runs out
 and its rows pending: nothing is lost, and a message sent just before such a
 crash is sent again (at least once, never lost).
+
+A chat Telegram moved (a group upgraded to a supergroup) is recorded in
+chat_moves; a notification addressed to it is stored for the chat it moved to.
+The row's chat_id is where it is (or was) sent, and moved_from_chat_id the chat
+the rules addressed it to: each sent row keeps both ids, so the move table is
+not needed to tell where a sale was announced.
 """
 
 import enum
@@ -28,6 +34,7 @@ from amoroute.db import (
     row_reader,
 )
 from amoroute.timeutil import now, utc
+from notifier_svc.chat_moves import closes_a_cycle, current_chat
 
 
 class Status(enum.StrEnum):
@@ -77,6 +84,9 @@ notifications = sa.Table(
     sa.Column("amount", sa.BigInteger, nullable=True),
     sa.Column("digest_entry", sa.Text, nullable=True),
     sa.Column("failure", sa.String(32), nullable=False, server_default=""),
+    # The chat the sale was addressed to when Telegram had moved it; chat_id is then
+    # the chat it moved to. None: sent where it was addressed.
+    sa.Column("moved_from_chat_id", sa.String(64), nullable=True),
     sa.UniqueConstraint("account_id", "lead_id", name="uq_notifications_account_lead"),
     sa.CheckConstraint(
         "status IN ('pending', 'sent', 'not_sent', 'failed')", name="ck_notifications_status"
@@ -91,6 +101,17 @@ chat_pace = sa.Table(
     sa.Column("next_send_at", sa.DateTime(timezone=True), nullable=False),
     # The holder's claim: only it may release the chat.
     sa.Column("lease_token", sa.String(32), nullable=True),
+)
+
+chat_moves = sa.Table(
+    "chat_moves",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("old_chat_id", sa.String(64), nullable=False),
+    sa.Column("new_chat_id", sa.String(64), nullable=False),
+    sa.Column("moved_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("old_chat_id", name="uq_chat_moves_old_chat_id"),
+    sa.Index("ix_chat_moves_new_chat_id", "new_chat_id"),
 )
 
 
@@ -111,6 +132,31 @@ class NotificationRow:
     amount: int | None = None
     digest_entry: str | None = None
     failure: Failure = Failure.NONE
+    moved_from_chat_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatMoveRow:
+    id: int
+    old_chat_id: str
+    new_chat_id: str
+    # Where sales addressed to old_chat_id go now: new_chat_id or the end of its chain.
+    current_chat_id: str
+    moved_at: datetime
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    """What NotificationStore.move_chat did."""
+
+    # A move not known before (not one another sender recorded already).
+    recorded: bool
+    # Where the old chat's sales go now.
+    current_chat_id: str
+    # Pending rows moved there.
+    moved: int
+    # The sender holds current_chat_id's lease (the same token) and may send now.
+    holding: bool
 
 
 @dataclass(frozen=True)
@@ -168,6 +214,7 @@ def _row(r: sa.Row) -> NotificationRow:
         amount=c["amount"],
         digest_entry=c["digest_entry"],
         failure=Failure(c["failure"]),
+        moved_from_chat_id=c["moved_from_chat_id"],
     )
 
 
@@ -233,6 +280,78 @@ _CHAT_ROWS = (
 _DUE = _due_query()
 
 
+def _moves_from(conn: sa.Connection, chat_ids: set[str]) -> dict[str, str]:
+    """The recorded moves (old -> new) along the chains that start at `chat_ids`:
+    one indexed lookup per link of the longest chain (Telegram moves a chat once,
+    so one or two). Each chat is looked up once, so a cycle ends the walk."""
+    moves: dict[str, str] = {}
+    asked: set[str] = set()
+    frontier = set(chat_ids)
+    while frontier:
+        asked |= frontier
+        found = conn.execute(
+            sa.select(chat_moves.c.old_chat_id, chat_moves.c.new_chat_id).where(
+                chat_moves.c.old_chat_id.in_(sorted(frontier))
+            )
+        ).all()
+        moves.update({old: new for old, new in found})
+        frontier = {new for _, new in found} - asked
+    return moves
+
+
+def _new_rows(
+    items: Sequence[NewNotification], moves: dict[str, str], created_at: datetime
+) -> dict[tuple[int, int], dict[str, object]]:
+    """The row to insert for each lead's first item, addressed to the chat it
+    lives at now."""
+    first: dict[tuple[int, int], dict[str, object]] = {}
+    for item in items:
+        chat_id = current_chat(moves, item.chat_id) if item.chat_id else item.chat_id
+        first.setdefault(
+            (item.account_id, item.lead_id),
+            {
+                "account_id": item.account_id,
+                "lead_id": item.lead_id,
+                "chat_id": chat_id,
+                "text": item.text,
+                "status": item.status.value,
+                "error": item.error,
+                "attempts": 0,
+                "next_attempt_at": item.next_attempt_at,
+                "created_at": created_at,
+                "amount": item.amount,
+                "digest_entry": item.digest_entry,
+                "failure": item.failure.value,
+                "moved_from_chat_id": item.chat_id if chat_id != item.chat_id else None,
+            },
+        )
+    return first
+
+
+def _claim(
+    conn: sa.Connection,
+    engine: Engine,
+    chat_id: str,
+    at: datetime,
+    lease_until: datetime,
+    token: str,
+) -> bool:
+    """Hold `chat_id` with `token` until `lease_until` if its next slot has come by
+    `at`. One conditional UPDATE: PostgreSQL re-checks it on the row another
+    replica just changed, so two replicas never both win."""
+    conn.execute(
+        insert_ignoring_conflicts(engine, chat_pace).values(
+            chat_id=chat_id, next_send_at=at, lease_token=None
+        )
+    )
+    claimed = conn.execute(
+        sa.update(chat_pace)
+        .where(chat_pace.c.chat_id == chat_id, chat_pace.c.next_send_at <= at)
+        .values(next_send_at=lease_until, lease_token=token)
+    ).rowcount
+    return claimed == 1
+
+
 class NotificationStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -258,32 +377,19 @@ class NotificationStore:
     def create_many(self, items: Sequence[NewNotification]) -> list[tuple[NotificationRow, bool]]:
         """Insert each lead's notification unless it has one, in one transaction; returns
         (stored row, duplicate) per item, in order. A lead repeated in `items` is new the
-        first time and a duplicate after. One INSERT, plus one SELECT when a lead has a row."""
+        first time and a duplicate after. One SELECT of the chats' moves (one per link of
+        a chain of moves), one INSERT, plus one SELECT when a lead has a row."""
         if not items:
             return []
         created_at = now()
-        first: dict[tuple[int, int], dict[str, object]] = {}
-        for item in items:
-            first.setdefault(
-                (item.account_id, item.lead_id),
-                {
-                    "account_id": item.account_id,
-                    "lead_id": item.lead_id,
-                    "chat_id": item.chat_id,
-                    "text": item.text,
-                    "status": item.status.value,
-                    "error": item.error,
-                    "attempts": 0,
-                    "next_attempt_at": item.next_attempt_at,
-                    "created_at": created_at,
-                    "amount": item.amount,
-                    "digest_entry": item.digest_entry,
-                    "failure": item.failure.value,
-                },
-            )
         table = notifications
         key = (table.c.account_id, table.c.lead_id)
         with self.engine.begin() as conn:
+            # A chat Telegram moved gets its sales at its new id, while the rules
+            # still name the old one. A move committed after this read leaves the
+            # row at the old id; its first send then moves it (one more 400).
+            moves = _moves_from(conn, {item.chat_id for item in items if item.chat_id})
+            first = _new_rows(items, moves, created_at)
             # Rows in key order: two batches sharing leads then wait for each other
             # rather than deadlock. RETURNING order is not the rows' order on every
             # database: they are matched by key.
@@ -307,6 +413,98 @@ class NotificationStore:
             results.append((stored[k], k not in fresh))
             fresh.discard(k)
         return results
+
+    def move_chat(
+        self,
+        old_chat_id: str,
+        new_chat_id: str,
+        lease_token: str,
+        tried_ids: Sequence[int],
+        at: datetime,
+        lease_until: datetime,
+    ) -> MoveResult | None:
+        """Telegram answered a send to `old_chat_id` (whose lease `lease_token` holds)
+        that the chat now is `new_chat_id`. In one transaction: record the move, count
+        the attempt on the rows tried (`tried_ids`), move every pending row of the
+        old chat to where it now lives (due at `at`: resent at once), and move the
+        chat's lease there: the sender holds the new chat until `lease_until` unless
+        another sender holds it or its pace is not up. None, and nothing changed,
+        when the move would lead the chat back to itself (a cycle)."""
+        with self.engine.begin() as conn:
+            moves = _moves_from(conn, {new_chat_id})
+            if closes_a_cycle(moves, old_chat_id, new_chat_id):
+                return None
+            current = current_chat(moves, new_chat_id)
+            recorded = conn.execute(
+                sa.update(chat_moves)
+                .where(chat_moves.c.old_chat_id == old_chat_id,
+                       chat_moves.c.new_chat_id != new_chat_id)
+                .values(new_chat_id=new_chat_id, moved_at=at)
+            ).rowcount
+            inserted = conn.execute(
+                insert_ignoring_conflicts(self.engine, chat_moves)
+                .values(old_chat_id=old_chat_id, new_chat_id=new_chat_id, moved_at=at)
+                .returning(chat_moves.c.id)
+            ).first()
+            recorded += inserted is not None
+            in_old_chat = (_pending(notifications), notifications.c.chat_id == old_chat_id)
+            if tried_ids:
+                conn.execute(
+                    sa.update(notifications)
+                    .where(*in_old_chat, notifications.c.id.in_(list(tried_ids)))
+                    .values(attempts=notifications.c.attempts + 1)
+                )
+            moved = conn.execute(
+                sa.update(notifications)
+                .where(*in_old_chat)
+                .values(
+                    chat_id=current,
+                    # The first address stays: a -> b -> c keeps a.
+                    moved_from_chat_id=sa.func.coalesce(
+                        notifications.c.moved_from_chat_id, notifications.c.chat_id
+                    ),
+                    next_attempt_at=at,
+                    error="",
+                )
+            ).rowcount
+            # The old chat's pace row goes (nothing is sent there any more) and the
+            # new chat's is claimed: the 400 delivered nothing, so no pace is owed
+            # from it, and the new chat's own pace, if it has one, is kept.
+            conn.execute(
+                sa.delete(chat_pace).where(
+                    chat_pace.c.chat_id == old_chat_id, chat_pace.c.lease_token == lease_token
+                )
+            )
+            holding = _claim(conn, self.engine, current, at, lease_until, lease_token)
+        return MoveResult(recorded > 0, current, moved, holding)
+
+    def is_moved_to(self, chat_id: str) -> bool:
+        """Whether Telegram moved a chat to `chat_id` (the bot may post there)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(chat_moves.c.id).where(chat_moves.c.new_chat_id == chat_id).limit(1)
+            ).first()
+        return found is not None
+
+    def moves_page(self, *, limit: int, after_id: int | None) -> list[ChatMoveRow]:
+        """Chat moves newest first, `limit` strictly older than `after_id`, each with
+        the chat its sales go to now."""
+        query = sa.select(chat_moves).order_by(chat_moves.c.id.desc()).limit(limit)
+        if after_id is not None:
+            query = query.where(chat_moves.c.id < after_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            moves = _moves_from(conn, {r.new_chat_id for r in rows})
+        return [
+            ChatMoveRow(
+                id=r.id,
+                old_chat_id=r.old_chat_id,
+                new_chat_id=r.new_chat_id,
+                current_chat_id=current_chat(moves, r.new_chat_id),
+                moved_at=utc(r.moved_at),
+            )
+            for r in rows
+        ]
 
     def get(self, notification_id: int) -> NotificationRow:
         with self.engine.connect() as conn:
@@ -337,21 +535,11 @@ class NotificationStore:
     def claim_chat(self, chat_id: str, at: datetime, lease_until: datetime) -> str | None:
         """Hold `chat_id` until `lease_until` if its next slot has come by `at`; returns
         the lease's token (for record()), or None when another sender holds the chat
-        or its pace is not up. One conditional UPDATE: PostgreSQL re-checks it on the
-        row another replica just changed, so two replicas never both win."""
+        or its pace is not up."""
         token = uuid.uuid4().hex
         with self.engine.begin() as conn:
-            conn.execute(
-                insert_ignoring_conflicts(self.engine, chat_pace).values(
-                    chat_id=chat_id, next_send_at=at, lease_token=None
-                )
-            )
-            claimed = conn.execute(
-                sa.update(chat_pace)
-                .where(chat_pace.c.chat_id == chat_id, chat_pace.c.next_send_at <= at)
-                .values(next_send_at=lease_until, lease_token=token)
-            ).rowcount
-        return token if claimed == 1 else None
+            claimed = _claim(conn, self.engine, chat_id, at, lease_until, token)
+        return token if claimed else None
 
     def reserve_bot_slot(self, at: datetime, interval: timedelta) -> datetime:
         """Book the bot's next free send slot, at `at` or later, and push the next one

@@ -34,6 +34,9 @@ class Outcome(enum.Enum):
     # The bot was blocked or removed (403), or the chat does not exist (400 "chat not
     # found"): no message to this chat can get through until someone fixes it.
     CHAT_UNREACHABLE = "chat_unreachable"
+    # The group was upgraded to a supergroup (400 with parameters.migrate_to_chat_id):
+    # the chat lives on under the id in SendResult.migrate_to_chat_id.
+    CHAT_MIGRATED = "chat_migrated"
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class SendResult:
     # Seconds Telegram asked us to wait (429), when it said.
     retry_after_s: float | None = None
     error: str = ""
+    # The chat's new id (CHAT_MIGRATED), as the chat_id to send to.
+    migrate_to_chat_id: str | None = None
 
 
 class TelegramClient:
@@ -92,6 +97,13 @@ class TelegramClient:
                 Outcome.RETRY,
                 retry_after_s=float(retry_after) if isinstance(retry_after, int | float) else None,
                 error=f"Telegram rate limit (429): {description}",
+            )
+        migrate_to = (body.get("parameters") or {}).get("migrate_to_chat_id")
+        if status == 400 and isinstance(migrate_to, int) and not isinstance(migrate_to, bool):
+            return SendResult(
+                Outcome.CHAT_MIGRATED,
+                migrate_to_chat_id=str(migrate_to),
+                error=f"Telegram moved this chat to {migrate_to} ({status}): {description}",
             )
         if status >= 500 or (status == 200 and not body):
             return SendResult(Outcome.RETRY, error=f"Telegram error ({status}): {description}")

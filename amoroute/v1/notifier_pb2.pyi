@@ -58,7 +58,7 @@ class NotifyRequest(_message.Message):
     def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., account_subdomain: _Optional[str] = ..., deal_name: _Optional[str] = ..., amount: _Optional[int] = ..., targetologist: _Optional[str] = ..., utm: _Optional[_Union[_deal_pb2.UtmMarks, _Mapping]] = ..., chat_id: _Optional[str] = ...) -> None: ...
 
 class Notification(_message.Message):
-    __slots__ = ("lead_id", "account_id", "chat_id", "text", "status", "error", "attempts", "created_at", "sent_at", "failure", "telegram_message_id")
+    __slots__ = ("lead_id", "account_id", "chat_id", "text", "status", "error", "attempts", "created_at", "sent_at", "failure", "telegram_message_id", "moved_from_chat_id")
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     CHAT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,7 @@ class Notification(_message.Message):
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     TELEGRAM_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    MOVED_FROM_CHAT_ID_FIELD_NUMBER: _ClassVar[int]
     lead_id: int
     account_id: int
     chat_id: str
@@ -81,7 +82,8 @@ class Notification(_message.Message):
     sent_at: _timestamp_pb2.Timestamp
     failure: NotificationFailure
     telegram_message_id: int
-    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., chat_id: _Optional[str] = ..., text: _Optional[str] = ..., status: _Optional[_Union[NotificationStatus, str]] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure: _Optional[_Union[NotificationFailure, str]] = ..., telegram_message_id: _Optional[int] = ...) -> None: ...
+    moved_from_chat_id: str
+    def __init__(self, lead_id: _Optional[int] = ..., account_id: _Optional[int] = ..., chat_id: _Optional[str] = ..., text: _Optional[str] = ..., status: _Optional[_Union[NotificationStatus, str]] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure: _Optional[_Union[NotificationFailure, str]] = ..., telegram_message_id: _Optional[int] = ..., moved_from_chat_id: _Optional[str] = ...) -> None: ...
 
 class NotifyResponse(_message.Message):
     __slots__ = ("notification", "duplicate")
@@ -122,3 +124,31 @@ class BatchNotifyResponse(_message.Message):
     RESPONSES_FIELD_NUMBER: _ClassVar[int]
     responses: _containers.RepeatedCompositeFieldContainer[NotifyResponse]
     def __init__(self, responses: _Optional[_Iterable[_Union[NotifyResponse, _Mapping]]] = ...) -> None: ...
+
+class ListChatMovesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ChatMove(_message.Message):
+    __slots__ = ("old_chat_id", "new_chat_id", "current_chat_id", "moved_at")
+    OLD_CHAT_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_CHAT_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_CHAT_ID_FIELD_NUMBER: _ClassVar[int]
+    MOVED_AT_FIELD_NUMBER: _ClassVar[int]
+    old_chat_id: str
+    new_chat_id: str
+    current_chat_id: str
+    moved_at: _timestamp_pb2.Timestamp
+    def __init__(self, old_chat_id: _Optional[str] = ..., new_chat_id: _Optional[str] = ..., current_chat_id: _Optional[str] = ..., moved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListChatMovesResponse(_message.Message):
+    __slots__ = ("chat_moves", "next_page_token")
+    CHAT_MOVES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    chat_moves: _containers.RepeatedCompositeFieldContainer[ChatMove]
+    next_page_token: str
+    def __init__(self, chat_moves: _Optional[_Iterable[_Union[ChatMove, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -49,6 +49,11 @@ class NotifierServiceStub:
                 request_serializer=amoroute_dot_v1_dot_notifier__pb2.ListNotificationsRequest.SerializeToString,
                 response_deserializer=amoroute_dot_v1_dot_notifier__pb2.ListNotificationsResponse.FromString,
                 _registered_method=True)
+        self.ListChatMoves = channel.unary_unary(
+                '/amoroute.v1.NotifierService/ListChatMoves',
+                request_serializer=amoroute_dot_v1_dot_notifier__pb2.ListChatMovesRequest.SerializeToString,
+                response_deserializer=amoroute_dot_v1_dot_notifier__pb2.ListChatMovesResponse.FromString,
+                _registered_method=True)
 
 
 class NotifierServiceServicer:
@@ -62,8 +67,11 @@ class NotifierServiceServicer:
         bot as a whole, and retries it. Sales waiting for the same chat when its
         next message may leave are announced together in one digest message. Without TELEGRAM_BOT_TOKEN it is stored as NOT_SENT; with no
         chat for the targetologist and no default chat, as FAILED.
+        A sale addressed to a chat Telegram moved (a group upgraded to a
+        supergroup) is stored for the chat it moved to, with moved_from_chat_id.
         Errors: INVALID_ARGUMENT naming the field (lead_id, amount; chat_id when it is
-        not TELEGRAM_DEFAULT_CHAT_ID or in TELEGRAM_ALLOWED_CHAT_IDS while a bot token is set).
+        not TELEGRAM_DEFAULT_CHAT_ID or in TELEGRAM_ALLOWED_CHAT_IDS, nor a chat one of
+        them moved to, while a bot token is set).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -86,6 +94,16 @@ class NotifierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListChatMoves(self, request, context):
+        """Lists the chats Telegram moved (a group upgraded to a supergroup gets a new
+        id), newest first; AIP-158 paging. Each is a routing rule to update: the
+        targetologist's telegram_chat_id old_chat_id becomes current_chat_id.
+        Until then sales addressed to old_chat_id go straight to current_chat_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotifierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -103,6 +121,11 @@ def add_NotifierServiceServicer_to_server(servicer, server):
                     servicer.ListNotifications,
                     request_deserializer=amoroute_dot_v1_dot_notifier__pb2.ListNotificationsRequest.FromString,
                     response_serializer=amoroute_dot_v1_dot_notifier__pb2.ListNotificationsResponse.SerializeToString,
+            ),
+            'ListChatMoves': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChatMoves,
+                    request_deserializer=amoroute_dot_v1_dot_notifier__pb2.ListChatMovesRequest.FromString,
+                    response_serializer=amoroute_dot_v1_dot_notifier__pb2.ListChatMovesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -186,6 +209,33 @@ class NotifierService:
             '/amoroute.v1.NotifierService/ListNotifications',
             amoroute_dot_v1_dot_notifier__pb2.ListNotificationsRequest.SerializeToString,
             amoroute_dot_v1_dot_notifier__pb2.ListNotificationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChatMoves(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/amoroute.v1.NotifierService/ListChatMoves',
+            amoroute_dot_v1_dot_notifier__pb2.ListChatMovesRequest.SerializeToString,
+            amoroute_dot_v1_dot_notifier__pb2.ListChatMovesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -15,6 +15,11 @@ the bot cannot reach (both off unless asked for):
     with FakeTelegram(limits=Limits()) as telegram:    # 1/s per private chat,
         telegram.make_unreachable("-100777")          # 20 per 60 s per group, 30/s
         ...                                           # overall, else 429 retry_after
+
+and move a group to a new id, as upgrading it to a supergroup does:
+
+    telegram.upgrade_to_supergroup("-4001", "-1004001")  # sends to -4001 get 400 with
+                                                         # parameters.migrate_to_chat_id
 """
 
 import json
@@ -47,6 +52,12 @@ class Reply:
     @classmethod
     def bad_request(cls, description: str = "Bad Request: chat not found") -> "Reply":
         return cls(400, _error(400, description))
+
+    @classmethod
+    def migrated(cls, new_chat_id: str) -> "Reply":
+        """Telegram's answer to a send to a group that was upgraded to a supergroup."""
+        return cls(400, _error(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                               parameters={"migrate_to_chat_id": int(new_chat_id)}))
 
     @classmethod
     def forbidden(cls, description: str = "Forbidden: bot was blocked by the user") -> "Reply":
@@ -102,6 +113,7 @@ class FakeTelegram:
         self.token = token
         self.limits = limits
         self._unreachable: dict[str, Reply] = {}
+        self._upgraded: dict[str, str] = {}
         # Arrival times of delivered messages, per chat and overall, for the limits.
         self._delivered_at: defaultdict[str, deque[float]] = defaultdict(deque)
         self._bot_delivered_at: deque[float] = deque()
@@ -131,6 +143,13 @@ class FakeTelegram:
         was kicked), as Telegram does for a chat the bot cannot post to."""
         with self._lock:
             self._unreachable[chat_id] = reply or Reply.kicked()
+
+    def upgrade_to_supergroup(self, chat_id: str, new_chat_id: str) -> None:
+        """Move the group `chat_id` to `new_chat_id`: every sendMessage to the old id
+        is answered 400 with parameters.migrate_to_chat_id, as Telegram answers it;
+        the new id takes messages like any chat (within the limits)."""
+        with self._lock:
+            self._upgraded[chat_id] = new_chat_id
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -176,6 +195,8 @@ class FakeTelegram:
                 reply = Reply(401, _error(401, "Unauthorized"))
             elif method == "sendMessage" and chat in self._unreachable:
                 reply = self._unreachable[chat]
+            elif method == "sendMessage" and chat in self._upgraded:
+                reply = Reply.migrated(self._upgraded[chat])
             elif self._script:
                 reply = self._script.popleft()
             elif method == "sendMessage" and (wait := self._over_limit(chat, arrived)):
