@@ -90,6 +90,8 @@ METRICS = {
     "amoroute_pending_events",
     "amoroute_amocrm_hook_disabled",
     "amoroute_notifications_total",
+    "amoroute_telegram_rate_limited_total",
+    "amoroute_telegram_chat_moves_total",
     "amoroute_grpc_server_handled_total",
     "amoroute_grpc_server_handling_seconds",
 }
