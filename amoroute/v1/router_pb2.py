@@ -26,21 +26,21 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from amoroute.v1 import deal_pb2 as amoroute_dot_v1_dot_deal__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61moroute/v1/router.proto\x12\x0b\x61moroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16\x61moroute/v1/deal.proto\"Q\n\tLegResult\x12\x0b\n\x03leg\x18\x01 \x01(\t\x12(\n\x07outcome\x18\x02 \x01(\x0e\x32\x17.amoroute.v1.LegOutcome\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\xde\x01\n\x05Route\x12.\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x1c.amoroute.v1.RoutingDecision\x12\"\n\x03utm\x18\x02 \x01(\x0b\x32\x15.amoroute.v1.UtmMarks\x12\x15\n\rreferral_code\x18\x03 \x01(\t\x12\x15\n\rtargetologist\x18\x04 \x01(\t\x12\x18\n\x10telegram_chat_id\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x10\n\x08reversal\x18\x07 \x01(\x08\x12\x17\n\x0fneeds_lead_data\x18\x08 \x01(\x08\"\x83\x01\n\x10RouteDealRequest\x12\x1f\n\x04\x64\x65\x61l\x18\x01 \x01(\x0b\x32\x11.amoroute.v1.Deal\x12\x11\n\tskip_legs\x18\x02 \x03(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x15\n\rreattribution\x18\x04 \x01(\x08\x12\x10\n\x08\x61nnounce\x18\x05 \x01(\x08\"\x8b\x01\n\x11RouteDealResponse\x12!\n\x05route\x18\x01 \x01(\x0b\x32\x12.amoroute.v1.Route\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.amoroute.v1.ProcessingStatus\x12$\n\x04legs\x18\x03 \x03(\x0b\x32\x16.amoroute.v1.LegResult\"T\n\x13\x45xplainRouteRequest\x12\x1f\n\x04\x64\x65\x61l\x18\x01 \x01(\x0b\x32\x11.amoroute.v1.Deal\x12\x1c\n\x14\x63\x61ndidate_rules_yaml\x18\x02 \x01(\t\"9\n\x14\x45xplainRouteResponse\x12!\n\x05route\x18\x01 \x01(\x0b\x32\x12.amoroute.v1.Route\"\x16\n\x14\x44\x65scribeRulesRequest\"\xc4\x01\n\x15\x44\x65scribeRulesResponse\x12\x14\n\x0cpipeline_ids\x18\x01 \x03(\x03\x12\x16\n\x0ewon_status_ids\x18\x02 \x03(\x03\x12\x17\n\x0freferral_prefix\x18\x03 \x01(\t\x12\x16\n\x0etargetologists\x18\x04 \x03(\t\x12\x0c\n\x04path\x18\x05 \x01(\t\x12-\n\tloaded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x07 \x01(\x03\"\xa6\x01\n\x0cRulesVersion\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0c\n\x04yaml\x18\x02 \x01(\t\x12\x0c\n\x04json\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61uthor\x18\x05 \x01(\t\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12\x18\n\x10\x64iff_to_previous\x18\x07 \x01(\t\"\x11\n\x0fGetRulesRequest\"v\n\x10GetRulesResponse\x12*\n\x07\x63urrent\x18\x01 \x01(\x0b\x32\x19.amoroute.v1.RulesVersion\x12(\n\x06source\x18\x02 \x01(\x0e\x32\x18.amoroute.v1.RulesSource\x12\x0c\n\x04path\x18\x03 \x01(\t\"A\n\x18ListRulesVersionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"a\n\x19ListRulesVersionsResponse\x12+\n\x08versions\x18\x01 \x03(\x0b\x32\x19.amoroute.v1.RulesVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"]\n\x12UpdateRulesRequest\x12\x0c\n\x04yaml\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12\x0e\n\x06\x61uthor\x18\x03 \x01(\t\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\"A\n\x13UpdateRulesResponse\x12*\n\x07version\x18\x01 \x01(\x0b\x32\x19.amoroute.v1.RulesVersion\"I\n\x16\x42\x61tchRouteDealsRequest\x12/\n\x08requests\x18\x01 \x03(\x0b\x32\x1d.amoroute.v1.RouteDealRequest\"k\n\x0fRouteDealResult\x12\x32\n\x08response\x18\x01 \x01(\x0b\x32\x1e.amoroute.v1.RouteDealResponseH\x00\x12\x1a\n\x10invalid_argument\x18\x02 \x01(\tH\x00\x42\x08\n\x06result\"H\n\x17\x42\x61tchRouteDealsResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.amoroute.v1.RouteDealResult*\xc7\x01\n\x0fRoutingDecision\x12 \n\x1cROUTING_DECISION_UNSPECIFIED\x10\x00\x12\x1d\n\x19ROUTING_DECISION_REFERRAL\x10\x01\x12\x1c\n\x18ROUTING_DECISION_TRAFFIC\x10\x02\x12\x19\n\x15ROUTING_DECISION_BOTH\x10\x03\x12\x1c\n\x18ROUTING_DECISION_UNKNOWN\x10\x04\x12\x1c\n\x18ROUTING_DECISION_IGNORED\x10\x05*\x90\x01\n\x10ProcessingStatus\x12!\n\x1dPROCESSING_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19PROCESSING_STATUS_SUCCESS\x10\x01\x12\x1d\n\x19PROCESSING_STATUS_PARTIAL\x10\x02\x12\x1b\n\x17PROCESSING_STATUS_ERROR\x10\x03*\xe5\x01\n\nLegOutcome\x12\x1b\n\x17LEG_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14LEG_OUTCOME_RECORDED\x10\x01\x12\x19\n\x15LEG_OUTCOME_DUPLICATE\x10\x02\x12\x16\n\x12LEG_OUTCOME_FAILED\x10\x03\x12\x1a\n\x16LEG_OUTCOME_SUPERSEDED\x10\x04\x12\x18\n\x14LEG_OUTCOME_REVERSED\x10\x05\x12\x1c\n\x18LEG_OUTCOME_REATTRIBUTED\x10\x06\x12\x19\n\x15LEG_OUTCOME_WITHDRAWN\x10\x07*]\n\x0bRulesSource\x12\x1c\n\x18RULES_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n\x15RULES_SOURCE_DATABASE\x10\x01\x12\x15\n\x11RULES_SOURCE_FILE\x10\x02\x32\xe5\x04\n\rRouterService\x12J\n\tRouteDeal\x12\x1d.amoroute.v1.RouteDealRequest\x1a\x1e.amoroute.v1.RouteDealResponse\x12\\\n\x0f\x42\x61tchRouteDeals\x12#.amoroute.v1.BatchRouteDealsRequest\x1a$.amoroute.v1.BatchRouteDealsResponse\x12S\n\x0c\x45xplainRoute\x12 .amoroute.v1.ExplainRouteRequest\x1a!.amoroute.v1.ExplainRouteResponse\x12V\n\rDescribeRules\x12!.amoroute.v1.DescribeRulesRequest\x1a\".amoroute.v1.DescribeRulesResponse\x12G\n\x08GetRules\x12\x1c.amoroute.v1.GetRulesRequest\x1a\x1d.amoroute.v1.GetRulesResponse\x12\x62\n\x11ListRulesVersions\x12%.amoroute.v1.ListRulesVersionsRequest\x1a&.amoroute.v1.ListRulesVersionsResponse\x12P\n\x0bUpdateRules\x12\x1f.amoroute.v1.UpdateRulesRequest\x1a .amoroute.v1.UpdateRulesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61moroute/v1/router.proto\x12\x0b\x61moroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16\x61moroute/v1/deal.proto\"Q\n\tLegResult\x12\x0b\n\x03leg\x18\x01 \x01(\t\x12(\n\x07outcome\x18\x02 \x01(\x0e\x32\x17.amoroute.v1.LegOutcome\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\xde\x01\n\x05Route\x12.\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x1c.amoroute.v1.RoutingDecision\x12\"\n\x03utm\x18\x02 \x01(\x0b\x32\x15.amoroute.v1.UtmMarks\x12\x15\n\rreferral_code\x18\x03 \x01(\t\x12\x15\n\rtargetologist\x18\x04 \x01(\t\x12\x18\n\x10telegram_chat_id\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x10\n\x08reversal\x18\x07 \x01(\x08\x12\x17\n\x0fneeds_lead_data\x18\x08 \x01(\x08\"\x83\x01\n\x10RouteDealRequest\x12\x1f\n\x04\x64\x65\x61l\x18\x01 \x01(\x0b\x32\x11.amoroute.v1.Deal\x12\x11\n\tskip_legs\x18\x02 \x03(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x15\n\rreattribution\x18\x04 \x01(\x08\x12\x10\n\x08\x61nnounce\x18\x05 \x01(\x08\"\x8b\x01\n\x11RouteDealResponse\x12!\n\x05route\x18\x01 \x01(\x0b\x32\x12.amoroute.v1.Route\x12-\n\x06status\x18\x02 \x01(\x0e\x32\x1d.amoroute.v1.ProcessingStatus\x12$\n\x04legs\x18\x03 \x03(\x0b\x32\x16.amoroute.v1.LegResult\"T\n\x13\x45xplainRouteRequest\x12\x1f\n\x04\x64\x65\x61l\x18\x01 \x01(\x0b\x32\x11.amoroute.v1.Deal\x12\x1c\n\x14\x63\x61ndidate_rules_yaml\x18\x02 \x01(\t\"9\n\x14\x45xplainRouteResponse\x12!\n\x05route\x18\x01 \x01(\x0b\x32\x12.amoroute.v1.Route\"[\n\x19\x42\x61tchExplainRoutesRequest\x12 \n\x05\x64\x65\x61ls\x18\x01 \x03(\x0b\x32\x11.amoroute.v1.Deal\x12\x1c\n\x14\x63\x61ndidate_rules_yaml\x18\x02 \x01(\t\"\\\n\x0e\x45xplainedRoute\x12#\n\x07\x63urrent\x18\x01 \x01(\x0b\x32\x12.amoroute.v1.Route\x12%\n\tcandidate\x18\x02 \x01(\x0b\x32\x12.amoroute.v1.Route\"a\n\x1a\x42\x61tchExplainRoutesResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.amoroute.v1.ExplainedRoute\x12\x15\n\rrules_version\x18\x02 \x01(\x03\"\x16\n\x14\x44\x65scribeRulesRequest\"\xc4\x01\n\x15\x44\x65scribeRulesResponse\x12\x14\n\x0cpipeline_ids\x18\x01 \x03(\x03\x12\x16\n\x0ewon_status_ids\x18\x02 \x03(\x03\x12\x17\n\x0freferral_prefix\x18\x03 \x01(\t\x12\x16\n\x0etargetologists\x18\x04 \x03(\t\x12\x0c\n\x04path\x18\x05 \x01(\t\x12-\n\tloaded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x07 \x01(\x03\"\xa6\x01\n\x0cRulesVersion\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0c\n\x04yaml\x18\x02 \x01(\t\x12\x0c\n\x04json\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61uthor\x18\x05 \x01(\t\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12\x18\n\x10\x64iff_to_previous\x18\x07 \x01(\t\"\x11\n\x0fGetRulesRequest\"v\n\x10GetRulesResponse\x12*\n\x07\x63urrent\x18\x01 \x01(\x0b\x32\x19.amoroute.v1.RulesVersion\x12(\n\x06source\x18\x02 \x01(\x0e\x32\x18.amoroute.v1.RulesSource\x12\x0c\n\x04path\x18\x03 \x01(\t\"A\n\x18ListRulesVersionsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"a\n\x19ListRulesVersionsResponse\x12+\n\x08versions\x18\x01 \x03(\x0b\x32\x19.amoroute.v1.RulesVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"]\n\x12UpdateRulesRequest\x12\x0c\n\x04yaml\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12\x0e\n\x06\x61uthor\x18\x03 \x01(\t\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\"A\n\x13UpdateRulesResponse\x12*\n\x07version\x18\x01 \x01(\x0b\x32\x19.amoroute.v1.RulesVersion\"I\n\x16\x42\x61tchRouteDealsRequest\x12/\n\x08requests\x18\x01 \x03(\x0b\x32\x1d.amoroute.v1.RouteDealRequest\"k\n\x0fRouteDealResult\x12\x32\n\x08response\x18\x01 \x01(\x0b\x32\x1e.amoroute.v1.RouteDealResponseH\x00\x12\x1a\n\x10invalid_argument\x18\x02 \x01(\tH\x00\x42\x08\n\x06result\"H\n\x17\x42\x61tchRouteDealsResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.amoroute.v1.RouteDealResult*\xc7\x01\n\x0fRoutingDecision\x12 \n\x1cROUTING_DECISION_UNSPECIFIED\x10\x00\x12\x1d\n\x19ROUTING_DECISION_REFERRAL\x10\x01\x12\x1c\n\x18ROUTING_DECISION_TRAFFIC\x10\x02\x12\x19\n\x15ROUTING_DECISION_BOTH\x10\x03\x12\x1c\n\x18ROUTING_DECISION_UNKNOWN\x10\x04\x12\x1c\n\x18ROUTING_DECISION_IGNORED\x10\x05*\x90\x01\n\x10ProcessingStatus\x12!\n\x1dPROCESSING_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19PROCESSING_STATUS_SUCCESS\x10\x01\x12\x1d\n\x19PROCESSING_STATUS_PARTIAL\x10\x02\x12\x1b\n\x17PROCESSING_STATUS_ERROR\x10\x03*\xe5\x01\n\nLegOutcome\x12\x1b\n\x17LEG_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14LEG_OUTCOME_RECORDED\x10\x01\x12\x19\n\x15LEG_OUTCOME_DUPLICATE\x10\x02\x12\x16\n\x12LEG_OUTCOME_FAILED\x10\x03\x12\x1a\n\x16LEG_OUTCOME_SUPERSEDED\x10\x04\x12\x18\n\x14LEG_OUTCOME_REVERSED\x10\x05\x12\x1c\n\x18LEG_OUTCOME_REATTRIBUTED\x10\x06\x12\x19\n\x15LEG_OUTCOME_WITHDRAWN\x10\x07*]\n\x0bRulesSource\x12\x1c\n\x18RULES_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n\x15RULES_SOURCE_DATABASE\x10\x01\x12\x15\n\x11RULES_SOURCE_FILE\x10\x02\x32\xcc\x05\n\rRouterService\x12J\n\tRouteDeal\x12\x1d.amoroute.v1.RouteDealRequest\x1a\x1e.amoroute.v1.RouteDealResponse\x12\\\n\x0f\x42\x61tchRouteDeals\x12#.amoroute.v1.BatchRouteDealsRequest\x1a$.amoroute.v1.BatchRouteDealsResponse\x12S\n\x0c\x45xplainRoute\x12 .amoroute.v1.ExplainRouteRequest\x1a!.amoroute.v1.ExplainRouteResponse\x12\x65\n\x12\x42\x61tchExplainRoutes\x12&.amoroute.v1.BatchExplainRoutesRequest\x1a\'.amoroute.v1.BatchExplainRoutesResponse\x12V\n\rDescribeRules\x12!.amoroute.v1.DescribeRulesRequest\x1a\".amoroute.v1.DescribeRulesResponse\x12G\n\x08GetRules\x12\x1c.amoroute.v1.GetRulesRequest\x1a\x1d.amoroute.v1.GetRulesResponse\x12\x62\n\x11ListRulesVersions\x12%.amoroute.v1.ListRulesVersionsRequest\x1a&.amoroute.v1.ListRulesVersionsResponse\x12P\n\x0bUpdateRules\x12\x1f.amoroute.v1.UpdateRulesRequest\x1a .amoroute.v1.UpdateRulesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'amoroute.v1.router_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROUTINGDECISION']._serialized_start=1945
-  _globals['_ROUTINGDECISION']._serialized_end=2144
-  _globals['_PROCESSINGSTATUS']._serialized_start=2147
-  _globals['_PROCESSINGSTATUS']._serialized_end=2291
-  _globals['_LEGOUTCOME']._serialized_start=2294
-  _globals['_LEGOUTCOME']._serialized_end=2523
-  _globals['_RULESSOURCE']._serialized_start=2525
-  _globals['_RULESSOURCE']._serialized_end=2618
+  _globals['_ROUTINGDECISION']._serialized_start=2231
+  _globals['_ROUTINGDECISION']._serialized_end=2430
+  _globals['_PROCESSINGSTATUS']._serialized_start=2433
+  _globals['_PROCESSINGSTATUS']._serialized_end=2577
+  _globals['_LEGOUTCOME']._serialized_start=2580
+  _globals['_LEGOUTCOME']._serialized_end=2809
+  _globals['_RULESSOURCE']._serialized_start=2811
+  _globals['_RULESSOURCE']._serialized_end=2904
   _globals['_LEGRESULT']._serialized_start=98
   _globals['_LEGRESULT']._serialized_end=179
   _globals['_ROUTE']._serialized_start=182
@@ -53,30 +53,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPLAINROUTEREQUEST']._serialized_end=766
   _globals['_EXPLAINROUTERESPONSE']._serialized_start=768
   _globals['_EXPLAINROUTERESPONSE']._serialized_end=825
-  _globals['_DESCRIBERULESREQUEST']._serialized_start=827
-  _globals['_DESCRIBERULESREQUEST']._serialized_end=849
-  _globals['_DESCRIBERULESRESPONSE']._serialized_start=852
-  _globals['_DESCRIBERULESRESPONSE']._serialized_end=1048
-  _globals['_RULESVERSION']._serialized_start=1051
-  _globals['_RULESVERSION']._serialized_end=1217
-  _globals['_GETRULESREQUEST']._serialized_start=1219
-  _globals['_GETRULESREQUEST']._serialized_end=1236
-  _globals['_GETRULESRESPONSE']._serialized_start=1238
-  _globals['_GETRULESRESPONSE']._serialized_end=1356
-  _globals['_LISTRULESVERSIONSREQUEST']._serialized_start=1358
-  _globals['_LISTRULESVERSIONSREQUEST']._serialized_end=1423
-  _globals['_LISTRULESVERSIONSRESPONSE']._serialized_start=1425
-  _globals['_LISTRULESVERSIONSRESPONSE']._serialized_end=1522
-  _globals['_UPDATERULESREQUEST']._serialized_start=1524
-  _globals['_UPDATERULESREQUEST']._serialized_end=1617
-  _globals['_UPDATERULESRESPONSE']._serialized_start=1619
-  _globals['_UPDATERULESRESPONSE']._serialized_end=1684
-  _globals['_BATCHROUTEDEALSREQUEST']._serialized_start=1686
-  _globals['_BATCHROUTEDEALSREQUEST']._serialized_end=1759
-  _globals['_ROUTEDEALRESULT']._serialized_start=1761
-  _globals['_ROUTEDEALRESULT']._serialized_end=1868
-  _globals['_BATCHROUTEDEALSRESPONSE']._serialized_start=1870
-  _globals['_BATCHROUTEDEALSRESPONSE']._serialized_end=1942
-  _globals['_ROUTERSERVICE']._serialized_start=2621
-  _globals['_ROUTERSERVICE']._serialized_end=3234
+  _globals['_BATCHEXPLAINROUTESREQUEST']._serialized_start=827
+  _globals['_BATCHEXPLAINROUTESREQUEST']._serialized_end=918
+  _globals['_EXPLAINEDROUTE']._serialized_start=920
+  _globals['_EXPLAINEDROUTE']._serialized_end=1012
+  _globals['_BATCHEXPLAINROUTESRESPONSE']._serialized_start=1014
+  _globals['_BATCHEXPLAINROUTESRESPONSE']._serialized_end=1111
+  _globals['_DESCRIBERULESREQUEST']._serialized_start=1113
+  _globals['_DESCRIBERULESREQUEST']._serialized_end=1135
+  _globals['_DESCRIBERULESRESPONSE']._serialized_start=1138
+  _globals['_DESCRIBERULESRESPONSE']._serialized_end=1334
+  _globals['_RULESVERSION']._serialized_start=1337
+  _globals['_RULESVERSION']._serialized_end=1503
+  _globals['_GETRULESREQUEST']._serialized_start=1505
+  _globals['_GETRULESREQUEST']._serialized_end=1522
+  _globals['_GETRULESRESPONSE']._serialized_start=1524
+  _globals['_GETRULESRESPONSE']._serialized_end=1642
+  _globals['_LISTRULESVERSIONSREQUEST']._serialized_start=1644
+  _globals['_LISTRULESVERSIONSREQUEST']._serialized_end=1709
+  _globals['_LISTRULESVERSIONSRESPONSE']._serialized_start=1711
+  _globals['_LISTRULESVERSIONSRESPONSE']._serialized_end=1808
+  _globals['_UPDATERULESREQUEST']._serialized_start=1810
+  _globals['_UPDATERULESREQUEST']._serialized_end=1903
+  _globals['_UPDATERULESRESPONSE']._serialized_start=1905
+  _globals['_UPDATERULESRESPONSE']._serialized_end=1970
+  _globals['_BATCHROUTEDEALSREQUEST']._serialized_start=1972
+  _globals['_BATCHROUTEDEALSREQUEST']._serialized_end=2045
+  _globals['_ROUTEDEALRESULT']._serialized_start=2047
+  _globals['_ROUTEDEALRESULT']._serialized_end=2154
+  _globals['_BATCHROUTEDEALSRESPONSE']._serialized_start=2156
+  _globals['_BATCHROUTEDEALSRESPONSE']._serialized_end=2228
+  _globals['_ROUTERSERVICE']._serialized_start=2907
+  _globals['_ROUTERSERVICE']._serialized_end=3623
 # @@protoc_insertion_point(module_scope)
