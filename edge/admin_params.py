@@ -1,6 +1,8 @@
 """The admin API's query and path parameters, read and checked: a 400 names the parameter."""
 
+import dataclasses
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import falcon
@@ -28,8 +30,11 @@ def bad_param(name: str, problem: str) -> falcon.HTTPBadRequest:
 class Params:
     """A request's query parameters, read one by one; each error names the parameter."""
 
-    def __init__(self, req: falcon.Request, allowed: tuple[str, ...]) -> None:
-        self.params = req.params
+    def __init__(
+        self, req: falcon.Request | Mapping[str, str | list[str]], allowed: tuple[str, ...]
+    ) -> None:
+        # A mapping: the same parameters sent in a JSON body (e.g. a preview's filters).
+        self.params = req.params if isinstance(req, falcon.Request) else req
         for name, value in self.params.items():
             if name not in allowed:
                 raise bad_param(
@@ -114,33 +119,33 @@ def parse_window(value: str | None) -> tuple[str, timedelta]:
     return label, length
 
 
+# The filters of the log list, without its page (limit, cursor).
+LOG_FILTERS = ("status", "routing", "lead_id", "source", "received_from", "received_to", "q")
+
+
 def log_query(req: falcon.Request) -> LogQuery:
     """The filters of GET /api/admin/webhook-logs."""
-    params = Params(
-        req,
-        (
-            "status",
-            "routing",
-            "lead_id",
-            "source",
-            "received_from",
-            "received_to",
-            "q",
-            "limit",
-            "cursor",
-        ),
+    params = Params(req, (*LOG_FILTERS, "limit", "cursor"))
+    cursor = params.text("cursor")
+    try:
+        before_id = paging.decode_token(cursor or "")
+    except InvalidArgument:
+        raise bad_param("cursor", "is not a next_cursor this API returned") from None
+    return dataclasses.replace(
+        log_filters(params),
+        before_id=before_id,
+        limit=params.integer("limit", 1, MAX_PAGE, DEFAULT_PAGE) or DEFAULT_PAGE,
     )
+
+
+def log_filters(params: Params) -> LogQuery:
+    """The log list's filters (LOG_FILTERS) read from `params`, as a LogQuery's."""
     source = params.text("source")
     if source is not None and not _SOURCE.fullmatch(source):
         raise bad_param("source", "must be a source name such as amocrm, replay or reconcile")
     text = params.text("q")
     if text is not None and len(text) > MAX_SEARCH:
         raise bad_param("q", f"must be at most {MAX_SEARCH} characters")
-    cursor = params.text("cursor")
-    try:
-        before_id = paging.decode_token(cursor or "")
-    except InvalidArgument:
-        raise bad_param("cursor", "is not a next_cursor this API returned") from None
     received_from, received_to = time_range(params, "received_from", "received_to")
     return LogQuery(
         statuses=params.choices("status", STATUSES),
@@ -150,6 +155,4 @@ def log_query(req: falcon.Request) -> LogQuery:
         received_from=received_from,
         received_to=received_to,
         text=text,
-        before_id=before_id,
-        limit=params.integer("limit", 1, MAX_PAGE, DEFAULT_PAGE) or DEFAULT_PAGE,
     )

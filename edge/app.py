@@ -12,6 +12,7 @@ from amoroute.db import create_engine
 from edge.access import AdminSecurity, ClientAddress
 from edge.admin_logs import WebhookLogsResource, WebhookStatsResource
 from edge.admin_page import STATIC_DIR, AdminPageResource
+from edge.admin_reattribution import ReattributionPreviewResource
 from edge.admin_reconcile import ReconcileResource
 from edge.admin_rules import RulesResource, RulesVersionsResource
 from edge.admin_sales import PartnerResource, ReferralSalesResource, TrafficSalesResource
@@ -105,6 +106,10 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route("/api/admin/rules", RulesResource(router, settings.router_addr))
     app.add_route(
         "/api/admin/rules/versions", RulesVersionsResource(router, settings.router_addr)
+    )
+    app.add_route(
+        "/api/admin/reattribution/preview",
+        ReattributionPreviewResource(logs, router, settings.router_addr, settings.amocrm_domain),
     )
     admin_page = AdminPageResource(enabled=bool(admins))
     app.add_route("/admin", admin_page, suffix="bare")

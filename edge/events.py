@@ -19,13 +19,16 @@ class UnroutableEvent(ValueError):
     """Stored data that cannot become a deal; the message says why."""
 
 
-def deal_from_log(deal_data: dict[str, Any], default_subdomain: str) -> deal_pb2.Deal:
-    """The Deal a stored event stands for."""
+def deal_from_log(
+    deal_data: dict[str, Any], default_subdomain: str, *, shared: bool = False
+) -> deal_pb2.Deal:
+    """The Deal a stored event stands for. `shared`: `deal_data` is read once and
+    dropped (nothing else holds it), so the event need not copy it."""
     try:
         if "api_lead" in deal_data:
             subdomain = deal_data.get("account_subdomain") or default_subdomain
             return deal_from_api_lead(deal_data["api_lead"], subdomain)
-        return deal_from_event(LeadEvent.from_json(deal_data))
+        return deal_from_event(LeadEvent.from_json(deal_data, shared=shared))
     except (FormError, AmoCrmError, KeyError, TypeError, ValueError) as exc:
         raise UnroutableEvent(f"stored event cannot be routed: {exc}") from exc
 

@@ -91,6 +91,9 @@ webhook_attempts = sa.Table(
     sa.Column("duration_ms", sa.Integer),
 )
 
+# The routing decisions of a won deal (every other event is "ignored" or undecided).
+ROUTED_DECISIONS = ("referral", "traffic", "both", "unknown")
+
 _INSERT = sa.insert(webhook_logs).returning(webhook_logs.c.id, sort_by_parameter_order=True)
 
 
@@ -255,6 +258,19 @@ class WindowStats:
 
 
 @dataclass(frozen=True)
+class WonEvent:
+    """A logged event decided as a won deal: what a re-attribution reads of it."""
+
+    id: int
+    lead_id: int
+    # PERF: deal_data as JSON text, each parsed when its deal is built and dropped
+    # right after: a chunk of parsed documents kept alive at once made the garbage
+    # collector's full passes the preview's largest cost; measured by python -m
+    # bench.reattribution_preview
+    deal_json: str
+
+
+@dataclass(frozen=True)
 class DueEvent:
     """An event claimed by the worker for another try."""
 
@@ -389,21 +405,7 @@ class WebhookLogStore:
     def search(self, query: LogQuery) -> LogPage:
         """Logs matching every filter of `query`, newest first (id desc)."""
         c = webhook_logs.c
-        conditions: list[sa.ColumnElement[bool]] = []
-        if query.statuses:
-            conditions.append(c.processing_status.in_(query.statuses))
-        if query.decisions:
-            conditions.append(c.routing_decision.in_(query.decisions))
-        if query.lead_id is not None:
-            conditions.append(c.lead_id == query.lead_id)
-        if query.source is not None:
-            conditions.append(c.source == query.source)
-        if query.received_from is not None:
-            conditions.append(c.received_at >= query.received_from)
-        if query.received_to is not None:
-            conditions.append(c.received_at < query.received_to)
-        if query.text:
-            conditions.append(_text_matches(query.text))
+        conditions = _filters(query)
         if query.before_id is not None:
             conditions.append(c.id < query.before_id)
         statement = (
@@ -414,6 +416,50 @@ class WebhookLogStore:
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         return LogPage(rows, rows[-1]["id"] if more else None)
+
+    def newest_won_per_lead(
+        self, query: LogQuery, after_lead_id: int, limit: int
+    ) -> tuple[list[WonEvent], int | None]:
+        """Each lead's newest event decided as a won deal (ROUTED_DECISIONS) among those
+        received in `query`'s range, for up to `limit` leads after `after_lead_id` in
+        lead id order (keyset); of those, the ones `query`'s other filters match (a
+        lead whose newest event does not match is left out, never taken by an older
+        one). Also the lead id to continue after; None when no lead is left."""
+        c = webhook_logs.c
+        in_range = _filters(
+            LogQuery(
+                lead_id=query.lead_id,
+                received_from=query.received_from,
+                received_to=query.received_to,
+            )
+        )
+        newest = (
+            sa.select(sa.func.max(c.id).label("id"), c.lead_id)
+            .where(*in_range, c.routing_decision.in_(ROUTED_DECISIONS), c.lead_id > after_lead_id)
+            .group_by(c.lead_id)
+            .order_by(c.lead_id)
+            .limit(limit)
+            .subquery()
+        )
+        matching = sa.and_(
+            sa.true(),
+            *_filters(
+                dataclasses.replace(query, lead_id=None, received_from=None, received_to=None)
+            ),
+        )
+        statement = (
+            sa.select(
+                c.id,
+                newest.c.lead_id,
+                sa.case((matching, sa.cast(c.deal_data, sa.Text)), else_=sa.null()),
+            )
+            .join_from(newest, webhook_logs, c.id == newest.c.id)
+            .order_by(newest.c.lead_id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(statement).all()
+        events = [WonEvent(log_id, lead_id, data) for log_id, lead_id, data in rows if data]
+        return events, rows[-1][1] if len(rows) == limit else None
 
     def find(self, log_id: int) -> dict[str, Any] | None:
         """One log as stored (datetimes as datetimes), or None."""
@@ -488,7 +534,7 @@ class WebhookLogStore:
             .where(
                 c.lead_id.in_(lead_ids),
                 c.processing_status == SUCCESS,
-                c.routing_decision.in_(("referral", "traffic", "both", "unknown")),
+                c.routing_decision.in_(ROUTED_DECISIONS),
             )
         )
         with self.engine.connect() as conn:
@@ -588,6 +634,27 @@ def _log_state(row: sa.Row) -> LogState:
         utm_source=row.utm_source,
         utm_campaign=row.utm_campaign,
     )
+
+
+def _filters(query: LogQuery) -> list[sa.ColumnElement[bool]]:
+    """The conditions of `query`'s filters (not its page: before_id, limit)."""
+    c = webhook_logs.c
+    conditions: list[sa.ColumnElement[bool]] = []
+    if query.statuses:
+        conditions.append(c.processing_status.in_(query.statuses))
+    if query.decisions:
+        conditions.append(c.routing_decision.in_(query.decisions))
+    if query.lead_id is not None:
+        conditions.append(c.lead_id == query.lead_id)
+    if query.source is not None:
+        conditions.append(c.source == query.source)
+    if query.received_from is not None:
+        conditions.append(c.received_at >= query.received_from)
+    if query.received_to is not None:
+        conditions.append(c.received_at < query.received_to)
+    if query.text:
+        conditions.append(_text_matches(query.text))
+    return conditions
 
 
 def _unicode_lower(dbapi_conn: Any, _record: Any) -> None:

@@ -24,6 +24,7 @@ CALLERS = {
     "RouteDeal": (EDGE, OPERATOR),
     "BatchRouteDeals": (EDGE, OPERATOR),
     "ExplainRoute": (EDGE, OPERATOR),
+    "BatchExplainRoutes": (EDGE, OPERATOR),
     "DescribeRules": (EDGE, OPERATOR),
     "SuggestOwners": (EDGE, OPERATOR),
     "GetRules": (EDGE, OPERATOR),

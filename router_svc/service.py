@@ -127,6 +127,8 @@ def _base_rules(text: str) -> tuple[dict[str, Any], Rules]:
 MAX_RULES_CHARS = 256 * 1024
 MAX_AUTHOR_CHARS = 200
 MAX_COMMENT_CHARS = 2000
+# Deals one BatchExplainRoutes call decides: a preview's chunk.
+MAX_EXPLAIN_DEALS = 1000
 # Whole documents with their diffs: pages smaller than a list of sales.
 VERSIONS_PAGE_SIZE, MAX_VERSIONS_PAGE_SIZE = 20, 100
 
@@ -227,6 +229,39 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         )
         rules = _candidate_rules(candidate) if candidate.strip() else self.rules.get()
         return router_pb2.ExplainRouteResponse(route=decide(request.deal, rules))
+
+    def BatchExplainRoutes(
+        self, request: router_pb2.BatchExplainRoutesRequest, context: grpc.ServicerContext
+    ) -> router_pb2.BatchExplainRoutesResponse:
+        """Each deal's decision under the rules in force and, when the request carries
+        candidate rules, under those too; no side effects."""
+        if len(request.deals) > MAX_EXPLAIN_DEALS:
+            raise InvalidArgument(
+                "deals", f"at most {MAX_EXPLAIN_DEALS} per call, got {len(request.deals)}"
+            )
+        candidate_text = validation.text(
+            "candidate_rules_yaml", request.candidate_rules_yaml, max_len=MAX_RULES_CHARS
+        )
+        candidate = _candidate_rules(candidate_text) if candidate_text.strip() else None
+        for i, deal in enumerate(request.deals):
+            try:
+                _validate(deal)
+            except InvalidArgument as exc:
+                raise InvalidArgument(
+                    f"deals[{i}].{exc.field.removeprefix('deal.')}", exc.problem
+                ) from None
+        current = self.rules.get()
+        version = self.rules.version
+        return router_pb2.BatchExplainRoutesResponse(
+            results=[
+                router_pb2.ExplainedRoute(
+                    current=decide(deal, current),
+                    candidate=decide(deal, candidate) if candidate is not None else None,
+                )
+                for deal in request.deals
+            ],
+            rules_version=version,
+        )
 
     def DescribeRules(
         self, request: router_pb2.DescribeRulesRequest, context: grpc.ServicerContext

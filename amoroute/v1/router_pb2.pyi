@@ -142,6 +142,30 @@ class ExplainRouteResponse(_message.Message):
     route: Route
     def __init__(self, route: _Optional[_Union[Route, _Mapping]] = ...) -> None: ...
 
+class BatchExplainRoutesRequest(_message.Message):
+    __slots__ = ("deals", "candidate_rules_yaml")
+    DEALS_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_RULES_YAML_FIELD_NUMBER: _ClassVar[int]
+    deals: _containers.RepeatedCompositeFieldContainer[_deal_pb2.Deal]
+    candidate_rules_yaml: str
+    def __init__(self, deals: _Optional[_Iterable[_Union[_deal_pb2.Deal, _Mapping]]] = ..., candidate_rules_yaml: _Optional[str] = ...) -> None: ...
+
+class ExplainedRoute(_message.Message):
+    __slots__ = ("current", "candidate")
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    current: Route
+    candidate: Route
+    def __init__(self, current: _Optional[_Union[Route, _Mapping]] = ..., candidate: _Optional[_Union[Route, _Mapping]] = ...) -> None: ...
+
+class BatchExplainRoutesResponse(_message.Message):
+    __slots__ = ("results", "rules_version")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    RULES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ExplainedRoute]
+    rules_version: int
+    def __init__(self, results: _Optional[_Iterable[_Union[ExplainedRoute, _Mapping]]] = ..., rules_version: _Optional[int] = ...) -> None: ...
+
 class DescribeRulesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

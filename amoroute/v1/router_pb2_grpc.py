@@ -49,6 +49,11 @@ class RouterServiceStub:
                 request_serializer=amoroute_dot_v1_dot_router__pb2.ExplainRouteRequest.SerializeToString,
                 response_deserializer=amoroute_dot_v1_dot_router__pb2.ExplainRouteResponse.FromString,
                 _registered_method=True)
+        self.BatchExplainRoutes = channel.unary_unary(
+                '/amoroute.v1.RouterService/BatchExplainRoutes',
+                request_serializer=amoroute_dot_v1_dot_router__pb2.BatchExplainRoutesRequest.SerializeToString,
+                response_deserializer=amoroute_dot_v1_dot_router__pb2.BatchExplainRoutesResponse.FromString,
+                _registered_method=True)
         self.DescribeRules = channel.unary_unary(
                 '/amoroute.v1.RouterService/DescribeRules',
                 request_serializer=amoroute_dot_v1_dot_router__pb2.DescribeRulesRequest.SerializeToString,
@@ -103,6 +108,19 @@ class RouterServiceServicer:
 
     def ExplainRoute(self, request, context):
         """The same decision as RouteDeal, as a dry run: nothing is written or sent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchExplainRoutes(self, request, context):
+        """ExplainRoute for up to 1,000 deals in one call: each deal's decision under
+        the rules in force and, when candidate rules are given, under them too (a
+        what-if over many won deals: the re-attribution preview). Nothing is
+        written or sent. The candidate is parsed once per call.
+        Errors: INVALID_ARGUMENT naming the field ("deals[3].lead_id: ...",
+        "candidate_rules_yaml: traffic.targetologists[0].patterns[0]: ...") or
+        when there are more than 1,000 deals.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -185,6 +203,11 @@ def add_RouterServiceServicer_to_server(servicer, server):
                     servicer.ExplainRoute,
                     request_deserializer=amoroute_dot_v1_dot_router__pb2.ExplainRouteRequest.FromString,
                     response_serializer=amoroute_dot_v1_dot_router__pb2.ExplainRouteResponse.SerializeToString,
+            ),
+            'BatchExplainRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchExplainRoutes,
+                    request_deserializer=amoroute_dot_v1_dot_router__pb2.BatchExplainRoutesRequest.FromString,
+                    response_serializer=amoroute_dot_v1_dot_router__pb2.BatchExplainRoutesResponse.SerializeToString,
             ),
             'DescribeRules': grpc.unary_unary_rpc_method_handler(
                     servicer.DescribeRules,
@@ -293,6 +316,33 @@ class RouterService:
             '/amoroute.v1.RouterService/ExplainRoute',
             amoroute_dot_v1_dot_router__pb2.ExplainRouteRequest.SerializeToString,
             amoroute_dot_v1_dot_router__pb2.ExplainRouteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchExplainRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/amoroute.v1.RouterService/BatchExplainRoutes',
+            amoroute_dot_v1_dot_router__pb2.BatchExplainRoutesRequest.SerializeToString,
+            amoroute_dot_v1_dot_router__pb2.BatchExplainRoutesResponse.FromString,
             options,
             channel_credentials,
             insecure,

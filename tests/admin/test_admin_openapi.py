@@ -75,7 +75,7 @@ def test_the_document_is_served_and_names_every_admin_route(admin_app: falcon.Ap
         "/api/admin/reconcile", "/api/admin/sales/traffic", "/api/admin/sales/referral",
         "/api/admin/partners/{referral_code}",
         "/api/admin/review/unknown", "/api/admin/review/unknown/dismissals",
-        "/api/admin/rules", "/api/admin/rules/versions",
+        "/api/admin/rules", "/api/admin/rules/versions", "/api/admin/reattribution/preview",
     }
     # Every documented operation is refused without the token.
     for path, operations in load_document()["paths"].items():
