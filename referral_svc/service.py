@@ -6,7 +6,7 @@ from datetime import datetime
 
 import grpc
 
-from amoroute import paging, validation
+from amoroute import credit_requests, paging, validation
 from amoroute.errors import InvalidArgument
 from amoroute.timeutil import to_datetime, to_timestamp
 from amoroute.v1 import deal_pb2, referral_pb2, referral_pb2_grpc
@@ -16,21 +16,12 @@ from referral_svc.store import (
     NewConversion,
     Recorded,
     ReferralStore,
-    Reversed,
     StatsRow,
 )
 
 log = logging.getLogger(__name__)
 
 _REFERRAL_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-_REVERSAL_OUTCOMES = {
-    Reversed.REVERSED: deal_pb2.REVERSAL_OUTCOME_REVERSED,
-    Reversed.ALREADY_REVERSED: deal_pb2.REVERSAL_OUTCOME_ALREADY_REVERSED,
-    Reversed.STALE: deal_pb2.REVERSAL_OUTCOME_STALE,
-    Reversed.NOT_CREDITED: deal_pb2.REVERSAL_OUTCOME_NOT_CREDITED,
-}
 
 
 def _referral_code(field: str, value: str) -> str:
@@ -167,17 +158,9 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
         self, request: referral_pb2.ReverseConversionRequest, context: grpc.ServicerContext
     ) -> referral_pb2.ReverseConversionResponse:
         """Mark a lead's conversion reversed (or remember the reversal for a late win)."""
-        validation.positive("lead_id", request.lead_id)
-        validation.not_negative("account_id", request.account_id)
-        validation.text("reason", request.reason, max_len=500)
-        row, outcome = self.store.reverse(
-            account_id=request.account_id,
-            lead_id=request.lead_id,
-            reversed_at=to_datetime("reversed_at", request.reversed_at),
-            reason=request.reason or "deal left the won status",
-        )
+        row, outcome = credit_requests.reverse(self.store, request)
         return referral_pb2.ReverseConversionResponse(
-            outcome=_REVERSAL_OUTCOMES[outcome],
+            outcome=outcome,
             conversion=_conversion_pb(row) if row else None,
         )
 
@@ -185,14 +168,9 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
         self, request: referral_pb2.WithdrawConversionRequest, context: grpc.ServicerContext
     ) -> referral_pb2.WithdrawConversionResponse:
         """Re-attribute a lead's conversion to nobody: reversed now, "re-attributed"."""
-        validation.positive("lead_id", request.lead_id)
-        validation.not_negative("account_id", request.account_id)
-        validation.text("reason", request.reason, max_len=500)
-        row, outcome = self.store.withdraw(
-            account_id=request.account_id, lead_id=request.lead_id, reason=request.reason
-        )
+        row, outcome = credit_requests.withdraw(self.store, request)
         return referral_pb2.WithdrawConversionResponse(
-            outcome=_REVERSAL_OUTCOMES[outcome],
+            outcome=outcome,
             conversion=_conversion_pb(row) if row else None,
         )
 

@@ -2,18 +2,11 @@
 
 import grpc
 
-from amoroute import paging, validation
+from amoroute import credit_requests, paging, validation
 from amoroute.errors import InvalidArgument
 from amoroute.timeutil import to_datetime, to_timestamp
 from amoroute.v1 import deal_pb2, traffic_pb2, traffic_pb2_grpc
-from traffic_svc.store import NewSale, Recorded, Reversed, SaleRow, SalesStore
-
-_REVERSAL_OUTCOMES = {
-    Reversed.REVERSED: deal_pb2.REVERSAL_OUTCOME_REVERSED,
-    Reversed.ALREADY_REVERSED: deal_pb2.REVERSAL_OUTCOME_ALREADY_REVERSED,
-    Reversed.STALE: deal_pb2.REVERSAL_OUTCOME_STALE,
-    Reversed.NOT_CREDITED: deal_pb2.REVERSAL_OUTCOME_NOT_CREDITED,
-}
+from traffic_svc.store import NewSale, Recorded, SaleRow, SalesStore
 
 
 def _sale_pb(row: SaleRow) -> traffic_pb2.Sale:
@@ -103,31 +96,18 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
         self, request: traffic_pb2.ReverseSaleRequest, context: grpc.ServicerContext
     ) -> traffic_pb2.ReverseSaleResponse:
         """Mark a lead's sale reversed (or remember the reversal for a late win)."""
-        validation.positive("lead_id", request.lead_id)
-        validation.not_negative("account_id", request.account_id)
-        validation.text("reason", request.reason, max_len=500)
-        row, outcome = self.store.reverse(
-            account_id=request.account_id,
-            lead_id=request.lead_id,
-            reversed_at=to_datetime("reversed_at", request.reversed_at),
-            reason=request.reason or "deal left the won status",
-        )
+        row, outcome = credit_requests.reverse(self.store, request)
         return traffic_pb2.ReverseSaleResponse(
-            outcome=_REVERSAL_OUTCOMES[outcome], sale=_sale_pb(row) if row else None
+            outcome=outcome, sale=_sale_pb(row) if row else None
         )
 
     def WithdrawSale(
         self, request: traffic_pb2.WithdrawSaleRequest, context: grpc.ServicerContext
     ) -> traffic_pb2.WithdrawSaleResponse:
         """Re-attribute a lead's sale to nobody: reversed now, "re-attributed"."""
-        validation.positive("lead_id", request.lead_id)
-        validation.not_negative("account_id", request.account_id)
-        validation.text("reason", request.reason, max_len=500)
-        row, outcome = self.store.withdraw(
-            account_id=request.account_id, lead_id=request.lead_id, reason=request.reason
-        )
+        row, outcome = credit_requests.withdraw(self.store, request)
         return traffic_pb2.WithdrawSaleResponse(
-            outcome=_REVERSAL_OUTCOMES[outcome], sale=_sale_pb(row) if row else None
+            outcome=outcome, sale=_sale_pb(row) if row else None
         )
 
     def ListSales(
