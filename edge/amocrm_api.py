@@ -351,6 +351,11 @@ class AmoCrmClient:
 
     def _auth_problem(self, response: httpx.Response, path: str) -> str:
         status, problem = response.status_code, self._problem(response)
+        if status == 401 and self._source is not None:
+            return (
+                f"AmoCRM rejected the access token for GET {path} (401 {problem}) even after "
+                "renewing it: reconnect AmoCRM from the admin"
+            )
         if status == 401:
             return (
                 f"AmoCRM rejected the access token for GET {path} (401 {problem}): the token is "

@@ -56,6 +56,8 @@ NEEDS_RECONNECT = prometheus_client.Gauge(
     "amoroute_amocrm_oauth_needs_reconnect",
     "1 when AmoCRM refused the stored refresh token (invalid_grant): AmoCRM API calls have "
     "stopped until an admin reconnects AmoCRM.",
+    # Under gunicorn's workers, the value the latest of them saw: a reconnect clears it.
+    multiprocess_mode="livemostrecent",
 )
 REFRESHES = prometheus_client.Counter(
     "amoroute_amocrm_oauth_refreshes_total",
