@@ -11,6 +11,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from cryptography.fernet import Fernet
+
+# The development AMOROUTE_SECRET_KEY of `make run`, beside the SQLite databases it encrypts for.
+DEV_SECRET_KEY_FILE = "var/amoroute-secret-key"
 SERVICES_WITH_DATABASE = ("router_svc", "referral_svc", "traffic_svc", "notifier_svc", "edge")
 
 
@@ -149,6 +153,23 @@ def development_environment(env: Mapping[str, str]) -> tuple[dict[str, str], dic
     return out, ports
 
 
+def development_secret_key(env: dict[str, str], path: str = DEV_SECRET_KEY_FILE) -> None:
+    """Set AMOROUTE_SECRET_KEY, when unset, to this checkout's development key (made once
+    and kept in `path`): the AmoCRM tokens stored in var/edge.sqlite3 are encrypted with it,
+    so a key made per run would leave them unreadable at the next start."""
+    if env.get("AMOROUTE_SECRET_KEY"):
+        return
+    try:
+        with open(path, encoding="ascii") as kept:
+            key = kept.read().strip()
+    except FileNotFoundError:
+        key = Fernet.generate_key().decode()
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as made:
+            made.write(key + "\n")
+    env["AMOROUTE_SECRET_KEY"] = key
+
+
 def busy_ports(ports: Mapping[str, int]) -> list[str]:
     """One line for each port something else already listens on, naming its setting."""
     busy = []
@@ -270,6 +291,7 @@ def main() -> int:
         print("amoroute cannot start:", *(f"  {line}" for line in busy), sep="\n", flush=True)
         return 1
     os.makedirs("var", exist_ok=True)
+    development_secret_key(env)
     base = _int_setting(env, "METRICS_BASE_PORT", METRICS_BASE_PORT)
     stack = Stack(env)
     stack.metrics_ports = {name: base + i for i, name in enumerate(stack.metrics_ports)}

@@ -6,7 +6,8 @@ per-client pacer. Failures that may pass (429, 5xx, network) are retried with ex
 backoff; a refused token (401/403) or a bad request (other 4xx) is raised at once.
 
 The bearer token travels only in the Authorization header: never in a URL, an exception
-message or a log line.
+message or a log line. It is either a static long-lived token or a TokenSource (OAuth 2.0,
+edge/amocrm_tokens.py) asked before every request; a 401 then renews it once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -50,6 +51,18 @@ class AmoCrmError(Exception):
 
 class AmoCrmAuthError(AmoCrmError):
     """AmoCRM refused the credentials (401) or the access (403); retrying will not help."""
+
+
+class TokenSource(Protocol):
+    """Where the access token comes from when it rotates (OAuth 2.0)."""
+
+    def current(self) -> str:
+        """A token to send now."""
+        ...
+
+    def after_unauthorized(self, stale: str) -> str:
+        """AmoCRM answered 401 to `stale`: a renewed token (raises AmoCrmAuthError if none)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -116,7 +129,7 @@ class AmoCrmClient:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | TokenSource,
         *,
         rate_per_s: float = 6.0,
         timeout_s: float = 10.0,
@@ -131,7 +144,7 @@ class AmoCrmClient:
                 f"AmoCRM base URL {base_url!r} is not an http(s) URL; expected e.g. "
                 "https://<subdomain>.amocrm.ru"
             )
-        if not token:
+        if isinstance(token, str) and not token:
             raise ValueError("AmoCRM access token is empty: set AMOCRM_ACCESS_TOKEN")
         if rate_per_s <= 0:
             raise ValueError(f"rate_per_s must be positive (AmoCRM allows 7/s); got {rate_per_s}")
@@ -139,13 +152,13 @@ class AmoCrmClient:
             raise ValueError(f"max_retries must be 0 or more; got {max_retries}")
         self._scheme, self._netloc = base.scheme, base.netloc
         self._link_hosts = {base.hostname.lower(), (public_host or base.hostname).lower()}
-        self._token = token
+        self._source = token if not isinstance(token, str) else None
+        self._token = token if isinstance(token, str) else ""
         self._retries = replace(RETRIES, tries=max_retries + 1)
         self._sleep = sleep
         self._pacer = _Pacer(1.0 / rate_per_s + _SPACING_MARGIN_S, clock, sleep)
         self._http = httpx.Client(
             headers={
-                "Authorization": f"Bearer {token}",
                 "Accept": "application/hal+json, application/json",
                 "User-Agent": "amoroute",
             },
@@ -273,9 +286,8 @@ class AmoCrmClient:
                     self._pacer.hold(delay)  # AmoCRM counts per integration: pause every thread
                 else:
                     self._sleep(delay)
-            self._pacer.wait_turn()
             try:
-                response = self._http.get(url, params=tuple(params) if params else None)
+                response = self._send(url, params)
             except httpx.TransportError as exc:
                 problem = self._redact(f"cannot reach AmoCRM ({type(exc).__name__}: {exc})")
                 throttled = False
@@ -306,6 +318,24 @@ class AmoCrmClient:
             "AmoCRM may be down or rate-limiting: try again later"
         )
 
+    def _send(self, url: str, params: list[tuple[str, str]] | None) -> httpx.Response:
+        """One paced GET with the current token; with a token source, a 401 renews the
+        token and the request is sent once more (a refresh is not a failure to back off)."""
+        token = self._source.current() if self._source else self._token
+        for renewed in (False, True):
+            self._token = token  # the one _redact hides
+            self._pacer.wait_turn()
+            response = self._http.get(
+                url,
+                params=tuple(params) if params else None,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            if response.status_code != 401 or self._source is None or renewed:
+                break
+            response.close()
+            token = self._source.after_unauthorized(token)
+        return response
+
     def _json(self, response: httpx.Response, path: str) -> dict[str, Any]:
         try:
             body = response.json()
@@ -321,6 +351,11 @@ class AmoCrmClient:
 
     def _auth_problem(self, response: httpx.Response, path: str) -> str:
         status, problem = response.status_code, self._problem(response)
+        if status == 401 and self._source is not None:
+            return (
+                f"AmoCRM rejected the access token for GET {path} (401 {problem}) even after "
+                "renewing it: reconnect AmoCRM from the admin"
+            )
         if status == 401:
             return (
                 f"AmoCRM rejected the access token for GET {path} (401 {problem}): the token is "
@@ -358,7 +393,7 @@ class AmoCrmClient:
         return self._redact(text if len(text) <= 500 else text[:497] + "...")
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._token, "<redacted>")
+        return text.replace(self._token, "<redacted>") if self._token else text
 
 
 def deal_from_api_lead(lead: dict[str, Any], account_subdomain: str) -> deal_pb2.Deal:

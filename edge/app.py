@@ -16,7 +16,9 @@ from edge.admin_reattribution import ReattributionPreviewResource
 from edge.admin_reconcile import ReconcileResource
 from edge.admin_rules import RulesResource, RulesVersionsResource
 from edge.admin_sales import PartnerResource, ReferralSalesResource, TrafficSalesResource
+from edge.amocrm_connect import AmoCrmAccess, AmoCrmStatusResource, OAuthCallbackResource
 from edge.amocrm_form import FormLimits
+from edge.amocrm_tokens import build_tokens
 from edge.dispatch import Dispatcher
 from edge.health import LivenessResource, ReadinessResource
 from edge.log_store import WebhookLogStore
@@ -57,6 +59,8 @@ def create_app(settings: Settings | None = None) -> falcon.App:
         FormLimits(max_body_bytes=settings.max_body_bytes),
         expected_subdomain=settings.amocrm_domain,
     )
+    tokens = build_tokens(settings, logs.engine)
+    amocrm = AmoCrmAccess(settings, tokens)
     admins = settings.admins()
     middleware: list[Any] = [
         RequestContext(),
@@ -69,8 +73,10 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route("/webhook/amocrm/test", WebhookTestResource())
     app.add_route("/webhook/amocrm/{secret}", webhook, suffix="secret")
     app.add_route("/healthz", LivenessResource())
-    app.add_route("/readyz", ReadinessResource(logs, router))
+    app.add_route("/readyz", ReadinessResource(logs, router, amocrm))
     app.add_route("/metrics", MetricsResource())
+    app.add_route("/oauth/amocrm/callback", OAuthCallbackResource(amocrm))
+    app.add_route("/api/admin/amocrm", AmoCrmStatusResource(amocrm))
 
     admin_logs = WebhookLogsResource(
         logs, dispatcher, settings.router_deadline_s, settings.amocrm_domain
@@ -80,9 +86,8 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route("/api/admin/webhook-logs/{log_id:int}/replay", admin_logs, suffix="replay")
     app.add_route("/api/admin/webhook-stats", WebhookStatsResource(logs))
     app.add_route("/api/admin/openapi.json", OpenApiResource(__version__))
-    app.add_route(
-        "/api/admin/reconcile", ReconcileResource(build_reconciler(settings, logs, dispatcher))
-    )
+    reconciler = build_reconciler(settings, logs, dispatcher, tokens)
+    app.add_route("/api/admin/reconcile", ReconcileResource(reconciler))
     app.add_route(
         "/api/admin/sales/traffic",
         TrafficSalesResource(channel(settings.traffic_addr, calls_as), settings.traffic_addr),

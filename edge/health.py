@@ -1,10 +1,12 @@
-"""/healthz (the process answers) and /readyz (database and router reachable)."""
+"""/healthz (the process answers) and /readyz (database and router reachable; details such as
+the AmoCRM API access, which do not gate readiness)."""
 
 import falcon
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edge.access import public_resource
+from edge.amocrm_connect import AmoCrmAccess
 from edge.log_store import WebhookLogStore
 
 
@@ -16,8 +18,11 @@ class LivenessResource:
 
 @public_resource
 class ReadinessResource:
-    def __init__(self, logs: WebhookLogStore, router: grpc.Channel) -> None:
+    def __init__(
+        self, logs: WebhookLogStore, router: grpc.Channel, amocrm: AmoCrmAccess | None = None
+    ) -> None:
         self.logs = logs
+        self.amocrm = amocrm
         self.health = health_pb2_grpc.HealthStub(router)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -35,3 +40,6 @@ class ReadinessResource:
         ready = checks["database"] == "ok" and checks["router"] == "SERVING"
         resp.status = falcon.HTTP_200 if ready else falcon.HTTP_503
         resp.media = {"ready": ready, "checks": checks}
+        if self.amocrm is not None:
+            # Webhooks still flow without the API: reported, not a reason to leave rotation.
+            resp.media["details"] = {"amocrm": self.amocrm.readiness_detail()}

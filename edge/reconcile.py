@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from edge.amocrm_api import AmoCrmClient, AmoCrmError
+from edge.amocrm_tokens import AmoCrmTokens, build_tokens
 from edge.dispatch import Dispatcher, Job
 from edge.events import UnroutableEvent, log_for_api_lead
 from edge.log_store import WebhookLogStore
@@ -141,15 +142,20 @@ class Reconciler:
 
 
 def build_reconciler(
-    settings: Settings, logs: WebhookLogStore, dispatcher: Dispatcher
+    settings: Settings,
+    logs: WebhookLogStore,
+    dispatcher: Dispatcher,
+    tokens: AmoCrmTokens | None = None,
 ) -> Reconciler | None:
-    """The reconciler for these settings; None while the AmoCRM API is not configured."""
+    """The reconciler for these settings; None while the AmoCRM API is not configured.
+    `tokens`: the process's OAuth token store, when it already has one."""
     if not settings.amocrm_configured():
         return None
     public_host = f"{settings.amocrm_domain}.amocrm.ru" if settings.amocrm_domain else None
+    token = tokens or build_tokens(settings, logs.engine)
     api = AmoCrmClient(
         settings.amocrm_base_url(),
-        settings.amocrm_access_token.get_secret_value(),
+        token or settings.amocrm_access_token.get_secret_value(),
         public_host=public_host,
     )
     return Reconciler(

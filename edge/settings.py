@@ -3,6 +3,7 @@
 import ipaddress
 from typing import Self
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from amoroute.settings import CommonSettings
@@ -54,6 +55,16 @@ class Settings(CommonSettings):
     amocrm_access_token: SecretStr = SecretStr("")
     # Default: https://<AMOCRM_DOMAIN>.amocrm.ru
     amocrm_api_url: str = ""
+    # OAuth 2.0 integration (instead of a long-lived token): the integration's id, secret
+    # and redirect URI (https://<edge>/oauth/amocrm/callback) as AmoCRM lists them.
+    amocrm_client_id: str = ""
+    amocrm_client_secret: SecretStr = SecretStr("")
+    amocrm_redirect_uri: str = ""
+    # A refresh token to start with, used once when no token is stored yet; afterwards the
+    # stored (rotated) one rules.
+    amocrm_refresh_token: SecretStr = SecretStr("")
+    # Fernet key (32 url-safe base64 bytes) the stored OAuth tokens are encrypted with.
+    amoroute_secret_key: SecretStr = SecretStr("")
     # Reconciliation against the API: how often, how far back the first pass
     # looks, and how much each pass overlaps the previous one.
     reconcile_interval_s: int = 300
@@ -104,11 +115,48 @@ class Settings(CommonSettings):
         trusted_networks(value)  # a bad entry stops the start, named
         return value
 
+    @field_validator("amoroute_secret_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value():
+            try:
+                Fernet(value.get_secret_value())
+            except ValueError:
+                raise ValueError(
+                    "AMOROUTE_SECRET_KEY is not a Fernet key (32 url-safe base64-encoded "
+                    "bytes): make one with `python -c 'from cryptography.fernet import "
+                    "Fernet; print(Fernet.generate_key().decode())'`"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _oauth_complete(self) -> Self:
+        if self.amocrm_client_id and not (
+            self.amocrm_client_secret.get_secret_value()
+            and self.amocrm_redirect_uri
+            and self.amoroute_secret_key.get_secret_value()
+        ):
+            raise ValueError(
+                "AMOCRM_CLIENT_ID is set: AMOCRM_CLIENT_SECRET, AMOCRM_REDIRECT_URI and "
+                "AMOROUTE_SECRET_KEY must be set too"
+            )
+        return self
+
     def amocrm_base_url(self) -> str:
         if self.amocrm_api_url:
             return self.amocrm_api_url
         return f"https://{self.amocrm_domain}.amocrm.ru" if self.amocrm_domain else ""
 
+    def amocrm_oauth(self) -> bool:
+        """AmoCRM is reached through OAuth 2.0 (stored, rotating tokens), not a static token."""
+        return bool(
+            self.amocrm_client_id
+            and self.amocrm_base_url()
+            and not self.amocrm_access_token.get_secret_value()
+        )
+
     def amocrm_configured(self) -> bool:
         """The AmoCRM API can be used: lead fetch and reconciliation are on."""
-        return bool(self.amocrm_access_token.get_secret_value() and self.amocrm_base_url())
+        return bool(self.amocrm_base_url()) and (
+            bool(self.amocrm_access_token.get_secret_value()) or self.amocrm_oauth()
+        )

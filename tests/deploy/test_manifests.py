@@ -53,7 +53,12 @@ SECRET_KEYS = {
     "TRAFFIC_DATABASE_URL",
     "NOTIFIER_DATABASE_URL",
     "GRPC_AUTH_TOKENS",
+    "AMOCRM_CLIENT_SECRET",
+    "AMOCRM_REFRESH_TOKEN",
+    "AMOROUTE_SECRET_KEY",
 }
+# AmoCRM OAuth 2.0 (optional keys: a Secret made before them still works).
+AMOCRM_OAUTH_KEYS = {"AMOCRM_CLIENT_SECRET", "AMOCRM_REFRESH_TOKEN", "AMOROUTE_SECRET_KEY"}
 DEPLOYMENTS = {"edge", "edge-worker", "router", "referral", "traffic", "notifier"}
 GRPC_PORTS = {"router": 50051, "referral": 50052, "traffic": 50053, "notifier": 50054}
 GRPC_MODULES = {
@@ -89,6 +94,7 @@ METRICS = {
     "amoroute_webhook_ack_seconds",
     "amoroute_pending_events",
     "amoroute_amocrm_hook_disabled",
+    "amoroute_amocrm_oauth_needs_reconnect",
     "amoroute_notifications_total",
     "amoroute_telegram_rate_limited_total",
     "amoroute_telegram_chat_moves_total",
@@ -374,8 +380,8 @@ def test_each_process_gets_the_secrets_it_needs(objects: tuple) -> None:
     # Every process that serves or calls gRPC checks or sends GRPC_AUTH_TOKENS.
     needs = {
         "edge": {"EDGE_DATABASE_URL", "WEBHOOK_SECRET", "ADMIN_TOKEN", "ADMIN_TOKENS",
-                 "AMOCRM_ACCESS_TOKEN"},
-        "edge-worker": {"EDGE_DATABASE_URL", "AMOCRM_ACCESS_TOKEN"},
+                 "AMOCRM_ACCESS_TOKEN"} | AMOCRM_OAUTH_KEYS,
+        "edge-worker": {"EDGE_DATABASE_URL", "AMOCRM_ACCESS_TOKEN"} | AMOCRM_OAUTH_KEYS,
         "router": {"ROUTER_DATABASE_URL"},
         "referral": {"REFERRAL_DATABASE_URL"},
         "traffic": {"TRAFFIC_DATABASE_URL"},
@@ -680,6 +686,7 @@ def test_alert_rules_cover_the_operational_failures_with_known_metrics() -> None
         "amoroute_webhooks_total",
         "amoroute_pending_events",
         "amoroute_amocrm_hook_disabled",
+        "amoroute_amocrm_oauth_needs_reconnect",
         "amoroute_notifications_total",
     } <= used
 

@@ -13,13 +13,19 @@ Answers, like AmoCRM:
   204 with no body when nothing matches.
 - GET /api/v4/leads/{id}: the lead, or 204 when there is none.
 - GET /api/v4/webhooks: the configured hooks, or 204.
-- 401 with AmoCRM's problem+json body unless `Authorization: Bearer <token>`.
+- POST /oauth2/access_token (JSON: client_id, client_secret, redirect_uri, grant_type
+  authorization_code with `code`, or refresh_token with `refresh_token`): a new pair
+  {token_type, expires_in, access_token, refresh_token}. Codes and refresh tokens work once:
+  a second use answers 400 `invalid_grant`. Access tokens expire after `access_ttl_s`.
+- 401 with AmoCRM's problem+json body unless `Authorization: Bearer <token>` carries the
+  static token or an OAuth access token that has not expired.
 Every request is recorded (path, query, headers, status answered, time received).
 """
 
 import copy
 import json
 import re
+import secrets
 import threading
 import time
 from collections import deque
@@ -126,8 +132,23 @@ class FakeAmoCrm:
         webhooks: Iterable[dict[str, Any]] = DEFAULT_WEBHOOKS,
         public_base: str = PUBLIC_BASE,
         clock: Callable[[], float] = time.monotonic,
+        client_id: str = "amoroute-integration",
+        client_secret: str = "integration-Secret-5e6f7a8b",
+        redirect_uri: str = "https://amoroute.example/oauth/amocrm/callback",
+        access_ttl_s: int = 86400,
     ) -> None:
         self.token = token
+        self.client_id, self.client_secret, self.redirect_uri = (
+            client_id, client_secret, redirect_uri
+        )
+        self.access_ttl_s = access_ttl_s
+        # Seconds the token endpoint takes to answer: widens the window of a refresh race.
+        self.grant_delay_s = 0.0
+        self._access: dict[str, float] = {}  # OAuth access token -> expiry on `clock`
+        self._refresh: set[str] = set()  # refresh tokens not used yet
+        self._codes: set[str] = set()
+        # (grant_type, status answered) of every token request, oldest first.
+        self.grants: list[tuple[str, int]] = []
         self.public_base = public_base.rstrip("/")
         self._clock = clock
         self._lock = threading.Lock()
@@ -173,6 +194,36 @@ class FakeAmoCrm:
         with self._lock:
             self._script.extend([Reply(status, body)] * times)
 
+    def issue_code(self) -> str:
+        """An authorisation code, as AmoCRM hands it to the redirect URI."""
+        code = "code-" + secrets.token_urlsafe(16)
+        with self._lock:
+            self._codes.add(code)
+        return code
+
+    def issue_refresh_token(self) -> str:
+        """A refresh token, as an integration's settings show it (for AMOCRM_REFRESH_TOKEN)."""
+        token = "refresh-" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._refresh.add(token)
+        return token
+
+    def expire_access_tokens(self) -> None:
+        """Every OAuth access token issued so far is answered 401 from now on."""
+        with self._lock:
+            self._access.clear()
+
+    def revoke_refresh_tokens(self) -> None:
+        """Every unused refresh token now answers invalid_grant (a revoked integration)."""
+        with self._lock:
+            self._refresh.clear()
+
+    @property
+    def access_tokens(self) -> list[str]:
+        """OAuth access tokens still valid, oldest first."""
+        with self._lock:
+            return list(self._access)
+
     def drop_next(self, times: int = 1) -> None:
         """Close the connection of the next `times` requests without answering."""
         with self._lock:
@@ -205,12 +256,16 @@ class FakeAmoCrm:
 
     # --- answering ---------------------------------------------------------------------------
 
-    def _answer(self, method: str, target: str, headers: dict[str, str]) -> Reply:
+    def _answer(
+        self, method: str, target: str, headers: dict[str, str], body: bytes = b""
+    ) -> Reply:
         at = self._clock()
         parts = urlsplit(target)
         query = parse_qsl(parts.query, keep_blank_values=True)
         with self._lock:
-            if headers.get("authorization") != f"Bearer {self.token}":
+            if parts.path == "/oauth2/access_token" and method == "POST":
+                reply = self._script.popleft() if self._script else self._grant(body, at)
+            elif not self._authorized(headers.get("authorization", ""), at):
                 reply = Reply(401, _PROBLEMS[401]())
             elif self._script:
                 reply = self._script.popleft()
@@ -222,6 +277,48 @@ class FakeAmoCrm:
                 RecordedRequest(method, parts.path, query, headers, reply.status, at)
             )
         return reply
+
+    def _authorized(self, header: str, at: float) -> bool:
+        scheme, _, token = header.partition(" ")
+        if scheme != "Bearer" or not token:
+            return False
+        return token == self.token or self._access.get(token, -1.0) > at
+
+    def _grant(self, raw: bytes, at: float) -> Reply:
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return Reply(400, problem(400, "Bad Request", "the body is not JSON"))
+        grant = str(body.get("grant_type", ""))
+        reply = self._grant_reply(body, grant, at)
+        self.grants.append((grant, reply.status))
+        return reply
+
+    def _grant_reply(self, body: dict[str, Any], grant: str, at: float) -> Reply:
+        if (body.get("client_id"), body.get("client_secret"), body.get("redirect_uri")) != (
+            self.client_id, self.client_secret, self.redirect_uri
+        ):
+            return Reply(401, {"error": "invalid_client", **problem(
+                401, "Unauthorized", "Client authentication failed")})
+        if grant == "authorization_code":
+            spent = body.get("code") not in self._codes
+            self._codes.discard(body.get("code"))
+        elif grant == "refresh_token":
+            spent = body.get("refresh_token") not in self._refresh
+            self._refresh.discard(body.get("refresh_token"))
+        else:
+            return Reply(400, {"error": "unsupported_grant_type", **problem(
+                400, "Bad Request", "grant_type")})
+        if spent:
+            return Reply(400, {"error": "invalid_grant", "hint": "Token has been revoked",
+                               **problem(400, "Bad Request", "invalid_grant")})
+        access, refresh = "access-" + secrets.token_urlsafe(24), "refresh-" + secrets.token_urlsafe(24)
+        self._access[access] = at + self.access_ttl_s
+        self._refresh.add(refresh)
+        return Reply(200, {"token_type": "Bearer", "expires_in": self.access_ttl_s,
+                           "access_token": access, "refresh_token": refresh})
 
     def _route(self, path: str, query: list[tuple[str, str]]) -> Reply:
         if path == "/api/v4/leads":
@@ -297,12 +394,13 @@ class FakeAmoCrm:
                 self._serve("GET")
 
             def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self._serve("POST")
+                self._serve("POST", self.rfile.read(int(self.headers.get("Content-Length") or 0)))
 
-            def _serve(self, method: str) -> None:
+            def _serve(self, method: str, body: bytes = b"") -> None:
                 headers = {name.lower(): value for name, value in self.headers.items()}
-                reply = fake._answer(method, self.path, headers)
+                if self.path.startswith("/oauth2/"):
+                    time.sleep(fake.grant_delay_s)
+                reply = fake._answer(method, self.path, headers, body)
                 if reply.status == 0:
                     self.close_connection = True
                     return

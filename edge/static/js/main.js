@@ -1,6 +1,7 @@
 // Entry point: sign-in, the three views and deep links (#/view?filters).
 
 import { api, token, whenUnauthorized } from "./api.js";
+import { showAmoCrm } from "./amocrm.js";
 import { byId, say } from "./dom.js";
 import { hideLogs, mountLogs, showLogs } from "./logs.js";
 import { mountSales, showSales } from "./sales.js";
@@ -10,6 +11,9 @@ import { mountRules, showRules } from "./rules.js";
 const VIEWS = { logs: "Webhook logs", traffic: "Traffic sales", referral: "Referral conversions" };
 VIEWS.review = "Review";
 VIEWS.rules = "Routing rules";
+
+// The AmoCRM access block is asked for once per sign-in.
+let amocrmShown = false;
 
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, "");
@@ -42,6 +46,10 @@ function route() {
   byId("sign-in-view").hidden = true;
   byId("nav").hidden = false;
   byId("sign-out").hidden = false;
+  if (!amocrmShown) {
+    amocrmShown = true;
+    showAmoCrm();
+  }
   for (const name of Object.keys(VIEWS)) {
     byId(`${name}-view`).hidden = name !== view;
     const link = byId(`nav-${name}`);
@@ -64,6 +72,8 @@ function route() {
 
 function showSignIn(message) {
   hideLogs();
+  amocrmShown = false;
+  byId("amocrm-status").hidden = true;
   for (const name of Object.keys(VIEWS)) byId(`${name}-view`).hidden = true;
   byId("nav").hidden = true;
   byId("sign-out").hidden = true;
