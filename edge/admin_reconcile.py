@@ -15,7 +15,10 @@ class ReconcileResource:
         if self.reconciler is None:
             raise falcon.HTTPConflict(
                 title="AmoCRM API not configured",
-                description="set AMOCRM_ACCESS_TOKEN and AMOCRM_DOMAIN to reconcile",
+                description=(
+                    "set AMOCRM_DOMAIN and AMOCRM_ACCESS_TOKEN, or connect AmoCRM by OAuth "
+                    "(AMOCRM_CLIENT_ID, ...), to reconcile"
+                ),
             )
         report = self.reconciler.run_once()
         resp.media = report.to_json()

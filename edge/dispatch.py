@@ -80,8 +80,8 @@ def outcome_of(
             log_id,
             SUCCESS,
             decision=decision_name(route.decision),
-            error_message="the webhook carried no UTM marks and AMOCRM_ACCESS_TOKEN is not set, "
-            "so the lead could not be read from the AmoCRM API",
+            error_message="the webhook carried no UTM marks and the AmoCRM API is not configured "
+            "(AMOCRM_ACCESS_TOKEN or OAuth), so the lead could not be read from it",
         )
     # PERF: one pass over the legs, each proto field read once, for every routed
     # event; measured by python -m bench.ab

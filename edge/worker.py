@@ -176,7 +176,8 @@ def main() -> None:
     worker = build(settings)
     if worker.reconciler is None:
         log.warning(
-            "AMOCRM_ACCESS_TOKEN or AMOCRM_DOMAIN is not set: no lead fetch, no reconciliation"
+            "the AmoCRM API is not configured (AMOCRM_DOMAIN, and AMOCRM_ACCESS_TOKEN or the "
+            "AMOCRM_CLIENT_* OAuth settings): no lead fetch, no reconciliation"
         )
     serve_metrics(settings.metrics_port, settings.bind_host)
     freeze_startup_objects()
