@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.stack import free_port
+from tests.support.stack import free_port, free_ports
 
 PORT_NAMES = ("EDGE_PORT", "ROUTER_PORT", "REFERRAL_PORT", "TRAFFIC_PORT", "NOTIFIER_PORT")
 
@@ -46,7 +46,7 @@ def free_run_of_ports(count: int) -> int:
 
 
 def port_settings() -> dict[str, str]:
-    env = {name: str(free_port()) for name in PORT_NAMES}
+    env = {name: str(port) for name, port in zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True)}
     env["METRICS_BASE_PORT"] = str(free_run_of_ports(5))
     return env
 

@@ -23,9 +23,20 @@ RULES_CHATS = "-1001234567890"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: every socket stays bound until all are chosen, so the
+    kernel cannot hand one port out twice (it may reuse a port as soon as it is closed)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @dataclass
@@ -61,7 +72,12 @@ def start_stack(databases: dict[str, str], log_dir: Path, **extra_env: str) -> R
     test may call a service straight away). A router without a database of its own
     gets a SQLite file in `log_dir`, never the working tree's var/."""
     databases = {"router": f"sqlite:///{log_dir / 'router.sqlite3'}", **databases}
-    ports = {n: free_port() for n in ("EDGE", "ROUTER", "REFERRAL", "TRAFFIC", "NOTIFIER")}
+    names = ("EDGE", "ROUTER", "REFERRAL", "TRAFFIC", "NOTIFIER")
+    metrics_names = list(Stack({}).metrics_ports)
+    # Every port of the stack chosen at once, so no two of its processes get the same one.
+    chosen = free_ports(len(names) + len(metrics_names))
+    ports = dict(zip(names, chosen, strict=False))
+    metrics_ports = dict(zip(metrics_names, chosen[len(names) :], strict=True))
     env = {
         **os.environ,
         **{f"{n}_PORT": str(p) for n, p in ports.items()},
@@ -74,7 +90,7 @@ def start_stack(databases: dict[str, str], log_dir: Path, **extra_env: str) -> R
         **extra_env,
     }
     stack = Stack(env)
-    stack.metrics_ports = {name: free_port() for name in stack.metrics_ports}
+    stack.metrics_ports = metrics_ports
     stack.migrate()
     log_path = log_dir / "stack.log"
     # Open for the stack's whole life: a process started again writes here too.
