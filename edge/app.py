@@ -10,6 +10,7 @@ from amoroute.callers import EDGE
 from amoroute.channels import channel
 from amoroute.db import create_engine
 from edge.access import AdminSecurity, ClientAddress
+from edge.admin_jobs import BulkReplayResource, JobsResource
 from edge.admin_logs import WebhookLogsResource, WebhookStatsResource
 from edge.admin_page import STATIC_DIR, AdminPageResource
 from edge.admin_reattribution import ReattributionPreviewResource
@@ -21,6 +22,7 @@ from edge.amocrm_form import FormLimits
 from edge.amocrm_tokens import build_tokens
 from edge.dispatch import Dispatcher
 from edge.health import LivenessResource, ReadinessResource
+from edge.job_store import JobStore
 from edge.log_store import WebhookLogStore
 from edge.log_writer import LogWriter
 from edge.observability import MetricsResource, RequestContext, unhandled_error
@@ -84,6 +86,11 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route("/api/admin/webhook-logs", admin_logs)
     app.add_route("/api/admin/webhook-logs/{log_id:int}", admin_logs, suffix="one")
     app.add_route("/api/admin/webhook-logs/{log_id:int}/replay", admin_logs, suffix="replay")
+    jobs = JobStore(logs.engine)
+    app.add_route("/api/admin/webhook-logs/replay", BulkReplayResource(logs, jobs))
+    admin_jobs = JobsResource(jobs)
+    app.add_route("/api/admin/jobs", admin_jobs)
+    app.add_route("/api/admin/jobs/{job_id:int}", admin_jobs, suffix="one")
     app.add_route("/api/admin/webhook-stats", WebhookStatsResource(logs))
     app.add_route("/api/admin/openapi.json", OpenApiResource(__version__))
     reconciler = build_reconciler(settings, logs, dispatcher, tokens)

@@ -461,6 +461,37 @@ class WebhookLogStore:
         events = [WonEvent(log_id, lead_id, data) for log_id, lead_id, data in rows if data]
         return events, rows[-1][1] if len(rows) == limit else None
 
+    def count_matching(self, query: LogQuery, until_id: int | None = None) -> int:
+        """How many logs match the filters of `query` (its paging left aside), among
+        ids up to `until_id` when given."""
+        conditions = _filters(query)
+        if until_id is not None:
+            conditions.append(webhook_logs.c.id <= until_id)
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).select_from(webhook_logs).where(*conditions)
+            ).scalar_one()
+
+    def next_matching(
+        self, query: LogQuery, after_id: int, until_id: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` logs matching the filters of `query` with after_id < id <=
+        until_id, oldest first: a bulk job's next chunk."""
+        c = webhook_logs.c
+        statement = (
+            sa.select(webhook_logs)
+            .where(*_filters(query), c.id > after_id, c.id <= until_id)
+            .order_by(c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(statement)]
+
+    def max_id(self) -> int:
+        """The newest log's id; 0 when there is none."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.max(webhook_logs.c.id))).scalar_one() or 0
+
     def find(self, log_id: int) -> dict[str, Any] | None:
         """One log as stored (datetimes as datetimes), or None."""
         with self.engine.connect() as conn:

@@ -3,6 +3,7 @@ turning a stored event into a job to route, which the worker's retries share."""
 
 import dataclasses
 import logging
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -22,6 +23,23 @@ def job_for(event: DueEvent, subdomain: str = "") -> Job | Outcome:
     except UnroutableEvent as exc:
         return Outcome(event.id, ERROR, error_message=str(exc))
     return Job(event.id, deal, event.done_legs)
+
+
+def replay_log(original: dict[str, Any]) -> NewLog:
+    """The new `replay` log of a stored event (a row as the store returns it)."""
+    return NewLog(
+        source="replay",
+        deal_data=original["deal_data"],
+        event=original["event"],
+        account_id=original["account_id"],
+        pipeline_id=original["pipeline_id"],
+        status_id=original["status_id"],
+        lead_id=original["lead_id"],
+        lead_updated_at=original["lead_updated_at"],
+        processing_status=PENDING,
+        deal_name=original["deal_name"],
+        replay_of=original["id"],
+    )
 
 
 class NotReplayable(Exception):
@@ -45,23 +63,7 @@ def replay(
     prepared = job_for(DueEvent(log_id, original["source"], original["deal_data"], ()), subdomain)
     if isinstance(prepared, Outcome):
         raise NotReplayable(prepared.error_message)
-    [new_id] = logs.insert(
-        [
-            NewLog(
-                source="replay",
-                deal_data=original["deal_data"],
-                event=original["event"],
-                account_id=original["account_id"],
-                pipeline_id=original["pipeline_id"],
-                status_id=original["status_id"],
-                lead_id=original["lead_id"],
-                lead_updated_at=original["lead_updated_at"],
-                processing_status=PENDING,
-                deal_name=original["deal_name"],
-                replay_of=log_id,
-            )
-        ]
-    )
+    [new_id] = logs.insert([replay_log(original)])
     log.info("replaying webhook log", extra={"log_id": log_id, "replay_log_id": new_id})
     job: Job = dataclasses.replace(prepared, log_id=new_id)
     try:

@@ -80,6 +80,8 @@ class Settings(CommonSettings):
     worker_batch_size: int = 500
     # Deadline of one RouteDeal call made by the worker (no AmoCRM waiting on it).
     worker_route_timeout_s: float = 10.0
+    # Bulk replay jobs: events replayed per second at most, so live webhooks keep their latency.
+    bulk_replay_rate: float = Field(default=50.0, gt=0, le=10_000)
 
     @field_validator("admin_token")
     @classmethod

@@ -6,7 +6,8 @@ lead from the AmoCRM API first when the webhook carried no UTM marks (in
 batches), routes them again (skipping legs that already succeeded) and records
 the outcome, with exponential backoff up to a retry limit. Several workers can
 run at once: each claim hides the claimed events from the others for a lease,
-and one worker at a time wins each reconciliation run."""
+and one worker at a time wins each reconciliation run. Between passes it runs the
+admin jobs (bulk replay) at their pace, one worker per job (edge/jobs.py)."""
 
 import logging
 import signal
@@ -25,6 +26,8 @@ from amoroute.metrics import serve_metrics
 from edge.amocrm_api import AmoCrmError
 from edge.dispatch import Dispatcher, Job
 from edge.event_lifecycle import ERROR, PENDING, Outcome
+from edge.job_store import JobStore
+from edge.jobs import JobRunner
 from edge.log_store import DueEvent, WebhookLogStore
 from edge.reconcile import CHECKPOINT, Reconciler, build_reconciler
 from edge.replay import job_for
@@ -56,6 +59,7 @@ class Worker:
         subdomain: str = "",
         reconciler: Reconciler | None = None,
         reconcile_every: timedelta = timedelta(minutes=5),
+        jobs: JobRunner | None = None,
     ) -> None:
         self.logs = logs
         self.dispatcher = dispatcher
@@ -64,6 +68,7 @@ class Worker:
         self.subdomain = subdomain
         self.reconciler = reconciler
         self.reconcile_every = reconcile_every
+        self.jobs = jobs
         # A claim outlives the slowest possible attempt, so no two workers overlap.
         self.lease = timedelta(seconds=timeout_s * 3 + 30)
 
@@ -142,8 +147,26 @@ class Worker:
             except Exception:
                 log.exception("worker pass failed; trying again")
                 busy = False
+            wait_s = self.run_jobs()
             if not busy:
-                stop.wait(poll_s)
+                stop.wait(poll_s if wait_s is None else min(poll_s, wait_s))
+        if self.jobs is not None:
+            try:
+                self.jobs.release()
+            except Exception:
+                # Unreleased, the job waits for its lease to end before another worker resumes it.
+                log.exception("job not released")
+
+    def run_jobs(self) -> float | None:
+        """The next chunk of the admin job this worker holds (bulk replay), if due;
+        returns the seconds until the following one (None: no job held)."""
+        if self.jobs is None:
+            return None
+        try:
+            self.jobs.run_once()
+        except Exception:
+            log.exception("job chunk failed; trying again")
+        return self.jobs.wait_s()
 
 
 def build(settings: Settings) -> Worker:
@@ -156,6 +179,14 @@ def build(settings: Settings) -> Worker:
         lead_data_available=settings.amocrm_configured(),
     )
     reconciler = build_reconciler(settings, logs, dispatcher)
+    jobs = JobRunner(
+        JobStore(logs.engine),
+        logs,
+        dispatcher,
+        settings.worker_route_timeout_s,
+        settings.bulk_replay_rate,
+        settings.amocrm_domain,
+    )
     return Worker(
         logs,
         dispatcher,
@@ -164,6 +195,7 @@ def build(settings: Settings) -> Worker:
         settings.amocrm_domain,
         reconciler,
         timedelta(seconds=settings.reconcile_interval_s),
+        jobs,
     )
 
 

@@ -27,6 +27,10 @@ ADMIN_ROUTES = [
     ("GET", "api/admin/rules"),
     ("PUT", "api/admin/rules"),
     ("GET", "api/admin/rules/versions"),
+    ("POST", "api/admin/webhook-logs/replay"),
+    ("GET", "api/admin/jobs"),
+    ("GET", "api/admin/jobs/1"),
+    ("DELETE", "api/admin/jobs/1"),
 ]
 
 # Ways to spell a path that a browser, a proxy or gunicorn may pass on to the app.

@@ -76,10 +76,12 @@ def test_the_document_is_served_and_names_every_admin_route(admin_app: falcon.Ap
         "/api/admin/partners/{referral_code}",
         "/api/admin/review/unknown", "/api/admin/review/unknown/dismissals",
         "/api/admin/rules", "/api/admin/rules/versions", "/api/admin/reattribution/preview",
+        "/api/admin/webhook-logs/replay", "/api/admin/jobs", "/api/admin/jobs/{job_id}",
     }
     # Every documented operation is refused without the token.
     for path, operations in load_document()["paths"].items():
         for method in operations:
             concrete = path.replace("{log_id}", "1").replace("{referral_code}", "TEST123")
+            concrete = concrete.replace("{job_id}", "1")
             reply = client.simulate_request(method.upper(), concrete)
             assert reply.status_code == 401, (method, path)

@@ -3,6 +3,7 @@
 
 import { api } from "./api.js";
 import { byId, fill, h, say } from "./dom.js";
+import { mountBulkReplay, showBulkReplay } from "./bulk_replay.js";
 import { badge, formatMs, formatNumber, formatPercent, formatTime } from "./format.js";
 
 /** Filters the API takes, in the order they appear in a deep link. */
@@ -44,6 +45,7 @@ export function mountLogs(go) {
   byId("stats-window").addEventListener("change", () => applyForm());
   byId("load-more").addEventListener("click", () => loadMore());
   document.addEventListener("visibilitychange", () => scheduleAutoRefresh());
+  mountBulkReplay(() => apiFilters());
 }
 
 /** Show the view for a deep link's parameters. */
@@ -57,6 +59,7 @@ export function showLogs(params) {
   byId("stats-window").value = WINDOWS.includes(windowValue) ? windowValue : "24h";
   byId("auto-refresh").checked = params.get("auto") === "1";
   scheduleAutoRefresh();
+  showBulkReplay();
   refresh({ fresh: true });
 }
 
