@@ -3,7 +3,6 @@ dry run), GET /api/admin/jobs, GET and DELETE /api/admin/jobs/{job_id}.
 
 They only translate HTTP to the use cases of edge/jobs.py and back."""
 
-import json
 from typing import Any
 
 import falcon
@@ -12,7 +11,7 @@ from amoroute import paging
 from amoroute.errors import InvalidArgument
 from edge.access import admin_of
 from edge.admin_json import iso
-from edge.admin_params import INT64_MAX, LOG_FILTERS, Params, bad_param, log_filters
+from edge.admin_params import INT64_MAX, LOG_FILTERS, Params, bad_param, json_body, log_filters
 from edge.job_store import JobRow, JobStore
 from edge.jobs import NotCancellable, NothingToReplay, cancel, count_matching, start_replay
 from edge.log_store import WebhookLogStore
@@ -41,16 +40,7 @@ def job_json(job: JobRow) -> dict[str, Any]:
 
 
 def _json_object(req: falcon.Request) -> dict[str, Any]:
-    if (req.content_type or "").split(";")[0].strip().lower() != falcon.MEDIA_JSON:
-        raise falcon.HTTPUnsupportedMediaType(description="send the body as application/json")
-    # Read within a bound, whatever Content-Length says (or whether it is sent at all).
-    raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise falcon.HTTPContentTooLarge(description=f"body over {MAX_BODY_BYTES} bytes")
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        body = None
+    body = json_body(req, MAX_BODY_BYTES, f"a JSON object with {', '.join(BODY_FIELDS)}")
     if not isinstance(body, dict):
         raise bad_param("body", f"must be a JSON object with {', '.join(BODY_FIELDS)}")
     for name in body:

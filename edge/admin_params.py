@@ -1,6 +1,7 @@
 """The admin API's query and path parameters, read and checked: a 400 names the parameter."""
 
 import dataclasses
+import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -25,6 +26,22 @@ _SOURCE = re.compile(r"[a-z][a-z0-9_]{0,19}")
 def bad_param(name: str, problem: str) -> falcon.HTTPBadRequest:
     """The 400 answer for parameter `name`."""
     return falcon.HTTPBadRequest(description=f"{name}: {problem}")
+
+
+def json_body(req: falcon.Request, max_bytes: int, expected: str) -> object:
+    """The request's body parsed as JSON: 415 unless it is sent as application/json, 413
+    over `max_bytes` (read within that bound, whatever Content-Length says or whether it is
+    sent at all), 400 naming `body` when it is not JSON; `expected` says what the body
+    should be ("a JSON object with yaml, ...")."""
+    if (req.content_type or "").split(";")[0].strip().lower() != falcon.MEDIA_JSON:
+        raise falcon.HTTPUnsupportedMediaType(description="send the body as application/json")
+    raw = req.bounded_stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise falcon.HTTPContentTooLarge(description=f"body over {max_bytes} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond reason
+        raise bad_param("body", f"must be {expected}") from None
 
 
 class Params:

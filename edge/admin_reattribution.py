@@ -2,7 +2,6 @@
 deals received in a range (edge/reattribution.py), over the router's BatchExplainRoutes.
 Writes nothing."""
 
-import json
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -12,7 +11,7 @@ import falcon
 import grpc
 
 from amoroute.v1 import deal_pb2, router_pb2, router_pb2_grpc
-from edge.admin_params import Params, bad_param, log_filters, parse_moment
+from edge.admin_params import Params, bad_param, json_body, log_filters, parse_moment
 from edge.admin_rules import MAX_YAML
 from edge.log_store import LogQuery, WebhookLogStore
 from edge.reattribution import Explain, UndecidableDeal, timed_preview
@@ -35,19 +34,6 @@ class PreviewRequest:
 
     yaml: str
     query: LogQuery
-
-
-def _json_body(req: falcon.Request) -> object:
-    if (req.content_type or "").split(";")[0].strip().lower() != falcon.MEDIA_JSON:
-        raise falcon.HTTPUnsupportedMediaType(description="send the body as application/json")
-    # Read within a bound, whatever Content-Length says (or whether it is sent at all).
-    raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise falcon.HTTPContentTooLarge(description=f"body over {MAX_BODY_BYTES} bytes")
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond reason
-        raise bad_param("body", f"must be a JSON object with {', '.join(FIELDS)}") from None
 
 
 def _yaml(body: dict[str, Any]) -> str:
@@ -156,7 +142,9 @@ class ReattributionPreviewResource:
         return upstream_error(SERVICE, self.address, exc)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        asked = read_preview(_json_body(req))
+        asked = read_preview(
+            json_body(req, MAX_BODY_BYTES, f"a JSON object with {', '.join(FIELDS)}")
+        )
         result, duration_ms = timed_preview(
             self.logs, self._explain(asked.yaml), asked.query, self.subdomain
         )

@@ -15,7 +15,7 @@ from amoroute.timeutil import to_datetime
 from amoroute.v1 import router_pb2, router_pb2_grpc
 from edge.access import admin_of
 from edge.admin_json import iso
-from edge.admin_params import INT64_MAX, Params, bad_param
+from edge.admin_params import INT64_MAX, Params, bad_param, json_body
 from edge.upstream import upstream_error
 
 SERVICE = "router_svc"
@@ -124,21 +124,6 @@ def read_edit(body: object) -> RulesEdit:
     )
 
 
-def _json_body(req: falcon.Request) -> object:
-    if (req.content_type or "").split(";")[0].strip().lower() != falcon.MEDIA_JSON:
-        raise falcon.HTTPUnsupportedMediaType(description="send the body as application/json")
-    # Read within a bound, whatever Content-Length says (or whether it is sent at all).
-    raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise falcon.HTTPContentTooLarge(description=f"body over {MAX_BODY_BYTES} bytes")
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond reason
-        raise bad_param(
-            "body", f"must be a JSON object with {', '.join(UPDATE_FIELDS)}"
-        ) from None
-
-
 class RulesResource:
     """GET /api/admin/rules: the rules in force; PUT: store a new version."""
 
@@ -167,7 +152,9 @@ class RulesResource:
         }
 
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
-        edit = read_edit(_json_body(req))
+        edit = read_edit(
+            json_body(req, MAX_BODY_BYTES, f"a JSON object with {', '.join(UPDATE_FIELDS)}")
+        )
         request = router_pb2.UpdateRulesRequest(
             yaml=edit.yaml,
             expected_version=edit.expected_version,

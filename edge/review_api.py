@@ -8,7 +8,6 @@ groups still come back, with `suggestions_error` saying why.
 """
 
 import difflib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +17,7 @@ import yaml
 
 from amoroute.v1 import deal_pb2, referral_pb2, referral_pb2_grpc, router_pb2, router_pb2_grpc
 from edge.admin_json import iso
-from edge.admin_params import Params, bad_param, time_range
+from edge.admin_params import Params, bad_param, json_body, time_range
 from edge.review_queue import Group, merge
 from edge.review_store import Dismissal, ReviewStore
 
@@ -311,15 +310,7 @@ class DismissalsResource:
 
 
 def _json_body(req: falcon.Request) -> dict[str, Any]:
-    if not (req.content_type or "").startswith(falcon.MEDIA_JSON):
-        raise falcon.HTTPUnsupportedMediaType(description="send the body as application/json")
-    data = req.bounded_stream.read(MAX_BODY_BYTES + 1)
-    if len(data) > MAX_BODY_BYTES:
-        raise falcon.HTTPContentTooLarge(description=f"body over {MAX_BODY_BYTES} bytes")
-    try:
-        body = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise falcon.HTTPBadRequest(description="body: not a JSON document") from None
+    body = json_body(req, MAX_BODY_BYTES, 'a JSON object {"key", "reason"}')
     if not isinstance(body, dict):
         raise falcon.HTTPBadRequest(description='body: must be a JSON object {"key", "reason"}')
     return body
