@@ -2,6 +2,7 @@
 (GET /api/admin/amocrm) and the redirect AmoCRM sends the account owner back to
 (GET /oauth/amocrm/callback)."""
 
+import hmac
 import logging
 from typing import Any
 
@@ -9,7 +10,14 @@ import falcon
 from cryptography.fernet import Fernet
 
 from edge.access import public_resource
-from edge.amocrm_oauth import GrantRefused, OAuthError, authorize_url, make_state, state_is_valid
+from edge.amocrm_oauth import (
+    STATE_TTL_S,
+    GrantRefused,
+    OAuthError,
+    authorize_url,
+    make_state,
+    state_is_valid,
+)
 from edge.amocrm_tokens import AmoCrmTokens
 from edge.settings import Settings
 
@@ -18,6 +26,12 @@ log = logging.getLogger(__name__)
 # What GET /api/admin/amocrm and /readyz's details say about the AmoCRM API access.
 CONNECTED, NEEDS_RECONNECT, NOT_CONNECTED = "connected", "needs_reconnect", "not_connected"
 STATIC_TOKEN, OFF = "static_token", "off"
+
+# The browser that asked for the "Connect AmoCRM" link keeps its `state` in this cookie,
+# sent back only to the callback: a state copied elsewhere (a log, a forwarded link) is
+# refused, and the callback clears the cookie, so each state connects at most once.
+STATE_COOKIE = "amocrm_oauth_state"
+CALLBACK_PATH = "/oauth/amocrm/callback"
 
 
 class AmoCrmAccess:
@@ -33,8 +47,13 @@ class AmoCrmAccess:
         domain = settings.amocrm_domain
         self.account_host = f"{domain}.amocrm.ru".lower() if domain else None
 
-    def status(self) -> dict[str, Any]:
-        """{status, expires_at, problem, authorize_url}: never a token."""
+    def new_state(self) -> str | None:
+        """A fresh `state` for the "Connect AmoCRM" link; None when OAuth is off."""
+        return make_state(self.key) if self.tokens is not None and self.key is not None else None
+
+    def status(self, state: str | None = None) -> dict[str, Any]:
+        """{status, expires_at, problem, authorize_url}: never a token. The link is
+        given only with a `state` (from new_state())."""
         if self.tokens is None or self.key is None:
             return {"status": STATIC_TOKEN if self.static else OFF, "expires_at": None,
                     "problem": None, "authorize_url": None}
@@ -47,7 +66,7 @@ class AmoCrmAccess:
             "status": status,
             "expires_at": current.expires_at.isoformat() if current.expires_at else None,
             "problem": current.problem,
-            "authorize_url": authorize_url(self.client_id, make_state(self.key)),
+            "authorize_url": authorize_url(self.client_id, state) if state else None,
         }
 
     def readiness_detail(self) -> str:
@@ -72,8 +91,20 @@ class AmoCrmStatusResource:
         self.access = access
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.access.status()
+        state = self.access.new_state()
+        resp.media = self.access.status(state)
         resp.cache_control = ["no-store"]  # the link carries a fresh state
+        if state is not None:
+            resp.set_cookie(
+                STATE_COOKIE,
+                state,
+                max_age=STATE_TTL_S,
+                path=CALLBACK_PATH,
+                # Over plain HTTP (make run) a Secure cookie would not come back.
+                secure=req.forwarded_scheme == "https",
+                http_only=True,
+                same_site="Lax",  # sent on AmoCRM's top-level redirect back here
+            )
 
 
 @public_resource  # AmoCRM redirects the account owner's browser here; `state` guards it
@@ -89,10 +120,18 @@ class OAuthCallbackResource:
             raise falcon.HTTPNotFound(
                 description="AmoCRM OAuth is not configured: set AMOCRM_CLIENT_ID and its peers"
             )
-        if not state_is_valid(key, req.get_param("state") or ""):
+        state = req.get_param("state") or ""
+        # Cleared whatever the outcome: a state is tried once.
+        resp.unset_cookie(STATE_COOKIE, path=CALLBACK_PATH)
+        if not state_is_valid(key, state):
             raise falcon.HTTPBadRequest(
                 description="state: missing, forged or expired; start again from "
                 "\"Connect AmoCRM\" in the admin"
+            )
+        if not hmac.compare_digest(req.cookies.get(STATE_COOKIE, "").encode(), state.encode()):
+            raise falcon.HTTPBadRequest(
+                description="state: not the one this browser was given, or used already; "
+                "start again from \"Connect AmoCRM\" in the admin, in the same browser"
             )
         code = req.get_param("code") or ""
         if not code:

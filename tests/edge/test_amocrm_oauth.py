@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet
 from amoroute.db import create_engine
 from amoroute.timeutil import now
 from edge.amocrm_api import AmoCrmClient
+from edge.amocrm_connect import STATE_COOKIE
 from edge.amocrm_tokens import REFRESH_MARGIN, AmoCrmTokens, NeedsReconnect, build_tokens
 from edge.app import create_app
 from edge.settings import Settings
@@ -70,13 +71,20 @@ def api(fake: FakeAmoCrm, tokens: AmoCrmTokens) -> AmoCrmClient:
     return AmoCrmClient(fake.url, tokens, public_host=AMOCRM_HOST, sleep=lambda s: None)
 
 
+def connect_link(client: falcon.testing.TestClient) -> tuple[str, dict[str, str]]:
+    """The state of the admin's "Connect AmoCRM" link, and the cookies the browser keeps."""
+    answer = client.simulate_get("/api/admin/amocrm", headers=AUTH)
+    state = parse_qs(urlsplit(answer.json["authorize_url"]).query)["state"][0]
+    return state, {name: cookie.value for name, cookie in answer.cookies.items()}
+
+
 def connect(client: falcon.testing.TestClient, fake: FakeAmoCrm) -> falcon.testing.Result:
     """What the account owner's browser does: follow the admin's link, come back with a code."""
-    status = client.simulate_get("/api/admin/amocrm", headers=AUTH).json
-    state = parse_qs(urlsplit(status["authorize_url"]).query)["state"][0]
+    state, cookies = connect_link(client)
     return client.simulate_get(
         "/oauth/amocrm/callback",
         params={"code": fake.issue_code(), "referer": AMOCRM_HOST, "state": state},
+        cookies=cookies,
     )
 
 
@@ -146,6 +154,43 @@ def test_a_bad_state_is_refused_and_nothing_is_stored(
     assert amocrm.grants == []
     with create_engine(database).connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM amocrm_tokens")).scalar() == 0
+
+
+def test_a_state_is_accepted_only_from_the_browser_given_it_and_only_once(
+    amocrm: FakeAmoCrm, database: str
+) -> None:
+    client = falcon.testing.TestClient(create_app(oauth_settings(amocrm, database)))
+    state, cookies = connect_link(client)
+    other_state, _ = connect_link(client)
+    params = {"referer": AMOCRM_HOST, "state": state}
+
+    # A valid state copied out of the link (a log, a forwarded URL) into another browser.
+    elsewhere = client.simulate_get(
+        "/oauth/amocrm/callback", params={**params, "code": amocrm.issue_code()}
+    )
+    # The browser's own cookie, but the state of another link.
+    mixed = client.simulate_get(
+        "/oauth/amocrm/callback",
+        params={**params, "state": other_state, "code": amocrm.issue_code()},
+        cookies=cookies,
+    )
+
+    for refused in (elsewhere, mixed):
+        assert refused.status_code == 400
+        assert refused.json["description"].startswith("state: not the one this browser")
+    assert amocrm.grants == []
+
+    used = client.simulate_get(
+        "/oauth/amocrm/callback", params={**params, "code": amocrm.issue_code()}, cookies=cookies
+    )
+    assert used.status_code == 303
+    # The browser drops the state's cookie: the same link cannot connect again.
+    cleared = used.cookies[STATE_COOKIE]
+    assert cleared.value == "" and cleared.path == "/oauth/amocrm/callback"
+    assert cleared.max_age == 0 or (
+        cleared.expires is not None and cleared.expires < datetime.now(UTC)
+    )
+    assert amocrm.grants == [("authorization_code", 200)]
 
 
 def test_the_bootstrap_refresh_token_is_used_once_and_a_restart_keeps_the_stored_one(

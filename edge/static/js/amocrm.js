@@ -17,7 +17,8 @@ export async function showAmoCrm() {
   const block = byId("amocrm-status");
   let status;
   try {
-    status = await api("amocrm");
+    // The answer sets the cookie that binds the link's `state` to this browser.
+    status = await api("amocrm", { keepCookies: true });
   } catch {
     block.hidden = true;
     return;

@@ -26,10 +26,11 @@ export function whenUnauthorized(callback) {
 /**
  * Call the API; resolves to the parsed JSON, rejects with an ApiError whose message is the
  * server's description ("status: must be one of …"). `params` skips empty values; `body`,
- * when given, is sent as JSON.
+ * when given, is sent as JSON. Cookies are neither sent nor kept unless `keepCookies`:
+ * the admin API authenticates by the bearer token alone.
  */
 export async function api(
-  path, { method = "GET", params = {}, body, bearer = token.get() } = {},
+  path, { method = "GET", params = {}, body, bearer = token.get(), keepCookies = false } = {},
 ) {
   const query = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
@@ -46,7 +47,7 @@ export async function api(
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
-      credentials: "omit",
+      credentials: keepCookies ? "same-origin" : "omit",
     });
   } catch {
     throw new ApiError(0, "The edge did not answer: check the network and that it is running.");
