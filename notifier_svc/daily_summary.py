@@ -22,7 +22,8 @@ transaction, so however many replicas look, and whatever restarts, one queues
 them and the others find the row. The messages are then sent by the outbox,
 within the chat's and the bot's limits, like any sale. A chat already summarised
 is not asked about again; a call that fails (a service down) is retried at the
-next check, every CHECK_INTERVAL_S, until the next day's summary is due.
+next check, every CHECK_INTERVAL_S, for up to summary.CATCH_UP after the send
+time (a replica started within that time catches up; later, the day is skipped).
 """
 
 import json
@@ -175,11 +176,16 @@ class DailySummary:
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Set once a check has run to its end (whatever it queued): a replica
+        # that just started has then looked at today's summary.
+        self.checked = threading.Event()
 
     def check(self) -> int:
         """Queue the summary due now for every chat that has none yet; returns how
         many chats this call queued one for (0 when others did, or all are done)."""
         day = due_day(self.clock(), self.send_at, self.zone)
+        if day is None:
+            return 0
         rules = self.figures.rule_chats()
         chats = self._chats(rules)
         done = self.store.summarised_chats(day)
@@ -256,6 +262,7 @@ class DailySummary:
         while not self._stop.is_set():
             try:
                 self.check()
+                self.checked.set()
             except grpc.RpcError as error:
                 log.warning(
                     "daily summary: figures unavailable, retrying in %.0f s: %s",

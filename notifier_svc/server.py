@@ -39,6 +39,8 @@ class NotifierServer(RunningServer):
     the Telegram connection pool and the database engine."""
 
     closers: list[Callable[[], None]] = dataclasses.field(default_factory=list)
+    # The daily summary's scheduler, when NOTIFIER_DAILY_SUMMARY_AT is set.
+    summary: DailySummary | None = None
 
     def stop(self, grace: float) -> None:
         # In-flight calls finish first: they still store rows and wake the outbox.
@@ -55,6 +57,7 @@ def build(settings: Settings, port: int | None = None) -> NotifierServer:
     )
     store = NotificationStore(engine)
     telegram, outbox = None, None
+    summary: DailySummary | None = None
     if settings.telegram_bot_token.get_secret_value():
         telegram = TelegramClient(
             settings.telegram_api_url,
@@ -93,20 +96,21 @@ def build(settings: Settings, port: int | None = None) -> NotifierServer:
             lambda: outbox.stop(settings.telegram_timeout_s + 1),
             telegram.close,
         ]
-        closers = _start_summary(settings, store, outbox) + closers
+        summary, stop_summary = _start_summary(settings, store, outbox)
+        closers = stop_summary + closers
     closers.append(engine.dispose)
     fields = {f.name: getattr(running, f.name) for f in dataclasses.fields(RunningServer)}
-    return NotifierServer(**fields, closers=closers)
+    return NotifierServer(**fields, closers=closers, summary=summary)
 
 
 def _start_summary(
     settings: Settings, store: NotificationStore, outbox: Outbox
-) -> list[Callable[[], None]]:
-    """Start the daily summary when NOTIFIER_DAILY_SUMMARY_AT is set; returns what
-    stops it (before the outbox, which sends what it queued)."""
+) -> tuple[DailySummary | None, list[Callable[[], None]]]:
+    """Start the daily summary when NOTIFIER_DAILY_SUMMARY_AT is set; returns it
+    and what stops it (before the outbox, which sends what it queued)."""
     send_at = settings.summary_time()
     if send_at is None:
-        return []
+        return None, []
     calls_as = settings.caller_credentials(NOTIFIER)
     channels = [
         channel(settings.router_addr, calls_as),
@@ -125,4 +129,4 @@ def _start_summary(
         wake=outbox.wake,
     )
     summary.start()
-    return [summary.stop, *(ch.close for ch in channels)]
+    return summary, [summary.stop, *(ch.close for ch in channels)]

@@ -17,6 +17,10 @@ from notifier_svc.message import format_amount as _amount
 
 # Campaigns listed per targetologist, biggest revenue first.
 TOP_CAMPAIGNS = 5
+# How late a summary may still go out (a replica down at the send time, a
+# restart): later than this it is skipped, so switching the summary on, or
+# starting after a long outage, never sends an old day's figures.
+CATCH_UP = timedelta(hours=3)
 
 
 @dataclass(frozen=True)
@@ -29,14 +33,15 @@ class Window:
     zone: str
 
 
-def due_day(at_utc: datetime, send_at: time, zone: ZoneInfo) -> date:
-    """The local day whose summary is due at `at_utc`: today once today's send
-    time has come, otherwise yesterday. A replica started after the send time
-    (or down at it) still sends the day's summary, until the next one is due."""
+def due_day(at_utc: datetime, send_at: time, zone: ZoneInfo) -> date | None:
+    """The local day whose summary is due at `at_utc`: the day whose send time
+    came at most CATCH_UP before; None between those windows."""
     local = at_utc.astimezone(zone)
-    if local.time().replace(tzinfo=None) >= send_at:
-        return local.date()
-    return local.date() - timedelta(days=1)
+    for day in (local.date(), local.date() - timedelta(days=1)):
+        sent = datetime.combine(day, send_at, tzinfo=zone)
+        if sent <= at_utc < sent + CATCH_UP:
+            return day
+    return None
 
 
 def window(day: date, send_at: time, zone: ZoneInfo) -> Window:
