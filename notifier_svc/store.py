@@ -635,9 +635,19 @@ class NotificationStore:
             )
         return finished
 
-    def page(self, *, limit: int, after_id: int | None, lead_id: int = 0) -> list[NotificationRow]:
-        """Newest first, `limit` rows strictly older than `after_id`."""
+    def page(
+        self,
+        *,
+        limit: int,
+        after_id: int | None,
+        lead_id: int = 0,
+        failure: Failure = Failure.NONE,
+    ) -> list[NotificationRow]:
+        """Newest first, `limit` rows strictly older than `after_id`; only `lead_id`'s
+        and only those failed as `failure`, when given."""
         query = sa.select(notifications).order_by(notifications.c.id.desc()).limit(limit)
+        if failure is not Failure.NONE:
+            query = query.where(notifications.c.failure == failure.value)
         if after_id is not None:
             query = query.where(notifications.c.id < after_id)
         if lead_id:
