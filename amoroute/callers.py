@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 
 # The callers GRPC_AUTH_TOKENS may name. The edge (web process and worker) routes
 # deals and reads for its dashboards; router_svc records, reverses and announces;
+# notifier_svc reads the day's figures and the rules' chats for its daily summary;
 # the operator is a person with grpcurl.
 EDGE = "edge"
 ROUTER = "router"
 OPERATOR = "operator"
-CALLERS = (EDGE, ROUTER, OPERATOR)
+NOTIFIER = "notifier"
+CALLERS = (EDGE, ROUTER, OPERATOR, NOTIFIER)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from edge.admin_reattribution import ReattributionPreviewResource
 from edge.admin_reconcile import ReconcileResource
 from edge.admin_rules import RulesResource, RulesVersionsResource
 from edge.admin_sales import PartnerResource, ReferralSalesResource, TrafficSalesResource
+from edge.admin_telegram import ChatMoveRulesResource, TelegramChatsResource
 from edge.amocrm_connect import AmoCrmAccess, AmoCrmStatusResource, OAuthCallbackResource
 from edge.amocrm_form import FormLimits
 from edge.amocrm_tokens import build_tokens
@@ -122,6 +123,12 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route(
         "/api/admin/reattribution/preview",
         ReattributionPreviewResource(logs, router, settings.router_addr, settings.amocrm_domain),
+    )
+    notifier = channel(settings.notifier_addr, calls_as)
+    chats = (notifier, settings.notifier_addr, router, settings.router_addr)
+    app.add_route("/api/admin/telegram/chats", TelegramChatsResource(*chats))
+    app.add_route(
+        "/api/admin/telegram/chat-moves/update-rules", ChatMoveRulesResource(*chats)
     )
     admin_page = AdminPageResource(enabled=bool(admins))
     app.add_route("/admin", admin_page, suffix="bare")

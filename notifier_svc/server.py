@@ -4,10 +4,12 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from amoroute.callers import EDGE, OPERATOR, ROUTER
+from amoroute.callers import EDGE, NOTIFIER, OPERATOR, ROUTER
+from amoroute.channels import channel
 from amoroute.db import create_engine, migrate
 from amoroute.grpc_server import Registration, RunningServer, start_server
 from amoroute.v1 import notifier_pb2, notifier_pb2_grpc
+from notifier_svc.daily_summary import DailySummary, GrpcFigures
 from notifier_svc.outbox import Outbox
 from notifier_svc.service import NotifierService
 from notifier_svc.settings import Settings
@@ -37,6 +39,8 @@ class NotifierServer(RunningServer):
     the Telegram connection pool and the database engine."""
 
     closers: list[Callable[[], None]] = dataclasses.field(default_factory=list)
+    # The daily summary's scheduler, when NOTIFIER_DAILY_SUMMARY_AT is set.
+    summary: DailySummary | None = None
 
     def stop(self, grace: float) -> None:
         # In-flight calls finish first: they still store rows and wake the outbox.
@@ -53,6 +57,7 @@ def build(settings: Settings, port: int | None = None) -> NotifierServer:
     )
     store = NotificationStore(engine)
     telegram, outbox = None, None
+    summary: DailySummary | None = None
     if settings.telegram_bot_token.get_secret_value():
         telegram = TelegramClient(
             settings.telegram_api_url,
@@ -91,6 +96,37 @@ def build(settings: Settings, port: int | None = None) -> NotifierServer:
             lambda: outbox.stop(settings.telegram_timeout_s + 1),
             telegram.close,
         ]
+        summary, stop_summary = _start_summary(settings, store, outbox)
+        closers = stop_summary + closers
     closers.append(engine.dispose)
     fields = {f.name: getattr(running, f.name) for f in dataclasses.fields(RunningServer)}
-    return NotifierServer(**fields, closers=closers)
+    return NotifierServer(**fields, closers=closers, summary=summary)
+
+
+def _start_summary(
+    settings: Settings, store: NotificationStore, outbox: Outbox
+) -> tuple[DailySummary | None, list[Callable[[], None]]]:
+    """Start the daily summary when NOTIFIER_DAILY_SUMMARY_AT is set; returns it
+    and what stops it (before the outbox, which sends what it queued)."""
+    send_at = settings.summary_time()
+    if send_at is None:
+        return None, []
+    calls_as = settings.caller_credentials(NOTIFIER)
+    channels = [
+        channel(settings.router_addr, calls_as),
+        channel(settings.traffic_addr, calls_as),
+        channel(settings.referral_addr, calls_as),
+    ]
+    allowed = settings.allowed_chat_ids()
+    summary = DailySummary(
+        store,
+        GrpcFigures(*channels),
+        send_at=send_at,
+        zone=settings.zone(),
+        default_chat_id=settings.telegram_default_chat_id,
+        allowed=lambda chat_id: chat_id in allowed or store.is_moved_to(chat_id),
+        currency=settings.amocrm_currency,
+        wake=outbox.wake,
+    )
+    summary.start()
+    return summary, [summary.stop, *(ch.close for ch in channels)]

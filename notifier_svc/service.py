@@ -36,6 +36,7 @@ _FAILURE = {
     Failure.GAVE_UP: notifier_pb2.NOTIFICATION_FAILURE_GAVE_UP,
     Failure.NO_CHAT: notifier_pb2.NOTIFICATION_FAILURE_NO_CHAT,
 }
+_FAILURE_OF = {value: key for key, value in _FAILURE.items()}
 
 
 def _notification_pb(row: NotificationRow) -> notifier_pb2.Notification:
@@ -106,12 +107,16 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
     def ListNotifications(
         self, request: notifier_pb2.ListNotificationsRequest, context: grpc.ServicerContext
     ) -> notifier_pb2.ListNotificationsResponse:
-        """Notifications newest first, one page at a time."""
+        """Notifications newest first, one page at a time; optionally one lead's, or
+        those failed one way."""
         validation.not_negative("lead_id", request.lead_id)
+        failure = _FAILURE_OF.get(request.failure)
+        if failure is None:
+            raise InvalidArgument("failure", f"unknown NotificationFailure {request.failure}")
         page, token = paging.fetch_page(
             request,
             lambda limit, after_id: self.store.page(
-                limit=limit, after_id=after_id, lead_id=request.lead_id
+                limit=limit, after_id=after_id, lead_id=request.lead_id, failure=failure
             ),
         )
         return notifier_pb2.ListNotificationsResponse(

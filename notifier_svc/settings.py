@@ -1,6 +1,8 @@
 """Every environment variable notifier_svc reads."""
 
 import re
+from datetime import time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -9,6 +11,7 @@ from notifier_svc import pacing
 
 # Telegram's chat_id: a numeric id (negative for groups and channels) or "@channelusername".
 CHAT_ID = re.compile(r"-?\d{1,20}|@[A-Za-z0-9_]{4,32}")
+_HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
 class Settings(CommonSettings):
@@ -34,6 +37,45 @@ class Settings(CommonSettings):
     amocrm_currency: str = "KZT"
     # Subdomain for the link to a deal when the request does not carry one.
     amocrm_domain: str = ""
+    # The daily summary: local time (HH:MM, 24-hour clock) at which every
+    # targetologist's chat and the default chat get the last 24 hours' figures.
+    # Empty: no summary.
+    notifier_daily_summary_at: str = ""
+    # The time zone of NOTIFIER_DAILY_SUMMARY_AT and of the summary's period (IANA).
+    notifier_timezone: str = "UTC"
+    # Where the summary's figures and chats come from (read-only calls, as the
+    # `notifier` caller of GRPC_AUTH_TOKENS); used only with the summary on.
+    router_addr: str = "localhost:50051"
+    referral_addr: str = "localhost:50052"
+    traffic_addr: str = "localhost:50053"
+
+    @field_validator("notifier_daily_summary_at")
+    @classmethod
+    def _summary_at(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _HH_MM.fullmatch(value):
+            raise ValueError("must be a local time HH:MM (24-hour clock, e.g. 21:00), or empty")
+        return value
+
+    @field_validator("notifier_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        value = value.strip()
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "must be an IANA time zone such as Asia/Almaty or UTC"
+            ) from None
+        return value
+
+    def summary_time(self) -> time | None:
+        """NOTIFIER_DAILY_SUMMARY_AT as a time, or None when the summary is off."""
+        match = _HH_MM.fullmatch(self.notifier_daily_summary_at)
+        return time(int(match.group(1)), int(match.group(2))) if match else None
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.notifier_timezone)
 
     @field_validator("telegram_default_chat_id")
     @classmethod
@@ -91,6 +133,11 @@ def describe(settings: Settings) -> list[str]:
         lines.append(
             "TELEGRAM_DEFAULT_CHAT_ID is not set: a sale whose targetologist has no "
             "telegram_chat_id is stored as FAILED, not sent"
+        )
+    if settings.summary_time() is not None and not settings.telegram_default_chat_id:
+        lines.append(
+            "TELEGRAM_DEFAULT_CHAT_ID is not set: the daily summary goes to the "
+            "targetologists' chats only, no totals are sent"
         )
     if not settings.amocrm_domain:
         lines.append(

@@ -15,13 +15,20 @@ chat_moves; a notification addressed to it is stored for the chat it moved to.
 The row's chat_id is where it is (or was) sent, and moved_from_chat_id the chat
 the rules addressed it to: each sent row keeps both ids, so the move table is
 not needed to tell where a sale was announced.
+
+The daily summary (notifier_svc/daily_summary.py) is recorded in daily_summaries,
+one row per (chat, local day), inserted in the transaction that queues the
+summary's messages as notifications: whoever inserts the row first queues them,
+every other replica (or a restart) finds it and queues nothing. Its messages are
+rows of account 0 with negative lead ids, which no sale has, sent by the outbox
+within the chat's pace like any sale.
 """
 
 import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -113,6 +120,24 @@ chat_moves = sa.Table(
     sa.UniqueConstraint("old_chat_id", name="uq_chat_moves_old_chat_id"),
     sa.Index("ix_chat_moves_new_chat_id", "new_chat_id"),
 )
+
+daily_summaries = sa.Table(
+    "daily_summaries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    # The chat as the rules (or TELEGRAM_DEFAULT_CHAT_ID) name it, before any move.
+    sa.Column("chat_id", sa.String(64), nullable=False),
+    # The local day the summary is about (NOTIFIER_TIMEZONE).
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("parts", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("chat_id", "day", name="uq_daily_summaries_chat_day"),
+)
+
+# A summary's messages are notifications of this account with lead id
+# -(summary id * SUMMARY_PARTS + part): a sale's lead id is positive.
+SUMMARY_ACCOUNT_ID = 0
+SUMMARY_PARTS = 1000
 
 
 @dataclass(frozen=True)
@@ -610,9 +635,19 @@ class NotificationStore:
             )
         return finished
 
-    def page(self, *, limit: int, after_id: int | None, lead_id: int = 0) -> list[NotificationRow]:
-        """Newest first, `limit` rows strictly older than `after_id`."""
+    def page(
+        self,
+        *,
+        limit: int,
+        after_id: int | None,
+        lead_id: int = 0,
+        failure: Failure = Failure.NONE,
+    ) -> list[NotificationRow]:
+        """Newest first, `limit` rows strictly older than `after_id`; only `lead_id`'s
+        and only those failed as `failure`, when given."""
         query = sa.select(notifications).order_by(notifications.c.id.desc()).limit(limit)
+        if failure is not Failure.NONE:
+            query = query.where(notifications.c.failure == failure.value)
         if after_id is not None:
             query = query.where(notifications.c.id < after_id)
         if lead_id:
@@ -620,3 +655,50 @@ class NotificationStore:
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(query)]
 
+
+    def summarised_chats(self, day: date) -> set[str]:
+        """The chats whose summary of `day` is queued already (by any replica)."""
+        query = sa.select(daily_summaries.c.chat_id).where(daily_summaries.c.day == day)
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def queue_summary(self, chat_id: str, day: date, parts: Sequence[str]) -> bool:
+        """Queue `parts` (the summary's messages, in order) for `chat_id`, once per
+        chat and day: the (chat, day) row and the messages are inserted in one
+        transaction, so a second caller (another replica, a restart) queues nothing
+        and gets False, and a crash leaves neither. The messages follow the chat's
+        moves and go out through the outbox, due at once."""
+        if not parts or len(parts) >= SUMMARY_PARTS:
+            raise ValueError(f"a summary has 1 to {SUMMARY_PARTS - 1} parts, not {len(parts)}")
+        at = now()
+        with self.engine.begin() as conn:
+            inserted = conn.execute(
+                insert_ignoring_conflicts(self.engine, daily_summaries)
+                .values(chat_id=chat_id, day=day, parts=len(parts), created_at=at)
+                .returning(daily_summaries.c.id)
+            ).scalar()
+            if inserted is None:
+                return False
+            target = current_chat(_moves_from(conn, {chat_id}), chat_id)
+            conn.execute(
+                sa.insert(notifications),
+                [
+                    {
+                        "account_id": SUMMARY_ACCOUNT_ID,
+                        "lead_id": -(inserted * SUMMARY_PARTS + number),
+                        "chat_id": target,
+                        "text": text,
+                        "status": Status.PENDING.value,
+                        "error": "",
+                        "attempts": 0,
+                        "next_attempt_at": at,
+                        "created_at": at,
+                        "amount": None,
+                        "digest_entry": None,
+                        "failure": Failure.NONE.value,
+                        "moved_from_chat_id": chat_id if target != chat_id else None,
+                    }
+                    for number, text in enumerate(parts)
+                ],
+            )
+        return True

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from amoroute.callers import EDGE, OPERATOR, ROUTER
+from amoroute.callers import EDGE, NOTIFIER, OPERATOR, ROUTER
 from amoroute.db import create_engine, migrate
 from amoroute.grpc_server import Registration, RunningServer, start_server
 from amoroute.v1 import referral_pb2, referral_pb2_grpc
@@ -25,7 +25,7 @@ CALLERS = {
     "WithdrawConversion": (ROUTER, OPERATOR),
     "UpsertPartner": (EDGE, OPERATOR),
     "ListConversions": (EDGE, OPERATOR),
-    "GetReferrerStats": (EDGE, OPERATOR),
+    "GetReferrerStats": (EDGE, OPERATOR, NOTIFIER),
 }
 
 

@@ -3,7 +3,7 @@
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from amoroute.callers import EDGE, OPERATOR, ROUTER
+from amoroute.callers import EDGE, NOTIFIER, OPERATOR, ROUTER
 from amoroute.channels import channel
 from amoroute.db import create_engine, migrate
 from amoroute.grpc_server import Registration, RunningServer, start_server
@@ -27,7 +27,7 @@ CALLERS = {
     "BatchExplainRoutes": (EDGE, OPERATOR),
     "DescribeRules": (EDGE, OPERATOR),
     "SuggestOwners": (EDGE, OPERATOR),
-    "GetRules": (EDGE, OPERATOR),
+    "GetRules": (EDGE, OPERATOR, NOTIFIER),
     "ListRulesVersions": (EDGE, OPERATOR),
     "UpdateRules": (EDGE, OPERATOR),
 }

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from amoroute.callers import EDGE, OPERATOR, ROUTER
+from amoroute.callers import EDGE, NOTIFIER, OPERATOR, ROUTER
 from amoroute.db import create_engine, migrate
 from amoroute.grpc_server import Registration, RunningServer, start_server
 from amoroute.v1 import traffic_pb2, traffic_pb2_grpc
@@ -20,7 +20,7 @@ CALLERS = {
     "BatchRecordSales": (ROUTER,),
     "ReverseSale": (ROUTER,),
     "WithdrawSale": (ROUTER, OPERATOR),
-    "ListSales": (EDGE, OPERATOR),
+    "ListSales": (EDGE, OPERATOR, NOTIFIER),
     "GetTargetologistStats": (EDGE, OPERATOR),
 }
 

@@ -25,7 +25,9 @@ def _sale_pb(row: SaleRow) -> traffic_pb2.Sale:
     )
 
 
-def _time_range(request: traffic_pb2.GetTargetologistStatsRequest):  # type: ignore[no-untyped-def]
+def _time_range(  # type: ignore[no-untyped-def]
+    request: traffic_pb2.GetTargetologistStatsRequest | traffic_pb2.ListSalesRequest,
+):
     won_from = to_datetime("won_from", request.won_from)
     won_to = to_datetime("won_to", request.won_to)
     if won_from and won_to and won_to <= won_from:
@@ -113,13 +115,20 @@ class TrafficService(traffic_pb2_grpc.TrafficServiceServicer):
     def ListSales(
         self, request: traffic_pb2.ListSalesRequest, context: grpc.ServicerContext
     ) -> traffic_pb2.ListSalesResponse:
-        """Sales newest first, one page at a time."""
+        """Sales newest first, one page at a time; optionally one lead's, one
+        targetologist's, or those won in [won_from, won_to)."""
         validation.not_negative("lead_id", request.lead_id)
         who = validation.text("targetologist", request.targetologist, max_len=200)
+        won_from, won_to = _time_range(request)
         page, token = paging.fetch_page(
             request,
             lambda limit, after_id: self.store.page(
-                limit=limit, after_id=after_id, lead_id=request.lead_id, targetologist=who
+                limit=limit,
+                after_id=after_id,
+                lead_id=request.lead_id,
+                targetologist=who,
+                won_from=won_from,
+                won_to=won_to,
             ),
         )
         return traffic_pb2.ListSalesResponse(

@@ -101,10 +101,19 @@ class SalesStore(ledger_store.LedgerStore[SaleRow, NewSale]):
         return SaleRow(**ledger_store.stored_fields(c), targetologist=c["targetologist"])
 
     def page(
-        self, *, limit: int, after_id: int | None, lead_id: int = 0, targetologist: str = ""
+        self,
+        *,
+        limit: int,
+        after_id: int | None,
+        lead_id: int = 0,
+        targetologist: str = "",
+        won_from: datetime | None = None,
+        won_to: datetime | None = None,
     ) -> list[SaleRow]:
-        """Newest first, `limit` rows strictly older than `after_id`."""
+        """Newest first, `limit` rows strictly older than `after_id`, won in
+        [won_from, won_to) when given."""
         query = sa.select(sales).order_by(sales.c.id.desc()).limit(limit)
+        query = ledger_store.won_within(query, sales, won_from, won_to)
         if after_id is not None:
             query = query.where(sales.c.id < after_id)
         if lead_id:

@@ -26,37 +26,37 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from amoroute.v1 import deal_pb2 as amoroute_dot_v1_dot_deal__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61moroute/v1/notifier.proto\x12\x0b\x61moroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16\x61moroute/v1/deal.proto\"\xbe\x01\n\rNotifyRequest\x12\x0f\n\x07lead_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\x03\x12\x19\n\x11\x61\x63\x63ount_subdomain\x18\x03 \x01(\t\x12\x11\n\tdeal_name\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x15\n\rtargetologist\x18\x06 \x01(\t\x12\"\n\x03utm\x18\x07 \x01(\x0b\x32\x15.amoroute.v1.UtmMarks\x12\x0f\n\x07\x63hat_id\x18\x08 \x01(\t\"\xed\x02\n\x0cNotification\x12\x0f\n\x07lead_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\x03\x12\x0f\n\x07\x63hat_id\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12/\n\x06status\x18\x05 \x01(\x0e\x32\x1f.amoroute.v1.NotificationStatus\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x07\x66\x61ilure\x18\n \x01(\x0e\x32 .amoroute.v1.NotificationFailure\x12\x1b\n\x13telegram_message_id\x18\x0b \x01(\x03\x12\x1a\n\x12moved_from_chat_id\x18\x0c \x01(\t\"T\n\x0eNotifyResponse\x12/\n\x0cnotification\x18\x01 \x01(\x0b\x32\x19.amoroute.v1.Notification\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"R\n\x18ListNotificationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0f\n\x07lead_id\x18\x03 \x01(\x03\"f\n\x19ListNotificationsResponse\x12\x30\n\rnotifications\x18\x01 \x03(\x0b\x32\x19.amoroute.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"h\n\x12\x42\x61tchNotifyRequest\x12,\n\x08requests\x18\x01 \x03(\x0b\x32\x1a.amoroute.v1.NotifyRequest\x12$\n\x04view\x18\x02 \x01(\x0e\x32\x16.amoroute.v1.WriteView\"E\n\x13\x42\x61tchNotifyResponse\x12.\n\tresponses\x18\x01 \x03(\x0b\x32\x1b.amoroute.v1.NotifyResponse\"=\n\x14ListChatMovesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"{\n\x08\x43hatMove\x12\x13\n\x0bold_chat_id\x18\x01 \x01(\t\x12\x13\n\x0bnew_chat_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63urrent_chat_id\x18\x03 \x01(\t\x12,\n\x08moved_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x15ListChatMovesResponse\x12)\n\nchat_moves\x18\x01 \x03(\x0b\x32\x15.amoroute.v1.ChatMove\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xba\x01\n\x12NotificationStatus\x12#\n\x1fNOTIFICATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bNOTIFICATION_STATUS_PENDING\x10\x01\x12\x1c\n\x18NOTIFICATION_STATUS_SENT\x10\x02\x12 \n\x1cNOTIFICATION_STATUS_NOT_SENT\x10\x03\x12\x1e\n\x1aNOTIFICATION_STATUS_FAILED\x10\x04*\xcc\x01\n\x13NotificationFailure\x12$\n NOTIFICATION_FAILURE_UNSPECIFIED\x10\x00\x12)\n%NOTIFICATION_FAILURE_CHAT_UNREACHABLE\x10\x01\x12 \n\x1cNOTIFICATION_FAILURE_REFUSED\x10\x02\x12 \n\x1cNOTIFICATION_FAILURE_GAVE_UP\x10\x03\x12 \n\x1cNOTIFICATION_FAILURE_NO_CHAT\x10\x04\x32\xe2\x02\n\x0fNotifierService\x12\x41\n\x06Notify\x12\x1a.amoroute.v1.NotifyRequest\x1a\x1b.amoroute.v1.NotifyResponse\x12P\n\x0b\x42\x61tchNotify\x12\x1f.amoroute.v1.BatchNotifyRequest\x1a .amoroute.v1.BatchNotifyResponse\x12\x62\n\x11ListNotifications\x12%.amoroute.v1.ListNotificationsRequest\x1a&.amoroute.v1.ListNotificationsResponse\x12V\n\rListChatMoves\x12!.amoroute.v1.ListChatMovesRequest\x1a\".amoroute.v1.ListChatMovesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61moroute/v1/notifier.proto\x12\x0b\x61moroute.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16\x61moroute/v1/deal.proto\"\xbe\x01\n\rNotifyRequest\x12\x0f\n\x07lead_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\x03\x12\x19\n\x11\x61\x63\x63ount_subdomain\x18\x03 \x01(\t\x12\x11\n\tdeal_name\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x15\n\rtargetologist\x18\x06 \x01(\t\x12\"\n\x03utm\x18\x07 \x01(\x0b\x32\x15.amoroute.v1.UtmMarks\x12\x0f\n\x07\x63hat_id\x18\x08 \x01(\t\"\xed\x02\n\x0cNotification\x12\x0f\n\x07lead_id\x18\x01 \x01(\x03\x12\x12\n\naccount_id\x18\x02 \x01(\x03\x12\x0f\n\x07\x63hat_id\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12/\n\x06status\x18\x05 \x01(\x0e\x32\x1f.amoroute.v1.NotificationStatus\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x07\x66\x61ilure\x18\n \x01(\x0e\x32 .amoroute.v1.NotificationFailure\x12\x1b\n\x13telegram_message_id\x18\x0b \x01(\x03\x12\x1a\n\x12moved_from_chat_id\x18\x0c \x01(\t\"T\n\x0eNotifyResponse\x12/\n\x0cnotification\x18\x01 \x01(\x0b\x32\x19.amoroute.v1.Notification\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"\x85\x01\n\x18ListNotificationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0f\n\x07lead_id\x18\x03 \x01(\x03\x12\x31\n\x07\x66\x61ilure\x18\x04 \x01(\x0e\x32 .amoroute.v1.NotificationFailure\"f\n\x19ListNotificationsResponse\x12\x30\n\rnotifications\x18\x01 \x03(\x0b\x32\x19.amoroute.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"h\n\x12\x42\x61tchNotifyRequest\x12,\n\x08requests\x18\x01 \x03(\x0b\x32\x1a.amoroute.v1.NotifyRequest\x12$\n\x04view\x18\x02 \x01(\x0e\x32\x16.amoroute.v1.WriteView\"E\n\x13\x42\x61tchNotifyResponse\x12.\n\tresponses\x18\x01 \x03(\x0b\x32\x1b.amoroute.v1.NotifyResponse\"=\n\x14ListChatMovesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"{\n\x08\x43hatMove\x12\x13\n\x0bold_chat_id\x18\x01 \x01(\t\x12\x13\n\x0bnew_chat_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63urrent_chat_id\x18\x03 \x01(\t\x12,\n\x08moved_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x15ListChatMovesResponse\x12)\n\nchat_moves\x18\x01 \x03(\x0b\x32\x15.amoroute.v1.ChatMove\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xba\x01\n\x12NotificationStatus\x12#\n\x1fNOTIFICATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bNOTIFICATION_STATUS_PENDING\x10\x01\x12\x1c\n\x18NOTIFICATION_STATUS_SENT\x10\x02\x12 \n\x1cNOTIFICATION_STATUS_NOT_SENT\x10\x03\x12\x1e\n\x1aNOTIFICATION_STATUS_FAILED\x10\x04*\xcc\x01\n\x13NotificationFailure\x12$\n NOTIFICATION_FAILURE_UNSPECIFIED\x10\x00\x12)\n%NOTIFICATION_FAILURE_CHAT_UNREACHABLE\x10\x01\x12 \n\x1cNOTIFICATION_FAILURE_REFUSED\x10\x02\x12 \n\x1cNOTIFICATION_FAILURE_GAVE_UP\x10\x03\x12 \n\x1cNOTIFICATION_FAILURE_NO_CHAT\x10\x04\x32\xe2\x02\n\x0fNotifierService\x12\x41\n\x06Notify\x12\x1a.amoroute.v1.NotifyRequest\x1a\x1b.amoroute.v1.NotifyResponse\x12P\n\x0b\x42\x61tchNotify\x12\x1f.amoroute.v1.BatchNotifyRequest\x1a .amoroute.v1.BatchNotifyResponse\x12\x62\n\x11ListNotifications\x12%.amoroute.v1.ListNotificationsRequest\x1a&.amoroute.v1.ListNotificationsResponse\x12V\n\rListChatMoves\x12!.amoroute.v1.ListChatMovesRequest\x1a\".amoroute.v1.ListChatMovesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'amoroute.v1.notifier_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NOTIFICATIONSTATUS']._serialized_start=1394
-  _globals['_NOTIFICATIONSTATUS']._serialized_end=1580
-  _globals['_NOTIFICATIONFAILURE']._serialized_start=1583
-  _globals['_NOTIFICATIONFAILURE']._serialized_end=1787
+  _globals['_NOTIFICATIONSTATUS']._serialized_start=1446
+  _globals['_NOTIFICATIONSTATUS']._serialized_end=1632
+  _globals['_NOTIFICATIONFAILURE']._serialized_start=1635
+  _globals['_NOTIFICATIONFAILURE']._serialized_end=1839
   _globals['_NOTIFYREQUEST']._serialized_start=101
   _globals['_NOTIFYREQUEST']._serialized_end=291
   _globals['_NOTIFICATION']._serialized_start=294
   _globals['_NOTIFICATION']._serialized_end=659
   _globals['_NOTIFYRESPONSE']._serialized_start=661
   _globals['_NOTIFYRESPONSE']._serialized_end=745
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=747
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=829
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=831
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=933
-  _globals['_BATCHNOTIFYREQUEST']._serialized_start=935
-  _globals['_BATCHNOTIFYREQUEST']._serialized_end=1039
-  _globals['_BATCHNOTIFYRESPONSE']._serialized_start=1041
-  _globals['_BATCHNOTIFYRESPONSE']._serialized_end=1110
-  _globals['_LISTCHATMOVESREQUEST']._serialized_start=1112
-  _globals['_LISTCHATMOVESREQUEST']._serialized_end=1173
-  _globals['_CHATMOVE']._serialized_start=1175
-  _globals['_CHATMOVE']._serialized_end=1298
-  _globals['_LISTCHATMOVESRESPONSE']._serialized_start=1300
-  _globals['_LISTCHATMOVESRESPONSE']._serialized_end=1391
-  _globals['_NOTIFIERSERVICE']._serialized_start=1790
-  _globals['_NOTIFIERSERVICE']._serialized_end=2144
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=748
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=881
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=883
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=985
+  _globals['_BATCHNOTIFYREQUEST']._serialized_start=987
+  _globals['_BATCHNOTIFYREQUEST']._serialized_end=1091
+  _globals['_BATCHNOTIFYRESPONSE']._serialized_start=1093
+  _globals['_BATCHNOTIFYRESPONSE']._serialized_end=1162
+  _globals['_LISTCHATMOVESREQUEST']._serialized_start=1164
+  _globals['_LISTCHATMOVESREQUEST']._serialized_end=1225
+  _globals['_CHATMOVE']._serialized_start=1227
+  _globals['_CHATMOVE']._serialized_end=1350
+  _globals['_LISTCHATMOVESRESPONSE']._serialized_start=1352
+  _globals['_LISTCHATMOVESRESPONSE']._serialized_end=1443
+  _globals['_NOTIFIERSERVICE']._serialized_start=1842
+  _globals['_NOTIFIERSERVICE']._serialized_end=2196
 # @@protoc_insertion_point(module_scope)

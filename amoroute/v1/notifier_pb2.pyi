@@ -94,14 +94,16 @@ class NotifyResponse(_message.Message):
     def __init__(self, notification: _Optional[_Union[Notification, _Mapping]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class ListNotificationsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "lead_id")
+    __slots__ = ("page_size", "page_token", "lead_id", "failure")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     lead_id: int
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., lead_id: _Optional[int] = ...) -> None: ...
+    failure: NotificationFailure
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., lead_id: _Optional[int] = ..., failure: _Optional[_Union[NotificationFailure, str]] = ...) -> None: ...
 
 class ListNotificationsResponse(_message.Message):
     __slots__ = ("notifications", "next_page_token")

@@ -97,16 +97,20 @@ class WithdrawSaleResponse(_message.Message):
     def __init__(self, outcome: _Optional[_Union[_deal_pb2.ReversalOutcome, str]] = ..., sale: _Optional[_Union[Sale, _Mapping]] = ...) -> None: ...
 
 class ListSalesRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "lead_id", "targetologist")
+    __slots__ = ("page_size", "page_token", "lead_id", "targetologist", "won_from", "won_to")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
     TARGETOLOGIST_FIELD_NUMBER: _ClassVar[int]
+    WON_FROM_FIELD_NUMBER: _ClassVar[int]
+    WON_TO_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     lead_id: int
     targetologist: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., lead_id: _Optional[int] = ..., targetologist: _Optional[str] = ...) -> None: ...
+    won_from: _timestamp_pb2.Timestamp
+    won_to: _timestamp_pb2.Timestamp
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., lead_id: _Optional[int] = ..., targetologist: _Optional[str] = ..., won_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., won_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListSalesResponse(_message.Message):
     __slots__ = ("sales", "next_page_token")

@@ -92,7 +92,9 @@ class TrafficServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSales(self, request, context):
-        """Lists sales, newest first; AIP-158 paging; optional filters.
+        """Lists sales, newest first; AIP-158 paging; optional filters (lead,
+        targetologist, won time range). Reversed sales are listed with reversed_at.
+        Errors: INVALID_ARGUMENT naming the field (won_to before won_from).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

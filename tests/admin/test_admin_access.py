@@ -31,6 +31,8 @@ ADMIN_ROUTES = [
     ("GET", "api/admin/jobs"),
     ("GET", "api/admin/jobs/1"),
     ("DELETE", "api/admin/jobs/1"),
+    ("GET", "api/admin/telegram/chats"),
+    ("POST", "api/admin/telegram/chat-moves/update-rules"),
 ]
 
 # Ways to spell a path that a browser, a proxy or gunicorn may pass on to the app.

@@ -28,7 +28,7 @@ def admin_app(make_database) -> Iterator[falcon.App]:  # type: ignore[no-untyped
     app = create_app(Settings(
         edge_database_url=database, admin_token=AUTH["Authorization"].removeprefix("Bearer "),
         router_addr=services.start_router(), referral_addr=services.addr("referral"),
-        traffic_addr=services.addr("traffic"),
+        traffic_addr=services.addr("traffic"), notifier_addr=services.addr("notifier"),
     ))
     yield app
     services.stop()
@@ -77,6 +77,7 @@ def test_the_document_is_served_and_names_every_admin_route(admin_app: falcon.Ap
         "/api/admin/review/unknown", "/api/admin/review/unknown/dismissals",
         "/api/admin/rules", "/api/admin/rules/versions", "/api/admin/reattribution/preview",
         "/api/admin/webhook-logs/replay", "/api/admin/jobs", "/api/admin/jobs/{job_id}",
+        "/api/admin/telegram/chats", "/api/admin/telegram/chat-moves/update-rules",
     }
     # Every documented operation is refused without the token.
     for path, operations in load_document()["paths"].items():

@@ -87,6 +87,10 @@ CALLS = {
     ("router", "notifier", 50054),
     ("edge", "referral", 50052),
     ("edge", "traffic", 50053),
+    ("edge", "notifier", 50054),
+    ("notifier", "router", 50051),
+    ("notifier", "referral", 50052),
+    ("notifier", "traffic", 50053),
 }
 RULES_DIR = "/etc/amoroute/rules"
 METRICS = {

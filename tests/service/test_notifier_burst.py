@@ -282,6 +282,12 @@ def test_an_unreachable_chat_fails_its_sales_with_the_reason_and_others_are_deli
     assert {final[lead].attempts for lead in [*kicked, *missing]} == {1}
     counted = _metric("amoroute_notifications_total", status="failed", failure="chat_unreachable")
     assert counted == unreachable + 8
+    # The admin lists exactly these: the failure filter of ListNotifications.
+    with _notifiers(_settings(database, telegram)) as [stub]:
+        failed = stub.ListNotifications(
+            notifier_pb2.ListNotificationsRequest(page_size=1000, failure=CHAT_UNREACHABLE)
+        ).notifications
+    assert sorted(n.lead_id for n in failed) == [*kicked, *missing]
 
 
 def test_a_private_chat_gets_at_most_its_limit_a_second(database: str) -> None:

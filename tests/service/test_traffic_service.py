@@ -78,6 +78,22 @@ def test_stats_count_and_sum_per_targetologist_within_the_range(stub) -> None:  
     assert [(s.targetologist, s.sales, s.revenue) for s in reply.stats] == [("Stats", 2, 350)]
 
 
+def test_list_sales_within_a_won_range_and_a_backwards_range_names_won_to(stub) -> None:  # type: ignore[no-untyped-def]
+    for lead, won_at in [(3101, 5_000_000), (3102, 5_000_100), (3103, 6_000_000)]:
+        stub.RecordSale(traffic_pb2.RecordSaleRequest(sale=_sale(lead, "Ranged", 10, won_at)))
+    within = stub.ListSales(traffic_pb2.ListSalesRequest(
+        targetologist="Ranged", won_from=Timestamp(seconds=5_000_000),
+        won_to=Timestamp(seconds=6_000_000),
+    ))
+    assert [s.lead_id for s in within.sales] == [3102, 3101]
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.ListSales(traffic_pb2.ListSalesRequest(
+            won_from=Timestamp(seconds=6_000_000), won_to=Timestamp(seconds=5_000_000)
+        ))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (refused.value.details() or "").startswith("won_to")
+
+
 @pytest.mark.parametrize(
     ("sale", "field"),
     [

@@ -7,10 +7,12 @@ import { hideLogs, mountLogs, showLogs } from "./logs.js";
 import { mountSales, showSales } from "./sales.js";
 import { mountReview, showReview } from "./review.js";
 import { mountRules, showRules } from "./rules.js";
+import { mountChats, showChats } from "./chats.js";
 
 const VIEWS = { logs: "Webhook logs", traffic: "Traffic sales", referral: "Referral conversions" };
 VIEWS.review = "Review";
 VIEWS.rules = "Routing rules";
+VIEWS.chats = "Telegram chats";
 
 // The AmoCRM access block is asked for once per sign-in.
 let amocrmShown = false;
@@ -64,6 +66,9 @@ function route() {
   } else if (view === "rules") {
     hideLogs();
     showRules();
+  } else if (view === "chats") {
+    hideLogs();
+    showChats();
   } else {
     hideLogs();
     showSales(view, params);
@@ -124,6 +129,7 @@ mountLogs((params) => go("logs", params));
 mountSales(go);
 mountReview(go);
 mountRules();
+mountChats();
 byId("sign-in-form").addEventListener("submit", signIn);
 byId("sign-out").addEventListener("click", signOut);
 whenUnauthorized(() => {
