@@ -31,6 +31,9 @@ ADMIN_ROUTES = [
     ("GET", "api/admin/jobs"),
     ("GET", "api/admin/jobs/1"),
     ("DELETE", "api/admin/jobs/1"),
+    ("POST", "api/admin/reattribution/preview"),
+    ("POST", "api/admin/reattribution"),
+    ("GET", "api/admin/reattribution/1"),
 ]
 
 # Ways to spell a path that a browser, a proxy or gunicorn may pass on to the app.
