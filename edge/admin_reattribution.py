@@ -29,6 +29,7 @@ from edge.admin_params import (
 from edge.admin_rules import (
     MAX_COMMENT,
     MAX_YAML,
+    RULES_TIMEOUT_S,
     RulesResource,
     StaleVersion,
     read_edit,
@@ -327,7 +328,7 @@ class ReattributionResource(ReattributionPreviewResource):
             comment=asked.comment,
         )
         try:
-            stored = self.stub.UpdateRules(request, timeout=EXPLAIN_TIMEOUT_S).version
+            stored = self.stub.UpdateRules(request, timeout=RULES_TIMEOUT_S).version
         except grpc.RpcError as exc:
             raise self.rules.update_error(exc) from None
         change = RulesChange(current.current.version, current.current.yaml, stored.version)
