@@ -1,6 +1,11 @@
 """POST /api/admin/reattribution/preview: what candidate rules would change among the won
 deals received in a range (edge/reattribution.py), over the router's BatchExplainRoutes.
-Writes nothing."""
+Writes nothing.
+
+POST /api/admin/reattribution applies it: the candidate becomes the new rules version
+(the router's UpdateRules, as PUT /api/admin/rules) and a job re-routes every changed deal
+(edge/jobs.py, edge/reattribution_apply.py); GET /api/admin/reattribution/{job_id} shows
+its progress."""
 
 import re
 from dataclasses import dataclass, replace
@@ -11,10 +16,31 @@ import falcon
 import grpc
 
 from amoroute.v1 import deal_pb2, router_pb2, router_pb2_grpc
-from edge.admin_params import Params, bad_param, json_body, log_filters, parse_moment
-from edge.admin_rules import MAX_YAML
+from edge.access import admin_of
+from edge.admin_json import iso
+from edge.admin_params import (
+    INT64_MAX,
+    Params,
+    bad_param,
+    json_body,
+    log_filters,
+    parse_moment,
+)
+from edge.admin_rules import (
+    MAX_COMMENT,
+    MAX_YAML,
+    RULES_TIMEOUT_S,
+    RulesResource,
+    StaleVersion,
+    read_edit,
+    read_only_reason,
+    version_json,
+)
+from edge.job_store import JobRow, JobStore
+from edge.jobs import RulesChange, start_reattribution
 from edge.log_store import LogQuery, WebhookLogStore
-from edge.reattribution import Explain, UndecidableDeal, timed_preview
+from edge.reattribution import Explain, Preview, UndecidableDeal, timed_preview
+from edge.replay import REATTRIBUTION
 from edge.upstream import upstream_error
 
 SERVICE = "router_svc"
@@ -158,3 +184,165 @@ class ReattributionPreviewResource:
             "changes_total": result.changed,
             "duration_ms": duration_ms,
         }
+
+
+API_PREFIX = "/api/admin"
+APPLY_FIELDS = (*FIELDS, "expected_version", "announce", "comment")
+MAX_APPLY_BODY_BYTES = MAX_BODY_BYTES + 6 * MAX_COMMENT
+NOTHING_TO_DO = (
+    "nothing to re-attribute: under these rules no won deal in the range changes hands; "
+    "no rules version was stored (PUT /api/admin/rules stores rules without re-attributing)"
+)
+
+
+def preview_json(result: Preview) -> dict[str, Any]:
+    """The figures of a preview a re-attribution started from (no change list)."""
+    return {
+        "events": result.events,
+        "changed": result.changed,
+        "skipped": result.skipped,
+        "totals": result.totals(),
+    }
+
+
+def reattribution_json(job: JobRow) -> dict[str, Any]:
+    """A re-attribution job as GET /api/admin/reattribution/{job_id} shows it."""
+    request = job.request
+    filters = dict(request.get("filters") or {})
+    links = {
+        "self": f"{API_PREFIX}/reattribution/{job.id}",
+        "job": f"{API_PREFIX}/jobs/{job.id}",
+        "rules_versions": f"{API_PREFIX}/rules/versions",
+    }
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state,
+        "total": job.total,
+        "done": job.done,
+        "failed": job.failed,
+        "changes": {
+            kind: (request.get("changes") or {}).get(kind, 0)
+            for kind in ("credited", "reattributed", "withdrawn")
+        },
+        "created_by": job.created_by,
+        "created_at": iso(job.created_at),
+        "updated_at": iso(job.updated_at),
+        "from_version": request.get("from_version"),
+        "to_version": request.get("to_version"),
+        "announce": bool(request.get("announce")),
+        "received_from": filters.pop("received_from", None),
+        "received_to": filters.pop("received_to", None),
+        "filters": filters,
+        "preview": request.get("preview"),
+        "error": job.error,
+        "links": links,
+    }
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    """A POST /api/admin/reattribution body, checked."""
+
+    preview: PreviewRequest
+    expected_version: int
+    comment: str
+    announce: bool
+
+
+def read_apply(body: object) -> ApplyRequest:
+    """The body of POST /api/admin/reattribution: the preview's, the version the
+    candidate was edited from, whether to announce, a comment; 400 naming the field."""
+    if not isinstance(body, dict):
+        raise bad_param("body", f"must be a JSON object with {', '.join(APPLY_FIELDS)}")
+    for name in body:
+        if name not in APPLY_FIELDS:
+            raise bad_param(
+                str(name)[:64], f"unknown field; this endpoint takes {', '.join(APPLY_FIELDS)}"
+            )
+    asked = read_preview({k: v for k, v in body.items() if k in FIELDS})
+    edit = read_edit(
+        {k: body[k] for k in ("yaml", "expected_version", "comment") if k in body}
+    )
+    announce = body.get("announce", False)
+    if not isinstance(announce, bool):
+        raise bad_param("announce", "must be true or false")
+    return ApplyRequest(asked, edit.expected_version, edit.comment, announce)
+
+
+def _job_id(value: int) -> int:
+    if not 1 <= value <= INT64_MAX:
+        raise bad_param("job_id", f"must be a job id, an integer from 1 to {INT64_MAX}")
+    return value
+
+
+class ReattributionResource(ReattributionPreviewResource):
+    """POST /api/admin/reattribution: store the candidate rules and start the job that
+    re-routes what they change; GET /api/admin/reattribution/{job_id}: its progress."""
+
+    def __init__(
+        self,
+        logs: WebhookLogStore,
+        jobs: JobStore,
+        router: grpc.Channel,
+        address: str,
+        subdomain: str = "",
+    ) -> None:
+        super().__init__(logs, router, address, subdomain)
+        self.jobs = jobs
+        self.rules = RulesResource(router, address)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        asked = read_apply(
+            json_body(
+                req, MAX_APPLY_BODY_BYTES, f"a JSON object with {', '.join(APPLY_FIELDS)}"
+            )
+        )
+        # Refused before the scan when the rules cannot change anyway.
+        current = self.rules.current_rules()
+        if current.source == router_pb2.RULES_SOURCE_FILE:
+            raise falcon.HTTPForbidden(
+                title="Rules are read-only", description=read_only_reason(current.path)
+            )
+        if current.current.version != asked.expected_version:
+            raise StaleVersion(
+                f"rules are at version {current.current.version}, the edit started from "
+                f"version {asked.expected_version}; reload and preview again",
+                current.current,
+            )
+        result, _ = timed_preview(
+            self.logs, self._explain(asked.preview.yaml), asked.preview.query, self.subdomain
+        )
+        if result.changed == 0:
+            resp.media = {
+                "job": None,
+                "message": NOTHING_TO_DO,
+                "rules_version": current.current.version,
+                "preview": preview_json(result),
+            }
+            return
+        request = router_pb2.UpdateRulesRequest(
+            yaml=asked.preview.yaml,
+            expected_version=asked.expected_version,
+            author=admin_of(req),
+            comment=asked.comment,
+        )
+        try:
+            stored = self.stub.UpdateRules(request, timeout=RULES_TIMEOUT_S).version
+        except grpc.RpcError as exc:
+            raise self.rules.update_error(exc) from None
+        change = RulesChange(current.current.version, current.current.yaml, stored.version)
+        job = start_reattribution(
+            self.jobs, self.logs, admin_of(req), asked.preview.query, change, asked.announce,
+            result,
+        )
+        body = reattribution_json(job)
+        resp.status = falcon.HTTP_202
+        resp.location = body["links"]["self"]
+        resp.media = {"job": body, "rules_version": version_json(stored)}
+
+    def on_get_one(self, req: falcon.Request, resp: falcon.Response, job_id: int) -> None:
+        job = self.jobs.get(_job_id(job_id))
+        if job is None or job.kind != REATTRIBUTION:
+            raise falcon.HTTPNotFound(description=f"no re-attribution job {job_id}")
+        resp.media = reattribution_json(job)

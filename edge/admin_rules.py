@@ -131,7 +131,8 @@ class RulesResource:
         self.stub = router_pb2_grpc.RouterServiceStub(router)
         self.address = address
 
-    def _current(self) -> router_pb2.GetRulesResponse:
+    def current_rules(self) -> router_pb2.GetRulesResponse:
+        """The router's GetRules; 503 naming it when it does not answer."""
         try:
             reply: router_pb2.GetRulesResponse = self.stub.GetRules(
                 router_pb2.GetRulesRequest(), timeout=RULES_TIMEOUT_S
@@ -141,7 +142,7 @@ class RulesResource:
             raise upstream_error(SERVICE, self.address, exc) from None
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        reply = self._current()
+        reply = self.current_rules()
         read_only = reply.source == router_pb2.RULES_SOURCE_FILE
         resp.media = {
             **version_json(reply.current),
@@ -164,14 +165,15 @@ class RulesResource:
         try:
             reply = self.stub.UpdateRules(request, timeout=RULES_TIMEOUT_S)
         except grpc.RpcError as exc:
-            raise self._update_error(exc) from None
+            raise self.update_error(exc) from None
         resp.media = version_json(reply.version)
 
-    def _update_error(self, exc: grpc.RpcError) -> falcon.HTTPError:
+    def update_error(self, exc: grpc.RpcError) -> falcon.HTTPError:
+        """UpdateRules' error as HTTP: 409 stale version, 403 file mode, else upstream's."""
         code = exc.code()
         if code == grpc.StatusCode.ABORTED:
             try:
-                current: router_pb2.RulesVersion | None = self._current().current
+                current: router_pb2.RulesVersion | None = self.current_rules().current
             except falcon.HTTPError:
                 current = None  # the 409 stands without the details
             return StaleVersion(str(exc.details()), current)

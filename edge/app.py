@@ -13,7 +13,7 @@ from edge.access import AdminSecurity, ClientAddress
 from edge.admin_jobs import BulkReplayResource, JobsResource
 from edge.admin_logs import WebhookLogsResource, WebhookStatsResource
 from edge.admin_page import STATIC_DIR, AdminPageResource
-from edge.admin_reattribution import ReattributionPreviewResource
+from edge.admin_reattribution import ReattributionPreviewResource, ReattributionResource
 from edge.admin_reconcile import ReconcileResource
 from edge.admin_rules import RulesResource, RulesVersionsResource
 from edge.admin_sales import PartnerResource, ReferralSalesResource, TrafficSalesResource
@@ -130,6 +130,11 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route(
         "/api/admin/telegram/chat-moves/update-rules", ChatMoveRulesResource(*chats)
     )
+    reattribution = ReattributionResource(
+        logs, jobs, router, settings.router_addr, settings.amocrm_domain
+    )
+    app.add_route("/api/admin/reattribution", reattribution)
+    app.add_route("/api/admin/reattribution/{job_id:int}", reattribution, suffix="one")
     admin_page = AdminPageResource(enabled=bool(admins))
     app.add_route("/admin", admin_page, suffix="bare")
     app.add_route("/admin/", admin_page)

@@ -49,6 +49,8 @@ _LEG_OUTCOMES = {
     router_pb2.LEG_OUTCOME_FAILED: "failed",
     router_pb2.LEG_OUTCOME_SUPERSEDED: "superseded",
     router_pb2.LEG_OUTCOME_REVERSED: "reversed",
+    router_pb2.LEG_OUTCOME_REATTRIBUTED: "reattributed",
+    router_pb2.LEG_OUTCOME_WITHDRAWN: "withdrawn",
 }
 
 
@@ -60,6 +62,10 @@ class Job:
     skip_legs: tuple[str, ...] = ()
     # The webhook request's id, for the router's log line about this deal.
     request_id: str = ""
+    # Re-route a deal credited before under the rules in force (RouteDealRequest's
+    # reattribution), announcing a newly credited traffic sale only with `announce`.
+    reattribution: bool = False
+    announce: bool = False
 
 
 def outcome_of(
@@ -168,7 +174,12 @@ class Dispatcher:
         # built on its own is copied again into the batch); measured by python -m bench.ab
         request = router_pb2.BatchRouteDealsRequest()
         for job in jobs:
-            item = request.requests.add(skip_legs=job.skip_legs, request_id=job.request_id)
+            item = request.requests.add(
+                skip_legs=job.skip_legs,
+                request_id=job.request_id,
+                reattribution=job.reattribution,
+                announce=job.announce,
+            )
             item.deal.CopyFrom(job.deal)
         try:
             results = self.router.BatchRouteDeals(request, timeout=timeout_s).results

@@ -13,7 +13,7 @@ PENDING, SUCCESS, PARTIAL, ERROR = "pending", "success", "partial", "error"
 STATUSES = (PENDING, SUCCESS, PARTIAL, ERROR)
 DECISIONS = ("referral", "traffic", "both", "unknown", "ignored")
 # Leg outcomes a retry does not repeat.
-DONE_LEGS = ("recorded", "duplicate", "superseded", "reversed")
+DONE_LEGS = ("recorded", "duplicate", "superseded", "reversed", "reattributed", "withdrawn")
 
 # A pending event whose outcome never got recorded (the edge died mid-request)
 # is picked up by the worker after this long.

@@ -161,10 +161,12 @@ class JobStore:
         done: int,
         failed: int,
         lease: timedelta,
+        request: dict[str, Any] | None = None,
     ) -> bool:
         """On the caller's transaction: move the cursor, add to the counts and renew the
-        lease. False when this worker no longer holds the running job: the caller rolls
-        its chunk back."""
+        lease (and replace the request, for a job that keeps its progress there). False
+        when this worker no longer holds the running job: the caller rolls its chunk back."""
+        more = {} if request is None else {"request": request}
         return self._update(
             conn,
             job_id,
@@ -173,6 +175,7 @@ class JobStore:
             done=jobs.c.done + done,
             failed=jobs.c.failed + failed,
             lease_until=now() + lease,
+            **more,
         )
 
     def finish(self, job_id: int, worker: str, state: str, error: str | None = None) -> bool:

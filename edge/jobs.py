@@ -1,4 +1,4 @@
-"""Long admin jobs, run by the worker in chunks: bulk replay (re-attribution next). No HTTP.
+"""Long admin jobs, run by the worker in chunks: bulk replay and re-attribution. No HTTP.
 
 A job is created queued with its request (the filters), the newest log id at that moment
 (`until_id`: events logged later are not part of it) and the number of events it covers
@@ -9,7 +9,11 @@ repeats an event and its counts are exact. The chunk is then routed; what the ro
 not finish stays pending for the worker's retries, as a single replay does.
 
 `done` counts the events replayed (logged again and routed, or left to the retries),
-`failed` those whose stored data cannot become a deal (they cannot be replayed)."""
+`failed` those whose stored data cannot become a deal (they cannot be replayed).
+
+A re-attribution job (edge/reattribution_apply.py) walks the leads in range instead, its
+cursor the last lead id read; `total` is the number of changes the preview counted when
+it started, `done` the deals it re-routed, each with a new `reattribution` log."""
 
 import dataclasses
 import logging
@@ -18,6 +22,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,12 +33,14 @@ from edge.dispatch import Dispatcher, Job
 from edge.event_lifecycle import Outcome
 from edge.job_store import CANCELLED, DONE, FAILED, UNFINISHED, JobRow, JobStore
 from edge.log_store import DueEvent, LogQuery, NewLog, WebhookLogStore
-from edge.replay import job_for, replay_log
+from edge.reattribution import Preview
+from edge.reattribution_apply import PAST_LAST_LEAD, explain_against, plan_chunk
+from edge.replay import REATTRIBUTION, job_for, replay_log
 
 log = logging.getLogger(__name__)
 
 REPLAY = "replay"
-KINDS = (REPLAY,)
+KINDS = (REPLAY, REATTRIBUTION)
 # The most events one chunk takes, whatever the rate.
 MAX_CHUNK = 1000
 # A job failing this many chunks in a row is given up, with the last error.
@@ -102,6 +109,50 @@ def start_replay(jobs: JobStore, logs: WebhookLogStore, admin: str, query: LogQu
     log.info(
         "bulk replay started",
         extra={"job_id": job.id, "admin": admin, "total": total, "until_id": until_id},
+    )
+    return job
+
+
+@dataclass(frozen=True)
+class RulesChange:
+    """The rules version a re-attribution moves from (its YAML kept for the job) and
+    the one it stored."""
+
+    from_version: int
+    previous_yaml: str
+    to_version: int
+
+
+def start_reattribution(
+    jobs: JobStore,
+    logs: WebhookLogStore,
+    admin: str,
+    query: LogQuery,
+    change: RulesChange,
+    announce: bool,
+    preview: Preview,
+) -> JobRow:
+    """Queue the re-attribution of the won deals `query` selects from the previous rules
+    to the ones just stored; `preview` is what the candidate changed when it was asked."""
+    request = {
+        "filters": filters_json(query),
+        "from_version": change.from_version,
+        "to_version": change.to_version,
+        "previous_yaml": change.previous_yaml,
+        "announce": announce,
+        "preview": {
+            "events": preview.events,
+            "changed": preview.changed,
+            "skipped": preview.skipped,
+            "totals": preview.totals(),
+        },
+        "changes": {},
+    }
+    job = jobs.create(REATTRIBUTION, admin, request, logs.max_id(), preview.changed)
+    log.info(
+        "re-attribution started",
+        extra={"job_id": job.id, "admin": admin, "total": job.total,
+               "from_version": change.from_version, "to_version": change.to_version},
     )
     return job
 
@@ -213,6 +264,8 @@ class JobRunner:
         return handled
 
     def _chunk(self, job: JobRow) -> int:
+        if job.kind == REATTRIBUTION:
+            return self._reattribution_chunk(job)
         query = query_of(job.request["filters"])
         rows = self.logs.next_matching(query, job.cursor, job.until_id, self.chunk_size)
         if not rows:
@@ -252,3 +305,65 @@ class JobRunner:
             # The replays are logged as pending: the worker's retries finish them.
             log.exception("bulk replay outcomes not recorded", extra={"job_id": job.id})
         return len(rows)
+
+    def _reattribution_chunk(self, job: JobRow) -> int:
+        """The next leads of a re-attribution: those whose credit changes are logged
+        again (source `reattribution`) and re-routed; the logs, the cursor (the last lead
+        read) and the counts commit together, as a replay chunk's."""
+        request = job.request
+        query = query_of(request["filters"])
+        if job.cursor >= PAST_LAST_LEAD:
+            if not self.jobs.finish(job.id, self.name, DONE):
+                raise LostJob()
+            log.info(
+                "job done", extra={"job_id": job.id, "done": job.done, "failed": job.failed}
+            )
+            self.current = None
+            return 0
+        events, after = self.logs.newest_won_per_lead(query, job.cursor, self.chunk_size)
+        # A lead's event logged after the job started was routed under the new rules.
+        events = [e for e in events if e.id <= job.until_id]
+        why = {
+            "job_id": job.id,
+            "by": job.created_by,
+            "from_version": request["from_version"],
+            "to_version": request["to_version"],
+        }
+        chunk = plan_chunk(
+            events,
+            explain_against(self.dispatcher.router, request["previous_yaml"]),
+            request["to_version"],
+            why,
+            bool(request.get("announce")),
+            self.subdomain,
+        )
+        cursor = PAST_LAST_LEAD if after is None else after
+        # The counts per kind of change ride in the request: only the job's holder
+        # writes it, conditionally, with the cursor.
+        changes = dict(request.get("changes") or {})
+        for kind, count in chunk.kinds.items():
+            changes[kind] = changes.get(kind, 0) + count
+        progressed = {**request, "changes": changes}
+        with self.logs.engine.begin() as conn:
+            new_ids = self.logs.insert_on(conn, chunk.logs) if chunk.logs else []
+            if not self.jobs.record_chunk(
+                conn, job.id, self.name, cursor, len(chunk.logs), chunk.failed, self.lease,
+                request=progressed,
+            ):
+                raise LostJob()
+        self.current = dataclasses.replace(
+            job,
+            cursor=cursor,
+            done=job.done + len(chunk.logs),
+            failed=job.failed + chunk.failed,
+            request=progressed,
+        )
+        routed = [
+            dataclasses.replace(p, log_id=i) for p, i in zip(chunk.jobs, new_ids, strict=True)
+        ]
+        try:
+            self.dispatcher.dispatch(routed, self.timeout_s)
+        except SQLAlchemyError:
+            log.exception("re-attribution outcomes not recorded", extra={"job_id": job.id})
+        # Paced by the leads read, the router's work for the chunk.
+        return max(1, len(events))

@@ -15,13 +15,22 @@ from edge.log_store import DueEvent, NewLog, WebhookLogStore
 log = logging.getLogger(__name__)
 
 
+# The source of the logs a re-attribution job writes (edge/reattribution_apply.py); its
+# deal_data keeps under this key the job that re-routed it and whether to announce.
+REATTRIBUTION = "reattribution"
+
+
 def job_for(event: DueEvent, subdomain: str = "") -> Job | Outcome:
     """The job to route for a claimed event, or the final outcome when its
-    stored data cannot become a deal."""
+    stored data cannot become a deal. A re-attribution's retry re-attributes again."""
     try:
         deal = deal_from_log(event.deal_data, subdomain)
     except UnroutableEvent as exc:
         return Outcome(event.id, ERROR, error_message=str(exc))
+    if event.source == REATTRIBUTION:
+        why = event.deal_data.get(REATTRIBUTION)
+        announce = isinstance(why, dict) and why.get("announce") is True
+        return Job(event.id, deal, event.done_legs, reattribution=True, announce=announce)
     return Job(event.id, deal, event.done_legs)
 
 

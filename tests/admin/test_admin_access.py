@@ -33,6 +33,9 @@ ADMIN_ROUTES = [
     ("DELETE", "api/admin/jobs/1"),
     ("GET", "api/admin/telegram/chats"),
     ("POST", "api/admin/telegram/chat-moves/update-rules"),
+    ("POST", "api/admin/reattribution/preview"),
+    ("POST", "api/admin/reattribution"),
+    ("GET", "api/admin/reattribution/1"),
 ]
 
 # Ways to spell a path that a browser, a proxy or gunicorn may pass on to the app.

@@ -76,6 +76,7 @@ def test_the_document_is_served_and_names_every_admin_route(admin_app: falcon.Ap
         "/api/admin/partners/{referral_code}",
         "/api/admin/review/unknown", "/api/admin/review/unknown/dismissals",
         "/api/admin/rules", "/api/admin/rules/versions", "/api/admin/reattribution/preview",
+        "/api/admin/reattribution", "/api/admin/reattribution/{job_id}",
         "/api/admin/webhook-logs/replay", "/api/admin/jobs", "/api/admin/jobs/{job_id}",
         "/api/admin/telegram/chats", "/api/admin/telegram/chat-moves/update-rules",
     }

@@ -288,6 +288,7 @@ function renderDetail(detail) {
       fact("Next retry", detail.retry_at ? formatTime(detail.retry_at) : "none"),
       fact("Legs", legs(detail.legs)),
       detail.replay_of ? fact("Replay of", `#${detail.replay_of}`) : null,
+      reattributed(detail),
       detail.replayed_as?.length
         ? fact("Replayed as", detail.replayed_as.map((id) => `#${id}`).join(", ")) : null,
       amoLink(detail)),
@@ -303,6 +304,14 @@ function renderDetail(detail) {
 
 function fact(term, ...value) {
   return [h("dt", {}, term), h("dd", {}, ...value)];
+}
+
+/** Why a `reattribution` event was routed again: which job, rules versions and admin. */
+function reattributed(detail) {
+  const why = detail.source === "reattribution" ? detail.deal_data?.reattribution : null;
+  if (!why || typeof why !== "object") return null;
+  return fact("Re-attributed", `${why.change || "changed"} by re-attribution #${why.job_id}, `
+    + `rules version ${why.from_version} → ${why.to_version}, by ${why.by}`);
 }
 
 function legs(value) {

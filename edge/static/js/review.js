@@ -1,11 +1,13 @@
 // The review queue: unknown sales grouped by normalised source, the most revenue first, each
 // with who it most likely belongs to. A suggestion becomes a proposed rule change (the diff
-// shown first, saved with PUT /api/admin/rules on confirm); a group can be marked not
-// attributable with a reason.
+// shown first, saved with PUT /api/admin/rules on confirm, or previewed over the page's range
+// and applied to the sales already logged: edge/static/js/reattribution.js); a group can be
+// marked not attributable with a reason.
 
 import { api } from "./api.js";
 import { byId, fill, h, say } from "./dom.js";
 import { formatNumber, formatTime } from "./format.js";
+import { previewReattribution } from "./reattribution.js";
 
 let generation = 0;
 let navigate = () => {};
@@ -168,6 +170,13 @@ function showProposal(panel, group, best) {
   const result = h("p", { class: "proposal-result", role: "status", hidden: true });
   const confirm = h("button", { type: "button", class: "confirm" }, "Save this change");
   confirm.addEventListener("click", () => save(best, comment, confirm, result));
+  const whatIf = h("div", { class: "reattribution", hidden: true });
+  const preview = h("button", { type: "button", class: "preview-reattribution" },
+    "Preview re-attribution");
+  preview.addEventListener("click", () => previewReattribution(whatIf, {
+    yaml: best.proposed_rules_yaml, expectedVersion: best.rules_version, comment,
+    ...reviewRange(), onApplied: () => setTimeout(() => load(rangeParams()), 1500),
+  }));
   fill(panel,
     h("p", {}, `Rules version ${best.rules_version} with this change:`),
     h("pre", { class: "diff" }, best.proposed_diff.split("\n").map((line) => h("span", {
@@ -178,10 +187,21 @@ function showProposal(panel, group, best) {
     rulesSource === "file"
       ? h("p", { class: "callout info" }, "The rules are managed in a file "
         + "(ROUTING_RULES_SOURCE=file): make this change there.")
-      : h("div", { class: "detail-actions" }, confirm,
+      : h("div", { class: "detail-actions" }, preview, confirm,
         h("button", { type: "button", class: "secondary", onclick: () => { panel.hidden = true; } },
           "Cancel")),
-    result);
+    result, whatIf);
+}
+
+/** The page's range as moments: from its first day (or ever) to the end of its last (or now). */
+function reviewRange() {
+  const form = byId("review-range");
+  const from = form.elements.from.value ? localMidnight(form.elements.from.value)
+    : new Date(Date.UTC(2000, 0, 1));
+  const to = form.elements.to.value
+    ? new Date(localMidnight(form.elements.to.value).getTime() + 86400000)
+    : new Date(Date.now() + 86400000);
+  return { from, to };
 }
 
 async function save(best, comment, button, result) {
