@@ -52,6 +52,10 @@ class Month:
         year, month = divmod(self.year * 12 + self.month - 1 + months, 12)
         return Month(year, month + 1)
 
+    def months_after(self, other: "Month") -> int:
+        """How many months `other` is before this one."""
+        return (self.year - other.year) * 12 + self.month - other.month
+
     @property
     def start(self) -> datetime:
         return datetime(self.year, self.month, 1, tzinfo=UTC)

@@ -68,14 +68,17 @@ class RetentionStore:
         if not self.postgres:
             report.deleted = self._delete_batches("webhook_logs", at)
             return report
-        for month in months_to_create(at):
-            if self._create_month(month):
-                report.created.append(month.suffix)
+        report.created = self.make_partitions(months_to_create(at))
         for month in months_to_drop(self.months(), self.policy, at):
             report.kept_from_dropped += self._drop_month(month, at)
             report.dropped.append(month.suffix)
         report.deleted = self._delete_batches(f"webhook_logs_{_DEFAULT_SUFFIX}", at)
         return report
+
+    def make_partitions(self, months: list[Month]) -> list[str]:
+        """Partitions of each of `months` for both tables, where missing (PostgreSQL);
+        returns the suffixes of those made."""
+        return [month.suffix for month in months if self._create_month(month)]
 
     def months(self) -> list[Month]:
         """The months webhook_logs has a partition for (PostgreSQL), oldest first."""
