@@ -9,7 +9,7 @@ PostgreSQL (webhook_logs and webhook_attempts partitioned by month, migration 00
   them in the DEFAULT partition since no partition covers their month any more;
 - the DEFAULT partition (rows older or newer than every partition: an import, a restore, a
   clock gone wrong, and the rows kept from dropped months) is pruned by row deletes in
-  bounded batches, attempts going with their log (ON DELETE CASCADE).
+  bounded batches, each log's attempts with it.
 The partition changes lock both parent tables for a moment (ACCESS EXCLUSIVE: intake waits),
 bounded by lock_timeout: a run that cannot get the locks tries again at the next interval.
 
@@ -44,6 +44,7 @@ class RetentionReport:
     dropped: list[str] = field(default_factory=list)  # partitions dropped (months)
     kept_from_dropped: int = 0  # rows of dropped months kept (moved to DEFAULT)
     deleted: int = 0  # rows deleted one by one (SQLite, or PostgreSQL's DEFAULT)
+    filed: int = 0  # attempts of the previous release given their log's month
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -51,6 +52,7 @@ class RetentionReport:
             "dropped": self.dropped,
             "kept_from_dropped": self.kept_from_dropped,
             "deleted": self.deleted,
+            "filed": self.filed,
         }
 
 
@@ -68,12 +70,26 @@ class RetentionStore:
         if not self.postgres:
             report.deleted = self._delete_batches("webhook_logs", at)
             return report
+        report.filed = self._file_attempts_of_previous_release()
         report.created = self.make_partitions(months_to_create(at))
         for month in months_to_drop(self.months(), self.policy, at):
             report.kept_from_dropped += self._drop_month(month, at)
             report.dropped.append(month.suffix)
         report.deleted = self._delete_batches(f"webhook_logs_{_DEFAULT_SUFFIX}", at)
         return report
+
+    def _file_attempts_of_previous_release(self) -> int:
+        """Give the attempts recorded without log_received_at (by the release before
+        migration 0011, during a rolling update: -infinity, in the DEFAULT partition)
+        their log's received_at, which moves them to its month's partition."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                sa.text(
+                    "UPDATE webhook_attempts a SET log_received_at = l.received_at "
+                    "FROM webhook_logs l "
+                    "WHERE a.log_received_at = '-infinity' AND l.id = a.log_id"
+                )
+            ).rowcount
 
     def make_partitions(self, months: list[Month]) -> list[str]:
         """Partitions of each of `months` for both tables, where missing (PostgreSQL);
@@ -116,10 +132,9 @@ class RetentionStore:
                 )
                 if not ids:
                     return deleted
-                if not self.postgres:  # PostgreSQL's foreign key cascades
-                    conn.execute(
-                        sa.delete(webhook_attempts).where(webhook_attempts.c.log_id.in_(ids))
-                    )
+                conn.execute(
+                    sa.delete(webhook_attempts).where(webhook_attempts.c.log_id.in_(ids))
+                )
                 conn.execute(sa.delete(table).where(table.c.id.in_(ids)))
             deleted += len(ids)
             if len(ids) < self.batch:
@@ -161,6 +176,13 @@ class RetentionStore:
                 ),
                 bounds,
             ).rowcount
+            conn.execute(
+                sa.text(
+                    "DELETE FROM webhook_attempts_default "
+                    "WHERE log_received_at >= :start AND log_received_at < :end"
+                ),
+                bounds,
+            )
             for name, parent in ((logs_name, "webhook_logs"), (attempts_name, "webhook_attempts")):
                 # Bounds as literals: DDL takes no parameters (they come from Month, not input).
                 options = " WITH (" + _VACUUM_OFTEN + ")" if parent == "webhook_logs" else ""
@@ -199,7 +221,6 @@ class RetentionStore:
                     "JOIN kept_logs k ON k.id = a.log_id AND k.received_at = a.log_received_at"
                 )
             )
-            # Attempts first: the logs' partition may go only once nothing refers to it.
             for name, parent in ((attempts_name, "webhook_attempts"), (logs_name, "webhook_logs")):
                 conn.execute(sa.text(f"ALTER TABLE {parent} DETACH PARTITION {name}"))
                 conn.execute(sa.text(f"DROP TABLE {name}"))

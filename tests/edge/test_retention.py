@@ -195,3 +195,31 @@ def test_an_event_older_than_every_partition_is_logged_in_default_and_pruned_the
     assert ancient not in _ids(store) and ancient_pending in _ids(store)
     assert ancient not in _attempt_log_ids(store)
     assert store.oldest_received_at() == datetime(2001, 3, 1, tzinfo=UTC)
+
+
+def test_attempts_the_previous_release_records_are_kept_and_filed_under_their_month(
+    store: WebhookLogStore,
+) -> None:
+    if not store.postgres:
+        pytest.skip("partitions are PostgreSQL's")
+    [log_id] = store.insert([NewLog(source="amocrm", deal_data={})])
+    # The release before migration 0011 names no log_received_at.
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO webhook_attempts (log_id, attempt, at, status) "
+                "VALUES (:id, 1, now(), 'success')"
+            ),
+            {"id": log_id},
+        )
+    report = RetentionStore(store.engine, POLICY).run(datetime.now(UTC))
+
+    assert report.filed == 1
+    [attempt] = store.attempts(log_id)
+    assert attempt["log_received_at"] == store.find(log_id)["received_at"]  # type: ignore[index]
+    with store.engine.connect() as conn:
+        where = conn.execute(
+            sa.text("SELECT tableoid::regclass::text FROM webhook_attempts WHERE log_id = :id"),
+            {"id": log_id},
+        ).scalar_one()
+    assert where == _partition_of(store, log_id).replace("webhook_logs", "webhook_attempts")

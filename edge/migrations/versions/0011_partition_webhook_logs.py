@@ -8,11 +8,12 @@ months and a month of both is dropped together.
 PostgreSQL: the rows are copied into new partitioned tables, which then take the old names;
 nothing is lost and every id stays (the same sequences go on numbering, so ids stay unique
 and increasing). A partitioned table's primary key must hold its partition key: webhook_logs
-is keyed by (id, received_at), webhook_attempts by (id, log_received_at), and an attempt
-refers to its log by both columns. Months from the oldest row's (at most 24 months back) to
-two months ahead get a partition; a DEFAULT partition takes any row outside them. The
-tables are locked against writes for the copy (reads go on): stop the edges and workers, or
-let AmoCRM retry the webhooks refused meanwhile (the README gives the time at 1 M rows).
+is keyed by (id, received_at), webhook_attempts by (id, log_received_at); an attempt names
+its log by both columns, without a foreign key (the previous release's attempts could not
+satisfy one). Months from the oldest row's (at most 24 months back) to two months ahead get
+a partition; a DEFAULT partition takes any row outside them. The tables are locked against
+writes for the copy (reads go on): webhooks wait, or fail and are retried by AmoCRM (the
+README gives the time at 1 M rows).
 
 SQLite keeps one table each (retention deletes in batches there) and only gains
 `log_received_at`.
@@ -58,9 +59,13 @@ def upgrade() -> None:
         "CREATE TABLE webhook_logs_partitioned (LIKE webhook_logs INCLUDING DEFAULTS) "
         "PARTITION BY RANGE (received_at)"
     )
+    # The previous release records attempts without log_received_at: they take -infinity,
+    # land in the DEFAULT partition, and the worker's next retention run files them under
+    # their log's month. So a rolling update (and a rollback) keeps working.
     op.execute(
         "CREATE TABLE webhook_attempts_partitioned (LIKE webhook_attempts INCLUDING DEFAULTS, "
-        "log_received_at timestamptz NOT NULL) PARTITION BY RANGE (log_received_at)"
+        "log_received_at timestamptz NOT NULL DEFAULT '-infinity') "
+        "PARTITION BY RANGE (log_received_at)"
     )
     oldest = conn.execute(sa.text("SELECT min(received_at) FROM webhook_logs")).scalar()
     today = datetime.now(UTC)
@@ -99,13 +104,8 @@ def upgrade() -> None:
         "ALTER TABLE webhook_attempts ADD CONSTRAINT uq_webhook_attempts_log_attempt "
         "UNIQUE (log_id, attempt, log_received_at)"
     )
-    # ON UPDATE CASCADE: a log moved to another month (an operator's fix of received_at)
-    # takes its attempts along.
-    op.execute(
-        "ALTER TABLE webhook_attempts ADD CONSTRAINT webhook_attempts_log_fkey "
-        "FOREIGN KEY (log_id, log_received_at) REFERENCES webhook_logs (id, received_at) "
-        "ON DELETE CASCADE ON UPDATE CASCADE"
-    )
+    # No foreign key to the log any more: the previous release's attempts (log_received_at
+    # -infinity) could not satisfy one. Retention removes attempts with their logs itself.
     _create_log_indexes()
     op.execute("ANALYZE webhook_logs")
     op.execute("ANALYZE webhook_attempts")
