@@ -119,13 +119,20 @@ class RetentionStore:
         deleted = 0
         while True:
             with self.engine.begin() as conn:
+                batch = (
+                    sa.select(table.c.id)
+                    .where(removable)
+                    .order_by(table.c.id)
+                    .limit(self.batch)
+                    .scalar_subquery()
+                )
                 ids = (
                     conn.execute(
-                        sa.select(table.c.id)
-                        .select_from(table)
-                        .where(removable)
-                        .order_by(table.c.id)
-                        .limit(self.batch)
+                        # Removable checked again on the row deleted: it may have
+                        # changed since the subquery read it.
+                        sa.delete(table)
+                        .where(table.c.id.in_(batch), removable)
+                        .returning(table.c.id)
                     )
                     .scalars()
                     .all()
@@ -135,7 +142,6 @@ class RetentionStore:
                 conn.execute(
                     sa.delete(webhook_attempts).where(webhook_attempts.c.log_id.in_(ids))
                 )
-                conn.execute(sa.delete(table).where(table.c.id.in_(ids)))
             deleted += len(ids)
             if len(ids) < self.batch:
                 return deleted
