@@ -58,8 +58,9 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def migrate(url: str, migrations_dir: Path, version_table: str) -> None:
-    """Upgrade the database at `url` to the newest revision in `migrations_dir`.
+def migrate(url: str, migrations_dir: Path, version_table: str, revision: str = "head") -> None:
+    """Upgrade the database at `url` to the newest revision in `migrations_dir`
+    (or to `revision`: tests fill a table the way an older release left it).
 
     Each service keeps its own version table, so two services pointed at the
     same database by mistake do not overwrite each other's migration state.
@@ -68,7 +69,7 @@ def migrate(url: str, migrations_dir: Path, version_table: str) -> None:
     cfg.set_main_option("script_location", str(migrations_dir))
     cfg.attributes["url"] = url
     cfg.attributes["version_table"] = version_table
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, revision)
 
 
 def run_alembic_env() -> None:

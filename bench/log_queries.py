@@ -1,6 +1,9 @@
 """`python -m bench.log_queries`: the admin log viewer's queries on 1,000,000
 webhook_logs rows in PostgreSQL (issue #4's goal: p95 under 50 ms for the first
-page and a deep page). Prints a table and writes bench/results/log_queries.json.
+page and a deep page; #26: the same on the monthly partitions). Prints a table and
+writes bench/results/log_queries.json.
+
+    BENCH_LOG_SPAN_DAYS=120 python -m bench.log_queries   # rows over 5 monthly partitions
 
 Figures are also given as ratios to a `SELECT 1` round trip measured in the same
 run, since absolute times on a shared machine are noisy.
@@ -12,16 +15,21 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from edge.__main__ import upgrade_database
 from edge.log_store import LogQuery, WebhookLogStore
+from edge.retention import Month
+from edge.retention_store import RetentionStore
 from edge.settings import Settings
 from tests.support.databases import create_database, drop_database
 
 ROWS = int(os.environ.get("BENCH_LOG_ROWS", "1000000"))
+# Days the rows are spread over, newest now (about 23 by default: 2 s apart).
+SPAN_DAYS = float(os.environ.get("BENCH_LOG_SPAN_DAYS", str(ROWS * 2 / 86400)))
 RUNS = int(os.environ.get("BENCH_LOG_RUNS", "60"))
 RESULTS = Path(__file__).with_name("results")
 
@@ -29,7 +37,7 @@ FILL = """
 INSERT INTO webhook_logs (received_at, source, event, account_id, pipeline_id, status_id,
     lead_id, lead_updated_at, deal_data, utm_source, utm_campaign, routing_decision,
     processing_status, error_message, attempts, processing_ms, processed_at, deal_name)
-SELECT now() - make_interval(secs => (:rows - g) * 2),
+SELECT now() - make_interval(secs => (:rows - g) * :step),
        (ARRAY['amocrm','amocrm','amocrm','reconcile','replay'])[1 + g % 5],
        'status', 32145678, 10418746, 142, 20000000 + g, 1750000000 + g,
        jsonb_build_object('lead', jsonb_build_object('id', (20000000 + g)::text,
@@ -66,11 +74,17 @@ def figures(samples: list[float]) -> dict[str, float]:
 def main() -> None:
     url = create_database("logbench", Path(tempfile.gettempdir()))
     try:
-        upgrade_database(Settings(edge_database_url=url))
+        settings = Settings(edge_database_url=url)
+        upgrade_database(settings)
         engine = sa.create_engine(url)
+        # The monthly partitions the rows fall in, as the worker makes them over time.
+        newest = Month.of(datetime.now(UTC))
+        oldest = Month.of(datetime.now(UTC) - timedelta(days=SPAN_DAYS))
+        months = [oldest.plus(n) for n in range(newest.months_after(oldest) + 1)]
+        RetentionStore(engine, settings.retention()).make_partitions(months)
         started = time.perf_counter()
         with engine.begin() as conn:
-            conn.execute(sa.text(FILL), {"rows": ROWS})
+            conn.execute(sa.text(FILL), {"rows": ROWS, "step": SPAN_DAYS * 86400 / ROWS})
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE webhook_logs"))
         fill_s = time.perf_counter() - started
@@ -96,14 +110,19 @@ def main() -> None:
         }
         results = {name: figures(timed(fn)) for name, fn in cases.items()}
         base = results["select 1 (baseline)"]["p50_ms"] or 0.01
-        print(f"webhook_logs rows: {ROWS:,} (filled in {fill_s:.0f} s); {RUNS} runs per query")
+        print(f"webhook_logs rows: {ROWS:,} over {SPAN_DAYS:.0f} days, {len(months)} monthly "
+              f"partitions (filled in {fill_s:.0f} s); {RUNS} runs per query")
         print(f"{'query':45} {'p50 ms':>8} {'p95 ms':>8} {'p50 / SELECT 1':>15}")
         for name, fig in results.items():
             print(f"{name:45} {fig['p50_ms']:8.2f} {fig['p95_ms']:8.2f} "
                   f"{fig['p50_ms'] / base:14.1f}x")
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "log_queries.json").write_text(
-            json.dumps({"rows": ROWS, "runs": RUNS, "queries": results}, indent=2)
+            json.dumps(
+                {"rows": ROWS, "span_days": SPAN_DAYS, "partitions": len(months), "runs": RUNS,
+                 "queries": results},
+                indent=2,
+            )
         )
         engine.dispose()
     finally:

@@ -14,6 +14,8 @@ from edge.dispatch import Dispatcher
 from edge.event_lifecycle import DECISIONS, PENDING, STATUSES
 from edge.log_store import WebhookLogStore
 from edge.replay import NotReplayable, replay
+from edge.retention import CHECKPOINT as RETENTION_CHECKPOINT
+from edge.retention import RetentionPolicy
 
 API_PREFIX = "/api/admin"
 
@@ -69,8 +71,12 @@ class WebhookLogsResource:
 class WebhookStatsResource:
     """GET /api/admin/webhook-stats?window=24h."""
 
-    def __init__(self, logs: WebhookLogStore) -> None:
+    def __init__(
+        self, logs: WebhookLogStore, retention: RetentionPolicy, retention_every_s: int
+    ) -> None:
         self.logs = logs
+        self.retention = retention
+        self.retention_every_s = retention_every_s
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         label, length = parse_window(Params(req, ("window",)).text("window"))
@@ -93,4 +99,15 @@ class WebhookStatsResource:
             # Share of finished events that fully succeeded; null when none finished.
             "success_rate": round(by_status["success"] / finished, 4) if finished else None,
             "processing_ms": {"p50": stats.p50_ms, "p95": stats.p95_ms, "count": stats.timed},
+            "retention": self._retention(),
+        }
+
+    def _retention(self) -> dict[str, object]:
+        """The retention in force, the oldest event kept and what the last run did."""
+        return {
+            "days": self.retention.days,
+            "error_days": self.retention.error_days,
+            "interval_s": self.retention_every_s,
+            "oldest_received_at": iso(self.logs.oldest_received_at()),
+            "last_run": self.logs.last_report(RETENTION_CHECKPOINT),
         }

@@ -92,7 +92,10 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     admin_jobs = JobsResource(jobs)
     app.add_route("/api/admin/jobs", admin_jobs)
     app.add_route("/api/admin/jobs/{job_id:int}", admin_jobs, suffix="one")
-    app.add_route("/api/admin/webhook-stats", WebhookStatsResource(logs))
+    app.add_route(
+        "/api/admin/webhook-stats",
+        WebhookStatsResource(logs, settings.retention(), settings.retention_interval_s),
+    )
     app.add_route("/api/admin/openapi.json", OpenApiResource(__version__))
     reconciler = build_reconciler(settings, logs, dispatcher, tokens)
     app.add_route("/api/admin/reconcile", ReconcileResource(reconciler))

@@ -89,6 +89,9 @@ webhook_attempts = sa.Table(
     sa.Column("error_message", sa.Text),
     sa.Column("legs", JsonColumn),
     sa.Column("duration_ms", sa.Integer),
+    # The log's received_at: on PostgreSQL the attempts are partitioned by it, as their
+    # logs are, so retention drops a month of both at once.
+    sa.Column("log_received_at", sa.DateTime(timezone=True)),
 )
 
 # The routing decisions of a won deal (every other event is "ignored" or undecided).
@@ -157,13 +160,14 @@ WITH o AS (
     utm_source = CASE WHEN o.decision IS NULL THEN w.utm_source ELSE o.utm_source END,
     utm_campaign = CASE WHEN o.decision IS NULL THEN w.utm_campaign ELSE o.utm_campaign END
   FROM o WHERE w.id = o.log_id
-  RETURNING w.id, w.attempts, w.processing_status, w.error_message,
+  RETURNING w.id, w.received_at, w.attempts, w.processing_status, w.error_message,
     COALESCE(w.attempt_started_at, w.received_at) AS started
 )
 INSERT INTO webhook_attempts
-  (log_id, attempt, at, status, routing_decision, error_message, legs, duration_ms)
-SELECT done.id, done.attempts, CAST(:finished AS timestamptz), done.processing_status,
-  o.decision, done.error_message, NULLIF(o.legs, CAST('{}' AS jsonb)),
+  (log_id, log_received_at, attempt, at, status, routing_decision, error_message, legs,
+   duration_ms)
+SELECT done.id, done.received_at, done.attempts, CAST(:finished AS timestamptz),
+  done.processing_status, o.decision, done.error_message, NULLIF(o.legs, CAST('{}' AS jsonb)),
   GREATEST(0, CAST(
     floor(extract(epoch FROM CAST(:finished AS timestamptz) - done.started) * 1000) AS integer))
 FROM done JOIN o ON o.log_id = done.id
@@ -355,7 +359,9 @@ class WebhookLogStore:
                     continue
                 state = next_state(_log_state(old), out, finished)
                 updates.append({"log_id": out.log_id, **state.log})
-                attempt_rows.append({"log_id": out.log_id, **state.attempt})
+                attempt_rows.append(
+                    {"log_id": out.log_id, "log_received_at": old.received_at, **state.attempt}
+                )
             if updates:
                 conn.execute(_RECORD_OUTCOME, _storable(updates))
                 conn.execute(sa.insert(webhook_attempts), _storable(attempt_rows))
@@ -544,6 +550,12 @@ class WebhookLogStore:
                 _percentile(conn, timed_filter, timed, fraction) for fraction in (0.5, 0.95)
             )
         return WindowStats(since, until, by_status, by_decision, p50, p95, timed)
+
+    def oldest_received_at(self) -> datetime | None:
+        """When the oldest event kept was received; None when there is none."""
+        with self.engine.connect() as conn:
+            oldest = conn.execute(sa.select(sa.func.min(webhook_logs.c.received_at))).scalar()
+        return None if oldest is None else utc(oldest)
 
     def attach_api_lead(self, log_id: int, deal_data: dict[str, Any]) -> None:
         """Store the lead data read from the AmoCRM API with the event."""

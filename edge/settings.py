@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from amoroute.settings import CommonSettings
 from edge.admin_tokens import AdminTokens, check_length
+from edge.retention import RetentionPolicy
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -82,6 +83,12 @@ class Settings(CommonSettings):
     worker_route_timeout_s: float = 10.0
     # Bulk replay jobs: events replayed per second at most, so live webhooks keep their latency.
     bulk_replay_rate: float = Field(default=50.0, gt=0, le=10_000)
+    # webhook_logs retention (edge/retention.py): settled events older than this many days
+    # are removed with their attempts; those that did not end in success after the error
+    # retention (at least as long); one worker runs it every RETENTION_INTERVAL_S.
+    webhook_log_retention_days: int = Field(default=90, ge=1, le=36_500)
+    webhook_log_error_retention_days: int = Field(default=180, ge=1, le=36_500)
+    retention_interval_s: int = Field(default=3600, ge=60, le=7 * 86400)
 
     @field_validator("admin_token")
     @classmethod
@@ -130,6 +137,23 @@ class Settings(CommonSettings):
                     "Fernet; print(Fernet.generate_key().decode())'`"
                 ) from None
         return value
+
+    @model_validator(mode="after")
+    def _errors_kept_at_least_as_long(self) -> Self:
+        if self.webhook_log_error_retention_days < self.webhook_log_retention_days:
+            raise ValueError(
+                "WEBHOOK_LOG_ERROR_RETENTION_DAYS "
+                f"({self.webhook_log_error_retention_days}) must be at least "
+                f"WEBHOOK_LOG_RETENTION_DAYS ({self.webhook_log_retention_days}): events that "
+                "did not succeed are kept at least as long as the others"
+            )
+        return self
+
+    def retention(self) -> RetentionPolicy:
+        """How long webhook_logs keeps its events."""
+        return RetentionPolicy(
+            self.webhook_log_retention_days, self.webhook_log_error_retention_days
+        )
 
     @model_validator(mode="after")
     def _oauth_complete(self) -> Self:

@@ -6,7 +6,8 @@ lead from the AmoCRM API first when the webhook carried no UTM marks (in
 batches), routes them again (skipping legs that already succeeded) and records
 the outcome, with exponential backoff up to a retry limit. Several workers can
 run at once: each claim hides the claimed events from the others for a lease,
-and one worker at a time wins each reconciliation run. Between passes it runs the
+and one worker at a time wins each reconciliation run and each retention run
+(old settled events removed, partitions managed: edge/retention.py). Between passes it runs the
 admin jobs (bulk replay) at their pace, one worker per job (edge/jobs.py)."""
 
 import logging
@@ -23,6 +24,7 @@ from amoroute.db import create_engine
 from amoroute.heap import freeze_startup_objects
 from amoroute.logging_setup import setup_logging
 from amoroute.metrics import serve_metrics
+from amoroute.timeutil import now
 from edge.amocrm_api import AmoCrmError
 from edge.dispatch import Dispatcher, Job
 from edge.event_lifecycle import ERROR, PENDING, Outcome
@@ -31,6 +33,8 @@ from edge.jobs import JobRunner
 from edge.log_store import DueEvent, WebhookLogStore
 from edge.reconcile import CHECKPOINT, Reconciler, build_reconciler
 from edge.replay import job_for
+from edge.retention import CHECKPOINT as RETENTION_CHECKPOINT
+from edge.retention_store import RetentionStore
 from edge.settings import Settings
 
 log = logging.getLogger("edge.worker")
@@ -60,6 +64,8 @@ class Worker:
         reconciler: Reconciler | None = None,
         reconcile_every: timedelta = timedelta(minutes=5),
         jobs: JobRunner | None = None,
+        retention: RetentionStore | None = None,
+        retention_every: timedelta = timedelta(hours=1),
     ) -> None:
         self.logs = logs
         self.dispatcher = dispatcher
@@ -69,6 +75,8 @@ class Worker:
         self.reconciler = reconciler
         self.reconcile_every = reconcile_every
         self.jobs = jobs
+        self.retention = retention
+        self.retention_every = retention_every
         # A claim outlives the slowest possible attempt, so no two workers overlap.
         self.lease = timedelta(seconds=timeout_s * 3 + 30)
 
@@ -135,6 +143,21 @@ class Worker:
             report = self.reconciler.run_once()
             HOOK_DISABLED.set(1 if report.hook_disabled else 0)
 
+    def retain_if_due(self) -> bool:
+        """Run webhook_logs retention when its interval has passed; one worker of
+        several wins each run (the run's time is claimed in edge_checkpoints). True
+        when this worker ran it."""
+        if self.retention is None or not self.logs.claim_periodic_run(
+            RETENTION_CHECKPOINT, self.retention_every
+        ):
+            return False
+        moment = now()
+        report = self.retention.run(moment)
+        summary = {**report.as_json(), "at": moment.isoformat()}
+        self.logs.save_checkpoint(RETENTION_CHECKPOINT, report.deleted, summary)
+        log.info("retention run", extra=summary)
+        return True
+
     def run_until(self, stop: threading.Event, poll_s: float) -> None:
         counted_at = float("-inf")
         while not stop.is_set():
@@ -144,6 +167,7 @@ class Worker:
                     PENDING_EVENTS.set(self.logs.pending_count())
                     counted_at = time.monotonic()
                 self.reconcile_if_due()
+                self.retain_if_due()
             except Exception:
                 log.exception("worker pass failed; trying again")
                 busy = False
@@ -196,6 +220,8 @@ def build(settings: Settings) -> Worker:
         reconciler,
         timedelta(seconds=settings.reconcile_interval_s),
         jobs,
+        RetentionStore(logs.engine, settings.retention()),
+        timedelta(seconds=settings.retention_interval_s),
     )
 
 

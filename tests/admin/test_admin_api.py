@@ -305,6 +305,12 @@ def test_stats_count_by_status_and_routing_with_percentiles(make_database) -> No
         since = datetime.fromisoformat(week["since"])
         until = datetime.fromisoformat(week["until"])
         assert until - since == timedelta(days=7)
+        # The retention in force and the oldest event kept (the two-day-old one).
+        retention = week["retention"]
+        assert {k: retention[k] for k in ("days", "error_days", "interval_s", "last_run")} == {
+            "days": 90, "error_days": 180, "interval_s": 3600, "last_run": None}
+        oldest = datetime.fromisoformat(retention["oldest_received_at"])
+        assert timedelta(days=2) <= now() - oldest < timedelta(days=2, minutes=5)
     finally:
         seed.close()
 

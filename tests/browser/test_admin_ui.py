@@ -131,6 +131,10 @@ def test_sign_in_keeps_the_token_out_of_urls_and_opens_the_log(
     expect(row(page, seeded.garbage).locator(".error-line")).to_contain_text(
         "unparseable webhook body")
     expect(page.locator("#stats .stat-card").first).to_contain_text("Events")
+    # The retention in force, and the oldest event kept (the seeded ones are there).
+    expect(page.locator("#retention")).to_contain_text("90 days (not succeeded: 180 days)")
+    expect(page.locator("#retention .stat-note")).to_contain_text("oldest event kept: ")
+    expect(page.locator("#retention .stat-note")).not_to_contain_text("kept: none")
 
     assert page.evaluate("sessionStorage.getItem('amoroute.adminToken')") == ADMIN_TOKEN
     assert all(ADMIN_TOKEN not in url for url in [page.url, *requested])

@@ -443,7 +443,19 @@ async function loadStats(generation) {
           ? h("span", { class: "chip" }, h("span", { class: "badge routing-other" }, "undecided"),
             ` ${formatNumber(count)}`)
           : h("button", { type: "button", class: "chip", onclick: filterBy("routing", routing),
-            title: `Show ${routing} events` }, badge("routing", routing), ` ${formatNumber(count)}`)))));
+            title: `Show ${routing} events` }, badge("routing", routing), ` ${formatNumber(count)}`)))),
+    retentionCard(stats.retention));
+}
+
+// The retention in force (WEBHOOK_LOG_RETENTION_DAYS …) and the oldest event still kept.
+function retentionCard(retention) {
+  const oldest = retention.oldest_received_at ? formatTime(retention.oldest_received_at) : "none";
+  const lastRun = retention.last_run ? `last run ${formatTime(retention.last_run.at)}` : "not run yet";
+  return h("div", { class: "stat-card wide", id: "retention" },
+    h("div", { class: "stat-label" }, "Retention"),
+    h("div", { class: "stat-value" },
+      `${formatNumber(retention.days)} days (not succeeded: ${formatNumber(retention.error_days)} days)`),
+    h("div", { class: "stat-note" }, `oldest event kept: ${oldest}; ${lastRun}`));
 }
 
 function statCard(label, value, note) {
