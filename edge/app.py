@@ -11,7 +11,7 @@ from amoroute.channels import channel
 from amoroute.db import create_engine
 from edge.access import AdminSecurity, ClientAddress
 from edge.admin_jobs import BulkReplayResource, JobsResource
-from edge.admin_logs import WebhookLogsResource, WebhookStatsResource
+from edge.admin_logs import WebhookFlowResource, WebhookLogsResource, WebhookStatsResource
 from edge.admin_page import STATIC_DIR, AdminPageResource
 from edge.admin_reattribution import ReattributionPreviewResource
 from edge.admin_reconcile import ReconcileResource
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route("/api/admin/jobs", admin_jobs)
     app.add_route("/api/admin/jobs/{job_id:int}", admin_jobs, suffix="one")
     app.add_route("/api/admin/webhook-stats", WebhookStatsResource(logs))
+    app.add_route("/api/admin/webhook-stats/timeseries", WebhookFlowResource(logs))
     app.add_route("/api/admin/openapi.json", OpenApiResource(__version__))
     reconciler = build_reconciler(settings, logs, dispatcher, tokens)
     app.add_route("/api/admin/reconcile", ReconcileResource(reconciler))

@@ -17,6 +17,8 @@ ADMIN_ROUTES = [
     ("GET", "api/admin/webhook-logs/1"),
     ("POST", "api/admin/webhook-logs/1/replay"),
     ("GET", "api/admin/webhook-stats"),
+    ("GET", "api/admin/webhook-stats/timeseries"),
+    ("GET", "api/admin/webhook-logs?format=csv"),
     ("POST", "api/admin/reconcile"),
     ("GET", "api/admin/sales/traffic"),
     ("GET", "api/admin/sales/referral"),
