@@ -4,13 +4,11 @@ They only translate HTTP to store calls and the replay use case (edge/replay.py)
 back; the SQL lives in edge/log_store.py.
 """
 
-from collections.abc import Iterable
-from typing import Any
-
 import falcon
 
 from amoroute import paging
 from amoroute.timeutil import now
+from edge.admin_csv import send_csv
 from edge.admin_json import iso, public
 from edge.admin_params import (
     Params,
@@ -21,7 +19,6 @@ from edge.admin_params import (
     parse_window,
     wants_total,
 )
-from edge.csv_export import csv_chunks
 from edge.dispatch import Dispatcher
 from edge.event_lifecycle import DECISIONS, PENDING, STATUSES
 from edge.flow_series import WINDOWS, FrozenBuckets, buckets_for
@@ -53,7 +50,7 @@ class WebhookLogsResource:
         query = log_query(req)
         if export:
             pages = self.logs.export_pages(query, ("id", *EXPORT_COLUMNS))
-            _send_csv(resp, "webhook-logs", ("id", *EXPORT_COLUMNS), pages)
+            send_csv(resp, "webhook-logs", ("id", *EXPORT_COLUMNS), pages)
             return
         page = self.logs.search(query)
         resp.media = {
@@ -155,16 +152,6 @@ class WebhookFlowResource:
                 for start, bucket in zip(buckets.starts(), series, strict=True)
             ],
         }
-
-
-def _send_csv(
-    resp: falcon.Response, name: str, header: tuple[str, ...], pages: Iterable[Iterable[Any]]
-) -> None:
-    """Stream `pages` of rows as a CSV attachment named after `name` and the time."""
-    resp.content_type = "text/csv; charset=utf-8"
-    stamp = now().strftime("%Y%m%dT%H%M%SZ")
-    resp.downloadable_as = f"{name}-{stamp}.csv"
-    resp.stream = csv_chunks(header, pages)
 
 
 def _ms(value: float | None) -> float | None:

@@ -123,3 +123,28 @@ def test_flow_chart_totals_links_and_csv_export(
     finally:
         phone.context.close()
     assert not watched.page_errors and not watched.console_errors
+
+
+def test_sales_dashboards_export_what_they_show(
+    page: Page, services: Services, watched: Watched, artifacts: Path
+) -> None:
+    services.webhook(encode(won_deal_body(9930001, "kenesary_fb", price=77000)))
+    sign_in(page, "/admin/#/traffic")
+    row = page.locator("#traffic-body tr").filter(has_text="Kenesary")
+    expect(row).to_have_count(1)
+    with page.expect_download() as download:
+        page.locator("#traffic-export").click()
+    raw = Path(download.value.path()).read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    shown = (row.locator("td[data-label=Revenue]").text_content() or "").replace(",", "")
+    [kenesary] = [r for r in rows if r["targetologist"] == "Kenesary"]
+    assert kenesary["revenue"] == shown.strip()
+    page.screenshot(path=artifacts / "insights-traffic.png", full_page=True)
+
+    page.goto("/admin/#/referral")
+    with page.expect_download() as download:
+        page.locator("#referral-export").click()
+    header = Path(download.value.path()).read_bytes().decode("utf-8-sig").splitlines()[0]
+    assert header.startswith("referral_code,partner_name,")
+    assert not watched.page_errors and not watched.console_errors and not watched.dialogs

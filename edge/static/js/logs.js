@@ -2,7 +2,7 @@
 // events first with "load more", expandable details with attempts and replay.
 
 import { api, apiDownload } from "./api.js";
-import { byId, fill, h, say } from "./dom.js";
+import { byId, fill, h, saveFile, say } from "./dom.js";
 import { mountBulkReplay, showBulkReplay } from "./bulk_replay.js";
 import { drawFlow } from "./flow_chart.js";
 import { badge, formatMs, formatNumber, formatPercent, formatTime } from "./format.js";
@@ -210,12 +210,7 @@ async function exportCsv() {
   button.disabled = true;
   try {
     const { blob, filename } = await apiDownload("webhook-logs", { ...apiFilters(), format: "csv" });
-    const url = URL.createObjectURL(blob);
-    const link = h("a", { href: url, download: filename || "webhook-logs.csv", hidden: true });
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    saveFile(blob, filename || "webhook-logs.csv");
     say(byId("logs-error"), "");
   } catch (error) {
     say(byId("logs-error"), error.message);
