@@ -86,6 +86,15 @@ class Params:
             raise bad_param(name, f"must be an integer from {low} to {high}")
         return int(value)
 
+    def flag(self, name: str) -> bool:
+        """true or false (also 1 or 0); absent is false."""
+        value = self.text(name)
+        if value is None:
+            return False
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise bad_param(name, "must be true or false")
+        return value.lower() in ("true", "1")
+
     def moment(self, name: str) -> datetime | None:
         value = self.text(name)
         return None if value is None else parse_moment(name, value)
@@ -138,11 +147,34 @@ def parse_window(value: str | None) -> tuple[str, timedelta]:
 
 # The filters of the log list, without its page (limit, cursor).
 LOG_FILTERS = ("status", "routing", "lead_id", "source", "received_from", "received_to", "q")
+# How the log list answers: JSON pages (with the total when asked) or one CSV export.
+LIST_OPTIONS = ("format", "total")
+_LOG_LIST = (*LOG_FILTERS, "limit", "cursor", *LIST_OPTIONS)
+FORMATS = ("json", "csv")
+
+
+def list_format(req: falcon.Request) -> str:
+    """`format` of a list endpoint: json (default) or csv. A CSV export holds every
+    match, so it takes no page (limit, cursor)."""
+    params = Params(req, _LOG_LIST)
+    chosen = params.text("format") or "json"
+    if chosen not in FORMATS:
+        raise bad_param("format", f"must be one of {', '.join(FORMATS)}")
+    if chosen == "csv":
+        for name in ("limit", "cursor", "total"):
+            if params.text(name) is not None:
+                raise bad_param(name, "not taken with format=csv: the export holds every match")
+    return chosen
+
+
+def wants_total(req: falcon.Request) -> bool:
+    """`total=true`: the list's answer also counts every match of its filters."""
+    return Params(req, _LOG_LIST).flag("total")
 
 
 def log_query(req: falcon.Request) -> LogQuery:
     """The filters of GET /api/admin/webhook-logs."""
-    params = Params(req, (*LOG_FILTERS, "limit", "cursor"))
+    params = Params(req, _LOG_LIST)
     cursor = params.text("cursor")
     try:
         before_id = paging.decode_token(cursor or "")

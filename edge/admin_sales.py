@@ -14,8 +14,9 @@ from amoroute import validation
 from amoroute.errors import InvalidArgument
 from amoroute.timeutil import to_timestamp
 from amoroute.v1 import referral_pb2, referral_pb2_grpc, traffic_pb2, traffic_pb2_grpc
+from edge.admin_csv import send_csv
 from edge.admin_json import iso
-from edge.admin_params import Params, bad_param, time_range
+from edge.admin_params import FORMATS, Params, bad_param, time_range
 from edge.upstream import upstream_error
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,30 @@ REFERRAL_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_PARTNER_NAME = 200
 MAX_COMMISSION_BP = 10_000  # 100 %
 PARTNER_FIELDS = ("name", "commission_bp")
+REFERRAL_COLUMNS = (
+    "referral_code", "partner_name", "partner_registered", "conversions", "amount_total",
+    "commission_bp", "commission_total",
+)
 
 
 def _won_range(req: falcon.Request) -> tuple[datetime | None, datetime | None]:
-    return time_range(Params(req, ("from", "to")), "from", "to")
+    return time_range(Params(req, ("from", "to", "format")), "from", "to")
+
+
+def _wants_csv(req: falcon.Request) -> bool:
+    """`format=csv`: the table as a CSV attachment rather than JSON."""
+    chosen = Params(req, ("from", "to", "format")).text("format") or "json"
+    if chosen not in FORMATS:
+        raise bad_param("format", f"must be one of {', '.join(FORMATS)}")
+    return chosen == "csv"
+
+
+def _send_table(
+    resp: falcon.Response, name: str, header: tuple[str, ...], items: list[dict[str, Any]]
+) -> None:
+    """The table's rows (one per targetologist or referral code) as CSV: a few hundred
+    at most, which the service answers in one reply."""
+    send_csv(resp, name, header, [[[item[key] for key in header] for item in items]])
 
 
 def _timestamp(moment: datetime | None) -> Timestamp | None:
@@ -48,6 +69,7 @@ class TrafficSalesResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         since, until = _won_range(req)
+        export = _wants_csv(req)
         request = traffic_pb2.GetTargetologistStatsRequest(
             won_from=_timestamp(since), won_to=_timestamp(until)
         )
@@ -62,6 +84,9 @@ class TrafficSalesResource:
             ),
             key=lambda item: (-item["revenue"], item["targetologist"]),
         )
+        if export:
+            _send_table(resp, "traffic-sales", ("targetologist", "sales", "revenue"), items)
+            return
         resp.media = {
             "from": iso(since),
             "to": iso(until),
@@ -82,6 +107,7 @@ class ReferralSalesResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         since, until = _won_range(req)
+        export = _wants_csv(req)
         request = referral_pb2.GetReferrerStatsRequest(
             won_from=_timestamp(since), won_to=_timestamp(until)
         )
@@ -104,6 +130,9 @@ class ReferralSalesResource:
             ),
             key=lambda item: (-item["amount_total"], item["referral_code"]),
         )
+        if export:
+            _send_table(resp, "referral-sales", REFERRAL_COLUMNS, items)
+            return
         resp.media = {
             "from": iso(since),
             "to": iso(until),

@@ -11,7 +11,7 @@ from amoroute.channels import channel
 from amoroute.db import create_engine
 from edge.access import AdminSecurity, ClientAddress
 from edge.admin_jobs import BulkReplayResource, JobsResource
-from edge.admin_logs import WebhookLogsResource, WebhookStatsResource
+from edge.admin_logs import WebhookFlowResource, WebhookLogsResource, WebhookStatsResource
 from edge.admin_page import STATIC_DIR, AdminPageResource
 from edge.admin_reattribution import ReattributionPreviewResource, ReattributionResource
 from edge.admin_reconcile import ReconcileResource
@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None) -> falcon.App:
         "/api/admin/webhook-stats",
         WebhookStatsResource(logs, settings.retention(), settings.retention_interval_s),
     )
+    app.add_route("/api/admin/webhook-stats/timeseries", WebhookFlowResource(logs))
     app.add_route("/api/admin/openapi.json", OpenApiResource(__version__))
     reconciler = build_reconciler(settings, logs, dispatcher, tokens)
     app.add_route("/api/admin/reconcile", ReconcileResource(reconciler))

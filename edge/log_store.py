@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +21,9 @@ from amoroute.db import (
 from amoroute.timeutil import now, utc
 from edge.event_lifecycle import (
     DONE_LEGS,
+    ERROR,
     INTAKE_LEASE,
+    PARTIAL,
     PENDING,
     RETRIES,
     SUCCESS,
@@ -28,6 +31,7 @@ from edge.event_lifecycle import (
     Outcome,
     next_state,
 )
+from edge.flow_series import Bucket, Buckets, percentile_cont
 
 metadata = sa.MetaData()
 
@@ -189,6 +193,24 @@ _PG_MAKE_DUE = DriverStatement(
         "WHERE id = ANY(CAST(:ids AS bigint[])) AND processed_at IS NULL"
     ),
     prepare=False,
+)
+
+
+_FLOW_STATUSES = (SUCCESS, PARTIAL, ERROR, PENDING)
+# PostgreSQL: the flow chart's buckets in one pass over the window's rows.
+_PG_FLOW = sa.text(
+    """
+SELECT date_bin(:step, received_at, CAST('1970-01-01T00:00:00Z' AS timestamptz)) AS b,
+  count(*) FILTER (WHERE processing_status = 'success'),
+  count(*) FILTER (WHERE processing_status = 'partial'),
+  count(*) FILTER (WHERE processing_status = 'error'),
+  count(*) FILTER (WHERE processing_status = 'pending'),
+  percentile_cont(0.5) WITHIN GROUP (ORDER BY processing_ms),
+  percentile_cont(0.95) WITHIN GROUP (ORDER BY processing_ms)
+FROM webhook_logs
+WHERE received_at >= :start AND received_at < :end
+GROUP BY b
+"""
 )
 
 
@@ -423,6 +445,33 @@ class WebhookLogStore:
         rows = rows[: query.limit]
         return LogPage(rows, rows[-1]["id"] if more else None)
 
+    def export_pages(
+        self, query: LogQuery, columns: Sequence[str], page_size: int = 2000
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Every log matching the filters of `query` (its page left aside), newest
+        first, as pages of `columns`: each page read by keyset on a connection of its
+        own, so an export of any size holds one page in memory and no transaction
+        open while it is sent."""
+        c = webhook_logs.c
+        selected = [c[name] for name in columns]
+        before_id: int | None = None
+        while True:
+            conditions = _filters(query)
+            if before_id is not None:
+                conditions.append(c.id < before_id)
+            statement = (
+                sa.select(c.id, *selected).where(*conditions).order_by(c.id.desc())
+                .limit(page_size)
+            )
+            with self.engine.connect() as conn:
+                rows = conn.execute(statement).all()
+            if not rows:
+                return
+            yield [tuple(row)[1:] for row in rows]
+            if len(rows) < page_size:
+                return
+            before_id = rows[-1][0]
+
     def newest_won_per_lead(
         self, query: LogQuery, after_lead_id: int, limit: int
     ) -> tuple[list[WonEvent], int | None]:
@@ -556,6 +605,38 @@ class WebhookLogStore:
         with self.engine.connect() as conn:
             oldest = conn.execute(sa.select(sa.func.min(webhook_logs.c.received_at))).scalar()
         return None if oldest is None else utc(oldest)
+
+    def flow_series(self, buckets: Buckets) -> list[Bucket]:
+        """Each bucket's events by processing status, and the p50 and p95 of the
+        processing times of those that finished (interpolated, as percentile_cont;
+        None in a bucket without one). Every bucket is present, empty ones zero."""
+        c = webhook_logs.c
+        in_range = sa.and_(c.received_at >= buckets.start, c.received_at < buckets.end)
+        out = [Bucket() for _ in range(buckets.count)]
+        with self.engine.connect() as conn:
+            if self.postgres:
+                for start, *counts, p50, p95 in conn.execute(
+                    _PG_FLOW, {"start": buckets.start, "end": buckets.end, "step": buckets.step}
+                ):
+                    bucket = out[buckets.index(start)]
+                    bucket.counts.update(zip(_FLOW_STATUSES, counts, strict=True))
+                    bucket.p50_ms, bucket.p95_ms = p50, p95
+                return out
+            # SQLite (development): the bucket's times are few, sorted in Python.
+            times: list[list[int]] = [[] for _ in range(buckets.count)]
+            rows = conn.execute(
+                sa.select(c.received_at, c.processing_status, c.processing_ms).where(in_range)
+            )
+            for received_at, status, ms in rows:
+                index = buckets.index(utc(received_at))
+                out[index].counts[status] = out[index].counts.get(status, 0) + 1
+                if ms is not None:
+                    times[index].append(ms)
+        for bucket, values in zip(out, times, strict=True):
+            values.sort()
+            bucket.p50_ms = percentile_cont(values, 0.5)
+            bucket.p95_ms = percentile_cont(values, 0.95)
+        return out
 
     def attach_api_lead(self, log_id: int, deal_data: dict[str, Any]) -> None:
         """Store the lead data read from the AmoCRM API with the event."""

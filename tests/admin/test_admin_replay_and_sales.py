@@ -1,6 +1,8 @@
 """Replay and the sales figures through real services: the edge app in-process, calling
 RouterService, ReferralService, TrafficService and NotifierService on ephemeral ports."""
 
+import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -161,3 +163,36 @@ def test_referral_dashboard_shows_conversions_and_commission_where_set(stack: St
          "conversions": 1, "amount_total": 10000, "commission_bp": 0, "commission_total": 0},
     ]
     assert march["totals"] == {"conversions": 3, "amount_total": 52000, "commission_total": 6300}
+
+
+def _csv(stack: Stack, path: str, **params: str) -> list[dict[str, str]]:
+    reply = stack.client.simulate_get(f"/api/admin/{path}", params={**params, "format": "csv"},
+                                      headers=AUTH)
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"] == "text/csv; charset=utf-8"
+    assert reply.headers["content-disposition"].startswith("attachment; ")
+    assert reply.content.startswith(b"\xef\xbb\xbf")
+    return list(csv.DictReader(io.StringIO(reply.content.decode("utf-8-sig"))))
+
+
+def test_sales_tables_export_as_csv_with_the_same_range(stack: Stack) -> None:
+    stack.referral.UpsertPartner(referral_pb2.UpsertPartnerRequest(partner=referral_pb2.Partner(
+        referral_code="ALIYA", name="=Алия «Партнёр»", commission_bp=1000)))
+    stack.webhook(
+        won_deal_body(9400001, "kenesary_fb", price=12000, updated_at=unix(2022, 5, 5)),
+        won_deal_body(9400002, "ref_ALIYA", price=5000, updated_at=unix(2022, 5, 6), index=1),
+    )
+    may = {"from": "2022-05-01", "to": "2022-06-01"}
+    assert _csv(stack, "sales/traffic", **may) == [
+        {"targetologist": "Kenesary", "sales": "1", "revenue": "12000"}]
+    [partner] = _csv(stack, "sales/referral", **may)
+    # Cyrillic kept; a name a spreadsheet would run as a formula is defused.
+    assert partner["partner_name"] == "'=Алия «Партнёр»"
+    assert (partner["referral_code"], partner["conversions"], partner["amount_total"]) == (
+        "ALIYA", "1", "5000")
+    empty = stack.client.simulate_get("/api/admin/sales/traffic", headers=AUTH, params={
+        "format": "csv", "from": "1999-01-01", "to": "1999-02-01"})
+    assert empty.content.decode("utf-8-sig") == "targetologist,sales,revenue\r\n"
+    bad = stack.client.simulate_get("/api/admin/sales/referral", params={"format": "pdf"},
+                                    headers=AUTH)
+    assert bad.status_code == 400 and bad.json["description"].startswith("format: must be one of")

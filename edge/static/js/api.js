@@ -70,3 +70,37 @@ export async function api(
   return answer;
 }
 
+
+/**
+ * Fetch a file from the API (e.g. a CSV export) with the token in the header; resolves to
+ * { blob, filename } (the name from Content-Disposition), rejects with an ApiError.
+ */
+export async function apiDownload(path, params = {}) {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") query.set(key, value);
+  }
+  let response;
+  try {
+    response = await fetch(`/api/admin/${path}?${query}`, {
+      headers: { Authorization: `Bearer ${token.get() || ""}` },
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch {
+    throw new ApiError(0, "The edge did not answer: check the network and that it is running.");
+  }
+  if (!response.ok) {
+    let answer = null;
+    try {
+      answer = await response.json();
+    } catch {
+      answer = null;
+    }
+    if (response.status === 401) onUnauthorized();
+    throw new ApiError(response.status, answer?.description || `HTTP ${response.status}`);
+  }
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const filename = disposition.match(/filename="([^"]+)"/)?.[1] || null;
+  return { blob: await response.blob(), filename };
+}

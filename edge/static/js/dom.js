@@ -45,3 +45,13 @@ export function say(el, message) {
   el.textContent = message || "";
   el.hidden = !message;
 }
+
+/** Save `blob` as a file named `filename` (a download the browser asks about or keeps). */
+export function saveFile(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const link = h("a", { href: url, download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}

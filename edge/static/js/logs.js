@@ -1,9 +1,10 @@
 // The webhook log viewer: stats for a window, filters and search, the newest
 // events first with "load more", expandable details with attempts and replay.
 
-import { api } from "./api.js";
-import { byId, fill, h, say } from "./dom.js";
+import { api, apiDownload } from "./api.js";
+import { byId, fill, h, saveFile, say } from "./dom.js";
 import { mountBulkReplay, showBulkReplay } from "./bulk_replay.js";
+import { drawFlow } from "./flow_chart.js";
 import { badge, formatMs, formatNumber, formatPercent, formatTime } from "./format.js";
 
 /** Filters the API takes, in the order they appear in a deep link. */
@@ -20,6 +21,8 @@ const state = {
   // Log id -> the row its replay created, so the result outlives a refresh.
   replays: new Map(),
   highlight: null,
+  // How many events the filters match (the list's total), null while unknown.
+  total: null,
   timer: null,
   generation: 0,
 };
@@ -44,6 +47,7 @@ export function mountLogs(go) {
   byId("auto-refresh").addEventListener("change", () => applyForm());
   byId("stats-window").addEventListener("change", () => applyForm());
   byId("load-more").addEventListener("click", () => loadMore());
+  byId("export-csv").addEventListener("click", () => exportCsv());
   document.addEventListener("visibilitychange", () => scheduleAutoRefresh());
   mountBulkReplay(() => apiFilters());
 }
@@ -125,12 +129,14 @@ async function refresh({ fresh = false } = {}) {
     state.highlight = Number(one);
   }
   const [page] = await Promise.all([
-    one ? loadOne(one, generation) : load({ ...apiFilters(), limit }, generation),
+    one ? loadOne(one, generation) : load({ ...apiFilters(), limit, total: "true" }, generation),
     loadStats(generation),
+    loadFlow(generation),
   ]);
   if (page && generation === state.generation) {
     state.items = page.items;
     state.nextCursor = page.next_cursor;
+    state.total = page.total ?? null;
     renderRows();
     byId("updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
   }
@@ -184,8 +190,47 @@ function renderRows() {
 function updateFooter() {
   byId("logs-empty").hidden = state.items.length > 0;
   byId("load-more").hidden = !state.nextCursor;
-  byId("logs-count").textContent = `${formatNumber(state.items.length)} shown`
-    + (state.nextCursor ? ", more below" : "");
+  const one = state.params.get("id");
+  const total = one ? null : state.total;
+  byId("logs-count").textContent = (total === null ? "" : `${formatNumber(total)} matching · `)
+    + `${formatNumber(state.items.length)} shown` + (state.nextCursor ? ", more below" : "");
+  byId("export-csv").hidden = Boolean(one);
+}
+
+/** The link that opens one event on its own (#/logs/{id}). */
+export function eventLink(id, text = `#${id}`) {
+  return h("a", { href: `#/logs/${Number(id)}`, class: "mono event-link",
+    title: `Open event #${id} on its own` }, text);
+}
+
+/** Download every event the filters match as CSV (the token travels in the header,
+ * never in a URL, so the file is fetched and then saved). */
+async function exportCsv() {
+  const button = byId("export-csv");
+  button.disabled = true;
+  try {
+    const { blob, filename } = await apiDownload("webhook-logs", { ...apiFilters(), format: "csv" });
+    saveFile(blob, filename || "webhook-logs.csv");
+    say(byId("logs-error"), "");
+  } catch (error) {
+    say(byId("logs-error"), error.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function loadFlow(generation) {
+  const windowValue = byId("stats-window").value;
+  let series;
+  try {
+    series = await api("webhook-stats/timeseries", { params: { window: windowValue } });
+  } catch (error) {
+    if (generation === state.generation) say(byId("flow-error"), error.message);
+    return;
+  }
+  if (generation !== state.generation) return;
+  say(byId("flow-error"), "");
+  drawFlow(byId("flow-chart"), series);
 }
 
 /** The table row of one log and its (initially hidden) detail row. */
@@ -203,11 +248,11 @@ function rowsFor(item) {
     class: `log status-row-${item.processing_status}${item.id === state.highlight ? " highlight" : ""}`,
     dataset: { logId: item.id },
   },
-  cell("ID", h("span", { class: "mono" }, `#${item.id}`)),
+  cell("ID", eventLink(item.id)),
   cell("Received", formatTime(item.received_at)),
   cell("Deal", dealSummary(item)),
   cell("Source", [item.source,
-    item.replay_of ? h("span", { class: "muted" }, ` of #${item.replay_of}`) : null]),
+    item.replay_of ? h("span", { class: "muted" }, " of ", eventLink(item.replay_of)) : null]),
   cell("Routing", item.routing_decision ? badge("routing", item.routing_decision) : h("span", { class: "muted" }, "—")),
   cell("Status", badge("status", item.processing_status)),
   cell("UTM", utmSummary(item)),
@@ -287,10 +332,12 @@ function renderDetail(detail) {
       fact("Processed", formatTime(detail.processed_at)),
       fact("Next retry", detail.retry_at ? formatTime(detail.retry_at) : "none"),
       fact("Legs", legs(detail.legs)),
-      detail.replay_of ? fact("Replay of", `#${detail.replay_of}`) : null,
+      fact("Link", eventLink(detail.id, `#/logs/${detail.id}`)),
+      detail.replay_of ? fact("Replay of", eventLink(detail.replay_of)) : null,
       reattributed(detail),
       detail.replayed_as?.length
-        ? fact("Replayed as", detail.replayed_as.map((id) => `#${id}`).join(", ")) : null,
+        ? fact("Replayed as", ...detail.replayed_as.flatMap((id, i) => [i ? ", " : null, eventLink(id)]))
+        : null,
       amoLink(detail)),
     h("div", { class: "detail-actions" },
       replayButton(detail, replayOutput),
@@ -384,7 +431,8 @@ function replayButton(detail, output) {
 
 function showReplay(output, replayed) {
   output.classList.remove("error");
-  fill(output, `Replayed as #${replayed.id}: `, badge("status", replayed.processing_status),
+  fill(output, "Replayed as ", eventLink(replayed.id), ": ",
+    badge("status", replayed.processing_status),
     " ", replayed.routing_decision ? badge("routing", replayed.routing_decision) : "",
     replayed.error_message ? ` ${replayed.error_message} ` : " ",
     replayed.lead_id ? h("button", {

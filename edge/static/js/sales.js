@@ -3,8 +3,8 @@
 // the services. A range without sales shows all time instead, and says so: a first
 // deal is often won before this month (the sample payloads were won in 2025).
 
-import { api } from "./api.js";
-import { byId, fill, h, say } from "./dom.js";
+import { api, apiDownload } from "./api.js";
+import { byId, fill, h, saveFile, say } from "./dom.js";
 import { formatNumber, isoDate } from "./format.js";
 import { closePartnerForm, mountPartners, openPartnerForm } from "./partners.js";
 
@@ -70,6 +70,8 @@ const PRESETS = {
 };
 
 const generations = { traffic: 0, referral: 0 };
+// The API parameters of the figures each dashboard shows: what its export holds.
+const shown = { traffic: {}, referral: {} };
 let navigate = () => {};
 
 /** Wire both dashboards' controls once; `go(kind, params)` updates the deep link. */
@@ -99,6 +101,7 @@ export function mountSales(go) {
       });
     }
     byId(`${kind}-refresh`).addEventListener("click", () => load(kind, currentRange(kind)));
+    byId(`${kind}-export`).addEventListener("click", () => exportCsv(kind));
   }
   mountPartners((message) => load("referral", currentRange("referral"), message));
 }
@@ -132,17 +135,17 @@ async function load(kind, range, saved = "") {
   byId(`${kind}-caption`).textContent = describe(range);
   let data;
   let notice = saved;
+  // Local midnights: the range covers whole days where the operator is.
+  let params = {
+    from: range.from ? localMidnight(range.from).toISOString() : "",
+    to: range.to ? addDays(localMidnight(range.to), 1).toISOString() : "",
+  };
   try {
-    // Local midnights: the range covers whole days where the operator is.
-    data = await api(view.path, {
-      params: {
-        from: range.from ? localMidnight(range.from).toISOString() : "",
-        to: range.to ? addDays(localMidnight(range.to), 1).toISOString() : "",
-      },
-    });
+    data = await api(view.path, { params });
     if (!data.items.length && (range.from || range.to)) {
       const allTime = await api(view.path);
       if (allTime.items.length) {
+        params = {};
         notice = [saved, `${view.nothing} ${during(range)} (by the deal's won date), so all `
           + `time is shown: ${view.count(allTime.totals)}.`].filter(Boolean).join(" ");
         data = allTime;
@@ -160,6 +163,7 @@ async function load(kind, range, saved = "") {
     return;
   }
   if (generation !== generations[kind]) return;
+  shown[kind] = params;
   say(error, "");
   say(byId(`${kind}-notice`), notice);
   byId(`${kind}-caption`).textContent = describe(range);
@@ -175,6 +179,20 @@ async function load(kind, range, saved = "") {
   fill(byId(`${kind}-foot`), data.items.length ? h("tr", {}, view.total(data.totals)) : null);
   byId(`${kind}-empty`).hidden = data.items.length > 0;
   section.removeAttribute("aria-busy");
+}
+
+/** Download the figures shown as CSV (the same range, all time when that is shown). */
+async function exportCsv(kind) {
+  const button = byId(`${kind}-export`);
+  button.disabled = true;
+  try {
+    const { blob, filename } = await apiDownload(VIEWS[kind].path, { ...shown[kind], format: "csv" });
+    saveFile(blob, filename || `${kind}-sales.csv`);
+  } catch (failure) {
+    say(byId(`${kind}-error`), failure.message);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function cell(label, content, className) {
