@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet
 from edge.access import public_resource
 from edge.amocrm_oauth import GrantRefused, OAuthError, authorize_url, make_state, state_is_valid
 from edge.amocrm_tokens import AmoCrmTokens
+from edge.hook_health import HookHealth
 from edge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,13 +67,18 @@ class AmoCrmAccess:
 
 class AmoCrmStatusResource:
     """GET /api/admin/amocrm: connected / needs_reconnect / not_connected / static_token / off,
-    with the "Connect AmoCRM" link when OAuth is configured."""
+    with the "Connect AmoCRM" link when OAuth is configured; with `health`, the account, the
+    webhook's state, the last reconciliation and the invalid answers of the last 2 hours."""
 
-    def __init__(self, access: AmoCrmAccess) -> None:
+    def __init__(self, access: AmoCrmAccess, health: HookHealth | None = None) -> None:
         self.access = access
+        self.health = health
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.access.status()
+        status = self.access.status()
+        if self.health is not None:
+            status.update(self.health.card())
+        resp.media = status
         resp.cache_control = ["no-store"]  # the link carries a fresh state
 
 
