@@ -31,6 +31,10 @@ ADMIN_ROUTES = [
     ("GET", "api/admin/jobs"),
     ("GET", "api/admin/jobs/1"),
     ("DELETE", "api/admin/jobs/1"),
+    ("GET", "api/admin/amocrm"),
+    ("POST", "api/admin/amocrm/webhook/reenable"),
+    ("GET", "api/admin/amocrm/pipelines"),
+    ("GET", "api/admin/amocrm/custom-fields"),
 ]
 
 # Ways to spell a path that a browser, a proxy or gunicorn may pass on to the app.

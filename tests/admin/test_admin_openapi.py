@@ -72,7 +72,8 @@ def test_the_document_is_served_and_names_every_admin_route(admin_app: falcon.Ap
     assert paths == {
         "/api/admin/webhook-logs", "/api/admin/webhook-logs/{log_id}",
         "/api/admin/webhook-logs/{log_id}/replay", "/api/admin/webhook-stats",
-        "/api/admin/reconcile", "/api/admin/amocrm", "/api/admin/sales/traffic", "/api/admin/sales/referral",
+        "/api/admin/reconcile", "/api/admin/amocrm", "/api/admin/amocrm/webhook/reenable",
+        "/api/admin/amocrm/pipelines", "/api/admin/amocrm/custom-fields", "/api/admin/sales/traffic", "/api/admin/sales/referral",
         "/api/admin/partners/{referral_code}",
         "/api/admin/review/unknown", "/api/admin/review/unknown/dismissals",
         "/api/admin/rules", "/api/admin/rules/versions", "/api/admin/reattribution/preview",
