@@ -104,3 +104,29 @@ def test_the_card_shows_a_disabled_hook_and_re_enables_it(
     assert len(ours) == 1 and ours[0]["disabled"] is False
     assert ours[0]["settings"] == list(HOOK_EVENTS)
     assert (watched.dialogs, watched.page_errors, watched.console_errors) == ([], [], [])
+
+
+def test_the_rules_editor_offers_pipelines_statuses_and_fields_by_name(
+    page: Page, services: Services, watched: Watched
+) -> None:
+    page.goto("/admin/")
+    page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Rules").click()
+    catalog = page.locator("#amocrm-catalog")
+    expect(catalog).to_contain_text("Click an entry")
+    expect(catalog.locator("#amocrm-pipelines")).to_contain_text("Продажи")
+    expect(catalog.locator("#amocrm-fields")).to_contain_text("utm_source (UTM_SOURCE)")
+    editor = page.get_by_label("Rules (YAML)")
+    expect(editor).not_to_have_value("")
+    yaml = editor.input_value()
+    # The cursor at the start of the editor, then the won status of the second pipeline.
+    editor.focus()
+    editor.press("Control+Home")
+    catalog.get_by_role(
+        "button", name="Insert 142, status Успешно реализовано of Партнёры"
+    ).click()
+    expect(editor).to_have_value("142" + yaml)
+    catalog.get_by_role("button", name="Insert 1402007, custom field utm_source").click()
+    expect(editor).to_have_value("1421402007" + yaml)
+    assert (watched.dialogs, watched.page_errors, watched.console_errors) == ([], [], [])
