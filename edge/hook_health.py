@@ -59,7 +59,7 @@ invalid_answers = sa.Table(
 def invalid_cause(status: str | int, elapsed_s: float) -> str | None:
     """Why AmoCRM would count this answer invalid: the status code ("503"), "slow" for a
     valid status answered after 2 s, or None when the answer is valid."""
-    code = int(str(status).split(" ", 1)[0])
+    code = int(status) if isinstance(status, int) else int(str(status).split(" ", 1)[0])
     if not 100 <= code <= 299:
         return str(code)
     return SLOW if elapsed_s > INVALID_AFTER_S else None

@@ -57,8 +57,9 @@ class RequestContext:
         elapsed = time.perf_counter() - started
         if req.path.startswith("/webhook/amocrm") and req.method == "POST":
             ACK_SECONDS.observe(elapsed)
-            # PERF: a comparison per answer; only an invalid one (rare) takes a lock to count
-            # it, and a thread writes it; measured by python -m bench.ab
+            # PERF: no I/O on the answer's path: the check costs ~1 µs, counting an invalid
+            # answer ~11 µs (a lock, a dict), a thread writes it; measured by python -m timeit
+            # -s 'from edge.hook_health import invalid_cause' 'invalid_cause("200 OK", 0.01)'
             if self.invalid_answers is not None and (cause := invalid_cause(resp.status, elapsed)):
                 self.invalid_answers.record(cause)
             # The path may carry the webhook secret: never log it. One line per
