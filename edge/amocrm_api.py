@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 LEADS_PATH = "/api/v4/leads"
 WEBHOOKS_PATH = "/api/v4/webhooks"
+PIPELINES_PATH = "/api/v4/leads/pipelines"
+CUSTOM_FIELDS_PATH = "/api/v4/leads/custom_fields"
+# AmoCRM's maximum `limit` for custom fields (leads allow 250).
+CUSTOM_FIELDS_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 250  # AmoCRM's maximum `limit`, also the most ids one filter[id][] call takes
 
 # Added to every spacing: AmoCRM counts requests per second as they arrive, and arrival
@@ -223,6 +227,28 @@ class AmoCrmClient:
             for hook in hooks
         ]
 
+    def register_webhook(self, destination: str, events: Iterable[str]) -> WebhookRegistration:
+        """Subscribe `destination` to `events` (`POST /api/v4/webhooks`): a new hook, or the
+        one with that destination updated and enabled again. Sent once: a failure is raised."""
+        body = self._post(
+            WEBHOOKS_PATH, {"destination": destination, "settings": list(events), "sort": 10}
+        )
+        return WebhookRegistration(
+            destination=str(body.get("destination") or destination),
+            disabled=bool(body.get("disabled")),
+            settings=tuple(str(setting) for setting in body.get("settings") or ()),
+        )
+
+    def list_pipelines(self) -> list[dict[str, Any]]:
+        """The account's lead pipelines, each with its statuses in `_embedded.statuses`, as
+        AmoCRM's raw JSON objects (AmoCRM lists them all on one page)."""
+        return _embedded(self._get(self._url(PIPELINES_PATH), None), "pipelines", PIPELINES_PATH)
+
+    def list_lead_custom_fields(self) -> list[dict[str, Any]]:
+        """Every custom field of leads, page by page (50 a page, AmoCRM's most)."""
+        params = [("limit", str(CUSTOM_FIELDS_PAGE_SIZE))]
+        return list(self._pages(CUSTOM_FIELDS_PATH, "custom_fields", params))
+
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
@@ -244,6 +270,50 @@ class AmoCrmClient:
             # The next link carries every query parameter itself (httpx would replace them).
             page_params = None
             url = self._next_url(body, seen)
+
+    def _pages(
+        self, path: str, key: str, params: list[tuple[str, str]]
+    ) -> Iterator[dict[str, Any]]:
+        """The items of `_embedded.<key>` of every page of `path`, following `_links.next`."""
+        url: str | None = self._url(path)
+        page_params: list[tuple[str, str]] | None = params
+        seen: set[str] = set()
+        while url is not None:
+            seen.add(url)
+            body = self._get(url, page_params)
+            yield from _embedded(body, key, path)
+            page_params = None
+            url = self._next_url(body, seen)
+
+    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One paced POST of JSON (a 401 renews an OAuth token once); the JSON answered."""
+        url = self._url(path)
+        token = self._source.current() if self._source else self._token
+        for renewed in (False, True):
+            self._token = token
+            self._pacer.wait_turn()
+            try:
+                response = self._http.post(
+                    url, json=payload, headers={"Authorization": f"Bearer {token}"}
+                )
+            except httpx.TransportError as exc:
+                raise AmoCrmError(self._redact(
+                    f"cannot reach AmoCRM for POST {path} ({type(exc).__name__}: {exc}); "
+                    "try again later"
+                )) from None
+            if response.status_code != 401 or self._source is None or renewed:
+                break
+            response.close()
+            token = self._source.after_unauthorized(token)
+        status = response.status_code
+        if 200 <= status < 300:
+            return self._json(response, path)
+        if status in (401, 403):
+            raise AmoCrmAuthError(self._auth_problem(response, path))
+        raise AmoCrmError(
+            f"AmoCRM refused POST {path} ({status} {self._problem(response)}); check the "
+            "integration's rights and what was sent"
+        )
 
     def _next_url(self, body: dict[str, Any] | None, seen: set[str]) -> str | None:
         links = (body or {}).get("_links")

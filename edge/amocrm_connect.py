@@ -19,6 +19,7 @@ from edge.amocrm_oauth import (
     state_is_valid,
 )
 from edge.amocrm_tokens import AmoCrmTokens
+from edge.hook_health import HookHealth
 from edge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,14 +86,19 @@ class AmoCrmAccess:
 
 class AmoCrmStatusResource:
     """GET /api/admin/amocrm: connected / needs_reconnect / not_connected / static_token / off,
-    with the "Connect AmoCRM" link when OAuth is configured."""
+    with the "Connect AmoCRM" link when OAuth is configured; with `health`, the account, the
+    webhook's state, the last reconciliation and the invalid answers of the last 2 hours."""
 
-    def __init__(self, access: AmoCrmAccess) -> None:
+    def __init__(self, access: AmoCrmAccess, health: HookHealth | None = None) -> None:
         self.access = access
+        self.health = health
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         state = self.access.new_state()
-        resp.media = self.access.status(state)
+        status = self.access.status(state)
+        if self.health is not None:
+            status.update(self.health.card())
+        resp.media = status
         resp.cache_control = ["no-store"]  # the link carries a fresh state
         if state is not None:
             resp.set_cookie(

@@ -10,6 +10,7 @@ from amoroute.callers import EDGE
 from amoroute.channels import channel
 from amoroute.db import create_engine
 from edge.access import AdminSecurity, ClientAddress
+from edge.admin_amocrm import CustomFieldsResource, PipelinesResource, WebhookReenableResource
 from edge.admin_jobs import BulkReplayResource, JobsResource
 from edge.admin_logs import WebhookFlowResource, WebhookLogsResource, WebhookStatsResource
 from edge.admin_page import STATIC_DIR, AdminPageResource
@@ -23,6 +24,7 @@ from edge.amocrm_form import FormLimits
 from edge.amocrm_tokens import build_tokens
 from edge.dispatch import Dispatcher
 from edge.health import LivenessResource, ReadinessResource
+from edge.hook_health import HookHealth, InvalidAnswerRecorder, InvalidAnswerStore
 from edge.job_store import JobStore
 from edge.log_store import WebhookLogStore
 from edge.log_writer import LogWriter
@@ -64,9 +66,19 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     )
     tokens = build_tokens(settings, logs.engine)
     amocrm = AmoCrmAccess(settings, tokens)
+    answers = InvalidAnswerStore(logs.engine)
+    reconciler = build_reconciler(settings, logs, dispatcher, tokens)
+    health = HookHealth(
+        logs,
+        answers,
+        reconciler,
+        settings.amocrm_domain,
+        settings.edge_public_url,
+        settings.webhook_secret.get_secret_value(),
+    )
     admins = settings.admins()
     middleware: list[Any] = [
-        RequestContext(),
+        RequestContext(InvalidAnswerRecorder(answers)),
         AdminSecurity(admins, client_address=ClientAddress(settings.forwarded_allow_ips)),
     ]
     app = falcon.App(middleware=middleware)
@@ -79,7 +91,10 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route("/readyz", ReadinessResource(logs, router, amocrm))
     app.add_route("/metrics", MetricsResource())
     app.add_route("/oauth/amocrm/callback", OAuthCallbackResource(amocrm))
-    app.add_route("/api/admin/amocrm", AmoCrmStatusResource(amocrm))
+    app.add_route("/api/admin/amocrm", AmoCrmStatusResource(amocrm, health))
+    app.add_route("/api/admin/amocrm/webhook/reenable", WebhookReenableResource(health))
+    app.add_route("/api/admin/amocrm/pipelines", PipelinesResource(reconciler))
+    app.add_route("/api/admin/amocrm/custom-fields", CustomFieldsResource(reconciler))
 
     admin_logs = WebhookLogsResource(
         logs, dispatcher, settings.router_deadline_s, settings.amocrm_domain
@@ -98,7 +113,6 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     )
     app.add_route("/api/admin/webhook-stats/timeseries", WebhookFlowResource(logs))
     app.add_route("/api/admin/openapi.json", OpenApiResource(__version__))
-    reconciler = build_reconciler(settings, logs, dispatcher, tokens)
     app.add_route("/api/admin/reconcile", ReconcileResource(reconciler))
     app.add_route(
         "/api/admin/sales/traffic",

@@ -2,6 +2,7 @@
 
 import ipaddress
 from typing import Self
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -40,6 +41,10 @@ class Settings(CommonSettings):
     notifier_addr: str = "localhost:50054"
     # With a secret, only POST /webhook/amocrm/<secret> is accepted.
     webhook_secret: SecretStr = SecretStr("")
+    # The edge's public address (https://<host>), where AmoCRM sends the webhook: the admin's
+    # "Re-enable the webhook" registers <EDGE_PUBLIC_URL>/webhook/amocrm/<WEBHOOK_SECRET>.
+    # Unset: the URL of the hook AmoCRM has.
+    edge_public_url: str = ""
     # The admin API and UI refuse everyone while neither this nor ADMIN_TOKENS is set;
     # a token shorter than MIN_ADMIN_TOKEN characters is refused at start. It signs in
     # as the admin named "admin".
@@ -117,6 +122,18 @@ class Settings(CommonSettings):
     def secret_values(self) -> list[str]:
         # Each admin's token on its own, so a token is hidden wherever it appears.
         return list(dict.fromkeys(super().secret_values() + self.admins().tokens()))
+
+    @field_validator("edge_public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if value:
+            url = urlsplit(value)
+            if url.scheme not in ("http", "https") or not url.hostname or url.query:
+                raise ValueError(
+                    f"EDGE_PUBLIC_URL: {value!r} is not the edge's address, e.g. "
+                    "https://amoroute.example.com"
+                )
+        return value.rstrip("/")
 
     @field_validator("forwarded_allow_ips")
     @classmethod

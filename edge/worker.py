@@ -28,6 +28,7 @@ from amoroute.timeutil import now
 from edge.amocrm_api import AmoCrmError
 from edge.dispatch import Dispatcher, Job
 from edge.event_lifecycle import ERROR, PENDING, Outcome
+from edge.hook_health import InvalidAnswerStore, note_hook_state
 from edge.job_store import JobStore
 from edge.jobs import JobRunner
 from edge.log_store import DueEvent, WebhookLogStore
@@ -50,6 +51,12 @@ PENDING_EVENTS = prometheus_client.Gauge(
 )
 HOOK_DISABLED = prometheus_client.Gauge(
     "amoroute_amocrm_hook_disabled", "1 when AmoCRM reports our webhook disabled."
+)
+INVALID_ANSWERS = prometheus_client.Gauge(
+    "amoroute_webhook_invalid_answers_2h",
+    "Webhook answers AmoCRM counts invalid over the last 2 hours, every edge process together, "
+    "by cause: the status answered, or slow (over 2 s). AmoCRM disables the hook above 100.",
+    ["cause"],
 )
 
 
@@ -77,6 +84,7 @@ class Worker:
         self.jobs = jobs
         self.retention = retention
         self.retention_every = retention_every
+        self.invalid_answers = InvalidAnswerStore(logs.engine)
         # A claim outlives the slowest possible attempt, so no two workers overlap.
         self.lease = timedelta(seconds=timeout_s * 3 + 30)
 
@@ -140,8 +148,18 @@ class Worker:
 
     def reconcile_if_due(self) -> None:
         if self.reconciler and self.logs.claim_periodic_run(CHECKPOINT, self.reconcile_every):
+            previous = self.logs.last_report(CHECKPOINT)
             report = self.reconciler.run_once()
             HOOK_DISABLED.set(1 if report.hook_disabled else 0)
+            if report.hooks or report.hook_disabled:  # else the check failed: nothing learnt
+                note_hook_state(self.logs, report.hook_disabled, previous, report.started_at)
+
+    def count_invalid_answers(self) -> None:
+        """amoroute_webhook_invalid_answers_2h from the counts every edge process adds to."""
+        by_cause = self.invalid_answers.recent()
+        INVALID_ANSWERS.clear()  # a cause gone from the window is gone from the metric
+        for cause, count in by_cause.items():
+            INVALID_ANSWERS.labels(cause=cause).set(count)
 
     def retain_if_due(self) -> bool:
         """Run webhook_logs retention when its interval has passed; one worker of
@@ -165,6 +183,7 @@ class Worker:
                 busy = self.run_once() == self.batch_size
                 if time.monotonic() - counted_at >= max(poll_s, PENDING_COUNT_EVERY_S):
                     PENDING_EVENTS.set(self.logs.pending_count())
+                    self.count_invalid_answers()
                     counted_at = time.monotonic()
                 self.reconcile_if_due()
                 self.retain_if_due()

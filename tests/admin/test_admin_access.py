@@ -40,6 +40,10 @@ ADMIN_ROUTES = [
     ("POST", "api/admin/reattribution/preview"),
     ("POST", "api/admin/reattribution"),
     ("GET", "api/admin/reattribution/1"),
+    ("GET", "api/admin/amocrm"),
+    ("POST", "api/admin/amocrm/webhook/reenable"),
+    ("GET", "api/admin/amocrm/pipelines"),
+    ("GET", "api/admin/amocrm/custom-fields"),
 ]
 
 # Ways to spell a path that a browser, a proxy or gunicorn may pass on to the app.

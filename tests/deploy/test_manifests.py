@@ -99,6 +99,7 @@ METRICS = {
     "amoroute_pending_events",
     "amoroute_amocrm_hook_disabled",
     "amoroute_amocrm_oauth_needs_reconnect",
+    "amoroute_webhook_invalid_answers_2h",
     "amoroute_notifications_total",
     "amoroute_telegram_rate_limited_total",
     "amoroute_telegram_chat_moves_total",
@@ -669,7 +670,7 @@ def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
 
 
 def _metric_names(expr: str) -> set[str]:
-    names = set(re.findall(r"\bamoroute_[a-z_]+", expr))
+    names = set(re.findall(r"\bamoroute_[a-z0-9_]+", expr))
     return {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
 
 
@@ -691,6 +692,7 @@ def test_alert_rules_cover_the_operational_failures_with_known_metrics() -> None
         "amoroute_pending_events",
         "amoroute_amocrm_hook_disabled",
         "amoroute_amocrm_oauth_needs_reconnect",
+        "amoroute_webhook_invalid_answers_2h",
         "amoroute_notifications_total",
     } <= used
 

@@ -12,7 +12,12 @@ Answers, like AmoCRM:
   (`https://onaiagencykz.amocrm.ru/api/v4/leads?...&page=N`), as the fixtures do;
   204 with no body when nothing matches.
 - GET /api/v4/leads/{id}: the lead, or 204 when there is none.
-- GET /api/v4/webhooks: the configured hooks, or 204.
+- GET /api/v4/webhooks: the configured hooks, or 204. POST /api/v4/webhooks (JSON:
+  destination, settings, sort): subscribes the destination, or updates the hook with that
+  destination and enables it again; answers the hook.
+- GET /api/v4/leads/pipelines: the pipelines, each with `_embedded.statuses` (one page).
+- GET /api/v4/leads/custom_fields with `page`, `limit` (<= 50, 400 above): the lead custom
+  fields, pages linked by `_links.next`; 204 past the last page.
 - POST /oauth2/access_token (JSON: client_id, client_secret, redirect_uri, grant_type
   authorization_code with `code`, or refresh_token with `refresh_token`): a new pair
   {token_type, expires_in, access_token, refresh_token}. Codes and refresh tokens work once:
@@ -73,6 +78,61 @@ DEFAULT_WEBHOOKS: tuple[dict[str, Any], ...] = (
 )
 
 
+DEFAULT_PIPELINES: tuple[dict[str, Any], ...] = (
+    {
+        "id": 10418746, "name": "Продажи", "sort": 1, "is_main": True, "is_unsorted_on": True,
+        "is_archive": False, "account_id": 32145678,
+        "_embedded": {"statuses": [
+            {"id": 81620102, "name": "Неразобранное", "sort": 10, "is_editable": False,
+             "pipeline_id": 10418746, "color": "#c1c1c1", "type": 1, "account_id": 32145678},
+            {"id": 81620106, "name": "Первичный контакт", "sort": 20, "is_editable": True,
+             "pipeline_id": 10418746, "color": "#99ccff", "type": 0, "account_id": 32145678},
+            {"id": 81620110, "name": "Оплата", "sort": 30, "is_editable": True,
+             "pipeline_id": 10418746, "color": "#fffeb2", "type": 0, "account_id": 32145678},
+            {"id": 142, "name": "Успешно реализовано", "sort": 10000, "is_editable": False,
+             "pipeline_id": 10418746, "color": "#CCFF66", "type": 0, "account_id": 32145678},
+            {"id": 143, "name": "Закрыто и не реализовано", "sort": 11000, "is_editable": False,
+             "pipeline_id": 10418746, "color": "#D5D8DB", "type": 0, "account_id": 32145678},
+        ]},
+    },
+    {
+        "id": 10418750, "name": "Партнёры", "sort": 2, "is_main": False, "is_unsorted_on": False,
+        "is_archive": False, "account_id": 32145678,
+        "_embedded": {"statuses": [
+            {"id": 81620120, "name": "Заявка", "sort": 10, "is_editable": True,
+             "pipeline_id": 10418750, "color": "#99ccff", "type": 0, "account_id": 32145678},
+            {"id": 142, "name": "Успешно реализовано", "sort": 10000, "is_editable": False,
+             "pipeline_id": 10418750, "color": "#CCFF66", "type": 0, "account_id": 32145678},
+            {"id": 143, "name": "Закрыто и не реализовано", "sort": 11000, "is_editable": False,
+             "pipeline_id": 10418750, "color": "#D5D8DB", "type": 0, "account_id": 32145678},
+        ]},
+    },
+)
+CUSTOM_FIELDS_MAX_LIMIT = 50
+
+
+def fixture_custom_fields() -> list[dict[str, Any]]:
+    """The lead custom fields the fixture leads fill, as GET /api/v4/leads/custom_fields
+    lists them (select and multiselect fields with the enums the leads use)."""
+    fields: dict[int, dict[str, Any]] = {}
+    for lead in fixture_leads():
+        for value in lead.get("custom_fields_values") or []:
+            field = fields.setdefault(value["field_id"], {
+                "id": value["field_id"], "name": value["field_name"], "type": value["field_type"],
+                "account_id": 32145678, "code": value.get("field_code"), "sort": 500 + len(fields),
+                "is_api_only": False, "enums": None, "group_id": None, "required_statuses": [],
+                "is_deletable": value["field_type"] != "tracking_data", "is_predefined": False,
+                "entity_type": "leads", "remind": None, "settings": None,
+            })
+            for item in value.get("values") or []:
+                if item.get("enum_id"):
+                    enums = field["enums"] = field["enums"] or []
+                    if all(e["id"] != item["enum_id"] for e in enums):
+                        enums.append({"id": item["enum_id"], "value": item["value"],
+                                      "sort": len(enums) + 1})
+    return sorted(fields.values(), key=lambda field: field["sort"])
+
+
 def fixture_json(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
@@ -130,6 +190,8 @@ class FakeAmoCrm:
         *,
         leads: Iterable[dict[str, Any]] | None = None,
         webhooks: Iterable[dict[str, Any]] = DEFAULT_WEBHOOKS,
+        pipelines: Iterable[dict[str, Any]] = DEFAULT_PIPELINES,
+        custom_fields: Iterable[dict[str, Any]] | None = None,
         public_base: str = PUBLIC_BASE,
         clock: Callable[[], float] = time.monotonic,
         client_id: str = "amoroute-integration",
@@ -154,6 +216,11 @@ class FakeAmoCrm:
         self._lock = threading.Lock()
         self._leads: dict[int, dict[str, Any]] = {}
         self._webhooks = [copy.deepcopy(hook) for hook in webhooks]
+        self._pipelines = [copy.deepcopy(pipeline) for pipeline in pipelines]
+        self._custom_fields = [
+            copy.deepcopy(field)
+            for field in (fixture_custom_fields() if custom_fields is None else custom_fields)
+        ]
         self._script: deque[Reply] = deque()
         self._requests: list[RecordedRequest] = []
         self.set_leads(fixture_leads() if leads is None else leads)
@@ -185,6 +252,20 @@ class FakeAmoCrm:
     def set_webhooks(self, webhooks: Iterable[dict[str, Any]]) -> None:
         with self._lock:
             self._webhooks = [copy.deepcopy(hook) for hook in webhooks]
+
+    @property
+    def webhooks(self) -> list[dict[str, Any]]:
+        """The hooks registered now."""
+        with self._lock:
+            return copy.deepcopy(self._webhooks)
+
+    def disable_webhooks(self, destination_part: str = "/webhook/amocrm") -> None:
+        """Disable every hook whose destination contains `destination_part`, as AmoCRM does
+        after too many invalid answers."""
+        with self._lock:
+            for hook in self._webhooks:
+                if destination_part in hook["destination"]:
+                    hook["disabled"] = True
 
     def fail_next(self, status: int, times: int = 1) -> None:
         """Answer the next `times` requests with `status` and AmoCRM's problem+json body
@@ -269,6 +350,8 @@ class FakeAmoCrm:
                 reply = Reply(401, _PROBLEMS[401]())
             elif self._script:
                 reply = self._script.popleft()
+            elif method == "POST" and parts.path == "/api/v4/webhooks":
+                reply = self._subscribe(body)
             elif method != "GET":
                 reply = Reply(405, problem(405, "Method Not Allowed", f"{method} is not served"))
             else:
@@ -320,9 +403,39 @@ class FakeAmoCrm:
         return Reply(200, {"token_type": "Bearer", "expires_in": self.access_ttl_s,
                            "access_token": access, "refresh_token": refresh})
 
+    def _subscribe(self, raw: bytes) -> Reply:
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = None
+        destination = body.get("destination") if isinstance(body, dict) else None
+        settings = body.get("settings") if isinstance(body, dict) else None
+        if not isinstance(destination, str) or not destination.startswith("https://") or not (
+            isinstance(settings, list) and settings and all(isinstance(s, str) for s in settings)
+        ):
+            return Reply(400, fixture_json("error_400_validation.json"))
+        stamp = int(time.time())
+        hook = next((h for h in self._webhooks if h["destination"] == destination), None)
+        if hook is None:
+            hook = {"id": max((h["id"] for h in self._webhooks), default=0) + 1,
+                    "destination": destination, "created_at": stamp, "account_id": 32145678,
+                    "created_by": 11223344}
+            self._webhooks.append(hook)
+        hook.update(updated_at=stamp, sort=body.get("sort", 10), disabled=False,
+                    settings=list(settings))
+        return Reply(200, copy.deepcopy(hook))
+
     def _route(self, path: str, query: list[tuple[str, str]]) -> Reply:
         if path == "/api/v4/leads":
             return self._list_leads(query)
+        if path == "/api/v4/leads/pipelines":
+            return Reply(200, {
+                "_total_items": len(self._pipelines),
+                "_links": {"self": {"href": f"{self.public_base}{path}"}},
+                "_embedded": {"pipelines": copy.deepcopy(self._pipelines)},
+            })
+        if path == "/api/v4/leads/custom_fields":
+            return self._list_custom_fields(path, query)
         if match := _LEAD_PATH.fullmatch(path):
             lead = self._leads.get(int(match[1]))
             return Reply(200, copy.deepcopy(lead)) if lead else Reply(204)
@@ -354,6 +467,28 @@ class FakeAmoCrm:
             links["next"] = {"href": self._href(base, page + 1)}
         return Reply(200, {"_page": page, "_links": links,
                            "_embedded": {"leads": copy.deepcopy(chunk)}})
+
+    def _list_custom_fields(self, path: str, query: list[tuple[str, str]]) -> Reply:
+        try:
+            limit = int(_last(query, "limit") or CUSTOM_FIELDS_MAX_LIMIT)
+            page = int(_last(query, "page") or 1)
+        except ValueError as exc:
+            return Reply(400, problem(400, "Bad Request", str(exc)))
+        if not 1 <= limit <= CUSTOM_FIELDS_MAX_LIMIT or page < 1:
+            return Reply(400, fixture_json("error_400_validation.json"))
+        chunk = self._custom_fields[(page - 1) * limit : page * limit]
+        if not chunk:
+            return Reply(204)
+        base = [(key, value) for key, value in query if key != "page"]
+
+        def href(number: int) -> str:
+            return f"{self.public_base}{path}?{urlencode([*base, ('page', str(number))])}"
+
+        links = {"self": {"href": href(page)}}
+        if page * limit < len(self._custom_fields):
+            links["next"] = {"href": href(page + 1)}
+        return Reply(200, {"_total_items": len(chunk), "_page": page, "_links": links,
+                           "_embedded": {"custom_fields": copy.deepcopy(chunk)}})
 
     def _matching(self, query: list[tuple[str, str]]) -> list[dict[str, Any]]:
         ids = {int(value) for key, value in query if _ID_KEY.fullmatch(key)}

@@ -2,6 +2,7 @@
 
 import { api, token, whenUnauthorized } from "./api.js";
 import { showAmoCrm } from "./amocrm.js";
+import { forgetCatalog } from "./amocrm_catalog.js";
 import { byId, say } from "./dom.js";
 import { hideLogs, mountLogs, showLogs } from "./logs.js";
 import { mountSales, showSales } from "./sales.js";
@@ -78,6 +79,7 @@ function route() {
 function showSignIn(message) {
   hideLogs();
   amocrmShown = false;
+  forgetCatalog();
   byId("amocrm-status").hidden = true;
   for (const name of Object.keys(VIEWS)) byId(`${name}-view`).hidden = true;
   byId("nav").hidden = true;

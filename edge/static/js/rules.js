@@ -2,6 +2,7 @@
 // (starting from the version it loaded, so two editors never overwrite each other), and
 // the history of versions with their diffs. Read-only when the rules come from a file.
 
+import { showCatalog } from "./amocrm_catalog.js";
 import { api } from "./api.js";
 import { byId, fill, h, say } from "./dom.js";
 import { formatTime } from "./format.js";
@@ -15,7 +16,10 @@ let nextPage = null;
 
 export function mountRules() {
   byId("rules-form").addEventListener("submit", save);
-  byId("rules-reload").addEventListener("click", () => showRules());
+  byId("rules-reload").addEventListener("click", () => {
+    showRules();
+    showCatalog(true);
+  });
   byId("rules-load-latest").addEventListener("click", () => showRules());
   byId("rules-more").addEventListener("click", () => loadHistory(false));
 }
@@ -23,6 +27,7 @@ export function mountRules() {
 /** Load the rules in force into the editor, and the newest versions. */
 export async function showRules() {
   const mine = ++generation;
+  showCatalog();
   const section = byId("rules-view");
   section.setAttribute("aria-busy", "true");
   clearMessages();
