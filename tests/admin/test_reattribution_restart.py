@@ -24,7 +24,7 @@ SHIPPED = DEFAULT_RULES_PATH.read_text(encoding="utf-8")
 WITH_DRIFT = SHIPPED.replace(
     '["kenesary_*", "kenesary"]', '["kenesary_*", "kenesary", "kenesary-fb"]'
 )
-LEADS = 40
+LEADS = 30
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def running(make_database, tmp_path_factory) -> Iterator[RunningStack]:  # type:
             AMOCRM_DOMAIN="onaiagencykz",
             ADMIN_TOKEN=TOKEN,
             # Slow enough that the worker is stopped mid-job.
-            BULK_REPLAY_RATE="4",
+            BULK_REPLAY_RATE="3",
         )
         try:
             yield stack
