@@ -293,6 +293,8 @@ class LoggedStatus:
     lead_updated_at: int | None
     processing_status: str
     routing_decision: str | None
+    # The event reversed the lead's credits (or found them reversed already).
+    reversal: bool = False
 
 
 @dataclass(frozen=True)
@@ -617,11 +619,20 @@ class WebhookLogStore:
         c = webhook_logs.c
         query = sa.select(
             c.lead_id, c.pipeline_id, c.status_id, c.lead_updated_at, c.processing_status,
-            c.routing_decision,
+            c.routing_decision, c.legs,
         ).where(c.lead_id.in_(sorted(set(lead_ids))))
         with self.engine.connect() as conn:
             for row in conn.execute(query):
-                found.setdefault(row.lead_id, []).append(LoggedStatus(*row[1:]))
+                # A reversal's legs say reversed, or duplicate when it was reversed before.
+                reversal = row.routing_decision == "ignored" and any(
+                    leg in ("reversed", "duplicate") for leg in (row.legs or {}).values()
+                )
+                found.setdefault(row.lead_id, []).append(
+                    LoggedStatus(
+                        row.pipeline_id, row.status_id, row.lead_updated_at,
+                        row.processing_status, row.routing_decision, reversal,
+                    )
+                )
         return found
 
     def handled_events(self, event_ids: list[str]) -> set[str]:
