@@ -27,10 +27,17 @@ transaction, and a second process marking the same event logs nothing.
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edge.amocrm_api import AmoCrmBlocked, AmoCrmClient, AmoCrmError, StatusChange
+from edge.amocrm_api import (
+    MAX_EVENTS_PAGE_SIZE,
+    AmoCrmBlocked,
+    AmoCrmClient,
+    AmoCrmError,
+    StatusChange,
+)
 from edge.amocrm_tokens import AmoCrmTokens, build_tokens
 from edge.dispatch import Dispatcher, Job
 from edge.events import (
@@ -107,7 +114,10 @@ class Reconciler:
         first_lookback_s: int = 7 * 86400,
         route_timeout_s: float = 10.0,
         source: str = EVENTS,
+        events_page_size: int = MAX_EVENTS_PAGE_SIZE,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock`: wall time (unix seconds), which AmoCRM's event times are compared with."""
         if source not in (EVENTS, LEADS):
             raise ValueError(f"reconciliation source must be events or leads; got {source!r}")
         self.api = api
@@ -118,6 +128,8 @@ class Reconciler:
         self.first_lookback_s = first_lookback_s
         self.route_timeout_s = route_timeout_s
         self.source = source
+        self.events_page_size = events_page_size
+        self.clock = clock
 
     def run_once(self) -> ReconcileReport:
         """One pass of the configured source; the checkpoint moves only when the whole
@@ -166,7 +178,7 @@ class Reconciler:
         return report
 
     def _run_events(self) -> ReconcileReport:
-        started = time.time()
+        started = self.clock()
         previous = self.logs.checkpoint(EVENTS_CHECKPOINT)
         since = previous if previous is not None else int(started) - self.first_lookback_s
         report = ReconcileReport(
@@ -180,7 +192,8 @@ class Reconciler:
             changes: dict[str, StatusChange] = {}
             for into in (True, False):
                 for change in self.api.iter_status_changes(
-                    pipelines, won, report.updated_from, until, into=into
+                    pipelines, won, report.updated_from, until, into=into,
+                    limit=self.events_page_size,
                 ):
                     changes.setdefault(change.event_id, change)
             report.events_seen = len(changes)
@@ -206,7 +219,7 @@ class Reconciler:
         if not blocked:  # no call while AmoCRM blocks us
             self._check_hooks(report)
         report.checkpoint = until if not report.errors else since
-        report.duration_ms = int((time.time() - started) * 1000)
+        report.duration_ms = int((self.clock() - started) * 1000)
         self.logs.save_checkpoint(EVENTS_CHECKPOINT, report.checkpoint, report.to_json())
         # The last report of either pass lives with the periodic run.
         self.logs.save_checkpoint(
@@ -390,26 +403,28 @@ def _verdict(
     newer_logged = [s for s in logged if (s.lead_updated_at or 0) > at]
     newer_listed = [c for c in listed if (c.created_at, c.event_id) > (at, change.event_id)]
     if kind == WON:
-        if any(not logged_won(s) for s in newer_logged) or any(
-            c.after not in won_pairs for c in newer_listed
-        ):
-            return STALE
-        done = any(
+        if any(
             s.processing_status == SUCCESS
             and s.routing_decision in ROUTED_DECISIONS
             and logged_won(s)
             and (s.lead_updated_at is None or s.lead_updated_at >= at - SAME_CHANGE_S)
             for s in logged
-        )
-        return BY_WEBHOOK if done else ROUTED
-    if any(logged_won(s) and s.processing_status == SUCCESS for s in newer_logged) or any(
-        c.after in won_pairs for c in newer_listed
-    ):
-        return STALE
-    done = any(
+        ):
+            return BY_WEBHOOK
+        if any(not logged_won(s) for s in newer_logged) or any(
+            c.after not in won_pairs for c in newer_listed
+        ):
+            return STALE
+        return ROUTED
+    if any(
         s.processing_status == SUCCESS
         and s.reversal
         and (s.lead_updated_at or 0) >= at - SAME_CHANGE_S
         for s in logged
-    )
-    return BY_WEBHOOK if done else ROUTED
+    ):
+        return BY_WEBHOOK
+    if any(logged_won(s) and s.processing_status == SUCCESS for s in newer_logged) or any(
+        c.after in won_pairs for c in newer_listed
+    ):
+        return STALE
+    return ROUTED
