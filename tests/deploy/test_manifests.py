@@ -95,6 +95,7 @@ METRICS = {
     "amoroute_pending_events",
     "amoroute_amocrm_hook_disabled",
     "amoroute_amocrm_oauth_needs_reconnect",
+    "amoroute_amocrm_blocked",
     "amoroute_notifications_total",
     "amoroute_telegram_rate_limited_total",
     "amoroute_telegram_chat_moves_total",
@@ -687,6 +688,7 @@ def test_alert_rules_cover_the_operational_failures_with_known_metrics() -> None
         "amoroute_pending_events",
         "amoroute_amocrm_hook_disabled",
         "amoroute_amocrm_oauth_needs_reconnect",
+        "amoroute_amocrm_blocked",
         "amoroute_notifications_total",
     } <= used
 
