@@ -727,11 +727,9 @@ class WebhookLogStore:
     def save_checkpoint(self, name: str, position: int, report: dict[str, Any]) -> None:
         values = {"position": position, "last_run_at": now(), "last_report": report}
         with self.engine.begin() as conn:
-            updated = conn.execute(
-                sa.update(checkpoints).where(checkpoints.c.name == name).values(**values)
-            )
-            if updated.rowcount == 0:
-                conn.execute(sa.insert(checkpoints).values(name=name, **values))
+            # The row first, then the values: two processes saving at once both succeed.
+            conn.execute(insert_ignoring_conflicts(self.engine, checkpoints).values(name=name))
+            conn.execute(sa.update(checkpoints).where(checkpoints.c.name == name).values(**values))
 
     def claim_periodic_run(self, name: str, every: timedelta) -> bool:
         """True for exactly one of several workers once `every` has passed since

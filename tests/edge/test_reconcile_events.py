@@ -5,6 +5,7 @@ behind it on ephemeral ports."""
 
 import copy
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -305,3 +306,24 @@ def test_a_403_after_429s_stops_calls_and_readiness_says_so(rig: Rig) -> None:
     again = admin_with_api(rig).simulate_post("/api/admin/reconcile", headers=AUTH)
     assert "AmoCRM blocks the integration" in again.json["errors"][0]
     assert len(rig.amocrm.requests) == sent
+
+
+def test_two_passes_at_once_route_each_event_once(rig: Rig) -> None:
+    """The worker's schedule and an admin's POST may overlap: each event is marked
+    handled by one of them, and only that one logs and routes it."""
+    now = int(time.time())
+    ids = list(range(7100111, 7100121))
+    for n, lead_id in enumerate(ids):
+        rig.amocrm.add_lead(lead(lead_id, now - 700 + n))
+    reconcilers = [rig.reconciler(), rig.reconciler()]
+    reports: list[ReconcileReport] = []
+    threads = [threading.Thread(target=lambda r=r: reports.append(r.run_once()))
+               for r in reconcilers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(reports) == 2 and all(r.errors == [] for r in reports)
+    assert sorted(reports[0].routed + reports[1].routed) == ids
+    for lead_id in ids:
+        assert len(rig.logged(lead_id)) == 1 and len(rig.sales(lead_id)) == 1
