@@ -20,7 +20,13 @@ from amoroute.channels import channel
 from amoroute.v1 import traffic_pb2, traffic_pb2_grpc
 from edge.amocrm_api import AmoCrmClient
 from edge.dispatch import Dispatcher
-from edge.log_store import WebhookLogStore, reconciled_events
+from edge.log_store import (
+    WebhookLogStore,
+    checkpoints,
+    reconciled_events,
+    webhook_attempts,
+    webhook_logs,
+)
 from edge.reconcile import EVENTS_CHECKPOINT, Reconciler, ReconcileReport
 from tests.admin.helpers import AUTH, FORM, admin_client, migrated_edge_database
 from tests.support.fake_amocrm import AMOCRM_HOST, FIXTURES, FakeAmoCrm
@@ -57,36 +63,48 @@ class Rig:
         reply = self.client.simulate_post("/webhook/amocrm", body=encode(body), headers=FORM)
         assert reply.status_code == 200, reply.text
         [log_id] = reply.json["log_ids"]
-        assert eventually(lambda: self.logs.find(log_id)["processing_status"] == "success")
+        assert eventually(lambda: (self.logs.find(log_id) or {}).get("processing_status")
+                          == "success")
 
     def logged(self, lead_id: int) -> list[dict[str, Any]]:
         return self.logs.by_lead(lead_id)
 
 
+@dataclass
+class Base:
+    services: Services
+    database: str
+    addrs: dict[str, str]
+    logs: WebhookLogStore
+    client: falcon.testing.TestClient
+
+
 @pytest.fixture(scope="module")
-def services(make_database) -> Iterator[tuple[Services, str]]:  # type: ignore[no-untyped-def]
+def base(make_database) -> Iterator[Base]:  # type: ignore[no-untyped-def]
+    """Services, router and one edge database for the module (each test empties the
+    edge's tables and uses lead ids of its own)."""
     running = start_services(make_database)
-    router = running.start_router()
-    yield running, router
+    addrs = {"router_addr": running.start_router(), "referral_addr": running.addr("referral"),
+             "traffic_addr": running.addr("traffic")}
+    database = migrated_edge_database(make_database)
+    logs = WebhookLogStore(sa.create_engine(database))
+    yield Base(running, database, addrs, logs, admin_client(database, **addrs))
+    logs.engine.dispose()
     running.stop()
 
 
 @pytest.fixture
-def rig(make_database, services) -> Iterator[Rig]:  # type: ignore[no-untyped-def]
-    running, router_addr = services
-    database = migrated_edge_database(make_database)
-    logs = WebhookLogStore(sa.create_engine(database))
-    router = channel(router_addr)
-    traffic = channel(running.addr("traffic"))
-    addrs = {"router_addr": router_addr, "referral_addr": running.addr("referral"),
-             "traffic_addr": running.addr("traffic")}
-    client = admin_client(database, **addrs)
+def rig(base: Base) -> Iterator[Rig]:
+    with base.logs.engine.begin() as conn:
+        for table in (webhook_attempts, webhook_logs, checkpoints, reconciled_events):
+            conn.execute(sa.delete(table))
+    router = channel(base.addrs["router_addr"])
+    traffic = channel(base.addrs["traffic_addr"])
     with FakeAmoCrm(token=TOKEN, leads=[]) as amocrm:
-        yield Rig(amocrm, logs, router, traffic_pb2_grpc.TrafficServiceStub(traffic), client,
-                  database, addrs)
+        yield Rig(amocrm, base.logs, router, traffic_pb2_grpc.TrafficServiceStub(traffic),
+                  base.client, base.database, base.addrs)
     router.close()
     traffic.close()
-    logs.engine.dispose()
 
 
 def lead(lead_id: int, at: int, status_id: int = WON) -> dict[str, Any]:

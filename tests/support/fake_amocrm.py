@@ -240,8 +240,9 @@ class FakeAmoCrm:
         def value(pair: tuple[Any, Any] | None) -> list[dict[str, Any]]:
             return [{"lead_status": {"id": pair[1], "pipeline_id": pair[0]}}] if pair else []
 
+        event_id = secrets.token_hex(13)
         event = {
-            "id": secrets.token_hex(13),
+            "id": event_id,
             "type": "lead_status_changed",
             "entity_id": lead_id,
             "entity_type": "lead",
@@ -250,10 +251,9 @@ class FakeAmoCrm:
             "value_after": value(after),
             "value_before": value(before),
             "account_id": account_id,
-            "_links": {"self": {"href": f"{self.public_base}/api/v4/events/"}},
+            "_links": {"self": {"href": f"{self.public_base}/api/v4/events/{event_id}"}},
             "_embedded": {"entity": {"id": lead_id}},
         }
-        event["_links"]["self"]["href"] += event["id"]
         with self._lock:
             self._events.append(event)
         return copy.deepcopy(event)
