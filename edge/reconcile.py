@@ -206,8 +206,11 @@ class Reconciler:
             )
             report.events_new = len(todo)
             report.already_routed = len(done)
+            by_lead: dict[int, list[StatusChange]] = {}
+            for change in todo:
+                by_lead.setdefault(change.lead_id, []).append(change)
             for start in range(0, len(todo), BATCH):
-                self._settle_changes(todo[start : start + BATCH], todo, won_pairs, report)
+                self._settle_changes(todo[start : start + BATCH], by_lead, won_pairs, report)
         except AmoCrmBlocked as exc:
             report.errors.append(str(exc))
             blocked = True
@@ -234,15 +237,13 @@ class Reconciler:
     def _settle_changes(
         self,
         changes: list[StatusChange],
-        listed: list[StatusChange],
+        by_lead: dict[int, list[StatusChange]],
         won_pairs: set[tuple[int, int]],
         report: ReconcileReport,
     ) -> None:
-        """Route what no webhook did of these events; mark every one handled."""
+        """Route what no webhook did of these events (`by_lead`: every new event of the
+        pass, by lead); mark every one handled."""
         history = self.logs.lead_statuses([c.lead_id for c in changes])
-        by_lead: dict[int, list[StatusChange]] = {}
-        for change in listed:
-            by_lead.setdefault(change.lead_id, []).append(change)
         verdicts: list[tuple[StatusChange, str, str]] = []
         for change in changes:
             kind = WON if change.after in won_pairs else LEFT
