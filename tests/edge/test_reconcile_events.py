@@ -345,3 +345,17 @@ def test_two_passes_at_once_route_each_event_once(rig: Rig) -> None:
     assert sorted(reports[0].routed + reports[1].routed) == ids
     for lead_id in ids:
         assert len(rig.logged(lead_id)) == 1 and len(rig.sales(lead_id)) == 1
+
+
+def test_a_deal_moved_on_to_another_pipeline_after_its_credit_is_reversed(rig: Rig) -> None:
+    """Won, credited by one pass; then moved into a pipeline the rules do not route
+    (the leads pass would never see it again): the next pass reverses the credit."""
+    now = int(time.time())
+    rig.amocrm.add_lead(lead(7100131, now - 900))
+    assert clean(rig.reconciler(clock=lambda: now - 600).run_once()).routed == [7100131]
+    rig.amocrm.change_status(7100131, 20000001, 20000005, now - 300)
+
+    report = clean(rig.reconciler(clock=lambda: now).run_once())
+    assert (report.reversed, report.routed, report.events_new) == ([7100131], [], 1)
+    [sale] = rig.sales(7100131)
+    assert sale.reversed_at.seconds == now - 300

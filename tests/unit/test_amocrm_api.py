@@ -436,12 +436,15 @@ def test_status_changes_are_listed_with_the_won_filters_page_by_page(
     amocrm.add_status_event(7100, (PIPELINE, WON), (PIPELINE, 143), 1750000100)
     amocrm.add_status_event(7200, (999, 1), (999, WON), 1750000000)  # another pipeline
 
+    amocrm.fail_next(429)  # the events endpoint is rate-limited like the rest
     into = list(client.iter_status_changes([PIPELINE], [WON], 1749999999, 1750000200,
                                            into=True, limit=2))
     assert sorted(c.lead_id for c in into) == [7000, 7001, 7002, 7003, 7004]
     assert {(c.before, c.after, c.account_id) for c in into} == {
         ((PIPELINE, 80123457), (PIPELINE, WON), 32145678)}
-    assert [r.values("page") for r in amocrm.requests] == [[], ["2"], ["3"]]
+    assert [(r.status, r.values("page")) for r in amocrm.requests] == [
+        (429, []), (200, []), (200, ["2"]), (200, ["3"])]
+    assert amocrm.max_requests_per_second() < 7
     [out] = client.iter_status_changes([PIPELINE], [WON], 1749999999, 1750000200, into=False)
     assert (out.lead_id, out.before, out.after) == (7100, (PIPELINE, WON), (PIPELINE, 143))
     assert list(client.iter_status_changes([PIPELINE], [WON], 1750000101, 1750000200,
