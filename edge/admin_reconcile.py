@@ -1,4 +1,5 @@
-"""POST /api/admin/reconcile: one reconciliation pass (edge/reconcile.py) on demand."""
+"""POST /api/admin/reconcile: one reconciliation pass (edge/reconcile.py) on demand: the
+events pass (or the leads pass, RECONCILE_SOURCE=leads) and what it found and fixed."""
 
 import falcon
 

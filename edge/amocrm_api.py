@@ -1,9 +1,11 @@
 """AmoCRM REST API v4 client (leads, webhooks) and the mapping of an API lead to a Deal proto.
 
-AmoCRM allows 7 requests a second per integration, answers 429 above that and blocks the IP
-(403) on repeated abuse, so every attempt, retries included, waits for its turn on one
-per-client pacer. Failures that may pass (429, 5xx, network) are retried with exponential
-backoff; a refused token (401/403) or a bad request (other 4xx) is raised at once.
+AmoCRM allows 7 requests a second per integration, answers 429 above that and blocks the
+integration (403) on repeated abuse, so every attempt, retries included, waits for its turn on
+one per-client pacer. Failures that may pass (429, 5xx, network) are retried with exponential
+backoff; a refused token (401/403) or a bad request (other 4xx) is raised at once. A 403 that
+follows 429s is AmoCRM's block: the client makes no call at all for `block_pause_s`
+(AmoCrmBlocked), sets amoroute_amocrm_blocked and tells `on_blocked`.
 
 The bearer token travels only in the Authorization header: never in a URL, an exception
 message or a log line. It is either a static long-lived token or a TokenSource (OAuth 2.0,
@@ -24,6 +26,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import prometheus_client
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from amoroute.backoff import Backoff
@@ -34,12 +37,29 @@ from edge.amocrm_values import BadValue, show
 log = logging.getLogger(__name__)
 
 LEADS_PATH = "/api/v4/leads"
+EVENTS_PATH = "/api/v4/events"
 WEBHOOKS_PATH = "/api/v4/webhooks"
 PIPELINES_PATH = "/api/v4/leads/pipelines"
 CUSTOM_FIELDS_PATH = "/api/v4/leads/custom_fields"
 # AmoCRM's maximum `limit` for custom fields (leads allow 250).
 CUSTOM_FIELDS_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 250  # AmoCRM's maximum `limit`, also the most ids one filter[id][] call takes
+MAX_EVENTS_PAGE_SIZE = 100  # the events endpoint's maximum `limit`
+STATUS_CHANGED = "lead_status_changed"
+
+# A 403 this soon after a 429 is AmoCRM blocking the integration for abuse, not a
+# missing right.
+BLOCK_AFTER_429_S = 600.0
+# How long calls stop after a block, unless the client is told otherwise
+# (AMOCRM_BLOCK_PAUSE_S); AmoCRM does not say how long its blocks last.
+DEFAULT_BLOCK_PAUSE_S = 900.0
+BLOCKED = prometheus_client.Gauge(
+    "amoroute_amocrm_blocked",
+    "1 while AmoCRM blocks the integration (a 403 after 429s): no AmoCRM API call is made "
+    "until the pause ends.",
+    # Under gunicorn's workers (and next to the worker): blocked if any process is.
+    multiprocess_mode="livemax",
+)
 
 # Added to every spacing: AmoCRM counts requests per second as they arrive, and arrival
 # jitter would otherwise let a window see rate_per_s + 1 of them (1/6 s apart, 7 span 1 s).
@@ -55,6 +75,15 @@ class AmoCrmError(Exception):
 
 class AmoCrmAuthError(AmoCrmError):
     """AmoCRM refused the credentials (401) or the access (403); retrying will not help."""
+
+
+class AmoCrmBlocked(AmoCrmError):
+    """AmoCRM blocks the integration (a 403 after 429s): the client makes no call for
+    `pause_s` more seconds."""
+
+    def __init__(self, message: str, pause_s: float) -> None:
+        super().__init__(message)
+        self.pause_s = pause_s
 
 
 class TokenSource(Protocol):
@@ -78,6 +107,43 @@ class WebhookRegistration:
     disabled: bool
     # Events the hook fires on, e.g. ("status_lead", "add_lead").
     settings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One `lead_status_changed` event of `GET /api/v4/events`: the lead moved from
+    `before` to `after`, each (pipeline id, status id), at `created_at` (unix seconds)."""
+
+    event_id: str
+    lead_id: int
+    created_at: int
+    account_id: int
+    before: tuple[int, int] | None
+    after: tuple[int, int] | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The form stored with a logged event (webhook_logs.deal_data["api_event"])."""
+        return {
+            "id": self.event_id,
+            "lead_id": self.lead_id,
+            "created_at": self.created_at,
+            "account_id": self.account_id,
+            "before": list(self.before) if self.before else None,
+            "after": list(self.after) if self.after else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StatusChange:
+        """The inverse of to_json()."""
+        before, after = data.get("before"), data.get("after")
+        return cls(
+            event_id=str(data["id"]),
+            lead_id=int(data["lead_id"]),
+            created_at=int(data["created_at"]),
+            account_id=int(data.get("account_id") or 0),
+            before=(int(before[0]), int(before[1])) if before else None,
+            after=(int(after[0]), int(after[1])) if after else None,
+        )
 
 
 class _Pacer:
@@ -127,7 +193,9 @@ class AmoCrmClient:
     arrival jitter) apart. `timeout_s` bounds each network phase (connect, send, each read).
     `max_retries` counts the retries after the first attempt. `sleep` and `clock` are
     injectable so tests need no real waiting; they must agree (sleeping `s` advances `clock`
-    by at least `s`).
+    by at least `s`). `block_pause_s`: how long no call is made once AmoCRM blocks the
+    integration; `on_blocked(pause_s)` is told when that happens (the edge records it for
+    /readyz and every other process).
     """
 
     def __init__(
@@ -141,6 +209,8 @@ class AmoCrmClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         public_host: str | None = None,
+        block_pause_s: float = DEFAULT_BLOCK_PAUSE_S,
+        on_blocked: Callable[[float], None] | None = None,
     ) -> None:
         base = urlsplit(base_url.strip())
         if base.scheme not in ("http", "https") or not base.hostname:
@@ -154,12 +224,20 @@ class AmoCrmClient:
             raise ValueError(f"rate_per_s must be positive (AmoCRM allows 7/s); got {rate_per_s}")
         if max_retries < 0:
             raise ValueError(f"max_retries must be 0 or more; got {max_retries}")
+        if block_pause_s <= 0:
+            raise ValueError(f"block_pause_s must be positive; got {block_pause_s}")
         self._scheme, self._netloc = base.scheme, base.netloc
         self._link_hosts = {base.hostname.lower(), (public_host or base.hostname).lower()}
         self._source = token if not isinstance(token, str) else None
         self._token = token if isinstance(token, str) else ""
         self._retries = replace(RETRIES, tries=max_retries + 1)
         self._sleep = sleep
+        self._clock = clock
+        self._block_pause_s = block_pause_s
+        self._on_blocked = on_blocked
+        self._state = threading.Lock()
+        self._last_429_at = -math.inf  # on `clock`
+        self._blocked_until = -math.inf
         self._pacer = _Pacer(1.0 / rate_per_s + _SPACING_MARGIN_S, clock, sleep)
         self._http = httpx.Client(
             headers={
@@ -214,6 +292,53 @@ class AmoCrmClient:
         ]
         return self._leads_pages(params)
 
+    def iter_status_changes(
+        self,
+        pipeline_ids: Iterable[int],
+        won_status_ids: Iterable[int],
+        created_from: int,
+        created_to: int,
+        *,
+        into: bool,
+        limit: int = MAX_EVENTS_PAGE_SIZE,
+    ) -> Iterator[StatusChange]:
+        """`lead_status_changed` events created in [`created_from`, `created_to`] (unix
+        seconds) that moved a lead into (`into`) or out of (not `into`) any won status of any
+        of the pipelines (every pair is asked for: `filter[value_after|value_before]
+        [leads_statuses][N][pipeline_id|status_id]`), page by page along `_links.next`, in
+        AmoCRM's order (newest first). Raises AmoCrmError for an event that is not one.
+        """
+        pipelines = [_positive_id(p) for p in pipeline_ids]
+        statuses = [_positive_id(s) for s in won_status_ids]
+        # An empty status filter would list every status change of the account.
+        if not pipelines or not statuses:
+            raise ValueError("iter_status_changes needs at least one pipeline and one status id")
+        if not 1 <= limit <= MAX_EVENTS_PAGE_SIZE:
+            raise ValueError(f"limit must be 1..{MAX_EVENTS_PAGE_SIZE}; got {limit}")
+        side = "value_after" if into else "value_before"
+        params: list[tuple[str, str]] = [
+            ("filter[type]", STATUS_CHANGED),
+            ("filter[entity][]", "lead"),
+            ("filter[created_at][from]", str(int(created_from))),
+            ("filter[created_at][to]", str(int(created_to))),
+        ]
+        for i, (pipeline_id, status_id) in enumerate(itertools.product(pipelines, statuses)):
+            params.append((f"filter[{side}][leads_statuses][{i}][pipeline_id]", str(pipeline_id)))
+            params.append((f"filter[{side}][leads_statuses][{i}][status_id]", str(status_id)))
+        params.append(("limit", str(limit)))
+        for event in self._pages(EVENTS_PATH, "events", params):
+            change = status_change(event)
+            if change is not None:
+                yield change
+
+    def blocked_for_s(self) -> float:
+        """Seconds until AmoCRM's block of the integration ends (0: not blocked)."""
+        with self._state:
+            left = self._blocked_until - self._clock()
+        if left <= 0 and self._blocked_until > -math.inf:
+            BLOCKED.set(0)
+        return max(0.0, left)
+
     def list_webhooks(self) -> list[WebhookRegistration]:
         """Webhooks registered on the account, disabled ones included."""
         body = self._get(self._url(WEBHOOKS_PATH), None)
@@ -260,16 +385,7 @@ class AmoCrmClient:
         self.close()
 
     def _leads_pages(self, params: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
-        url: str | None = self._url(LEADS_PATH)
-        page_params: list[tuple[str, str]] | None = params
-        seen: set[str] = set()
-        while url is not None:
-            seen.add(url)
-            body = self._get(url, page_params)
-            yield from _embedded(body, "leads", LEADS_PATH)
-            # The next link carries every query parameter itself (httpx would replace them).
-            page_params = None
-            url = self._next_url(body, seen)
+        return self._pages(LEADS_PATH, "leads", params)
 
     def _pages(
         self, path: str, key: str, params: list[tuple[str, str]]
@@ -282,6 +398,7 @@ class AmoCrmClient:
             seen.add(url)
             body = self._get(url, page_params)
             yield from _embedded(body, key, path)
+            # The next link carries every query parameter itself (httpx would replace them).
             page_params = None
             url = self._next_url(body, seen)
 
@@ -291,6 +408,7 @@ class AmoCrmClient:
         token = self._source.current() if self._source else self._token
         for renewed in (False, True):
             self._token = token
+            self._refuse_while_blocked(path, "POST")
             self._pacer.wait_turn()
             try:
                 response = self._http.post(
@@ -342,6 +460,8 @@ class AmoCrmClient:
         path = urlsplit(url).path
         problem, throttled = "", False
         for attempt in range(self._retries.tries):
+            # Every attempt: another thread may have met the block meanwhile.
+            self._refuse_while_blocked(path)
             if attempt:
                 delay = self._retries.delay_s(attempt)
                 log.warning(
@@ -364,10 +484,15 @@ class AmoCrmClient:
                 continue
             status = response.status_code
             throttled = status == 429
+            if throttled:
+                with self._state:
+                    self._last_429_at = self._clock()
             if status == 204:
                 return None
             if 200 <= status < 300:
                 return self._json(response, path)
+            if status == 403 and self._after_429():
+                raise self._blocked(response, path)
             if status in (401, 403):
                 raise AmoCrmAuthError(self._auth_problem(response, path))
             if 300 <= status < 400:
@@ -387,6 +512,38 @@ class AmoCrmClient:
             f"AmoCRM GET {path} failed {self._retries.tries} times, last with {problem}; "
             "AmoCRM may be down or rate-limiting: try again later"
         )
+
+    def _after_429(self) -> bool:
+        with self._state:
+            return self._clock() - self._last_429_at <= BLOCK_AFTER_429_S
+
+    def _blocked(self, response: httpx.Response, path: str) -> AmoCrmBlocked:
+        """AmoCRM answered 403 after 429s: no call for the pause, the metric says so."""
+        with self._state:
+            self._blocked_until = self._clock() + self._block_pause_s
+            self._last_429_at = -math.inf
+        BLOCKED.set(1)
+        message = (
+            f"AmoCRM blocked the integration: GET {path} answered 403 "
+            f"({self._problem(response)}) after 429s (too many requests); no AmoCRM API "
+            f"call for {self._block_pause_s:.0f} s (AMOCRM_BLOCK_PAUSE_S), then calls resume"
+        )
+        log.error("%s", message)
+        if self._on_blocked is not None:
+            try:
+                self._on_blocked(self._block_pause_s)
+            except Exception:  # recording the block must not hide it
+                log.exception("the AmoCRM block could not be recorded")
+        return AmoCrmBlocked(message, self._block_pause_s)
+
+    def _refuse_while_blocked(self, path: str, method: str = "GET") -> None:
+        left = self.blocked_for_s()
+        if left > 0:
+            raise AmoCrmBlocked(
+                f"AmoCRM blocks the integration (403 after 429s): {method} {path} not sent; "
+                f"calls resume in {math.ceil(left)} s",
+                left,
+            )
 
     def _send(self, url: str, params: list[tuple[str, str]] | None) -> httpx.Response:
         """One paced GET with the current token; with a token source, a 401 renews the
@@ -501,6 +658,46 @@ def deal_from_api_lead(lead: dict[str, Any], account_subdomain: str) -> deal_pb2
     _set_time(deal.created_at, lead.get("created_at"), f"{where} created_at")
     _set_time(deal.updated_at, lead.get("updated_at"), f"{where} updated_at")
     return deal
+
+
+def status_change(event: Any) -> StatusChange | None:
+    """The StatusChange of one `GET /api/v4/events` item; None for another type of event
+    or entity. `value_before`/`value_after` are lists of `{"lead_status": {"id",
+    "pipeline_id"}}`; an empty one is None. Raises AmoCrmError for a malformed event."""
+    if not isinstance(event, dict):
+        raise AmoCrmError(f"AmoCRM event is not a JSON object: {show(event)}")
+    if event.get("type") != STATUS_CHANGED or event.get("entity_type") not in ("lead", None):
+        return None
+    event_id = event.get("id")
+    if not isinstance(event_id, str | int) or isinstance(event_id, bool) or not str(event_id):
+        raise AmoCrmError(f"AmoCRM event has no id: {show(event_id)}")
+    where = f"event {event_id}"
+    lead_id = _int(event.get("entity_id"), f"{where} entity_id")
+    if lead_id <= 0:
+        raise AmoCrmError(f"AmoCRM {where} names no lead: {show(event.get('entity_id'))}")
+    return StatusChange(
+        event_id=str(event_id),
+        lead_id=lead_id,
+        created_at=_int(event.get("created_at"), f"{where} created_at"),
+        account_id=_int(event.get("account_id"), f"{where} account_id"),
+        before=_lead_status(event.get("value_before"), f"{where} value_before"),
+        after=_lead_status(event.get("value_after"), f"{where} value_after"),
+    )
+
+
+def _lead_status(raw: Any, field: str) -> tuple[int, int] | None:
+    if raw is None or raw == []:
+        return None
+    if not isinstance(raw, list):
+        raise AmoCrmError(f"AmoCRM {field} is not a list: {show(raw)}")
+    for item in raw:
+        status = item.get("lead_status") if isinstance(item, dict) else None
+        if isinstance(status, dict):
+            return (
+                _int(status.get("pipeline_id"), f"{field} pipeline_id"),
+                _int(status.get("id"), f"{field} id"),
+            )
+    raise AmoCrmError(f"AmoCRM {field} carries no lead_status: {show(raw)}")
 
 
 def _embedded(body: dict[str, Any] | None, key: str, path: str) -> list[dict[str, Any]]:

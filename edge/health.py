@@ -1,6 +1,8 @@
 """/healthz (the process answers) and /readyz (database and router reachable; details such as
 the AmoCRM API access, which do not gate readiness)."""
 
+import time
+
 import falcon
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -8,6 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from edge.access import public_resource
 from edge.amocrm_connect import AmoCrmAccess
 from edge.log_store import WebhookLogStore
+from edge.reconcile import BLOCKED_CHECKPOINT
 
 
 @public_resource
@@ -42,4 +45,18 @@ class ReadinessResource:
         resp.media = {"ready": ready, "checks": checks}
         if self.amocrm is not None:
             # Webhooks still flow without the API: reported, not a reason to leave rotation.
-            resp.media["details"] = {"amocrm": self.amocrm.readiness_detail()}
+            resp.media["details"] = {"amocrm": self._blocked() or self.amocrm.readiness_detail()}
+
+    def _blocked(self) -> str | None:
+        """What /readyz says while AmoCRM blocks the integration (any process met it)."""
+        try:
+            until = self.logs.checkpoint(BLOCKED_CHECKPOINT) or 0
+        except Exception:  # the database check reports the cause
+            return None
+        if until <= time.time():
+            return None
+        return (
+            "blocked: AmoCRM answered 403 after 429s (too many requests); no AmoCRM API call "
+            f"until {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(until))} "
+            "(AMOCRM_BLOCK_PAUSE_S), then lead fetch and reconciliation resume"
+        )

@@ -15,6 +15,7 @@ from amoroute.db import (
     JsonColumn,
     insert_from_json,
     insert_ignoring_conflicts,
+    insert_ignoring_conflicts_returning,
     is_postgres,
     json_rows,
 )
@@ -73,6 +74,19 @@ checkpoints = sa.Table(
     sa.Column("position", sa.BigInteger),
     sa.Column("last_run_at", sa.DateTime(timezone=True)),
     sa.Column("last_report", JsonColumn),
+)
+
+# AmoCRM status-change events the reconciliation has handled (edge/reconcile.py).
+reconciled_events = sa.Table(
+    "edge_reconciled_events",
+    metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("lead_id", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("log_id", sa.BigInteger),
+    sa.Column("handled_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 # One row per processing attempt of a log, written with the outcome it records.
@@ -294,6 +308,32 @@ class WonEvent:
     # collector's full passes the preview's largest cost; measured by python -m
     # bench.reattribution_preview
     deal_json: str
+
+
+@dataclass(frozen=True)
+class LoggedStatus:
+    """A logged event of a lead, as the reconciliation compares AmoCRM's events with it."""
+
+    pipeline_id: int | None
+    status_id: int | None
+    lead_updated_at: int | None
+    processing_status: str
+    routing_decision: str | None
+    # The event reversed the lead's credits (or found them reversed already).
+    reversal: bool = False
+
+
+@dataclass(frozen=True)
+class HandledEvent:
+    """An AmoCRM status-change event the reconciliation handled; `log`: the event it
+    logged for it (routed), if any."""
+
+    event_id: str
+    lead_id: int
+    created_at: int
+    kind: str
+    outcome: str
+    log: NewLog | None = None
 
 
 @dataclass(frozen=True)
@@ -664,6 +704,86 @@ class WebhookLogStore:
         with self.engine.connect() as conn:
             return set(conn.execute(query).scalars())
 
+    def lead_statuses(self, lead_ids: list[int]) -> dict[int, list[LoggedStatus]]:
+        """Every logged event of these leads (webhooks, reconciliation, replays), by lead."""
+        found: dict[int, list[LoggedStatus]] = {}
+        if not lead_ids:
+            return found
+        c = webhook_logs.c
+        query = sa.select(
+            c.lead_id, c.pipeline_id, c.status_id, c.lead_updated_at, c.processing_status,
+            c.routing_decision, c.legs,
+        ).where(c.lead_id.in_(sorted(set(lead_ids))))
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                # A reversal's legs say reversed, or duplicate when it was reversed before.
+                reversal = row.routing_decision == "ignored" and any(
+                    leg in ("reversed", "duplicate") for leg in (row.legs or {}).values()
+                )
+                found.setdefault(row.lead_id, []).append(
+                    LoggedStatus(
+                        row.pipeline_id, row.status_id, row.lead_updated_at,
+                        row.processing_status, row.routing_decision, reversal,
+                    )
+                )
+        return found
+
+    def handled_events(self, event_ids: list[str]) -> set[str]:
+        """Which of these AmoCRM events the reconciliation has handled already."""
+        if not event_ids:
+            return set()
+        c = reconciled_events.c
+        with self.engine.connect() as conn:
+            return set(
+                conn.execute(
+                    sa.select(c.event_id).where(c.event_id.in_(sorted(set(event_ids))))
+                ).scalars()
+            )
+
+    def record_handled(self, handled: list[HandledEvent]) -> dict[str, int | None]:
+        """Mark the events handled and log the ones routed, in one transaction; an event
+        another process marked first is left out (no log). Returns event id -> log id
+        (None: nothing logged) of the events this call marked; the logs are pending,
+        so the worker routes any that the caller does not get to."""
+        if not handled:
+            return {}
+        at = now()
+        with self.engine.begin() as conn:
+            marked = {
+                row.event_id
+                for row in insert_ignoring_conflicts_returning(
+                    conn,
+                    reconciled_events,
+                    [
+                        {"event_id": h.event_id, "lead_id": h.lead_id, "created_at": h.created_at,
+                         "kind": h.kind, "outcome": h.outcome, "log_id": None, "handled_at": at}
+                        for h in handled
+                    ],
+                )
+            }
+            to_log = [h for h in handled if h.event_id in marked and h.log is not None]
+            logs = [h.log for h in to_log if h.log is not None]
+            log_ids = self.insert_on(conn, logs) if logs else []
+            c = reconciled_events.c
+            for h, log_id in zip(to_log, log_ids, strict=True):
+                conn.execute(
+                    sa.update(reconciled_events).where(c.event_id == h.event_id)
+                    .values(log_id=log_id)
+                )
+        by_event: dict[str, int | None] = {
+            h.event_id: None for h in handled if h.event_id in marked
+        }
+        by_event.update({h.event_id: i for h, i in zip(to_log, log_ids, strict=True)})
+        return by_event
+
+    def prune_handled(self, before: int) -> int:
+        """Forget handled events that happened before `before` (unix seconds), outside any
+        future reconciliation window; returns how many."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                sa.delete(reconciled_events).where(reconciled_events.c.created_at < before)
+            ).rowcount
+
     def make_due(self, log_ids: list[int]) -> None:
         """Hand pending events to the worker now, rather than after INTAKE_LEASE."""
         if self.postgres:
@@ -700,11 +820,9 @@ class WebhookLogStore:
     def save_checkpoint(self, name: str, position: int, report: dict[str, Any]) -> None:
         values = {"position": position, "last_run_at": now(), "last_report": report}
         with self.engine.begin() as conn:
-            updated = conn.execute(
-                sa.update(checkpoints).where(checkpoints.c.name == name).values(**values)
-            )
-            if updated.rowcount == 0:
-                conn.execute(sa.insert(checkpoints).values(name=name, **values))
+            # The row first, then the values: two processes saving at once both succeed.
+            conn.execute(insert_ignoring_conflicts(self.engine, checkpoints).values(name=name))
+            conn.execute(sa.update(checkpoints).where(checkpoints.c.name == name).values(**values))
 
     def claim_periodic_run(self, name: str, every: timedelta) -> bool:
         """True for exactly one of several workers once `every` has passed since

@@ -1,7 +1,7 @@
 """Every environment variable the edge and its worker read."""
 
 import ipaddress
-from typing import Self
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
@@ -76,6 +76,13 @@ class Settings(CommonSettings):
     reconcile_interval_s: int = 300
     reconcile_first_lookback_s: int = 7 * 86400
     reconcile_overlap_s: int = 3600
+    # Where reconciliation learns what happened to deals: "events" (AmoCRM's events log:
+    # moves into won and out of it) or "leads" (leads now won; for accounts whose events
+    # log is incomplete).
+    reconcile_source: Literal["events", "leads"] = "events"
+    # Seconds without any AmoCRM API call once AmoCRM blocks the integration (a 403 after
+    # 429s).
+    amocrm_block_pause_s: float = Field(default=900.0, gt=0, le=86400)
     # Time the router may take over one batch of events routed after their
     # webhook was answered (and over a replay); what it does not finish in
     # time stays pending for the worker.

@@ -25,14 +25,14 @@ from amoroute.heap import freeze_startup_objects
 from amoroute.logging_setup import setup_logging
 from amoroute.metrics import serve_metrics
 from amoroute.timeutil import now
-from edge.amocrm_api import AmoCrmError
+from edge.amocrm_api import AmoCrmBlocked, AmoCrmError
 from edge.dispatch import Dispatcher, Job
 from edge.event_lifecycle import ERROR, PENDING, Outcome
 from edge.hook_health import InvalidAnswerStore, note_hook_state
 from edge.job_store import JobStore
 from edge.jobs import JobRunner
 from edge.log_store import DueEvent, WebhookLogStore
-from edge.reconcile import CHECKPOINT, Reconciler, build_reconciler
+from edge.reconcile import BLOCKED_CHECKPOINT, CHECKPOINT, Reconciler, build_reconciler
 from edge.replay import job_for
 from edge.retention import CHECKPOINT as RETENTION_CHECKPOINT
 from edge.retention_store import RetentionStore
@@ -123,6 +123,13 @@ class Worker:
                 for e in events
             }
         try:
+            blocked_until = self.logs.checkpoint(BLOCKED_CHECKPOINT) or 0
+            if blocked_until > time.time():  # another process met AmoCRM's block
+                raise AmoCrmBlocked(
+                    "AmoCRM blocks the integration (403 after 429s): the lead is read once "
+                    "the block ends",
+                    blocked_until - time.time(),
+                )
             leads = self.reconciler.api.get_leads([e.lead_id for e in events if e.lead_id])
         except AmoCrmError as exc:
             return {

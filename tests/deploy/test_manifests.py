@@ -100,6 +100,7 @@ METRICS = {
     "amoroute_amocrm_hook_disabled",
     "amoroute_amocrm_oauth_needs_reconnect",
     "amoroute_webhook_invalid_answers_2h",
+    "amoroute_amocrm_blocked",
     "amoroute_notifications_total",
     "amoroute_telegram_rate_limited_total",
     "amoroute_telegram_chat_moves_total",
@@ -693,6 +694,7 @@ def test_alert_rules_cover_the_operational_failures_with_known_metrics() -> None
         "amoroute_amocrm_hook_disabled",
         "amoroute_amocrm_oauth_needs_reconnect",
         "amoroute_webhook_invalid_answers_2h",
+        "amoroute_amocrm_blocked",
         "amoroute_notifications_total",
     } <= used
 

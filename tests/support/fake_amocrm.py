@@ -18,12 +18,19 @@ Answers, like AmoCRM:
 - GET /api/v4/leads/pipelines: the pipelines, each with `_embedded.statuses` (one page).
 - GET /api/v4/leads/custom_fields with `page`, `limit` (<= 50, 400 above): the lead custom
   fields, pages linked by `_links.next`; 204 past the last page.
+- GET /api/v4/events with `filter[type]` (comma-separated or `filter[type][]`),
+  `filter[entity][]`, `filter[entity_id][]`, `filter[created_at][from|to]`,
+  `filter[value_before|value_after][leads_statuses][N][pipeline_id|status_id]`, `page`,
+  `limit` (<= 100, 400 above): newest first, linked like the leads pages, 204 when nothing
+  matches. A status change of a lead (change_status(), or add_lead() of a new lead or one in
+  another status) records a `lead_status_changed` event, as AmoCRM's events log does.
 - POST /oauth2/access_token (JSON: client_id, client_secret, redirect_uri, grant_type
   authorization_code with `code`, or refresh_token with `refresh_token`): a new pair
   {token_type, expires_in, access_token, refresh_token}. Codes and refresh tokens work once:
   a second use answers 400 `invalid_grant`. Access tokens expire after `access_ttl_s`.
 - 401 with AmoCRM's problem+json body unless `Authorization: Bearer <token>` carries the
   static token or an OAuth access token that has not expired.
+Every path answers the failures scripted with fail_next() (429, 403, ...) alike.
 Every request is recorded (path, query, headers, status answered, time received).
 """
 
@@ -47,10 +54,17 @@ AMOCRM_HOST = "onaiagencykz.amocrm.ru"
 PUBLIC_BASE = f"https://{AMOCRM_HOST}"
 MAX_LIMIT = 250
 DEFAULT_LIMIT = 50
+MAX_EVENTS_LIMIT = 100
+# The stage a lead created by add_lead() moves from (a pipeline's first stage).
+FIRST_STAGE_ID = 10000001
 
 _LEAD_PATH = re.compile(r"/api/v4/leads/([0-9]+)")
 _STATUS_KEY = re.compile(r"filter\[statuses\]\[([0-9]+)\]\[(pipeline_id|status_id)\]")
 _ID_KEY = re.compile(r"filter\[id\](?:\[[0-9]*\])?")
+_EVENT_STATUS_KEY = re.compile(
+    r"filter\[(value_before|value_after)\]\[leads_statuses\]\[([0-9]+)\]"
+    r"\[(pipeline_id|status_id)\]"
+)
 
 DEFAULT_WEBHOOKS: tuple[dict[str, Any], ...] = (
     {
@@ -215,6 +229,7 @@ class FakeAmoCrm:
         self._clock = clock
         self._lock = threading.Lock()
         self._leads: dict[int, dict[str, Any]] = {}
+        self._events: list[dict[str, Any]] = []
         self._webhooks = [copy.deepcopy(hook) for hook in webhooks]
         self._pipelines = [copy.deepcopy(pipeline) for pipeline in pipelines]
         self._custom_fields = [
@@ -244,10 +259,77 @@ class FakeAmoCrm:
         with self._lock:
             self._leads = {int(lead["id"]): copy.deepcopy(lead) for lead in leads}
 
-    def add_lead(self, lead: dict[str, Any]) -> None:
-        """Add a lead, or replace the one with its id."""
+    def add_lead(self, lead: dict[str, Any], *, status_event: bool = True) -> None:
+        """Add a lead, or replace the one with its id. A new lead, or one now in another
+        status, gets a `lead_status_changed` event at its updated_at (unless not
+        `status_event`); a new one moves from its pipeline's FIRST_STAGE_ID."""
         with self._lock:
+            old = self._leads.get(int(lead["id"]))
             self._leads[int(lead["id"])] = copy.deepcopy(lead)
+        before = (
+            (old.get("pipeline_id"), old.get("status_id"))
+            if old
+            else (lead.get("pipeline_id"), FIRST_STAGE_ID)
+        )
+        after = (lead.get("pipeline_id"), lead.get("status_id"))
+        if status_event and before != after:
+            self.add_status_event(
+                int(lead["id"]), before, after, lead.get("updated_at") or int(time.time()),
+                account_id=lead.get("account_id") or 0,
+            )
+
+    def change_status(
+        self, lead_id: int, pipeline_id: int, status_id: int, at: int, *, event: bool = True
+    ) -> dict[str, Any]:
+        """Move a lead to another status at `at` (unix seconds) and record the event (unless
+        not `event`: a change the events log lacks); returns the event or {}."""
+        with self._lock:
+            lead = self._leads[lead_id]
+            before = (lead.get("pipeline_id"), lead.get("status_id"))
+            lead.update(pipeline_id=pipeline_id, status_id=status_id, updated_at=at)
+            account_id = lead.get("account_id") or 0
+        if not event:
+            return {}
+        return self.add_status_event(
+            lead_id, before, (pipeline_id, status_id), at, account_id=account_id
+        )
+
+    def add_status_event(
+        self,
+        lead_id: int,
+        before: tuple[Any, Any] | None,
+        after: tuple[Any, Any] | None,
+        created_at: int,
+        *,
+        account_id: int = 0,
+    ) -> dict[str, Any]:
+        """Record a `lead_status_changed` event as AmoCRM lists it; returns it."""
+        def value(pair: tuple[Any, Any] | None) -> list[dict[str, Any]]:
+            return [{"lead_status": {"id": pair[1], "pipeline_id": pair[0]}}] if pair else []
+
+        event_id = secrets.token_hex(13)
+        event = {
+            "id": event_id,
+            "type": "lead_status_changed",
+            "entity_id": lead_id,
+            "entity_type": "lead",
+            "created_by": 0,
+            "created_at": int(created_at),
+            "value_after": value(after),
+            "value_before": value(before),
+            "account_id": account_id,
+            "_links": {"self": {"href": f"{self.public_base}/api/v4/events/{event_id}"}},
+            "_embedded": {"entity": {"id": lead_id}},
+        }
+        with self._lock:
+            self._events.append(event)
+        return copy.deepcopy(event)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every event recorded, oldest first."""
+        with self._lock:
+            return copy.deepcopy(self._events)
 
     def set_webhooks(self, webhooks: Iterable[dict[str, Any]]) -> None:
         with self._lock:
@@ -436,6 +518,8 @@ class FakeAmoCrm:
             })
         if path == "/api/v4/leads/custom_fields":
             return self._list_custom_fields(path, query)
+        if path == "/api/v4/events":
+            return self._list_events(query)
         if match := _LEAD_PATH.fullmatch(path):
             lead = self._leads.get(int(match[1]))
             return Reply(200, copy.deepcopy(lead)) if lead else Reply(204)
@@ -490,6 +574,59 @@ class FakeAmoCrm:
         return Reply(200, {"_total_items": len(chunk), "_page": page, "_links": links,
                            "_embedded": {"custom_fields": copy.deepcopy(chunk)}})
 
+    def _list_events(self, query: list[tuple[str, str]]) -> Reply:
+        try:
+            limit = int(_last(query, "limit") or DEFAULT_LIMIT)
+            page = int(_last(query, "page") or 1)
+            events = self._matching_events(query)
+        except ValueError as exc:
+            return Reply(400, problem(400, "Bad Request", str(exc)))
+        if not 1 <= limit <= MAX_EVENTS_LIMIT or page < 1:
+            return Reply(400, fixture_json("error_400_validation.json"))
+        chunk = events[(page - 1) * limit : page * limit]
+        if not chunk:
+            return Reply(204)
+        base = [(key, value) for key, value in query if key != "page"]
+        links = {"self": {"href": self._href(base, page, "events")}}
+        if page * limit < len(events):
+            links["next"] = {"href": self._href(base, page + 1, "events")}
+        return Reply(200, {"_page": page, "_links": links,
+                           "_embedded": {"events": copy.deepcopy(chunk)}})
+
+    def _matching_events(self, query: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        types = {t for key, value in query if key in ("filter[type]", "filter[type][]")
+                 for t in value.split(",") if t}
+        entities = {value for key, value in query if key in ("filter[entity]", "filter[entity][]")}
+        entity_ids = {int(value) for key, value in query if key == "filter[entity_id][]"}
+        sides: dict[str, dict[str, dict[str, int]]] = {}
+        for key, value in query:
+            if match := _EVENT_STATUS_KEY.fullmatch(key):
+                sides.setdefault(match[1], {}).setdefault(match[2], {})[match[3]] = int(value)
+        pairs = {side: {(s.get("pipeline_id"), s.get("status_id")) for s in items.values()}
+                 for side, items in sides.items()}
+        created_from = _last(query, "filter[created_at][from]")
+        created_to = _last(query, "filter[created_at][to]")
+
+        def status_of(values: list[dict[str, Any]]) -> tuple[Any, Any] | None:
+            for item in values:
+                status = item.get("lead_status")
+                if status:
+                    return (status.get("pipeline_id"), status.get("id"))
+            return None
+
+        events = [
+            event
+            for event in self._events
+            if (not types or event["type"] in types)
+            and (not entities or event["entity_type"] in entities)
+            and (not entity_ids or event["entity_id"] in entity_ids)
+            and (created_from is None or event["created_at"] >= int(created_from))
+            and (created_to is None or event["created_at"] <= int(created_to))
+            and all(status_of(event[side]) in wanted for side, wanted in pairs.items())
+        ]
+        # Newest first, as AmoCRM lists its events log.
+        return sorted(events, key=lambda event: event["created_at"], reverse=True)
+
     def _matching(self, query: list[tuple[str, str]]) -> list[dict[str, Any]]:
         ids = {int(value) for key, value in query if _ID_KEY.fullmatch(key)}
         statuses: dict[str, dict[str, int]] = {}
@@ -515,8 +652,8 @@ class FakeAmoCrm:
                    reverse=direction == "desc")
         return leads
 
-    def _href(self, query: list[tuple[str, str]], page: int) -> str:
-        return f"{self.public_base}/api/v4/leads?{urlencode([*query, ('page', str(page))])}"
+    def _href(self, query: list[tuple[str, str]], page: int, what: str = "leads") -> str:
+        return f"{self.public_base}/api/v4/{what}?{urlencode([*query, ('page', str(page))])}"
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self

@@ -9,10 +9,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import prometheus_client
 import pytest
 
 from amoroute.v1 import deal_pb2
-from edge.amocrm_api import AmoCrmAuthError, AmoCrmClient, AmoCrmError, deal_from_api_lead
+from edge.amocrm_api import (
+    AmoCrmAuthError,
+    AmoCrmBlocked,
+    AmoCrmClient,
+    AmoCrmError,
+    deal_from_api_lead,
+    status_change,
+)
 from edge.amocrm_form import deal_from_event, lead_events, parse_form
 from tests.support.fake_amocrm import AMOCRM_HOST, FIXTURES, FakeAmoCrm, fixture_json
 
@@ -369,3 +377,90 @@ def test_a_malformed_api_lead_is_refused_by_field(change: dict[str, Any]) -> Non
     lead = copy.deepcopy(fixture_json("lead_v4.json")) | change
     with pytest.raises(AmoCrmError, match="lead"):
         deal_from_api_lead(lead, "onaiagencykz")
+
+
+# --- AmoCRM's block: a 403 after 429s ------------------------------------------------------
+
+
+def blocked_gauge() -> float | None:
+    return prometheus_client.REGISTRY.get_sample_value("amoroute_amocrm_blocked")
+
+
+def test_a_403_after_429s_stops_every_call_for_the_pause_then_calls_resume(
+    amocrm: FakeAmoCrm, clock: FakeClock
+) -> None:
+    told: list[float] = []
+    client = make_client(amocrm, clock, block_pause_s=900, on_blocked=told.append)
+    amocrm.fail_next(429, times=2)
+    amocrm.fail_next(403)
+    with pytest.raises(AmoCrmBlocked, match="blocked the integration") as error:
+        client.get_leads([24681357])
+    assert not isinstance(error.value, AmoCrmAuthError)
+    assert [r.status for r in amocrm.requests] == [429, 429, 403]
+    assert told == [900] and blocked_gauge() == 1.0
+    assert client.blocked_for_s() == pytest.approx(900, abs=1)
+
+    # While blocked, nothing is sent, whatever is asked.
+    for call in (lambda: client.get_leads([24681357]), client.list_webhooks):
+        with pytest.raises(AmoCrmBlocked, match="not sent"):
+            call()
+    assert len(amocrm.requests) == 3
+
+    clock.sleep(901)
+    assert client.blocked_for_s() == 0 and blocked_gauge() == 0.0
+    assert [lead["id"] for lead in client.get_leads([24681357])] == [24681357]
+
+
+def test_a_403_long_after_the_last_429_is_a_refused_access_not_a_block(
+    amocrm: FakeAmoCrm, clock: FakeClock
+) -> None:
+    client = make_client(amocrm, clock)
+    amocrm.fail_next(429)
+    client.get_leads([24681357])
+    clock.sleep(3600)
+    amocrm.fail_next(403)
+    with pytest.raises(AmoCrmAuthError):
+        client.get_leads([24681357])
+    assert client.blocked_for_s() == 0
+
+
+# --- the events log ----------------------------------------------------------------------------
+
+
+def test_status_changes_are_listed_with_the_won_filters_page_by_page(
+    amocrm: FakeAmoCrm, client: AmoCrmClient
+) -> None:
+    for n in range(5):
+        amocrm.add_status_event(7000 + n, (PIPELINE, 80123457), (PIPELINE, WON), 1750000000 + n,
+                                account_id=32145678)
+    amocrm.add_status_event(7100, (PIPELINE, WON), (PIPELINE, 143), 1750000100)
+    amocrm.add_status_event(7200, (999, 1), (999, WON), 1750000000)  # another pipeline
+
+    amocrm.fail_next(429)  # the events endpoint is rate-limited like the rest
+    into = list(client.iter_status_changes([PIPELINE], [WON], 1749999999, 1750000200,
+                                           into=True, limit=2))
+    assert sorted(c.lead_id for c in into) == [7000, 7001, 7002, 7003, 7004]
+    assert {(c.before, c.after, c.account_id) for c in into} == {
+        ((PIPELINE, 80123457), (PIPELINE, WON), 32145678)}
+    assert [(r.status, r.values("page")) for r in amocrm.requests] == [
+        (429, []), (200, []), (200, ["2"]), (200, ["3"])]
+    assert amocrm.max_requests_per_second() < 7
+    [out] = client.iter_status_changes([PIPELINE], [WON], 1749999999, 1750000200, into=False)
+    assert (out.lead_id, out.before, out.after) == (7100, (PIPELINE, WON), (PIPELINE, 143))
+    assert list(client.iter_status_changes([PIPELINE], [WON], 1750000101, 1750000200,
+                                           into=True)) == []  # 204: nothing in the window
+
+
+@pytest.mark.parametrize("event", [
+    {"id": "e1", "type": "lead_status_changed", "entity_id": "x", "created_at": 1},
+    {"id": "e1", "type": "lead_status_changed", "entity_id": 5, "created_at": 1,
+     "value_after": {"lead_status": {"id": 142}}},
+    {"type": "lead_status_changed", "entity_id": 5, "created_at": 1},
+])
+def test_a_malformed_status_change_is_named(event: dict[str, Any]) -> None:
+    with pytest.raises(AmoCrmError, match="AmoCRM event"):
+        status_change(event)
+
+
+def test_other_events_are_not_status_changes() -> None:
+    assert status_change({"id": "e", "type": "lead_added", "entity_id": 5}) is None
