@@ -105,7 +105,7 @@ async function reenable(block, status, button) {
     + `${formatNumber(found.routed.length)} routed.`;
   let fresh = status;
   try {
-    fresh = await api("amocrm");
+    fresh = await api("amocrm", { keepCookies: true });  // the link's state cookie
   } catch {
     // the action succeeded: keep the card as it was, with the message
   }
