@@ -4,6 +4,7 @@ answers of the last 2 hours (also the worker's metric), and "Re-enable the webho
 it again and reconciles, after which the card shows it enabled."""
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ from playwright.sync_api import Page, expect
 
 from edge.hook_health import HOOK_EVENTS
 from tests.browser.harness import ADMIN_TOKEN, Services, Watched, needs_chromium
+from tests.browser.test_admin_ui import screenshot
 from tests.support.fake_amocrm import FakeAmoCrm
 from tests.support.stack import start_stack
 from tests.support.waiting import eventually
@@ -65,7 +67,7 @@ def worker_metric(services: Services) -> str:
 
 
 def test_the_card_shows_a_disabled_hook_and_re_enables_it(
-    page: Page, services: Services, watched: Watched, amocrm: FakeAmoCrm
+    page: Page, services: Services, watched: Watched, amocrm: FakeAmoCrm, artifacts: Path
 ) -> None:
     # Answers AmoCRM counts invalid, on both gunicorn workers' share: a wrong path, not a form.
     for _ in range(2):
@@ -94,12 +96,14 @@ def test_the_card_shows_a_disabled_hook_and_re_enables_it(
     expect(block).to_contain_text("DISABLED by AmoCRM")
     expect(block).to_contain_text("3 of AmoCRM's 100 (404: 2, 415: 1)")
     expect(block).to_contain_text("won deals seen")
+    screenshot(page, artifacts / "amocrm-card-disabled.png")
     block.get_by_role("button", name="Re-enable the webhook").click()
 
     expect(block).to_contain_text("Webhook registered again")
     expect(block.locator("dd", has_text="enabled")).to_have_count(1)
     expect(block).not_to_contain_text("DISABLED")
     expect(block.get_by_role("button", name="Re-enable the webhook")).to_have_count(0)
+    screenshot(page, artifacts / "amocrm-card-re-enabled.png")
     ours = [hook for hook in amocrm.webhooks if hook["destination"] == HOOK_URL]
     assert len(ours) == 1 and ours[0]["disabled"] is False
     assert ours[0]["settings"] == list(HOOK_EVENTS)
@@ -107,7 +111,7 @@ def test_the_card_shows_a_disabled_hook_and_re_enables_it(
 
 
 def test_the_rules_editor_offers_pipelines_statuses_and_fields_by_name(
-    page: Page, services: Services, watched: Watched
+    page: Page, services: Services, watched: Watched, artifacts: Path
 ) -> None:
     page.goto("/admin/")
     page.get_by_label("Admin token").fill(ADMIN_TOKEN)
@@ -129,4 +133,5 @@ def test_the_rules_editor_offers_pipelines_statuses_and_fields_by_name(
     expect(editor).to_have_value("142" + yaml)
     catalog.get_by_role("button", name="Insert 1402007, custom field utm_source").click()
     expect(editor).to_have_value("1421402007" + yaml)
+    screenshot(page, artifacts / "rules-amocrm-catalog.png")
     assert (watched.dialogs, watched.page_errors, watched.console_errors) == ([], [], [])
