@@ -154,3 +154,7 @@ def pack_digest(
         chosen, total, used = chosen + 1, total + amount, used + 2 + _units(entry)
     body = "\n\n".join(entry for entry, _ in entries[:chosen])
     return f"{digest_header(chosen, total, currency)}\n\n{body}", chosen
+
+
+# The same text helpers for the daily summary's messages (notifier_svc/summary.py).
+one_line, units, escape_within = _one_line, _units, _escape_within

@@ -52,6 +52,9 @@ class NotifierServer(RunningServer):
 def build(settings: Settings, port: int | None = None) -> NotifierServer:
     """Start NotifierService on `port` (settings' port when None; 0 = any free port),
     with its outbox sweeper when a bot token is set."""
+    if settings.summary_time() is not None:
+        # GRPC_AUTH_TOKENS without a notifier: entry stops the start before anything runs.
+        settings.caller_credentials(NOTIFIER)
     engine = create_engine(
         settings.notifier_database_url, settings.db_pool_size, settings.db_max_overflow
     )

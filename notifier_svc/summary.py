@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from notifier_svc.message import MAX_FIELD_LEN, MAX_MESSAGE_LEN, _escape_within, _one_line, _units
+from notifier_svc.message import MAX_FIELD_LEN, MAX_MESSAGE_LEN, escape_within, one_line, units
 from notifier_svc.message import format_amount as _amount
 
 # Campaigns listed per targetologist, biggest revenue first.
@@ -112,7 +112,7 @@ def tally(sales: Iterable[SaleFigure]) -> dict[str, TargetologistDay]:
 
 
 def _text(value: str) -> str:
-    return _escape_within(_one_line(value), MAX_FIELD_LEN) or "—"
+    return escape_within(one_line(value), MAX_FIELD_LEN) or "—"
 
 
 def _period(w: Window) -> str:
@@ -182,12 +182,12 @@ def pack(
     messages: list[str] = []
     current = header
     for block in blocks:
-        if _units(current) + _units(separator) + _units(block) <= limit:
+        if units(current) + units(separator) + units(block) <= limit:
             current = f"{current}{separator}{block}"
             continue
         messages.append(current)
-        room = limit - _units(continued) - _units(separator)
-        if _units(block) > room:
+        room = limit - units(continued) - units(separator)
+        if units(block) > room:
             block = _cut(block, room)
         current = f"{continued}{separator}{block}"
     messages.append(current)
@@ -198,7 +198,7 @@ def _cut(block: str, room: int) -> str:
     # Whole lines while they fit: a cut never falls inside a tag or an escape.
     kept: list[str] = []
     for line in block.splitlines():
-        if _units("\n".join([*kept, line, "…"])) > room:
+        if units("\n".join([*kept, line, "…"])) > room:
             break
         kept.append(line)
     return "\n".join([*kept, "…"])

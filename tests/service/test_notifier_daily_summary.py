@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.engine import Engine
 
+from amoroute.callers import CALLERS, ROUTER, CallerCredentials
 from amoroute.channels import channel
 from amoroute.db import create_engine
 from amoroute.timeutil import now, to_timestamp
@@ -80,12 +81,12 @@ def _sale(lead_id: int, who: str, amount: int, campaign: str, won_at: datetime) 
     )
 
 
-def _record_the_day(services: Services) -> None:
+def _record_the_day(services: Services, as_router: CallerCredentials | None = None) -> None:
     """Within the last 24 hours: Kenesary 2 credited sales (one more reversed, one
     re-attributed to Bolat), Bolat 1 of his own plus that one, Aidana 1; two days
     ago a sale that is not in today's summary. Two referral conversions, one reversed."""
     hour_ago, long_ago = now() - timedelta(hours=1), now() - timedelta(days=2)
-    with channel(services.addr("traffic")) as ch:
+    with channel(services.addr("traffic"), as_router) as ch:
         traffic = traffic_pb2_grpc.TrafficServiceStub(ch)
         for sale in [
             _sale(1, "Kenesary", 150_000, "tp_june", hour_ago),
@@ -105,7 +106,7 @@ def _record_the_day(services: Services) -> None:
                 sale=_sale(4, "Bolat", 777_000, "bolat_promo", hour_ago), reattribute=True
             )
         )
-    with channel(services.addr("referral")) as ch:
+    with channel(services.addr("referral"), as_router) as ch:
         referral = referral_pb2_grpc.ReferralServiceStub(ch)
         for lead_id, code, amount in [(11, "TEST123", 80_000), (12, "TEST123", 20_000), (13, "ABC", 500)]:
             referral.RecordConversion(
@@ -244,3 +245,31 @@ def test_the_summary_is_queued_at_its_time_once_per_chat(services: Services, dat
         assert {r.chat_id for r in queued} == {KENESARY_CHAT, BOLAT_CHAT, DEFAULT_CHAT}
         assert all(r.lead_id < 0 and r.account_id == 0 for r in queued)
 
+
+
+def test_with_caller_tokens_the_notifier_reads_the_figures_as_notifier(
+    make_database, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    tokens = {caller: f"{caller}-summary-token-0123456789" for caller in CALLERS}
+    common = {"grpc_auth_tokens": ",".join(f"{c}:{t}" for c, t in tokens.items())}
+    secured = start_services(make_database, common)
+    try:
+        (tmp_path / "rules.yaml").write_text(RULES)
+        secured.start_router(routing_rules=str(tmp_path / "rules.yaml"))
+        _record_the_day(secured, CallerCredentials(token=tokens[ROUTER]))
+        database = make_database("notifier_summary_secured")
+        server.upgrade_database(Settings(notifier_database_url=database))
+        with FakeTelegram(token=TOKEN, limits=FAST) as telegram:
+            settings = Settings(**{
+                **_settings(secured, database, telegram, _this_minute()).model_dump(),
+                **common,
+            })
+            running = server.build(settings, port=0)
+            try:
+                chats = {KENESARY_CHAT, BOLAT_CHAT, DEFAULT_CHAT}
+                assert eventually(lambda: set(_summaries(telegram)) == chats, timeout=20)
+            finally:
+                running.stop(0)
+        assert "<b>Kenesary</b>\nПродаж: 2" in _summaries(telegram)[KENESARY_CHAT][0].body["text"]
+    finally:
+        secured.stop()
