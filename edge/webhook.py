@@ -11,7 +11,7 @@ from typing import Any
 import falcon
 from sqlalchemy.exc import SQLAlchemyError
 
-from amoroute import __version__, requestid
+from amoroute import __version__, requestid, tracing
 from amoroute.db import json_rows
 from amoroute.v1 import deal_pb2
 from edge.access import public_resource
@@ -252,7 +252,14 @@ class WebhookResource:
                     routing=row.routing_decision or "none", status=row.processing_status
                 ).inc()
             else:
-                jobs.append(Job(log_id, deal, request_id=requestid.current()))
+                jobs.append(
+                    Job(
+                        log_id,
+                        deal,
+                        request_id=requestid.current(),
+                        trace=tracing.current_context(),
+                    )
+                )
         # Routed after the answer; what this process does not route, the worker does.
         self.routing.submit(jobs)
         # For the one "webhook answered" line the RequestContext middleware writes.
