@@ -197,43 +197,45 @@ def traceparent() -> str:
     return carrier.get("traceparent", "")
 
 
-def _link_of(carried: Context | str | None) -> Link | None:
+def _span_context(carried: Context | str | None) -> tuple[Context, Link] | None:
+    """The context and a link to the span of a carried context or traceparent."""
     if carried is None or carried == "":
         return None
     ctx = extract({"traceparent": carried}) if isinstance(carried, str) else carried
     span_context = trace.get_current_span(ctx).get_span_context()
-    return Link(span_context) if span_context.is_valid else None
+    return (ctx, Link(span_context)) if span_context.is_valid else None
 
 
 @contextmanager
 def span_for(
     name: str,
-    carried: Sequence[Context | str | None] = (),
-    child_of_first: bool = True,
+    parents: Sequence[Context | str | None] = (),
+    links: Sequence[Context | str | None] = (),
     **attributes: str | int | Sequence[str],
 ) -> Iterator[None]:
     """A span around work done for earlier requests, on another thread or later.
 
-    `carried`: each request's context (current_context()) or traceparent. With
-    `child_of_first`, the span continues the first request's trace (the work is
-    part of it, as the routing of a webhook is) and links the others; without, it
-    starts a trace of its own that links every one (a retry, a later send)."""
+    `parents`: the contexts (current_context()) or traceparents of requests this
+    work is part of, as the routing of a webhook or the send of its notification
+    is: the span continues the first one's trace and links the others. `links`:
+    those of requests it only follows from, as a retry does. With no parent it
+    starts under the current context (a new trace on a thread of its own)."""
     if _provider is None:
         yield
         return
-    # Without child_of_first, a new trace (an empty parent context).
-    parent: Context | None = None if child_of_first else Context()
-    links: list[Link] = []
-    for item in carried:
-        link = _link_of(item)
-        if link is None:
+    parent: Context | None = None
+    linked: list[Link] = []
+    for item in parents:
+        found = _span_context(item)
+        if found is None:
             continue
-        if child_of_first and parent is None and not links:
-            parent = item if isinstance(item, Context) else extract({"traceparent": item})
-            continue
-        links.append(link)
+        if parent is None:
+            parent = found[0]
+        else:
+            linked.append(found[1])
+    linked += [found[1] for item in links if (found := _span_context(item)) is not None]
     tracer = trace.get_tracer(__name__)
     with tracer.start_as_current_span(
-        name, context=parent, links=links, attributes=attributes or None
+        name, context=parent, links=linked, attributes=attributes or None
     ):
         yield

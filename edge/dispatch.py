@@ -65,6 +65,8 @@ class Job:
     # The webhook request's trace context (tracing.current_context()), so the routing
     # done later on another thread is part of the webhook's trace; None when off.
     trace: Context | None = None
+    # The stored trace context of the webhook this event came in (a retry links to it).
+    traceparent: str = ""
 
 
 def outcome_of(
@@ -175,10 +177,12 @@ class Dispatcher:
         for job in jobs:
             item = request.requests.add(skip_legs=job.skip_legs, request_id=job.request_id)
             item.deal.CopyFrom(job.deal)
-        # Part of the first webhook's trace, linked to the other webhooks of the batch.
+        # Part of the first webhook's trace, linked to the other webhooks of the batch;
+        # a retry's span links to the webhooks it retries.
         with tracing.span_for(
             "route deals",
             [job.trace for job in jobs],
+            links=[job.traceparent for job in jobs],
             deals=len(jobs),
             request_ids=[job.request_id for job in jobs if job.request_id],
         ):

@@ -22,7 +22,7 @@ def job_for(event: DueEvent, subdomain: str = "") -> Job | Outcome:
         deal = deal_from_log(event.deal_data, subdomain)
     except UnroutableEvent as exc:
         return Outcome(event.id, ERROR, error_message=str(exc))
-    return Job(event.id, deal, event.done_legs)
+    return Job(event.id, deal, event.done_legs, traceparent=event.traceparent or "")
 
 
 def replay_log(original: dict[str, Any]) -> NewLog:

@@ -1,6 +1,7 @@
 """POST /webhook/amocrm: log every lead event durably, answer, then route it."""
 
 import base64
+import dataclasses
 import hmac
 import html
 import logging
@@ -244,6 +245,8 @@ class WebhookResource:
                 rows, deals = intake(body, req.content_type, self.limits, self.expected_subdomain)
         else:
             rows, deals = intake(body, req.content_type, self.limits, self.expected_subdomain)
+        if traceparent := tracing.traceparent():
+            rows = [dataclasses.replace(row, traceparent=traceparent) for row in rows]
         ids = self._log(rows)
         jobs = []
         for log_id, row, deal in zip(ids, rows, deals, strict=True):

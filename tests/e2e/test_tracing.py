@@ -142,3 +142,47 @@ def test_log_lines_carry_the_trace_and_span_ids(traced) -> None:  # type: ignore
     [line] = eventually(answered, timeout=20)
     assert line["trace_id"] == edge_span.trace_id
     assert len(line["span_id"]) == 16
+
+
+def test_the_workers_retry_links_to_the_webhooks_trace(traced) -> None:  # type: ignore[no-untyped-def]
+    running, otlp = traced
+    stack = running.stack
+    traffic = stack.procs["traffic_svc"]
+    traffic.terminate()
+    traffic.wait(30)
+    try:
+        body = encode(won_deal_body(7770004, "kenesary_retry", price=54000))
+        reply = httpx.post(
+            f"{running.edge_url}/webhook/amocrm",
+            content=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert reply.status_code == 200
+        edge_span = eventually(lambda: webhook_span(otlp, reply.headers["X-Request-Id"]), timeout=20)
+        assert edge_span is not None
+        # The traffic leg failed on the edge's routing: the event waits for a retry.
+        assert eventually(
+            lambda: any(
+                s.service == "router" and s.trace_id == edge_span.trace_id
+                and s.name == "/amoroute.v1.TrafficService/BatchRecordSales"
+                for s in otlp.spans
+            ),
+            timeout=20,
+        )
+    finally:
+        stack.start_process("traffic_svc")
+
+    def retries() -> list[ReceivedSpan]:
+        return [
+            s for s in otlp.spans
+            if s.service == "edge-worker" and s.name == "route deals"
+            and edge_span.trace_id in s.linked_traces
+        ]
+
+    def credited_by_a_retry() -> list[ReceivedSpan]:
+        return [s for s in retries() if "traffic" in services_in(otlp, s.trace_id)]
+
+    # Each retry is a trace of its own, linked to the webhook's; one reaches the
+    # restarted service.
+    [retry, *_] = eventually(credited_by_a_retry, timeout=90)
+    assert retry.trace_id != edge_span.trace_id
