@@ -139,7 +139,7 @@ def setup_tracing(service: str, settings: CommonSettings, http_server: bool = Fa
     GrpcInstrumentorServer(filter_=not_health).instrument()
     GrpcInstrumentorClient(filter_=not_health).instrument()
     # Its declared range ends before SQLAlchemy 2.1, whose engine events it uses are
-    # unchanged (tests/unit/test_tracing.py shows a statement traced).
+    # unchanged (tests/unit/test_tracing_setup.py shows a statement traced).
     SQLAlchemyInstrumentor().instrument(skip_dep_check=True)
     HTTPXClientInstrumentor().instrument(request_hook=_redact_url)
     if http_server:
