@@ -56,7 +56,12 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     """`with OtlpReceiver() as otlp:` a gRPC endpoint (otlp.grpc_endpoint) and an
     HTTP one (otlp.http_endpoint, POST /v1/traces) on free loopback ports."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = True) -> None:
+        """`keep=False`: a sink that only counts what it is sent (bench.tracing_cost),
+        so its own CPU does not weigh on the figures."""
+        self.keep = keep
+        self.requests = 0
+        self.received_bytes = 0
         self._lock = threading.Lock()
         self._spans: list[ReceivedSpan] = []
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
@@ -71,8 +76,12 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
                 if self.path != "/v1/traces":
                     self.send_error(404)
                     return
-                request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
-                receiver._keep(request)
+                with receiver._lock:
+                    receiver.requests += 1
+                    receiver.received_bytes += len(body)
+                if receiver.keep:
+                    request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+                    receiver._keep(request)
                 reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
@@ -89,7 +98,11 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     def Export(  # noqa: N802 (the generated servicer's name)
         self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.ServicerContext
     ) -> trace_service_pb2.ExportTraceServiceResponse:
-        self._keep(request)
+        with self._lock:
+            self.requests += 1
+            self.received_bytes += request.ByteSize()
+        if self.keep:
+            self._keep(request)
         return trace_service_pb2.ExportTraceServiceResponse()
 
     def _keep(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
