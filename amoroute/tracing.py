@@ -10,7 +10,8 @@ grpc or http/protobuf), samples as OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG
 say (the SDK reads them, and the other OTEL_* variables, itself), and traces:
 
 - gRPC calls, both ways (the W3C traceparent travels in the call's metadata);
-- the edge's HTTP requests (Falcon), but not its probes and /metrics;
+- the edge's HTTP requests (Falcon), but not its probes and /metrics, without the
+  webhook secret of their path or any query string;
 - SQLAlchemy statements and httpx requests (AmoCRM, Telegram) made inside a trace.
 
 A database statement or an HTTP request made outside any trace (a poll of the
@@ -46,6 +47,9 @@ _EXCLUDED_URLS = "healthz,readyz,metrics"
 # The Telegram Bot API takes its token in the path: /bot<token>/sendMessage.
 _BOT_TOKEN = re.compile(r"/bot[^/]+/")
 _URL_ATTRIBUTES = ("url.full", "http.url")
+# The edge's webhook path carries WEBHOOK_SECRET: /webhook/amocrm/<secret>.
+_WEBHOOK_SECRET = re.compile(r"(/webhook/amocrm/)[^/?#]+")
+_REQUEST_ATTRIBUTES = ("http.target", "url.path", "http.url", "url.full", "url.query")
 
 _provider: TracerProvider | None = None
 
@@ -100,12 +104,26 @@ def _exporter(settings: CommonSettings) -> SpanExporter:
 
 
 def _redact_url(span: trace.Span, request: Any, *_: Any) -> None:
-    """httpx request hook: the Bot API token in a Telegram URL is kept out of traces."""
+    """httpx request hook: the Bot API token in a Telegram URL is kept out of traces
+    (the AmoCRM client's token travels in a header, which is not recorded)."""
     attributes = getattr(span, "attributes", None) or {}
     for key in _URL_ATTRIBUTES:
         value = attributes.get(key)
         if isinstance(value, str) and _BOT_TOKEN.search(value):
             span.set_attribute(key, _BOT_TOKEN.sub("/bot***/", value))
+
+
+def _redact_request(span: trace.Span, req: Any, *_: Any) -> None:
+    """Falcon response hook: the webhook secret in the path, and every query string (the
+    OAuth callback's carries an authorisation code), are kept out of traces."""
+    attributes = getattr(span, "attributes", None) or {}
+    for key in _REQUEST_ATTRIBUTES:
+        value = attributes.get(key)
+        if not isinstance(value, str):
+            continue
+        clean = "" if key == "url.query" else _WEBHOOK_SECRET.sub(r"\1***", value.split("?")[0])
+        if clean != value:
+            span.set_attribute(key, clean)
 
 
 def setup_tracing(service: str, settings: CommonSettings, http_server: bool = False) -> bool:
@@ -146,7 +164,7 @@ def setup_tracing(service: str, settings: CommonSettings, http_server: bool = Fa
         from opentelemetry.instrumentation.falcon import FalconInstrumentor
 
         os.environ.setdefault("OTEL_PYTHON_FALCON_EXCLUDED_URLS", _EXCLUDED_URLS)
-        FalconInstrumentor().instrument()
+        FalconInstrumentor().instrument(response_hook=_redact_request)
     # Imported here: logging_setup -> requestid -> tracing.
     from amoroute import logging_setup
 

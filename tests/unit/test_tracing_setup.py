@@ -142,3 +142,28 @@ def test_a_statement_outside_any_trace_starts_none_and_one_inside_joins_it() -> 
 def test_an_unknown_protocol_is_refused_naming_the_variable() -> None:
     with pytest.raises(ValidationError, match="otel_exporter_otlp_protocol"):
         CommonSettings(otel_exporter_otlp_protocol="http/json")  # type: ignore[arg-type]
+
+
+def test_the_webhook_secret_and_query_strings_stay_out_of_the_edges_spans() -> None:
+    with OtlpReceiver() as otlp:
+        _run(
+            # falcon.testing subscripts falcon.App in its annotations: imported first.
+            "import falcon, falcon.testing\n"
+            "setup_tracing('edge', CommonSettings(), http_server=True)\n"
+            "class Hook:\n"
+            "    def on_post(self, req, resp, secret):\n"
+            "        resp.media = {'success': True}\n"
+            "app = falcon.App()\n"
+            "app.add_route('/webhook/amocrm/{secret}', Hook())\n"
+            "client = falcon.testing.TestClient(app)\n"
+            "assert client.simulate_post('/webhook/amocrm/hook-s3cret', query_string='code=c0de').status_code == 200\n"
+            "assert client.simulate_get('/healthz').status_code == 404\n"
+            "shutdown()\n",
+            OTEL_EXPORTER_OTLP_ENDPOINT=otlp.grpc_endpoint,
+            OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        )
+        [span] = eventually(lambda: otlp.spans)
+    assert span.name == "POST /webhook/amocrm/{secret}"
+    recorded = json.dumps(span.attributes)
+    assert "/webhook/amocrm/***" in recorded
+    assert "s3cret" not in recorded and "c0de" not in recorded
