@@ -180,9 +180,11 @@ def setup_tracing(service: str, settings: CommonSettings, http_server: bool = Fa
 
 
 def shutdown() -> None:
-    """Export the spans still buffered (at a process's exit)."""
-    if _provider is not None:
-        _provider.shutdown()
+    """Export the spans still buffered (at a process's exit); once."""
+    global _provider
+    provider, _provider = _provider, None
+    if provider is not None:
+        provider.shutdown()
 
 
 def _trace_fields() -> tuple[str, str] | None:
