@@ -78,10 +78,16 @@ def test_one_webhook_is_one_trace_across_every_process(traced) -> None:  # type:
     assert eventually(lambda: routed <= names(), timeout=20), names()
     wanted = {"edge", "router", "referral", "traffic", "notifier"}
     assert eventually(lambda: wanted <= services_in(otlp, trace_id), timeout=20), names()
-    spans = [s for s in otlp.spans if s.trace_id == trace_id]
+
+    def orphans() -> list[str]:
+        # A parent ends, and is exported, after its children: waited for.
+        spans = [s for s in otlp.spans if s.trace_id == trace_id]
+        ids = {s.span_id for s in spans}
+        return [s.name for s in spans if s.parent_span_id and s.parent_span_id not in ids]
+
     # Every span but the webhook's has its parent in the same trace.
-    ids = {s.span_id for s in spans}
-    assert [s.name for s in spans if s.parent_span_id and s.parent_span_id not in ids] == []
+    assert eventually(lambda: not orphans(), timeout=20), orphans()
+    spans = [s for s in otlp.spans if s.trace_id == trace_id]
     assert [s for s in spans if not s.parent_span_id] == [edge_span]
     # The request id is still there to find the trace by, on the routing's span too.
     [route] = [s for s in spans if s.name == "route deals"]
