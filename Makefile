@@ -67,8 +67,11 @@ clean:
 	rm -rf var .pytest_cache
 
 # Throughput, latency, zero-loss accounting and memory of the whole stack on PostgreSQL
-# (not part of `make test`). BENCH_QUICK=1: ~10 s phases. See bench/README.md.
+# (not part of `make test`). BENCH_QUICK=1: ~10 s phases; BENCH_TRACING=1: also tracing's
+# cost (bench.tracing_cost). See bench/README.md.
 .PHONY: bench
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(PY) -m bench.run
+	@# BENCH_TRACING=1: then tracing's cost, on at 10 % sampling against off (bench/README.md).
+	test -z "$$BENCH_TRACING" || $(PY) -m bench.tracing_cost

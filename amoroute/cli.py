@@ -9,6 +9,7 @@ from amoroute.grpc_server import RunningServer, serve_until_signalled
 from amoroute.heap import freeze_startup_objects
 from amoroute.logging_setup import setup_logging
 from amoroute.metrics import serve_metrics
+from amoroute.tracing import setup_tracing, shutdown
 
 
 def run_service(
@@ -32,7 +33,10 @@ def run_service(
         return
     for line in describe(settings) if describe else []:
         log.warning(line)
+    # Before build: its server, channels and engines are the ones traced.
+    setup_tracing(name.removesuffix("_svc"), settings)
     serve_metrics(settings.metrics_port, settings.bind_host)
     running = build(settings)
     freeze_startup_objects()
     serve_until_signalled(running, name)
+    shutdown()

@@ -8,7 +8,7 @@ import queue
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any, TextIO
 
@@ -17,6 +17,16 @@ import orjson
 from amoroute import requestid
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+
+# (trace id, span id) of the span the logging thread is in, or None; set by
+# amoroute/tracing.py when the process traces, so lines cost nothing more otherwise.
+_trace_fields: Callable[[], tuple[str, str] | None] | None = None
+
+
+def set_trace_fields(fields: Callable[[], tuple[str, str] | None] | None) -> None:
+    """Have every log line carry trace_id and span_id, from `fields`, inside a span."""
+    global _trace_fields
+    _trace_fields = fields
 
 
 class JsonFormatter(logging.Formatter):
@@ -35,6 +45,8 @@ class JsonFormatter(logging.Formatter):
         }
         if request_id := requestid.current():
             entry["request_id"] = request_id
+        if _trace_fields is not None and (ids := _trace_fields()):
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value

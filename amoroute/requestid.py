@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from amoroute import tracing
 from amoroute.call_details import WithMetadata
 
 HEADER = "x-request-id"
@@ -61,6 +62,7 @@ class ServerRequestId(grpc.ServerInterceptor):
 
         def unary(request: Any, context: grpc.ServicerContext) -> Any:
             token = _current.set(request_id)
+            tracing.tag_request_id(request_id)
             try:
                 return inner(request, context)
             finally:

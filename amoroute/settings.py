@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,19 @@ class CommonSettings(BaseSettings):
     # PostgreSQL's max_connections.
     db_pool_size: int = DB_POOL_SIZE
     db_max_overflow: int = DB_MAX_OVERFLOW
+    # Traces (amoroute/tracing.py), by the standard OpenTelemetry variables: off
+    # unless an OTLP endpoint is set. The SDK reads the others itself
+    # (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG, OTEL_RESOURCE_ATTRIBUTES, ...).
+    otel_exporter_otlp_endpoint: str = ""
+    otel_exporter_otlp_traces_endpoint: str = ""
+    # The specification's default; the Python SDK has no http/json exporter.
+    otel_exporter_otlp_protocol: Literal["grpc", "http/protobuf"] = "http/protobuf"
+    otel_exporter_otlp_traces_protocol: Literal["grpc", "http/protobuf", ""] = ""
+    # Empty: each process names itself (edge, edge-worker, router, ...).
+    otel_service_name: str = ""
+    otel_sdk_disabled: bool = False
+    # May carry a tracing backend's API key: a secret, hidden in log lines.
+    otel_exporter_otlp_headers: SecretStr = Field(default=SecretStr(""), repr=False)
 
     @field_validator("db_pool_size")
     @classmethod
@@ -76,6 +90,11 @@ class CommonSettings(BaseSettings):
     def _tokens(cls, value: SecretStr) -> SecretStr:
         CallerTokens.parse(value.get_secret_value())  # a bad entry stops the start
         return value
+
+    def tracing_configured(self) -> bool:
+        """An OTLP endpoint is set and the SDK is not disabled."""
+        endpoint = self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint
+        return bool(endpoint) and not self.otel_sdk_disabled
 
     def caller_tokens(self) -> CallerTokens:
         return CallerTokens.parse(self.grpc_auth_tokens.get_secret_value())

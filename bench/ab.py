@@ -43,6 +43,8 @@ from tests.support.databases import create_database, drop_database
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.stack import start_stack
 tag, work = sys.argv[1], Path(sys.argv[2])
+# More settings of the stack's processes (bench.tracing_cost: the OTEL_* variables).
+extra = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
 databases = {}
 try:
     for name in ("edge", "referral", "traffic", "notifier"):
@@ -50,7 +52,7 @@ try:
     with FakeTelegram() as telegram:
         running = start_stack(databases, work, TELEGRAM_API_URL=telegram.url,
                               TELEGRAM_BOT_TOKEN="123456:bench-token",
-                              AMOCRM_DOMAIN="onaiagencykz", WEBHOOK_SECRET="")
+                              AMOCRM_DOMAIN="onaiagencykz", WEBHOOK_SECRET="", **extra)
         print(json.dumps({"edge_url": running.edge_url, "databases": databases}), flush=True)
         sys.stdin.read()
         running.stack.stop()
@@ -88,10 +90,11 @@ class Stack:
             self.proc.kill()
 
 
-def start(name: str, checkout: Path, work: Path) -> Stack:
+def start(name: str, checkout: Path, work: Path, env: dict[str, str] | None = None) -> Stack:
+    """Start a stack of `checkout`'s code, its processes with `env` added to their settings."""
     log = open(work / f"{name}.log", "w")  # noqa: SIM115 (the child writes to it for its life)
     proc = subprocess.Popen(
-        [sys.executable, "-c", _STACK, name, str(work)],
+        [sys.executable, "-c", _STACK, name, str(work), json.dumps(env or {})],
         cwd=checkout, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
     )
     assert proc.stdout is not None
@@ -163,14 +166,21 @@ def main() -> int:
     try:
         for name, checkout in (("A", args.a), ("B", args.b)):
             stacks.append(start(name, checkout.resolve(), work))
-        rounds: dict[str, list[Round]] = {"A": [], "B": []}
-        for number in range(args.rounds * 2):
-            # A B B A A B ...: neither side always goes first after the other's drain.
-            stack = stacks[(number + 1) // 2 % 2]
-            rounds[stack.name].append(one_round(stack, number, args, work))
+        compare(stacks[0], stacks[1], args, work)
     finally:
         for stack in stacks:
             stack.stop()
+    return 0
+
+
+def compare(a_stack: Stack, b_stack: Stack, args: argparse.Namespace, work: Path) -> float:
+    """Rounds in turns on two running stacks; prints the medians and returns B / A of
+    the median CPU per lead."""
+    rounds: dict[str, list[Round]] = {a_stack.name: [], b_stack.name: []}
+    for number in range(args.rounds * 2):
+        # A B B A A B ...: neither side always goes first after the other's drain.
+        stack = (a_stack, b_stack)[(number + 1) // 2 % 2]
+        rounds[stack.name].append(one_round(stack, number, args, work))
     medians = {
         name: Round(*(statistics.median(getattr(r, f) for r in rs) for f in Round.__annotations__))
         for name, rs in rounds.items()
@@ -178,13 +188,14 @@ def main() -> int:
     for name, m in medians.items():
         print(f"{name}: median {m.cpu_us_per_lead:.0f} us/lead, ack {m.ack_webhooks_per_s:.1f} "
               f"webhooks/s, credited {m.credited_leads_per_s:.1f} leads/s")
-    a, b = medians["A"], medians["B"]
+    a, b = medians[a_stack.name], medians[b_stack.name]
     wins = sum(rb.cpu_us_per_lead < ra.cpu_us_per_lead
-               for ra, rb in zip(rounds["A"], rounds["B"], strict=True))
-    print(f"B / A: CPU per lead {b.cpu_us_per_lead / a.cpu_us_per_lead:.3f}, credited leads/s "
-          f"{b.credited_leads_per_s / a.credited_leads_per_s:.3f}; B cheaper in {wins} of "
-          f"{args.rounds} rounds paired in order")
-    return 0
+               for ra, rb in zip(rounds[a_stack.name], rounds[b_stack.name], strict=True))
+    ratio = b.cpu_us_per_lead / a.cpu_us_per_lead
+    print(f"{b_stack.name} / {a_stack.name}: CPU per lead {ratio:.3f}, credited leads/s "
+          f"{b.credited_leads_per_s / a.credited_leads_per_s:.3f}; {b_stack.name} cheaper in "
+          f"{wins} of {args.rounds} rounds paired in order")
+    return ratio
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
+from opentelemetry.context import Context
 
+from amoroute import tracing
 from amoroute.v1 import deal_pb2, router_pb2, router_pb2_grpc
 from amoroute.validation import MAX_BATCH_REQUESTS
 from edge.event_lifecycle import ERROR, PARTIAL, PENDING, SUCCESS, Outcome
@@ -66,6 +68,11 @@ class Job:
     # reattribution), announcing a newly credited traffic sale only with `announce`.
     reattribution: bool = False
     announce: bool = False
+    # The webhook request's trace context (tracing.current_context()), so the routing
+    # done later on another thread is part of the webhook's trace; None when off.
+    trace: Context | None = None
+    # The stored trace context of the webhook this event came in (a retry links to it).
+    traceparent: str = ""
 
 
 def outcome_of(
@@ -181,10 +188,19 @@ class Dispatcher:
                 announce=job.announce,
             )
             item.deal.CopyFrom(job.deal)
-        try:
-            results = self.router.BatchRouteDeals(request, timeout=timeout_s).results
-        except grpc.RpcError as exc:
-            return [outcome_of_error(job.log_id, exc) for job in jobs]
+        # Part of the first webhook's trace, linked to the other webhooks of the batch;
+        # a retry's span links to the webhooks it retries.
+        with tracing.span_for(
+            "route deals",
+            [job.trace for job in jobs],
+            links=[job.traceparent for job in jobs],
+            deals=len(jobs),
+            request_ids=[job.request_id for job in jobs if job.request_id],
+        ):
+            try:
+                results = self.router.BatchRouteDeals(request, timeout=timeout_s).results
+            except grpc.RpcError as exc:
+                return [outcome_of_error(job.log_id, exc) for job in jobs]
         return [
             outcome_of(job.log_id, result.response, self.lead_data_available)
             if result.HasField("response")

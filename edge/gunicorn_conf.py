@@ -67,8 +67,18 @@ logger_class = RedactingLogger
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]
     from amoroute.logging_setup import setup_logging
+    from amoroute.tracing import setup_tracing
 
     setup_logging("edge", os.environ.get("LOG_LEVEL", "INFO"), _secrets())
+    # In each worker, before it loads the app: the exporter's thread and the
+    # instrumented Falcon app, channels and engine are this worker's own.
+    setup_tracing("edge", Settings(), http_server=True)
+
+
+def worker_exit(server, worker):  # type: ignore[no-untyped-def]
+    from amoroute.tracing import shutdown
+
+    shutdown()  # the spans still buffered
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]

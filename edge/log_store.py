@@ -64,6 +64,8 @@ webhook_logs = sa.Table(
     sa.Column("attempt_started_at", sa.DateTime(timezone=True)),
     # A won deal that came without UTM marks: the worker reads it from the AmoCRM API.
     sa.Column("awaiting_lead_data", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The W3C trace context of the webhook that logged the event (NULL: not traced).
+    sa.Column("traceparent", sa.String(64)),
 )
 
 # Where each periodic job (reconciliation) got to, and what its last run found.
@@ -246,6 +248,8 @@ class NewLog:
     deal_name: str | None = None
     # The log this event replays (source "replay").
     replay_of: int | None = None
+    # The trace of the request that logged it (tracing.traceparent()), for the retries.
+    traceparent: str | None = None
 
 
 _PG_INSERT = DriverStatement(
@@ -346,6 +350,7 @@ class DueEvent:
     done_legs: tuple[str, ...]
     lead_id: int | None = None
     awaiting_lead_data: bool = False
+    traceparent: str | None = None
 
 
 class WebhookLogStore:
@@ -445,7 +450,9 @@ class WebhookLogStore:
             sa.update(webhook_logs)
             .where(c.id.in_(due.scalar_subquery()))
             .values(retry_at=moment + lease, attempt_started_at=moment)
-            .returning(c.id, c.source, c.deal_data, c.legs, c.lead_id, c.awaiting_lead_data)
+            .returning(
+                c.id, c.source, c.deal_data, c.legs, c.lead_id, c.awaiting_lead_data, c.traceparent
+            )
         )
         with self.engine.begin() as conn:
             rows = conn.execute(claim).all()
@@ -457,6 +464,7 @@ class WebhookLogStore:
                 tuple(leg for leg, out in (r.legs or {}).items() if out in DONE_LEGS),
                 r.lead_id,
                 r.awaiting_lead_data,
+                r.traceparent,
             )
             for r in sorted(rows, key=lambda r: r.id)
         ]

@@ -14,7 +14,7 @@ import falcon
 import prometheus_client
 from prometheus_client import multiprocess
 
-from amoroute import requestid
+from amoroute import requestid, tracing
 from edge.access import public_resource
 from edge.hook_health import InvalidAnswerRecorder, invalid_cause
 
@@ -46,6 +46,7 @@ class RequestContext:
         req.context.request_id = request_id
         req.context.started = time.perf_counter()
         req.context.token = requestid.set_current(request_id)
+        tracing.tag_request_id(request_id)
         resp.set_header("X-Request-Id", request_id)
 
     def process_response(

@@ -27,11 +27,15 @@ def job_for(event: DueEvent, subdomain: str = "") -> Job | Outcome:
         deal = deal_from_log(event.deal_data, subdomain)
     except UnroutableEvent as exc:
         return Outcome(event.id, ERROR, error_message=str(exc))
+    traceparent = event.traceparent or ""
     if event.source == REATTRIBUTION:
         why = event.deal_data.get(REATTRIBUTION)
         announce = isinstance(why, dict) and why.get("announce") is True
-        return Job(event.id, deal, event.done_legs, reattribution=True, announce=announce)
-    return Job(event.id, deal, event.done_legs)
+        return Job(
+            event.id, deal, event.done_legs, reattribution=True, announce=announce,
+            traceparent=traceparent,
+        )
+    return Job(event.id, deal, event.done_legs, traceparent=traceparent)
 
 
 def replay_log(original: dict[str, Any]) -> NewLog:

@@ -1,6 +1,7 @@
 """POST /webhook/amocrm: log every lead event durably, answer, then route it."""
 
 import base64
+import dataclasses
 import hmac
 import html
 import logging
@@ -11,7 +12,7 @@ from typing import Any
 import falcon
 from sqlalchemy.exc import SQLAlchemyError
 
-from amoroute import __version__, requestid
+from amoroute import __version__, requestid, tracing
 from amoroute.db import json_rows
 from amoroute.v1 import deal_pb2
 from edge.access import public_resource
@@ -244,6 +245,8 @@ class WebhookResource:
                 rows, deals = intake(body, req.content_type, self.limits, self.expected_subdomain)
         else:
             rows, deals = intake(body, req.content_type, self.limits, self.expected_subdomain)
+        if traceparent := tracing.traceparent():
+            rows = [dataclasses.replace(row, traceparent=traceparent) for row in rows]
         ids = self._log(rows)
         jobs = []
         for log_id, row, deal in zip(ids, rows, deals, strict=True):
@@ -252,7 +255,14 @@ class WebhookResource:
                     routing=row.routing_decision or "none", status=row.processing_status
                 ).inc()
             else:
-                jobs.append(Job(log_id, deal, request_id=requestid.current()))
+                jobs.append(
+                    Job(
+                        log_id,
+                        deal,
+                        request_id=requestid.current(),
+                        trace=tracing.current_context(),
+                    )
+                )
         # Routed after the answer; what this process does not route, the worker does.
         self.routing.submit(jobs)
         # For the one "webhook answered" line the RequestContext middleware writes.

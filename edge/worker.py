@@ -25,6 +25,8 @@ from amoroute.heap import freeze_startup_objects
 from amoroute.logging_setup import setup_logging
 from amoroute.metrics import serve_metrics
 from amoroute.timeutil import now
+from amoroute.tracing import setup_tracing
+from amoroute.tracing import shutdown as tracing_shutdown
 from edge.amocrm_api import AmoCrmBlocked, AmoCrmError
 from edge.dispatch import Dispatcher, Job
 from edge.event_lifecycle import ERROR, PENDING, Outcome
@@ -254,6 +256,7 @@ def build(settings: Settings) -> Worker:
 def main() -> None:
     settings = Settings()
     setup_logging("edge.worker", settings.log_level, settings.secret_values())
+    setup_tracing("edge-worker", settings)  # before build: its engine and channel are traced
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -268,6 +271,7 @@ def main() -> None:
     log.info("worker started", extra={"poll_s": settings.worker_poll_s})
     worker.run_until(stop, settings.worker_poll_s)
     log.info("worker stopped")
+    tracing_shutdown()
 
 
 if __name__ == "__main__":

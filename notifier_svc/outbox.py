@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from amoroute import tracing
 from amoroute.backoff import Backoff
 from amoroute.timeutil import now
 from notifier_svc.chat_moves import rules_action
@@ -157,7 +158,11 @@ class Outbox:
         if self._stop.wait(max(0.0, (slot - now()).total_seconds())):
             self.store.record(chat_id, token, now(), [])
             return False
-        result = self.telegram.send_message(chat_id, text)
+        # The send joins the trace of the (first) sale it announces, linking the others.
+        with tracing.span_for(
+            "telegram send", [r.traceparent for r in batch], notifications=len(batch)
+        ):
+            result = self.telegram.send_message(chat_id, text)
         # The chat's next slot counts from Telegram's answer, so two messages reach
         # Telegram at least the chat's interval apart, whichever replica sends them.
         answered = now()

@@ -4,7 +4,7 @@ from functools import partial
 
 import grpc
 
-from amoroute import paging, validation
+from amoroute import paging, tracing, validation
 from amoroute.errors import InvalidArgument
 from amoroute.timeutil import now, to_timestamp
 from amoroute.v1 import notifier_pb2, notifier_pb2_grpc
@@ -183,6 +183,7 @@ class NotifierService(notifier_pb2_grpc.NotifierServiceServicer):
             amount=request.amount,
             # The same sale's lines for a digest: the deal name is left out there.
             digest_entry=render_digest_entry(*sale.args, **sale.keywords),
+            traceparent=tracing.traceparent() or None,
         )
 
     def _queue(

@@ -94,6 +94,8 @@ notifications = sa.Table(
     # The chat the sale was addressed to when Telegram had moved it; chat_id is then
     # the chat it moved to. None: sent where it was addressed.
     sa.Column("moved_from_chat_id", sa.String(64), nullable=True),
+    # The W3C trace context of the Notify call that stored the row (NULL: not traced).
+    sa.Column("traceparent", sa.String(64), nullable=True),
     sa.UniqueConstraint("account_id", "lead_id", name="uq_notifications_account_lead"),
     sa.CheckConstraint(
         "status IN ('pending', 'sent', 'not_sent', 'failed')", name="ck_notifications_status"
@@ -158,6 +160,7 @@ class NotificationRow:
     digest_entry: str | None = None
     failure: Failure = Failure.NONE
     moved_from_chat_id: str | None = None
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,8 @@ class NewNotification:
     amount: int | None = None
     # The sale's lines in a digest (message.render_digest_entry); None: sent alone.
     digest_entry: str | None = None
+    # The trace the send is to join (tracing.traceparent()); None: not traced.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -240,6 +245,7 @@ def _row(r: sa.Row) -> NotificationRow:
         digest_entry=c["digest_entry"],
         failure=Failure(c["failure"]),
         moved_from_chat_id=c["moved_from_chat_id"],
+        traceparent=c["traceparent"],
     )
 
 
@@ -348,6 +354,7 @@ def _new_rows(
                 "digest_entry": item.digest_entry,
                 "failure": item.failure.value,
                 "moved_from_chat_id": item.chat_id if chat_id != item.chat_id else None,
+                "traceparent": item.traceparent,
             },
         )
     return first

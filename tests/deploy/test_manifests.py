@@ -120,7 +120,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @cache
-def render(target: str) -> tuple[dict[str, Any], ...]:
+def render_all(target: str) -> tuple[dict[str, Any], ...]:
     result = subprocess.run(
         [str(KUBECTL), "kustomize", str(TARGETS[target])],
         capture_output=True,
@@ -129,6 +129,24 @@ def render(target: str) -> tuple[dict[str, Any], ...]:
     )
     assert result.returncode == 0, f"kubectl kustomize {target} failed:\n{result.stderr}"
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+# The Collector and Jaeger of components/tracing: not amoroute's own processes, tested apart.
+TRACING = "amoroute-tracing"
+
+
+def is_tracing(o: dict[str, Any]) -> bool:
+    return o["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == TRACING
+
+
+@cache
+def render(target: str) -> tuple[dict[str, Any], ...]:
+    """amoroute's own objects of a target."""
+    return tuple(o for o in render_all(target) if not is_tracing(o))
+
+
+def render_tracing(target: str) -> tuple[dict[str, Any], ...]:
+    return tuple(o for o in render_all(target) if is_tracing(o))
 
 
 @pytest.fixture(params=sorted(TARGETS))
@@ -828,3 +846,63 @@ def test_every_runbook_section_the_deploy_files_point_to_exists() -> None:
     assert not [
         p for p in pointers if p not in headings and not any(h.startswith(p) for h in headings)
     ]
+
+
+# --- traces ---------------------------------------------------------------------------------
+
+
+def test_dev_overlay_sends_every_process_s_spans_through_a_collector_to_jaeger() -> None:
+    tracing = render_tracing("dev")
+    assert set(of_kind(tracing, "Deployment")) == {"otel-collector", "jaeger"}
+    assert set(of_kind(tracing, "Service")) == {"otel-collector", "jaeger"}
+    namespace = yaml.safe_load((TARGETS["dev"] / "kustomization.yaml").read_text())["namespace"]
+    for o in tracing:
+        where = f"{o['kind']}/{o['metadata']['name']}"
+        assert o["metadata"].get("namespace") == namespace, where
+        kubernetes_validate.validate(o, KUBERNETES_VERSION, strict=True)
+    for where, container in containers(tracing):
+        assert container["resources"]["limits"] and container["readinessProbe"], where
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True, where
+        assert not container["image"].endswith(":latest") and ":" in container["image"], where
+    # Every amoroute process reads the endpoint from the shared config: the Collector's HTTP port.
+    (config,) = [
+        c for n, c in of_kind(render("dev"), "ConfigMap").items() if n.startswith("amoroute-config")
+    ]
+    assert config["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+    assert config["data"]["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+    collector_ports = {p["port"] for p in of_kind(tracing, "Service")["otel-collector"]["spec"]["ports"]}
+    assert {4317, 4318} <= collector_ports
+    # The Collector receives OTLP both ways and exports to Jaeger's OTLP port.
+    (collector_config,) = [
+        c for n, c in of_kind(tracing, "ConfigMap").items() if n.startswith("otel-collector-config")
+    ]
+    pipeline = yaml.safe_load(collector_config["data"]["collector.yaml"])
+    assert set(pipeline["receivers"]["otlp"]["protocols"]) == {"grpc", "http"}
+    [exporter] = pipeline["service"]["pipelines"]["traces"]["exporters"]
+    host, port = pipeline["exporters"][exporter]["endpoint"].split(":")
+    jaeger_ports = {p["port"] for p in of_kind(tracing, "Service")["jaeger"]["spec"]["ports"]}
+    assert host == "jaeger" and int(port) in jaeger_ports
+    # amoroute's pods deny egress by default: one policy lets every one reach the Collector.
+    policy = of_kind(tracing, "NetworkPolicy")["amoroute-to-otel-collector"]["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/part-of": "amoroute"}
+    [rule] = policy["egress"]
+    [peer] = rule["to"]
+    collector_pod = of_kind(tracing, "Deployment")["otel-collector"]["spec"]["template"]
+    assert matches(peer["podSelector"]["matchLabels"], collector_pod["metadata"]["labels"])
+    assert {p["port"] for p in rule["ports"]} == {4317, 4318}
+
+
+@pytest.mark.parametrize("target", ["base", "prod"])
+def test_tracing_is_off_unless_an_overlay_turns_it_on(target: str) -> None:
+    assert render_tracing(target) == ()
+    (config,) = [
+        c for n, c in of_kind(render(target), "ConfigMap").items() if n.startswith("amoroute-config")
+    ]
+    assert not config["data"].get("OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
+def test_grafana_dashboard_links_to_the_traces() -> None:
+    dashboard = json.loads((DEPLOY / "monitoring" / "grafana-dashboard.json").read_text())
+    [link] = [link for link in dashboard["links"] if link["title"] == "Traces"]
+    assert link["type"] == "link" and link["url"].startswith("/explore")
+    assert "traces" in link["url"] and link["targetBlank"] is True

@@ -1,0 +1,65 @@
+"""Tracing's cost: CPU per lead with tracing on at a 10 % sampling ratio against
+tracing off, two stacks of this checkout measured in turns in one run.
+
+    .venv/bin/python -m bench.tracing_cost              # 1-lead webhooks
+    .venv/bin/python -m bench.tracing_cost --leads 10
+    BENCH_TRACING=1 make bench                          # after the usual phases
+
+bench.ab's rounds (see there): both stacks are up at once and take the load in
+turns, off on on off ..., so a slow minute of this shared machine costs both
+alike; the figure is the machine's busy CPU per lead, from the first request to
+the last credit. The "on" stack's processes export over OTLP (http/protobuf) to
+a local sink in this process (tests/support/otlp_receiver.py, counting only, as
+a Collector's CPU would be elsewhere), sampling with parentbased_traceidratio 0.1
+as production would. Exits 1 when tracing costs more than 15 %.
+"""
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.ab import compare, start
+from bench.load import require_wrk
+from tests.support.otlp_receiver import OtlpReceiver
+
+REPO = Path(__file__).resolve().parents[1]
+# Tracing on at 10 % may cost at most this much more CPU per lead (issue 26).
+MAX_RATIO = 1.15
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=6, help="rounds per stack (6)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="load per round (8 s)")
+    parser.add_argument("--leads", type=int, default=1, help="leads per webhook (1)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    parser.add_argument("--ratio", type=float, default=0.1, help="sampling ratio (0.1)")
+    args = parser.parse_args()
+    require_wrk()
+    work = Path(tempfile.mkdtemp(prefix="bench-tracing-"))
+    print(f"bench.tracing_cost: tracing off against on at {args.ratio:g} sampling, "
+          f"{args.rounds} rounds of {args.seconds:g} s, {args.leads} leads per webhook; "
+          f"logs in {work}", flush=True)
+    with OtlpReceiver(keep=False) as otlp:
+        tracing = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.http_endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": str(args.ratio),
+        }
+        stacks = []
+        try:
+            stacks.append(start("off", REPO, work))
+            stacks.append(start("on", REPO, work, tracing))
+            ratio = compare(stacks[0], stacks[1], args, work)
+        finally:
+            for stack in stacks:
+                stack.stop()
+    print(f"tracing on / off: CPU per lead {ratio:.3f} (at most {MAX_RATIO}); "
+          f"{otlp.requests} exports received, {otlp.received_bytes / 1e6:.1f} MB", flush=True)
+    return 0 if ratio <= MAX_RATIO else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
