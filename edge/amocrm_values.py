@@ -78,6 +78,10 @@ def text(raw: str | None) -> str:
     stored in PostgreSQL text and is never meaningful here: it is kept visible."""
     if raw is None:
         return ""
+    # PERF: most text has nothing to unescape or replace: returned as it is, with no
+    # call; measured by python -m bench.reattribution_preview
+    if "&" not in raw and "\x00" not in raw:
+        return raw
     return html.unescape(raw).replace("\x00", "\ufffd")
 
 
