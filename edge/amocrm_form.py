@@ -622,52 +622,46 @@ def _custom_fields(raw: Any, where: str) -> list[dict[str, Any]]:
             raise FormError(
                 f"{field} is not a custom field: expected {field}[id] and {field}[values]"
             )
-        values = item.get("values")
-        # A lone value or {value, enum} pair is tolerated as a one-item list.
-        values = values if isinstance(values, list) else [] if values in (None, "") else [values]
-        field_id, name, code = _field_head(item, where, k)
-        fields.append(
-            {
-                "id": field_id,
-                "name": name,
-                "code": code,
-                "values": [_custom_value(value, where, k, m) for m, value in enumerate(values)],
-            }
-        )
+        try:
+            field_id, name, code = _field_head(item.get("id"), item.get("name"), item.get("code"))
+        except (FormError, TypeError):  # TypeError: a group where a value belongs (unhashable)
+            field = f"{where}[{k}]"  # read again for the error to name the field
+            _int(item.get("id"), field, "id")
+            _text(item.get("name"), field, "name")
+            _text(item.get("code"), field, "code")
+            raise
+        values = _custom_values(item.get("values"), where, k)
+        fields.append({"id": field_id, "name": name, "code": code, "values": values})
     return fields
-
-
-def _field_head(item: dict[str, Any], where: str, k: int) -> tuple[int, str, str]:
-    """Custom field number `k`'s id, name and code."""
-    raw = (item.get("id"), item.get("name"), item.get("code"))
-    try:
-        return _read_field_head(*raw)
-    except (FormError, TypeError):  # TypeError: a group where a value belongs (unhashable)
-        # Read again with the field's place, for the error to name it.
-        field = f"{where}[{k}]"
-        return _int(raw[0], field, "id"), _text(raw[1], field, "name"), _text(raw[2], field, "code")
 
 
 # PERF: an account's deals carry the same few dozen fields, so each field's id, name and
 # code are read once, not once per deal; measured by python -m bench.reattribution_preview
 @functools.lru_cache(maxsize=4096)
-def _read_field_head(raw_id: Any, raw_name: Any, raw_code: Any) -> tuple[int, str, str]:
+def _field_head(raw_id: Any, raw_name: Any, raw_code: Any) -> tuple[int, str, str]:
+    """A custom field's id, name and code; FormError without the field's place."""
     return _int(raw_id, "", "id"), _text(raw_name, "", "name"), _text(raw_code, "", "code")
 
 
-def _custom_value(raw: Any, where: str, k: int, m: int) -> dict[str, Any]:
-    """Value number `m` of custom field number `k` as a CustomFieldValue dict."""
-    if isinstance(raw, str):
-        # Dates and checkboxes arrive bare: values[0]=1689282000.
-        return {"value": amocrm_values.text(raw)}
-    at = f"{where}[{k}][values][{m}]"
-    if not isinstance(raw, dict):
-        raise FormError(f"{at} is not a custom field value: expected {at}[value]")
-    value = {"value": _text(raw.get("value"), at, "value")}
-    enum = raw.get("enum")
-    if enum is not None:
-        value["enum_id"] = _int(enum, at, "enum")
-    return value
+def _custom_values(raw: Any, where: str, k: int) -> list[dict[str, Any]]:
+    """The values of custom field number `k` as CustomFieldValue dicts."""
+    # A lone value or {value, enum} pair is tolerated as a one-item list.
+    items = raw if isinstance(raw, list) else [] if raw in (None, "") else [raw]
+    values = []
+    for m, item in enumerate(items):
+        if isinstance(item, str):
+            # Dates and checkboxes arrive bare: values[0]=1689282000.
+            values.append({"value": amocrm_values.text(item)})
+            continue
+        at = f"{where}[{k}][values][{m}]"
+        if not isinstance(item, dict):
+            raise FormError(f"{at} is not a custom field value: expected {at}[value]")
+        value = {"value": _text(item.get("value"), at, "value")}
+        enum = item.get("enum")
+        if enum is not None:
+            value["enum_id"] = _int(enum, at, "enum")
+        values.append(value)
+    return values
 
 
 def _tags(raw: Any, where: str) -> list[dict[str, Any]]:

@@ -60,6 +60,8 @@ def amount(raw: str) -> int:
     text = raw.strip()
     if not text:
         return 0
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)  # the usual case: plain digits, well within int64
     match = _AMOUNT_RE.fullmatch(text)
     if match is None:
         raise BadValue(f"{show(raw)} is not an amount (expected e.g. 150000 or 150000.00)")
