@@ -656,7 +656,7 @@ def _custom_values(raw: Any, where: str, k: int) -> list[dict[str, Any]]:
         at = f"{where}[{k}][values][{m}]"
         if not isinstance(item, dict):
             raise FormError(f"{at} is not a custom field value: expected {at}[value]")
-        value = {"value": _text(item.get("value"), at, "value")}
+        value: dict[str, Any] = {"value": _text(item.get("value"), at, "value")}
         enum = item.get("enum")
         if enum is not None:
             value["enum_id"] = _int(enum, at, "enum")
