@@ -28,7 +28,15 @@ from amoroute.v1 import (
     traffic_pb2_grpc,
 )
 from router_svc.group_suggestions import proposed_yaml, suggest_for_group
-from router_svc.rules import Rules, RulesError, RulesFile, decide, parse_rules, parse_rules_yaml
+from router_svc.rules import (
+    Rules,
+    RulesError,
+    RulesFile,
+    decide,
+    decide_twice,
+    parse_rules,
+    parse_rules_yaml,
+)
 from router_svc.rules_versions import SEED_AUTHOR, DatabaseRules, diff_to_previous
 from router_svc.store import StaleVersion, StoredVersion
 
@@ -252,16 +260,16 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
                 ) from None
         current = self.rules.get()
         version = self.rules.version
-        return router_pb2.BatchExplainRoutesResponse(
-            results=[
-                router_pb2.ExplainedRoute(
-                    current=decide(deal, current),
-                    candidate=decide(deal, candidate) if candidate is not None else None,
-                )
-                for deal in request.deals
-            ],
-            rules_version=version,
-        )
+        if candidate is None:
+            results = [
+                router_pb2.ExplainedRoute(current=decide(deal, current)) for deal in request.deals
+            ]
+        else:
+            results = [
+                router_pb2.ExplainedRoute(current=now, candidate=then)
+                for now, then in decide_twice(request.deals, current, candidate)
+            ]
+        return router_pb2.BatchExplainRoutesResponse(results=results, rules_version=version)
 
     def DescribeRules(
         self, request: router_pb2.DescribeRulesRequest, context: grpc.ServicerContext

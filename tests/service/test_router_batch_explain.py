@@ -68,6 +68,28 @@ def test_each_deal_is_decided_under_the_rules_in_force_and_the_candidate(
     assert router.GetRules(D.GetRulesRequest()).current.version == 1
 
 
+def test_a_candidate_reading_utm_from_other_fields_decides_from_each_deals_fields(
+    router: router_pb2_grpc.RouterServiceStub,
+) -> None:
+    # The candidate also reads utm_source from the custom field "Канал"; the rules in
+    # force do not, so each rules' decision reads the deal's own fields.
+    candidate = SHIPPED + '\nutm:\n  extra_fields: {utm_source: ["Канал"]}\n'
+    from_channel = won_deal(88031, "")
+    from_channel.custom_fields.add(
+        id=1402999, name="Канал", values=[deal_pb2.CustomFieldValue(value="kenesary_fb")])
+    deals = [from_channel, won_deal(88032, "aidana_ig")]
+    reply = router.BatchExplainRoutes(
+        D.BatchExplainRoutesRequest(deals=deals, candidate_rules_yaml=candidate), timeout=10)
+    decided = [(D.RoutingDecision.Name(r.current.decision), r.current.utm.source,
+                D.RoutingDecision.Name(r.candidate.decision), r.candidate.targetologist,
+                r.candidate.utm.source) for r in reply.results]
+    assert decided == [
+        ("ROUTING_DECISION_UNKNOWN", "", "ROUTING_DECISION_TRAFFIC", "Kenesary", "kenesary_fb"),
+        ("ROUTING_DECISION_TRAFFIC", "aidana_ig", "ROUTING_DECISION_TRAFFIC", "Aidana",
+         "aidana_ig"),
+    ]
+
+
 def test_without_a_candidate_only_the_rules_in_force_decide(
     router: router_pb2_grpc.RouterServiceStub,
 ) -> None:

@@ -20,6 +20,7 @@ from router_svc.rules import (
     RulesFile,
     Targetologist,
     decide,
+    decide_twice,
     parse_rules,
     parse_rules_yaml,
     rules_json,
@@ -381,6 +382,61 @@ def test_utm_from_configured_extra_field_is_used_for_routing() -> None:
         id=77, name="Источник", values=[deal_pb2.CustomFieldValue(value="kenesary_ig")]
     )
     assert decide(deal, RULES).targetologist == "Kenesary"
+
+
+# --- deciding under two rules (a what-if) ---------------------------------------------------
+
+
+def _with_field(deal: deal_pb2.Deal, field_id: int, name: str, value: str) -> deal_pb2.Deal:
+    deal.custom_fields.add(id=field_id, name=name, values=[deal_pb2.CustomFieldValue(value=value)])
+    return deal
+
+
+WHAT_IF_DEALS = [
+    won_deal("kenesary_fb"),
+    won_deal("Kenesary-FB", "aidana_x"),
+    won_deal("ref_ABC123"),
+    won_deal(),
+    _with_field(won_deal(), 77, "Источник", "aidana_fb"),
+    _with_field(won_deal(), 78, "Канал", "kenesary_ig"),
+    _with_field(won_deal(), 79, "Ссылка на страницу", "https://x.kz/?utm_source=aidana_ig"),
+    _with_field(won_deal(), 80, "Лендинг", "https://x.kz/?utm_source=ref_XYZ9"),
+    won_deal("kenesary_fb", status_id=LOST),
+    won_deal("kenesary_fb", event="delete"),
+]
+
+
+@pytest.mark.parametrize(
+    "candidate_yaml",
+    [
+        # The same UTM extraction, other patterns.
+        RULES_YAML.replace('["aidana_*"]', '["aidana_*", "kenesary-fb"]'),
+        # Other UTM extraction: another extra field, another landing URL field, none.
+        RULES_YAML.replace('"Источник"]', '"Источник", "Канал"]'),
+        RULES_YAML.replace('url_fields: ["Ссылка на страницу"]', 'url_fields: ["Лендинг"]'),
+        RULES_YAML.split("\nutm:")[0] + "\n",
+    ],
+)
+def test_deciding_twice_decides_as_each_rules_alone(candidate_yaml: str) -> None:
+    candidate = parse_rules_yaml(candidate_yaml)
+    assert list(decide_twice(WHAT_IF_DEALS, RULES, candidate)) == [
+        (decide(deal, RULES), decide(deal, candidate)) for deal in WHAT_IF_DEALS
+    ]
+    assert list(decide_twice(WHAT_IF_DEALS, candidate, RULES)) == [
+        (decide(deal, candidate), decide(deal, RULES)) for deal in WHAT_IF_DEALS
+    ]
+
+
+def test_a_candidate_reading_utm_from_another_field_decides_from_the_deals_fields() -> None:
+    deal = _with_field(won_deal(), 78, "Канал", "kenesary_ig")
+    candidate = parse_rules_yaml(RULES_YAML.replace('"Источник"]', '"Источник", "Канал"]'))
+    [(now, then)] = decide_twice([deal], RULES, candidate)
+    assert (now.decision, now.utm.source) == (UNKNOWN, "")
+    assert (then.decision, then.targetologist, then.utm.source) == (
+        TRAFFIC,
+        "Kenesary",
+        "kenesary_ig",
+    )
 
 
 # --- reloading -----------------------------------------------------------------------------
