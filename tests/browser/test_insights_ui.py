@@ -5,6 +5,7 @@ page (desktop, and a phone in the dark theme) go to test-artifacts/."""
 
 import csv
 import io
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -77,6 +78,10 @@ def test_flow_chart_totals_links_and_csv_export(
     page.locator("#filters [name=status]").select_option("error")
     expect(page.locator("#logs-count")).to_contain_text("2 matching")
     expect(page.locator("#logs-body tr.log")).to_have_count(2)
+    # Times read as relative ("3 hours ago"), the absolute time on hover.
+    received = page.locator(f'#logs-body tr.log[data-log-id="{failed[0]}"] td[data-label=Received] time')
+    expect(received).to_have_text("3 hours ago")
+    expect(received).to_have_attribute("title", re.compile(r"\d{1,2}/\d{1,2}/\d{2}, "))
 
     # The export holds the same filtered events, readable with Cyrillic intact.
     with page.expect_download() as download:

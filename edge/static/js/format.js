@@ -15,6 +15,20 @@ export function formatTime(iso) {
   return Number.isNaN(date.getTime()) ? String(iso) : dateTime.format(date);
 }
 
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+const UNITS = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+
+/** A moment as "3 min ago", the absolute time on hover (and in `datetime`). */
+export function timeAgo(iso, reference = Date.now()) {
+  const date = new Date(iso);
+  if (!iso || Number.isNaN(date.getTime())) return formatTime(iso);
+  const seconds = Math.round((date.getTime() - reference) / 1000);
+  const [unit, size] = UNITS.find(([, s]) => Math.abs(seconds) >= s) || UNITS[3];
+  const text = Math.abs(seconds) > 30 * 86400
+    ? formatTime(iso) : relative.format(Math.round(seconds / size), unit);
+  return h("time", { datetime: date.toISOString(), title: formatTime(iso) }, text);
+}
+
 export function formatMs(ms) {
   if (ms === null || ms === undefined) return "—";
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;

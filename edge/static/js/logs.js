@@ -5,7 +5,7 @@ import { api, apiDownload } from "./api.js";
 import { byId, fill, h, saveFile, say } from "./dom.js";
 import { mountBulkReplay, showBulkReplay } from "./bulk_replay.js";
 import { drawFlow } from "./flow_chart.js";
-import { badge, formatMs, formatNumber, formatPercent, formatTime } from "./format.js";
+import { badge, formatMs, formatNumber, formatPercent, formatTime, timeAgo } from "./format.js";
 
 /** Filters the API takes, in the order they appear in a deep link. */
 export const FILTERS = ["status", "routing", "source", "lead_id", "q", "received_from", "received_to"];
@@ -249,7 +249,7 @@ function rowsFor(item) {
     dataset: { logId: item.id },
   },
   cell("ID", eventLink(item.id)),
-  cell("Received", formatTime(item.received_at)),
+  cell("Received", timeAgo(item.received_at)),
   cell("Deal", dealSummary(item)),
   cell("Source", [item.source,
     item.replay_of ? h("span", { class: "muted" }, " of ", eventLink(item.replay_of)) : null]),
