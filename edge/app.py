@@ -124,7 +124,7 @@ def create_app(settings: Settings | None = None) -> falcon.App:
         "/api/admin/reattribution/preview",
         ReattributionPreviewResource(logs, router, settings.router_addr, settings.amocrm_domain),
     )
-    admin_page = AdminPageResource(enabled=bool(admins))
+    admin_page = AdminPageResource(enabled=bool(admins), time_zone=settings.admin_time_zone)
     app.add_route("/admin", admin_page, suffix="bare")
     app.add_route("/admin/", admin_page)
     app.add_static_route("/admin/static", STATIC_DIR)

@@ -2,6 +2,7 @@
 
 import ipaddress
 from typing import Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -82,6 +83,22 @@ class Settings(CommonSettings):
     worker_route_timeout_s: float = 10.0
     # Bulk replay jobs: events replayed per second at most, so live webhooks keep their latency.
     bulk_replay_rate: float = Field(default=50.0, gt=0, le=10_000)
+    # The admin UI's default time zone (an IANA name such as Asia/Almaty); empty: each
+    # operator's browser's. An operator may pick another in the UI.
+    admin_time_zone: str = ""
+
+    @field_validator("admin_time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"ADMIN_TIME_ZONE: {value!r} is not an IANA time zone such as Asia/Almaty"
+                ) from None
+        return value
 
     @field_validator("admin_token")
     @classmethod

@@ -7,6 +7,7 @@ import { hideLogs, mountLogs, showLogs } from "./logs.js";
 import { mountSales, showSales } from "./sales.js";
 import { mountReview, showReview } from "./review.js";
 import { mountRules, showRules } from "./rules.js";
+import { mountZonePicker } from "./zone.js";
 
 const VIEWS = { logs: "Webhook logs", traffic: "Traffic sales", referral: "Referral conversions" };
 VIEWS.review = "Review";
@@ -124,6 +125,7 @@ mountLogs((params) => go("logs", params));
 mountSales(go);
 mountReview(go);
 mountRules();
+mountZonePicker(byId("time-zone"), () => route());
 byId("sign-in-form").addEventListener("submit", signIn);
 byId("sign-out").addEventListener("click", signOut);
 whenUnauthorized(() => {
