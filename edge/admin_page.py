@@ -1,5 +1,6 @@
 """The admin web UI's page (/admin/); its scripts and styles are served from STATIC_DIR."""
 
+import html
 from pathlib import Path
 
 import falcon
@@ -14,9 +15,18 @@ UI_PREFIX = "/admin"
 class AdminPageResource:
     """GET /admin/: the UI's page (its scripts and styles are under /admin/static/)."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, time_zone: str = "") -> None:
         self.enabled = enabled
-        self.page = (STATIC_DIR / "index.html").read_bytes()
+        # The server's default time zone (ADMIN_TIME_ZONE) goes to the scripts in a meta tag.
+        self.page = (
+            (STATIC_DIR / "index.html")
+            .read_text(encoding="utf-8")
+            .replace(
+                '<meta name="amoroute-time-zone" content="">',
+                f'<meta name="amoroute-time-zone" content="{html.escape(time_zone)}">',
+            )
+            .encode("utf-8")
+        )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if not self.enabled:

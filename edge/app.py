@@ -153,7 +153,7 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     )
     app.add_route("/api/admin/reattribution", reattribution)
     app.add_route("/api/admin/reattribution/{job_id:int}", reattribution, suffix="one")
-    admin_page = AdminPageResource(enabled=bool(admins))
+    admin_page = AdminPageResource(enabled=bool(admins), time_zone=settings.admin_time_zone)
     app.add_route("/admin", admin_page, suffix="bare")
     app.add_route("/admin/", admin_page)
     app.add_static_route("/admin/static", STATIC_DIR)

@@ -3,6 +3,7 @@
 import ipaddress
 from typing import Literal, Self
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -101,6 +102,22 @@ class Settings(CommonSettings):
     webhook_log_retention_days: int = Field(default=90, ge=1, le=36_500)
     webhook_log_error_retention_days: int = Field(default=180, ge=1, le=36_500)
     retention_interval_s: int = Field(default=3600, ge=60, le=7 * 86400)
+    # The admin UI's default time zone (an IANA name such as Asia/Almaty); empty: each
+    # operator's browser's. An operator may pick another in the UI.
+    admin_time_zone: str = ""
+
+    @field_validator("admin_time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"ADMIN_TIME_ZONE: {value!r} is not an IANA time zone such as Asia/Almaty"
+                ) from None
+        return value
 
     @field_validator("admin_token")
     @classmethod

@@ -7,10 +7,12 @@ from datetime import datetime, timedelta
 
 import falcon.testing
 import pytest
+from pydantic import ValidationError
 
 from amoroute.timeutil import now
 from edge.flow_series import WINDOWS, percentile_cont
 from edge.log_store import LogQuery, NewLog
+from edge.settings import Settings
 from tests.admin.helpers import AUTH, Seeder, admin_client, migrated_edge_database
 
 
@@ -198,3 +200,26 @@ def test_list_options_refuse_bad_values_by_name(empty_client, params: dict[str, 
     reply = client.simulate_get("/api/admin/webhook-logs", params=params, headers=AUTH)
     assert reply.status_code == 400
     assert reply.json["description"].startswith(message)
+
+
+# --- the time zone ----------------------------------------------------------------------------
+
+
+def test_the_servers_time_zone_reaches_the_page(make_database,  # type: ignore[no-untyped-def]
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    database = migrated_edge_database(make_database)
+    monkeypatch.delenv("ADMIN_TIME_ZONE", raising=False)
+    plain = admin_client(database).simulate_get("/admin/").text
+    assert '<meta name="amoroute-time-zone" content="">' in plain
+    page = admin_client(database, admin_time_zone="Asia/Almaty").simulate_get("/admin/").text
+    assert '<meta name="amoroute-time-zone" content="Asia/Almaty">' in page
+    monkeypatch.setenv("ADMIN_TIME_ZONE", "Asia/Almaty")
+    assert Settings().admin_time_zone == "Asia/Almaty"
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "UTC+5", "../etc/passwd"])
+def test_an_unknown_time_zone_stops_the_start_named(zone: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADMIN_TIME_ZONE", zone)
+    with pytest.raises(ValidationError, match="ADMIN_TIME_ZONE: .* is not an IANA time zone"):
+        Settings()

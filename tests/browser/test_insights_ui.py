@@ -5,8 +5,10 @@ page (desktop, and a phone in the dark theme) go to test-artifacts/."""
 
 import csv
 import io
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, expect
@@ -77,6 +79,10 @@ def test_flow_chart_totals_links_and_csv_export(
     page.locator("#filters [name=status]").select_option("error")
     expect(page.locator("#logs-count")).to_contain_text("2 matching")
     expect(page.locator("#logs-body tr.log")).to_have_count(2)
+    # Times read as relative ("3 hours ago"), the absolute time on hover.
+    received = page.locator(f'#logs-body tr.log[data-log-id="{failed[0]}"] td[data-label=Received] time')
+    expect(received).to_have_text("3 hours ago")
+    expect(received).to_have_attribute("title", re.compile(r"\d{1,2}/\d{1,2}/\d{2}, "))
 
     # The export holds the same filtered events, readable with Cyrillic intact.
     with page.expect_download() as download:
@@ -107,6 +113,21 @@ def test_flow_chart_totals_links_and_csv_export(
     expect(page.locator("#logs-body tr.log")).to_have_count(1)
     expect(page.locator(f'#logs-body tr.log[data-log-id="{log_id}"]')).to_contain_text(
         "Lead 9920001")
+    assert not watched.page_errors and not watched.console_errors and not watched.dialogs
+
+    # Times in the zone the operator picks, date filters read in it too (Almaty: UTC+5).
+    page.goto("/admin/#/logs")
+    page.locator("#time-zone").select_option("Asia/Almaty")
+    almaty = ZoneInfo("Asia/Almaty")
+    since = (now() - timedelta(hours=2, minutes=30)).astimezone(almaty)
+    page.locator("#filters [name=received_from]").fill(since.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_role("button", name="Apply").click()
+    # The 1 h and 2 h old events and the webhook's: 4 (read as UTC it would be none).
+    expect(page.locator("#logs-count")).to_contain_text("4 matching")
+    newest = page.locator(f'#logs-body tr.log[data-log-id="{log_id}"] td[data-label=Received] time')
+    received = datetime.fromisoformat(newest.get_attribute("datetime") or "").astimezone(almaty)
+    expect(newest).to_have_attribute("title", re.compile(
+        rf"\b{received.strftime('%I').lstrip('0')}:{received.strftime('%M:%S')}\b"))
     assert not watched.page_errors and not watched.console_errors and not watched.dialogs
 
     # On a phone in the dark theme the chart fits the screen's width.

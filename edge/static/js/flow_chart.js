@@ -4,6 +4,7 @@
 
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 import { formatMs, formatNumber } from "./format.js";
+import { timeZone } from "./zone.js";
 
 // Bottom to top: what needs attention first.
 const LAYERS = ["error", "partial", "pending", "success"];
@@ -53,6 +54,8 @@ export function drawFlow(container, series) {
     width: Math.max(container.clientWidth, 260),
     height: container.clientWidth < 600 ? 180 : 220,
     cursor: { points: { show: false } },
+    // The time axis in the chosen time zone.
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), timeZone()),
     legend: { live: true },
     scales: { x: { time: true }, count: { range: (u, min, max) => [0, Math.max(4, max)] },
       ms: { range: (u, min, max) => [0, Math.max(10, max ?? 10)] } },

@@ -1,9 +1,20 @@
 // How values look on screen: dates, numbers, badges.
 
 import { h } from "./dom.js";
+import { timeZone, zonedDay } from "./zone.js";
 
 const number = new Intl.NumberFormat();
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "medium" });
+const dateTimes = new Map();
+
+/** The date-time format of the chosen time zone. */
+function dateTime() {
+  const zone = timeZone();
+  if (!dateTimes.has(zone)) {
+    dateTimes.set(zone, new Intl.DateTimeFormat(undefined,
+      { dateStyle: "short", timeStyle: "medium", timeZone: zone }));
+  }
+  return dateTimes.get(zone);
+}
 
 export function formatNumber(value) {
   return value === null || value === undefined ? "—" : number.format(value);
@@ -12,7 +23,21 @@ export function formatNumber(value) {
 export function formatTime(iso) {
   if (!iso) return "—";
   const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? String(iso) : dateTime.format(date);
+  return Number.isNaN(date.getTime()) ? String(iso) : dateTime().format(date);
+}
+
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+const UNITS = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+
+/** A moment as "3 min ago", the absolute time on hover (and in `datetime`). */
+export function timeAgo(iso, reference = Date.now()) {
+  const date = new Date(iso);
+  if (!iso || Number.isNaN(date.getTime())) return formatTime(iso);
+  const seconds = Math.round((date.getTime() - reference) / 1000);
+  const [unit, size] = UNITS.find(([, s]) => Math.abs(seconds) >= s) || UNITS[3];
+  const text = Math.abs(seconds) > 30 * 86400
+    ? formatTime(iso) : relative.format(Math.round(seconds / size), unit);
+  return h("time", { datetime: date.toISOString(), title: formatTime(iso) }, text);
 }
 
 export function formatMs(ms) {
@@ -37,8 +62,7 @@ export function badge(kind, value) {
   return h("span", { class: `badge ${variant}`, title: kind }, value || "—");
 }
 
-/** Local date (YYYY-MM-DD) of a Date. */
+/** The date (YYYY-MM-DD) of a Date in the chosen time zone. */
 export function isoDate(date) {
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+  return zonedDay(date);
 }

@@ -5,7 +5,8 @@ import { api, apiDownload } from "./api.js";
 import { byId, fill, h, saveFile, say } from "./dom.js";
 import { mountBulkReplay, showBulkReplay } from "./bulk_replay.js";
 import { drawFlow } from "./flow_chart.js";
-import { badge, formatMs, formatNumber, formatPercent, formatTime } from "./format.js";
+import { zonedDate } from "./zone.js";
+import { badge, formatMs, formatNumber, formatPercent, formatTime, timeAgo } from "./format.js";
 
 /** Filters the API takes, in the order they appear in a deep link. */
 export const FILTERS = ["status", "routing", "source", "lead_id", "q", "received_from", "received_to"];
@@ -89,15 +90,16 @@ function withUiParams(params) {
   return params;
 }
 
-/** The API parameters for the current filters (local date-times sent as ISO 8601). */
+/** The API parameters for the current filters (date-times, read in the chosen time zone,
+ * sent as ISO 8601). */
 function apiFilters() {
   const out = {};
   for (const name of FILTERS) {
     const value = state.params.get(name);
     if (!value) continue;
     if (name.startsWith("received_")) {
-      const date = new Date(value);
-      out[name] = Number.isNaN(date.getTime()) ? value : date.toISOString();
+      const date = zonedDate(value);
+      out[name] = date ? date.toISOString() : value;
     } else out[name] = value;
   }
   return out;
@@ -138,7 +140,7 @@ async function refresh({ fresh = false } = {}) {
     state.nextCursor = page.next_cursor;
     state.total = page.total ?? null;
     renderRows();
-    byId("updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    byId("updated").textContent = `Updated ${formatTime(new Date().toISOString())}`;
   }
   byId("logs-view").removeAttribute("aria-busy");
 }
@@ -249,7 +251,7 @@ function rowsFor(item) {
     dataset: { logId: item.id },
   },
   cell("ID", eventLink(item.id)),
-  cell("Received", formatTime(item.received_at)),
+  cell("Received", timeAgo(item.received_at)),
   cell("Deal", dealSummary(item)),
   cell("Source", [item.source,
     item.replay_of ? h("span", { class: "muted" }, " of ", eventLink(item.replay_of)) : null]),

@@ -9,6 +9,7 @@ import { mountSales, showSales } from "./sales.js";
 import { mountReview, showReview } from "./review.js";
 import { mountRules, showRules } from "./rules.js";
 import { mountChats, showChats } from "./chats.js";
+import { mountZonePicker } from "./zone.js";
 
 const VIEWS = { logs: "Webhook logs", traffic: "Traffic sales", referral: "Referral conversions" };
 VIEWS.review = "Review";
@@ -132,6 +133,7 @@ mountSales(go);
 mountReview(go);
 mountRules();
 mountChats();
+mountZonePicker(byId("time-zone"), () => route());
 byId("sign-in-form").addEventListener("submit", signIn);
 byId("sign-out").addEventListener("click", signOut);
 whenUnauthorized(() => {

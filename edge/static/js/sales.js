@@ -6,6 +6,7 @@
 import { api, apiDownload } from "./api.js";
 import { byId, fill, h, saveFile, say } from "./dom.js";
 import { formatNumber, isoDate } from "./format.js";
+import { zonedDate } from "./zone.js";
 import { closePartnerForm, mountPartners, openPartnerForm } from "./partners.js";
 
 const VIEWS = {
@@ -135,10 +136,10 @@ async function load(kind, range, saved = "") {
   byId(`${kind}-caption`).textContent = describe(range);
   let data;
   let notice = saved;
-  // Local midnights: the range covers whole days where the operator is.
+  // Midnights in the chosen time zone: the range covers whole days where the operator is.
   let params = {
-    from: range.from ? localMidnight(range.from).toISOString() : "",
-    to: range.to ? addDays(localMidnight(range.to), 1).toISOString() : "",
+    from: range.from ? midnight(range.from).toISOString() : "",
+    to: range.to ? midnight(nextDay(range.to)).toISOString() : "",
   };
   try {
     data = await api(view.path, { params });
@@ -219,9 +220,14 @@ function plural(count, noun) {
   return `${formatNumber(count)} ${noun}${count === 1 ? "" : "s"}`;
 }
 
-function localMidnight(date) {
+function midnight(date) {
+  return zonedDate(`${date}T00:00`) || new Date(NaN);
+}
+
+/** The day after a YYYY-MM-DD date. */
+function nextDay(date) {
   const [year, month, day] = date.split("-").map(Number);
-  return new Date(year, month - 1, day);
+  return new Date(Date.UTC(year, month - 1, day + 1)).toISOString().slice(0, 10);
 }
 
 function addDays(date, days) {
