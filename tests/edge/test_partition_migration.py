@@ -50,17 +50,24 @@ def test_partitioning_keeps_every_log_attempt_and_id(make_database) -> None:  # 
     url = make_database("partition_migration")
     migrate(url, MIGRATIONS, VERSION_TABLE, "0010")
     engine = sa.create_engine(url)
-    store = WebhookLogStore(engine)
-    ids = store.insert(
-        [NewLog(source="amocrm", deal_data={"n": n}, lead_id=100 + n) for n in range(30)]
-    )
+    # The log rows as revision 0010 stores them: its own columns, read from the database
+    # (the store's table has the columns of later revisions).
+    logs_0010 = sa.Table("webhook_logs", sa.MetaData(), autoload_with=engine)
     with engine.begin() as conn:
-        for n, log_id in enumerate(ids):
+        ids = [
             conn.execute(
-                sa.update(webhook_logs)
-                .where(webhook_logs.c.id == log_id)
-                .values(received_at=RECEIVED[n % len(RECEIVED)], processing_status="success")
-            )
+                sa.insert(logs_0010)
+                .values(
+                    source="amocrm",
+                    deal_data={"n": n},
+                    lead_id=100 + n,
+                    received_at=RECEIVED[n % len(RECEIVED)],
+                    processing_status="success",
+                )
+                .returning(logs_0010.c.id)
+            ).scalar_one()
+            for n in range(30)
+        ]
         # The attempt rows as revision 0010 stores them (no log_received_at yet).
         for log_id in ids[::2]:
             for attempt in (1, 2):
@@ -71,6 +78,7 @@ def test_partitioning_keeps_every_log_attempt_and_id(make_database) -> None:  # 
                     ),
                     {"log_id": log_id, "attempt": attempt, "at": RECEIVED[0]},
                 )
+    store = WebhookLogStore(engine)
     before_logs, before_attempts = _rows(engine)
     assert len(before_logs) == 30 and len(before_attempts) == 30
 
