@@ -19,6 +19,7 @@ from edge.admin_params import (
     parse_window,
     wants_total,
 )
+from edge.credited_why import credited_why
 from edge.dispatch import Dispatcher
 from edge.event_lifecycle import DECISIONS, PENDING, STATUSES
 from edge.flow_series import WINDOWS, FrozenBuckets, buckets_for
@@ -73,6 +74,7 @@ class WebhookLogsResource:
             **public(row),
             "attempts": [public(a) for a in self.logs.attempts(log_id)],
             "replayed_as": self.logs.replays_of(log_id),
+            "why": credited_why(row),
         }
 
     def on_post_replay(self, req: falcon.Request, resp: falcon.Response, log_id: int) -> None:

@@ -85,6 +85,7 @@ def outcome_of(
                 log_id,
                 PENDING,
                 decision=decision_name(route.decision),
+                route=route_of(route),
                 error_message="the webhook carried no UTM marks: reading the lead from the API",
                 retry=True,
                 awaiting_lead_data=True,
@@ -93,6 +94,7 @@ def outcome_of(
             log_id,
             SUCCESS,
             decision=decision_name(route.decision),
+            route=route_of(route),
             error_message="the webhook carried no UTM marks and the AmoCRM API is not configured "
             "(AMOCRM_ACCESS_TOKEN or OAuth), so the lead could not be read from it",
         )
@@ -115,7 +117,18 @@ def outcome_of(
         error_message="; ".join(errors) or None,
         retry=bool(errors),
         legs=legs,
+        route=route_of(route),
     )
+
+
+def route_of(route: router_pb2.Route) -> dict[str, str]:
+    """The router's explanation of `route`, as webhook_logs.route stores it."""
+    why = {"reason": route.reason}
+    if route.referral_code:
+        why["referral_code"] = route.referral_code
+    if route.targetologist:
+        why["targetologist"] = route.targetologist
+    return why
 
 
 def outcome_of_error(log_id: int, exc: grpc.RpcError) -> Outcome:

@@ -39,6 +39,8 @@ class Outcome:
     retry: bool = False
     legs: dict[str, str] = field(default_factory=dict)
     awaiting_lead_data: bool = False
+    # Why the router decided so: {"reason", "referral_code", "targetologist"}.
+    route: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class LogState:
     routing_decision: str | None = None
     utm_source: str | None = None
     utm_campaign: str | None = None
+    route: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def next_state(before: LogState, out: Outcome, finished: datetime) -> NextState:
     The attempt count goes up by one. A retry is scheduled after the backoff unless
     that was the last allowed try: then the event is given up and its error says so.
     The legs of earlier attempts are kept, this attempt's replace them by name. An
-    outcome that decides nothing keeps the decision and UTM found before."""
+    outcome that decides nothing keeps the decision, UTM and reason found before."""
     attempts = before.attempts + 1
     retry = out.retry and not gives_up(attempts)
     error = out.error_message
@@ -100,6 +103,7 @@ def next_state(before: LogState, out: Outcome, finished: datetime) -> NextState:
             "routing_decision": out.decision if decided else before.routing_decision,
             "utm_source": out.utm_source if decided else before.utm_source,
             "utm_campaign": out.utm_campaign if decided else before.utm_campaign,
+            "route": out.route if decided else before.route,
         },
         attempt={
             "attempt": attempts,

@@ -66,6 +66,12 @@ webhook_logs = sa.Table(
     sa.Column("awaiting_lead_data", sa.Boolean, nullable=False, server_default=sa.false()),
     # The W3C trace context of the webhook that logged the event (NULL: not traced).
     sa.Column("traceparent", sa.String(64)),
+    # Why the router decided as it did, stored with the outcome: {"reason", and when
+    # found "referral_code", "targetologist"} (NULL: not routed yet).
+    sa.Column("route", JsonColumn),
+    # The webhook request that brought the event: {"request_id", "content_type",
+    # "user_agent"} (NULL: not a webhook, or logged before these were kept).
+    sa.Column("request", JsonColumn),
 )
 
 # Where each periodic job (reconciliation) got to, and what its last run found.
@@ -127,6 +133,7 @@ _BEFORE_OUTCOME = (
         webhook_logs.c.received_at,
         webhook_logs.c.attempts,
         webhook_logs.c.legs,
+        webhook_logs.c.route,
         webhook_logs.c.attempt_started_at,
         webhook_logs.c.routing_decision,
         webhook_logs.c.utm_source,
@@ -156,7 +163,7 @@ WITH o AS (
   SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS o(
     log_id bigint, status varchar(20), decision varchar(20), utm_source text,
     utm_campaign text, error_message text, retry boolean, legs jsonb,
-    awaiting_lead_data boolean)
+    awaiting_lead_data boolean, route jsonb)
 ), done AS (
   UPDATE webhook_logs w SET
     attempts = w.attempts + 1,
@@ -178,7 +185,8 @@ WITH o AS (
     -- An outcome that decides nothing keeps the decision and UTM.
     routing_decision = COALESCE(o.decision, w.routing_decision),
     utm_source = CASE WHEN o.decision IS NULL THEN w.utm_source ELSE o.utm_source END,
-    utm_campaign = CASE WHEN o.decision IS NULL THEN w.utm_campaign ELSE o.utm_campaign END
+    utm_campaign = CASE WHEN o.decision IS NULL THEN w.utm_campaign ELSE o.utm_campaign END,
+    route = CASE WHEN o.decision IS NULL THEN w.route ELSE o.route END
   FROM o WHERE w.id = o.log_id
   RETURNING w.id, w.received_at, w.attempts, w.processing_status, w.error_message,
     COALESCE(w.attempt_started_at, w.received_at) AS started
@@ -250,6 +258,8 @@ class NewLog:
     replay_of: int | None = None
     # The trace of the request that logged it (tracing.traceparent()), for the retries.
     traceparent: str | None = None
+    # The webhook request: {"request_id", "content_type", "user_agent"}.
+    request: dict[str, Any] | None = None
 
 
 _PG_INSERT = DriverStatement(
@@ -883,6 +893,7 @@ def _log_state(row: sa.Row) -> LogState:
         routing_decision=row.routing_decision,
         utm_source=row.utm_source,
         utm_campaign=row.utm_campaign,
+        route=row.route,
     )
 
 
