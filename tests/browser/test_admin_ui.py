@@ -232,6 +232,27 @@ def test_a_deal_expands_to_its_json_and_attempts(
     assert_nothing_ran(watched)
 
 
+def test_why_credited_shows_the_matched_pattern_and_the_credited_targetologist(
+    page: Page, seeded: Seeded, watched: Watched, artifacts: Path
+) -> None:
+    sign_in(page, f"/admin/#/logs/{seeded.traffic}")
+    why = detail(page, seeded.traffic).get_by_role("region", name="Why credited")
+    expect(why).to_contain_text("kenesary_fb")
+    expect(why).to_contain_text("Kenesary pattern")
+    credit = why.locator("li.credit", has_text="traffic")
+    expect(credit).to_contain_text("Kenesary")
+    expect(credit).to_contain_text("150")
+    expect(credit.locator(".badge")).to_have_text("recorded")
+    expect(why).to_contain_text("application/x-www-form-urlencoded")
+    screenshot(page, artifacts / "admin-log-why-credited.png")
+
+    page.goto(f"/admin/#/logs/{seeded.organic}")  # signed in already, in this tab
+    why = detail(page, seeded.organic).get_by_role("region", name="Why credited")
+    expect(why).to_contain_text("No rule matched")
+    expect(why.locator("li.credit .badge", has_text="recorded")).to_have_count(0)
+    assert_nothing_ran(watched)
+
+
 def test_replaying_an_event_that_gave_up_credits_its_sale(
     page: Page, seeded: Seeded, services: Services, watched: Watched
 ) -> None:

@@ -345,10 +345,44 @@ function renderDetail(detail) {
       replayButton(detail, replayOutput),
       copyButton(detail.deal_data)),
     replayOutput,
+    whyCredited(detail.why),
     h("h3", {}, `Attempts (${detail.attempts.length})`),
     attemptsTable(detail.attempts),
-    h("h3", {}, "Deal data"),
+    h("h3", {}, "Deal data (the body as received: parsed, or kept raw when unparseable)"),
     h("pre", { class: "json", tabindex: "0" }, JSON.stringify(detail.deal_data, null, 2)));
+}
+
+/** The "Why credited" block: the router's decision and reason as it gave them when it
+ * routed the event, who each leg credited with what amount, and the request. */
+function whyCredited(why) {
+  if (!why) return null;
+  const muted = (text) => h("span", { class: "muted" }, text);
+  let reason;
+  if (why.decision === "unknown") {
+    reason = [h("strong", {}, "No rule matched"), why.reason ? ` — ${why.reason}` : null];
+  } else if (why.reason) {
+    reason = why.reason;
+  } else {
+    reason = muted(why.decision ? "not recorded (routed before reasons were kept)" : "not routed yet");
+  }
+  const credits = why.credits.length
+    ? h("ul", { class: "credits" }, why.credits.map((c) => h("li", { class: "credit" },
+      `${c.leg}: `, h("strong", {}, c.party || "—"),
+      c.amount == null ? null : `, ${formatNumber(c.amount)}`, " ", badge("leg", c.outcome))))
+    : muted("nobody");
+  const utm = [why.utm_source && `utm_source ${why.utm_source}`,
+    why.utm_campaign && `utm_campaign ${why.utm_campaign}`].filter(Boolean).join(", ");
+  return h("section", { class: "why-credited", "aria-label": "Why credited" },
+    h("h3", {}, "Why credited"),
+    h("dl", { class: "why-facts" },
+      fact("Decision", why.decision ? badge("routing", why.decision) : muted("none yet")),
+      fact("Reason", reason),
+      fact("UTM", utm || muted("none")),
+      fact("Credited", credits),
+      fact("Request id", why.request_id || muted("not recorded")),
+      fact("Trace id", why.trace_id || muted("not traced")),
+      fact("Content type", why.content_type || muted("not recorded")),
+      fact("User agent", why.user_agent || muted("not recorded"))));
 }
 
 function fact(term, ...value) {
