@@ -11,6 +11,8 @@ from edge.event_lifecycle import ERROR, MAX_ATTEMPTS, PARTIAL, PENDING, SUCCESS,
 RECEIVED = datetime.now(UTC).replace(microsecond=123_987) - timedelta(minutes=10)
 STARTED = RECEIVED + timedelta(seconds=41, microseconds=555)
 LEGS_SO_FAR = {"referral": "recorded", "traffic": "failed"}
+WHY = {"reason": "utm_source 'kenesary_x' matched Kenesary pattern 'kenesary_*'",
+       "targetologist": "Kenesary"}
 
 # name -> (the log before, the outcome; its log_id is set by whoever runs it)
 CASES: dict[str, tuple[LogState, Outcome]] = {
@@ -19,7 +21,7 @@ CASES: dict[str, tuple[LogState, Outcome]] = {
         Outcome(0, SUCCESS, "both", "ref_a", "kenesary_x", legs={"referral": "recorded"}),
     ),
     "router-down-retries-and-keeps-decision": (
-        LogState(RECEIVED, 1, STARTED, LEGS_SO_FAR, "both", "ref_a", "kenesary_x"),
+        LogState(RECEIVED, 1, STARTED, LEGS_SO_FAR, "both", "ref_a", "kenesary_x", WHY),
         Outcome(0, PENDING, error_message="router UNAVAILABLE: down", retry=True),
     ),
     "failed-leg-retried-later-attempt": (
@@ -33,8 +35,8 @@ CASES: dict[str, tuple[LogState, Outcome]] = {
         Outcome(0, SUCCESS, legs={"traffic": "recorded"}),
     ),
     "new-decision-replaces-utm-even-with-none": (
-        LogState(RECEIVED, 1, STARTED, None, "traffic", "kenesary_x", "june"),
-        Outcome(0, SUCCESS, "unknown"),
+        LogState(RECEIVED, 1, STARTED, None, "traffic", "kenesary_x", "june", WHY),
+        Outcome(0, SUCCESS, "unknown", route={"reason": "no rule matched"}),
     ),
     "last-allowed-try-gives-up": (
         LogState(RECEIVED, MAX_ATTEMPTS - 1, STARTED, LEGS_SO_FAR, "both", "ref_a", None),

@@ -129,3 +129,18 @@ def test_events_back_off_from_five_seconds_to_half_an_hour_and_stop_at_ten(
 ) -> None:
     assert retry_delay(attempts) == timedelta(seconds=delay_s)
     assert gives_up(attempts) is last
+
+
+def test_the_reason_comes_with_a_decision_and_stays_through_an_outcome_without_one() -> None:
+    why = {"reason": "utm_source 'kenesary_fb' matched Kenesary pattern 'kenesary_*'",
+           "targetologist": "Kenesary"}
+    routed = next_state(LogState(received_at=RECEIVED),
+                        Outcome(1, "partial", decision="traffic", route=why), FINISHED)
+    assert routed.log["route"] == why
+    before = LogState(received_at=RECEIVED, attempts=1, routing_decision="traffic", route=why)
+    down = next_state(before, Outcome(1, "pending", error_message="router down", retry=True),
+                      FINISHED)
+    assert (down.log["routing_decision"], down.log["route"]) == ("traffic", why)
+    rerouted = next_state(before, Outcome(1, "success", decision="unknown",
+                                          route={"reason": "no rule matched"}), FINISHED)
+    assert rerouted.log["route"] == {"reason": "no rule matched"}
