@@ -3,8 +3,9 @@ the registration of referral partners."""
 
 import logging
 import re
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import falcon
 import grpc
@@ -94,6 +95,91 @@ class TrafficSalesResource:
             "totals": {
                 "sales": sum(i["sales"] for i in items),
                 "revenue": sum(i["revenue"] for i in items),
+            },
+        }
+
+
+# The longest range of a per-day series: the edge reads every sale of the range.
+MAX_SERIES_DAYS = 366
+# Page size of the ListSales calls behind a series (traffic_svc's maximum).
+SERIES_PAGE = 1000
+
+
+def _zone(params: Params) -> ZoneInfo:
+    """The operator's time zone (`tz`, an IANA name; UTC when absent)."""
+    name = params.text("tz") or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise bad_param("tz", f"{name!r} is not an IANA time zone, e.g. Asia/Almaty") from None
+
+
+def _days(since: datetime, until: datetime, zone: ZoneInfo) -> list[date]:
+    """The local days that [since, until) touches, in order."""
+    first = since.astimezone(zone).date()
+    last = (until - timedelta(microseconds=1)).astimezone(zone).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+class TrafficDailyResource:
+    """GET /api/admin/sales/traffic/daily?from=&to=&tz=: revenue per day per targetologist,
+    days in the operator's time zone; reversed sales are counted apart."""
+
+    def __init__(self, traffic: grpc.Channel, address: str) -> None:
+        self.stub = traffic_pb2_grpc.TrafficServiceStub(traffic)
+        self.address = address
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params = Params(req, ("from", "to", "tz", "targetologist"))
+        since, until = time_range(params, "from", "to")
+        if since is None:
+            raise bad_param("from", "is required: the start of the series")
+        if until is None:
+            raise bad_param("to", "is required: the end of the series")
+        if until - since > timedelta(days=MAX_SERIES_DAYS):
+            raise bad_param("to", f"must be at most {MAX_SERIES_DAYS} days after from")
+        zone = _zone(params)
+        days = _days(since, until, zone)
+        index = {day: n for n, day in enumerate(days)}
+        rows: dict[str, dict[str, Any]] = {}
+        token = ""
+        while True:
+            request = traffic_pb2.ListSalesRequest(
+                page_size=SERIES_PAGE, page_token=token, won_from=to_timestamp(since),
+                won_to=to_timestamp(until), targetologist=params.text("targetologist") or "",
+            )
+            try:
+                reply = self.stub.ListSales(request, timeout=SALES_TIMEOUT_S)
+            except grpc.RpcError as exc:
+                raise upstream_error("traffic_svc", self.address, exc) from None
+            for sale in reply.sales:
+                row = rows.setdefault(sale.targetologist, {
+                    "targetologist": sale.targetologist, "sales": 0, "revenue": 0,
+                    "reversed_sales": 0, "reversed_revenue": 0,
+                    "daily_revenue": [0] * len(days), "daily_sales": [0] * len(days),
+                })
+                if sale.HasField("reversed_at"):
+                    row["reversed_sales"] += 1
+                    row["reversed_revenue"] += sale.amount
+                    continue
+                day = index[sale.won_at.ToDatetime(tzinfo=UTC).astimezone(zone).date()]
+                row["sales"] += 1
+                row["revenue"] += sale.amount
+                row["daily_sales"][day] += 1
+                row["daily_revenue"][day] += sale.amount
+            token = reply.next_page_token
+            if not token:
+                break
+        series = sorted(rows.values(), key=lambda r: (-r["revenue"], r["targetologist"]))
+        resp.media = {
+            "from": iso(since),
+            "to": iso(until),
+            "tz": zone.key,
+            "days": [day.isoformat() for day in days],
+            "series": series,
+            "totals": {
+                key: sum(r[key] for r in series)
+                for key in ("sales", "revenue", "reversed_sales", "reversed_revenue")
             },
         }
 

@@ -196,3 +196,51 @@ def test_sales_tables_export_as_csv_with_the_same_range(stack: Stack) -> None:
     bad = stack.client.simulate_get("/api/admin/sales/referral", params={"format": "pdf"},
                                     headers=AUTH)
     assert bad.status_code == 400 and bad.json["description"].startswith("format: must be one of")
+
+
+def test_traffic_daily_series_sums_per_local_day_and_keeps_reversed_apart(stack: Stack) -> None:
+    stack.webhook(
+        won_deal_body(9300001, "kenesary_fb", price=1000, updated_at=unix(2025, 3, 1, 10)),
+        won_deal_body(9300002, "kenesary_fb", price=2000, updated_at=unix(2025, 3, 1, 12),
+                      index=1),
+        # 20:00 UTC on the 2nd is the 3rd in Almaty (UTC+5).
+        won_deal_body(9300003, "aidana_reels", price=500, updated_at=unix(2025, 3, 2, 20),
+                      index=2),
+        won_deal_body(9300004, "kenesary_fb", price=300, updated_at=unix(2025, 3, 3, 8),
+                      index=3),
+    )
+    # The deal leaves the won status: its sale is reversed, out of the daily revenue.
+    stack.traffic.ReverseSale(traffic_pb2.ReverseSaleRequest(
+        lead_id=9300004, account_id=32145678, reversed_at=to_timestamp(datetime(2025, 3, 4, tzinfo=UTC)),
+        reason="status changed"))
+    week = {"from": "2025-03-01T00:00:00+05:00", "to": "2025-03-04T00:00:00+05:00"}
+    local = stack.get("sales/traffic/daily", **week, tz="Asia/Almaty")
+    assert local["days"] == ["2025-03-01", "2025-03-02", "2025-03-03"]
+    by_name = {s["targetologist"]: s for s in local["series"]}
+    assert by_name["Kenesary"]["daily_revenue"] == [3000, 0, 0]
+    assert by_name["Kenesary"]["daily_sales"] == [2, 0, 0]
+    assert (by_name["Kenesary"]["reversed_sales"],
+            by_name["Kenesary"]["reversed_revenue"]) == (1, 300)
+    assert by_name["Aidana"]["daily_revenue"] == [0, 0, 500]
+    assert local["totals"] == {"sales": 3, "revenue": 3500, "reversed_sales": 1,
+                               "reversed_revenue": 300}
+    utc = stack.get("sales/traffic/daily", **{"from": "2025-03-01", "to": "2025-03-04"})
+    assert utc["tz"] == "UTC"
+    assert {s["targetologist"]: s["daily_revenue"] for s in utc["series"]}["Aidana"] == [
+        0, 500, 0]
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"to": "2025-03-04"}, "from"),
+    ({"from": "2025-03-01"}, "to"),
+    ({"from": "2024-01-01", "to": "2025-03-04"}, "to"),
+    ({"from": "2025-03-04", "to": "2025-03-01"}, "to"),
+    ({"from": "2025-03-01", "to": "2025-03-04", "tz": "Mars/Olympus"}, "tz"),
+])
+def test_traffic_daily_series_refuses_a_bad_range(
+    stack: Stack, params: dict[str, str], field: str
+) -> None:
+    reply = stack.client.simulate_get("/api/admin/sales/traffic/daily", params=params,
+                                      headers=AUTH)
+    assert reply.status_code == 400, reply.text
+    assert field in reply.text
