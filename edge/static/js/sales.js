@@ -7,6 +7,7 @@ import { api, apiDownload } from "./api.js";
 import { byId, fill, h, saveFile, say } from "./dom.js";
 import { formatNumber, isoDate } from "./format.js";
 import { zonedDate } from "./zone.js";
+import { drawTrafficChart } from "./sales_chart.js";
 import { closePartnerForm, mountPartners, openPartnerForm } from "./partners.js";
 
 const VIEWS = {
@@ -179,6 +180,13 @@ async function load(kind, range, saved = "") {
   fill(byId(`${kind}-body`), data.items.map((item) => h("tr", {}, view.row(item, data.totals))));
   fill(byId(`${kind}-foot`), data.items.length ? h("tr", {}, view.total(data.totals)) : null);
   byId(`${kind}-empty`).hidden = data.items.length > 0;
+  if (kind === "traffic") {
+    try {
+      await drawTrafficChart(byId("traffic-chart"), params);
+    } catch (failure) {
+      if (generation === generations[kind]) say(error, failure.message);
+    }
+  }
   section.removeAttribute("aria-busy");
 }
 
