@@ -184,6 +184,69 @@ class TrafficDailyResource:
         }
 
 
+# One page of a targetologist's sales in the drill-down.
+DRILL_PAGE = 100
+MAX_TARGETOLOGIST = 200
+
+
+def _sale_item(sale: traffic_pb2.Sale, subdomain: str) -> dict[str, Any]:
+    """One sale of the drill-down, with links to the lead in AmoCRM (when the account's
+    subdomain is set) and to its events in the log (the sale does not keep a log id)."""
+    def moment(field: str) -> str | None:
+        if not sale.HasField(field):
+            return None
+        return iso(getattr(sale, field).ToDatetime(tzinfo=UTC))
+
+    marks = ("source", "medium", "campaign", "content", "term")
+    utm = {key: getattr(sale.utm, key) for key in marks}
+    return {
+        "lead_id": sale.lead_id,
+        "deal_name": sale.deal_name,
+        "amount": sale.amount,
+        "won_at": moment("won_at"),
+        "reversed_at": moment("reversed_at"),
+        "reversal_reason": sale.reversal_reason,
+        "utm": {key: value for key, value in utm.items() if value},
+        "amocrm_url": (
+            f"https://{subdomain}.amocrm.ru/leads/detail/{sale.lead_id}" if subdomain else None
+        ),
+        "log_url": f"#/logs?lead_id={sale.lead_id}",
+    }
+
+
+class TrafficSalesListResource:
+    """GET /api/admin/sales/traffic/sales?targetologist=&from=&to=&page_token=: the sales
+    behind one row of the traffic table (the drill-down), newest pages from traffic_svc."""
+
+    def __init__(self, traffic: grpc.Channel, address: str, subdomain: str = "") -> None:
+        self.stub = traffic_pb2_grpc.TrafficServiceStub(traffic)
+        self.address = address
+        self.subdomain = subdomain
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params = Params(req, ("from", "to", "targetologist", "page_token"))
+        since, until = time_range(params, "from", "to")
+        name = params.text("targetologist")
+        if name is None or len(name) > MAX_TARGETOLOGIST:
+            raise bad_param(
+                "targetologist", f"is required: a targetologist's name, 1-{MAX_TARGETOLOGIST} "
+                "characters"
+            )
+        request = traffic_pb2.ListSalesRequest(
+            page_size=DRILL_PAGE, page_token=params.text("page_token") or "", targetologist=name,
+            won_from=_timestamp(since), won_to=_timestamp(until),
+        )
+        try:
+            reply = self.stub.ListSales(request, timeout=SALES_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            raise upstream_error("traffic_svc", self.address, exc) from None
+        resp.media = {
+            "targetologist": name,
+            "items": [_sale_item(sale, self.subdomain) for sale in reply.sales],
+            "next_page_token": reply.next_page_token or None,
+        }
+
+
 class ReferralSalesResource:
     """GET /api/admin/sales/referral?from=&to=: conversions, amount and commission per code."""
 

@@ -21,6 +21,7 @@ from edge.admin_sales import (
     PartnerResource,
     ReferralSalesResource,
     TrafficDailyResource,
+    TrafficSalesListResource,
     TrafficSalesResource,
 )
 from edge.admin_telegram import ChatMoveRulesResource, TelegramChatsResource
@@ -126,6 +127,13 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route(
         "/api/admin/sales/traffic/daily",
         TrafficDailyResource(channel(settings.traffic_addr, calls_as), settings.traffic_addr),
+    )
+    app.add_route(
+        "/api/admin/sales/traffic/sales",
+        TrafficSalesListResource(
+            channel(settings.traffic_addr, calls_as), settings.traffic_addr,
+            settings.amocrm_domain,
+        ),
     )
     referral = channel(settings.referral_addr, calls_as)
     app.add_route(

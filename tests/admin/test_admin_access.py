@@ -23,6 +23,7 @@ ADMIN_ROUTES = [
     ("GET", "api/admin/sales/traffic"),
     ("GET", "api/admin/sales/referral"),
     ("GET", "api/admin/sales/traffic/daily"),
+    ("GET", "api/admin/sales/traffic/sales?targetologist=Kenesary"),
     ("GET", "api/admin/sales/traffic?format=csv"),
     ("GET", "api/admin/sales/referral?format=csv"),
     ("PUT", "api/admin/partners/TEST123"),

@@ -58,7 +58,7 @@ def stack(make_database) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
     database = migrated_edge_database(make_database)
     client = admin_client(database, router_addr=router,
                           referral_addr=addr["referral"], traffic_addr=addr["traffic"],
-                          router_deadline_s=5.0)
+                          router_deadline_s=5.0, amocrm_domain="onaiagencykz")
     channels = [channel(addr["traffic"]), channel(addr["referral"])]
     seeder = Seeder(database)
     yield Stack(client, seeder, traffic_pb2_grpc.TrafficServiceStub(channels[0]),
@@ -244,3 +244,26 @@ def test_traffic_daily_series_refuses_a_bad_range(
                                       headers=AUTH)
     assert reply.status_code == 400, reply.text
     assert field in reply.text
+
+
+def test_a_traffic_row_drills_down_to_its_sales_with_links(stack: Stack) -> None:
+    stack.webhook(
+        won_deal_body(9450001, "kenesary_fb", price=4000, updated_at=unix(2025, 5, 2)),
+        won_deal_body(9450002, "kenesary_fb", price=6000, updated_at=unix(2025, 5, 3), index=1),
+    )
+    stack.traffic.ReverseSale(traffic_pb2.ReverseSaleRequest(
+        lead_id=9450002, account_id=32145678,
+        reversed_at=to_timestamp(datetime(2025, 5, 4, tzinfo=UTC)), reason="status changed"))
+    page = stack.get("sales/traffic/sales", targetologist="kenesary",
+                     **{"from": "2025-05-01", "to": "2025-06-01"})
+    by_lead = {item["lead_id"]: item for item in page["items"]}
+    assert set(by_lead) == {9450001, 9450002}
+    credited, reversed_ = by_lead[9450001], by_lead[9450002]
+    assert (credited["amount"], credited["reversed_at"]) == (4000, None)
+    assert credited["won_at"] == "2025-05-02T00:00:00+00:00"
+    assert credited["utm"]["source"] == "kenesary_fb"
+    assert credited["amocrm_url"] == "https://onaiagencykz.amocrm.ru/leads/detail/9450001"
+    assert credited["log_url"] == "#/logs?lead_id=9450001"
+    assert reversed_["reversed_at"] == "2025-05-04T00:00:00+00:00"
+    missing = stack.client.simulate_get("/api/admin/sales/traffic/sales", headers=AUTH)
+    assert missing.status_code == 400 and "targetologist" in missing.text
