@@ -1,5 +1,5 @@
 """The traffic dashboard's revenue-per-day chart in Chromium, against the whole stack:
-one point per day of the range, one line per targetologist. Screenshot in test-artifacts/."""
+one point per day of the range, one line per targetologist; a row opens onto its sales. Screenshot in test-artifacts/."""
 
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,5 +34,13 @@ def test_traffic_page_draws_revenue_per_day(
     expect(legend).to_contain_text("Kenesary")
     expect(legend).to_contain_text("Aidana")
     expect(page.locator("#traffic-body tr")).to_have_count(2)
+    # A row opens onto its sales, each linked to the lead in AmoCRM and to its events.
+    page.get_by_role("button", name="Sales of Kenesary").click()
+    sale = page.locator('#traffic-body tr.sales-detail tr[data-lead-id="9700001"]')
+    expect(sale.get_by_role("link", name="#9700001")).to_have_attribute(
+        "href", "https://onaiagencykz.amocrm.ru/leads/detail/9700001")
+    expect(sale.get_by_role("link", name="events")).to_have_attribute(
+        "href", "#/logs?lead_id=9700001")
+    expect(sale.locator("td[data-label=Amount]")).to_have_text("1,000")
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=artifacts / "admin-traffic-chart.png", full_page=True)

@@ -15,18 +15,26 @@ const VIEWS = {
     path: "sales/traffic",
     count: (totals) => plural(totals.sales, "sale"),
     nothing: "No traffic sales were won",
-    columns: ["Targetologist", "#Sales", "#Revenue", "#Share of revenue"],
+    columns: ["Targetologist", "#Sales", "#Revenue", "#Share of revenue", "!Sales list"],
     row: (item, totals) => [
       cell("Targetologist", item.targetologist),
       cell("Sales", formatNumber(item.sales), "num"),
       cell("Revenue", formatNumber(item.revenue), "num"),
       cell("Share of revenue", share(item.revenue, totals.revenue), "num"),
+      h("td", { class: "partner-action" }, h("button", {
+        type: "button",
+        class: "secondary small",
+        "aria-expanded": "false",
+        "aria-label": `Sales of ${item.targetologist}`,
+        onclick: (event) => toggleSales(event.currentTarget, item.targetologist),
+      }, "Sales")),
     ],
     total: (totals) => [
       cell("Targetologist", "Total"),
       cell("Sales", formatNumber(totals.sales), "num"),
       cell("Revenue", formatNumber(totals.revenue), "num"),
       cell("Share of revenue", "", "num"),
+      h("td", { class: "partner-action" }),
     ],
   },
   referral: {
@@ -188,6 +196,51 @@ async function load(kind, range, saved = "") {
     }
   }
   section.removeAttribute("aria-busy");
+}
+
+/** Open (or close) the row of `button` onto the targetologist's sales over the range
+ * shown: lead, amount, won date, UTM, and links to AmoCRM and to the lead's events. */
+async function toggleSales(button, targetologist) {
+  const row = button.closest("tr");
+  const next = row.nextElementSibling;
+  if (next && next.classList.contains("sales-detail")) {
+    next.remove();
+    button.setAttribute("aria-expanded", "false");
+    button.textContent = "Sales";
+    return;
+  }
+  const detail = h("tr", { class: "sales-detail" },
+    h("td", { colspan: String(row.children.length) }, h("p", { class: "muted" }, "Loading…")));
+  row.after(detail);
+  button.setAttribute("aria-expanded", "true");
+  button.textContent = "Hide";
+  let data;
+  try {
+    data = await api("sales/traffic/sales", { params: { ...shown.traffic, targetologist } });
+  } catch (failure) {
+    fill(detail.firstChild, h("p", { class: "callout error" }, failure.message));
+    return;
+  }
+  const lines = data.items.map((sale) => h("tr", { dataset: { leadId: String(sale.lead_id) } },
+    cell("Lead", sale.amocrm_url
+      ? h("a", { href: sale.amocrm_url, target: "_blank", rel: "noopener noreferrer" },
+        `#${sale.lead_id}`)
+      : `#${sale.lead_id}`),
+    cell("Amount", formatNumber(sale.amount), "num"),
+    cell("Won", sale.won_at ? sale.won_at.slice(0, 10) : "—"),
+    cell("UTM", Object.entries(sale.utm).map(([key, value]) => `${key}=${value}`).join(" ")),
+    cell("Status", sale.reversed_at
+      ? h("span", { class: "badge status-partial" }, `reversed ${sale.reversed_at.slice(0, 10)}`)
+      : "credited"),
+    cell("Log", h("a", { href: sale.log_url }, "events"))));
+  fill(detail.firstChild, data.items.length
+    ? h("table", { class: "figures sales-list" },
+      h("thead", {}, h("tr", {}, ["Lead", "Amount", "Won", "UTM", "Status", "Log"].map(
+        (title) => h("th", { scope: "col" }, title)))),
+      h("tbody", {}, lines))
+    : h("p", { class: "muted" }, "No sales in this range."),
+  data.next_page_token
+    ? h("p", { class: "muted" }, `The first ${data.items.length} sales are shown.`) : null);
 }
 
 /** Download the figures shown as CSV (the same range, all time when that is shown). */
