@@ -80,7 +80,10 @@ class TrafficSalesResource:
             raise upstream_error("traffic_svc", self.address, exc) from None
         items = sorted(
             (
-                {"targetologist": s.targetologist, "sales": s.sales, "revenue": s.revenue}
+                {
+                    "targetologist": s.targetologist, "sales": s.sales, "revenue": s.revenue,
+                    "reversed_sales": s.reversed_sales, "reversed_revenue": s.reversed_revenue,
+                }
                 for s in reply.stats
             ),
             key=lambda item: (-item["revenue"], item["targetologist"]),
@@ -92,9 +95,10 @@ class TrafficSalesResource:
             "from": iso(since),
             "to": iso(until),
             "items": items,
+            # Reversed sales are apart: not in sales and revenue.
             "totals": {
-                "sales": sum(i["sales"] for i in items),
-                "revenue": sum(i["revenue"] for i in items),
+                key: sum(i[key] for i in items)
+                for key in ("sales", "revenue", "reversed_sales", "reversed_revenue")
             },
         }
 

@@ -127,10 +127,13 @@ def test_traffic_dashboard_figures_are_the_services_figures(stack: Stack) -> Non
     january = stack.get("sales/traffic", **{"from": "2024-01-01T00:00:00Z",
                                             "to": "2024-02-01T00:00:00Z"})
     assert january["items"] == [
-        {"targetologist": "Kenesary", "sales": 2, "revenue": 130000},
-        {"targetologist": "Aidana", "sales": 1, "revenue": 50000},
+        {"targetologist": "Kenesary", "sales": 2, "revenue": 130000, "reversed_sales": 0,
+         "reversed_revenue": 0},
+        {"targetologist": "Aidana", "sales": 1, "revenue": 50000, "reversed_sales": 0,
+         "reversed_revenue": 0},
     ]
-    assert january["totals"] == {"sales": 3, "revenue": 180000}
+    assert january["totals"] == {"sales": 3, "revenue": 180000, "reversed_sales": 0,
+                                 "reversed_revenue": 0}
     assert (january["from"], january["to"]) == ("2024-01-01T00:00:00+00:00",
                                                 "2024-02-01T00:00:00+00:00")
     direct = stack.traffic.GetTargetologistStats(traffic_pb2.GetTargetologistStatsRequest(
@@ -141,7 +144,8 @@ def test_traffic_dashboard_figures_are_the_services_figures(stack: Stack) -> Non
     # An offset moves the range: from 2024-02-01 05:00 in Almaty is 2024-02-01 00:00 UTC.
     february = stack.get("sales/traffic", **{"from": "2024-02-01T05:00:00+05:00",
                                              "to": "2024-03-01"})
-    assert february["items"] == [{"targetologist": "Kenesary", "sales": 1, "revenue": 7000}]
+    assert february["items"] == [{"targetologist": "Kenesary", "sales": 1, "revenue": 7000,
+                                  "reversed_sales": 0, "reversed_revenue": 0}]
     everything = stack.get("sales/traffic")
     assert everything["from"] is None and everything["totals"]["sales"] >= 4
 
@@ -265,5 +269,9 @@ def test_a_traffic_row_drills_down_to_its_sales_with_links(stack: Stack) -> None
     assert credited["amocrm_url"] == "https://onaiagencykz.amocrm.ru/leads/detail/9450001"
     assert credited["log_url"] == "#/logs?lead_id=9450001"
     assert reversed_["reversed_at"] == "2025-05-04T00:00:00+00:00"
+    # The table shows the reversed sale apart from the credited one.
+    [row] = stack.get("sales/traffic", **{"from": "2025-05-01", "to": "2025-06-01"})["items"]
+    assert (row["sales"], row["revenue"], row["reversed_sales"], row["reversed_revenue"]) == (
+        1, 4000, 1, 6000)
     missing = stack.client.simulate_get("/api/admin/sales/traffic/sales", headers=AUTH)
     assert missing.status_code == 400 and "targetologist" in missing.text

@@ -34,6 +34,7 @@ def test_traffic_page_draws_revenue_per_day(
     expect(legend).to_contain_text("Kenesary")
     expect(legend).to_contain_text("Aidana")
     expect(page.locator("#traffic-body tr")).to_have_count(2)
+    expect(page.locator("#traffic-foot td[data-label=Reversed]")).to_have_text("—")
     # A row opens onto its sales, each linked to the lead in AmoCRM and to its events.
     page.get_by_role("button", name="Sales of Kenesary").click()
     sale = page.locator('#traffic-body tr.sales-detail tr[data-lead-id="9700001"]')

@@ -15,12 +15,14 @@ const VIEWS = {
     path: "sales/traffic",
     count: (totals) => plural(totals.sales, "sale"),
     nothing: "No traffic sales were won",
-    columns: ["Targetologist", "#Sales", "#Revenue", "#Share of revenue", "!Sales list"],
+    columns: ["Targetologist", "#Sales", "#Revenue", "#Share of revenue", "#Reversed",
+      "!Sales list"],
     row: (item, totals) => [
       cell("Targetologist", item.targetologist),
       cell("Sales", formatNumber(item.sales), "num"),
       cell("Revenue", formatNumber(item.revenue), "num"),
       cell("Share of revenue", share(item.revenue, totals.revenue), "num"),
+      cell("Reversed", reversed(item.reversed_sales, item.reversed_revenue), "num"),
       h("td", { class: "partner-action" }, h("button", {
         type: "button",
         class: "secondary small",
@@ -34,6 +36,7 @@ const VIEWS = {
       cell("Sales", formatNumber(totals.sales), "num"),
       cell("Revenue", formatNumber(totals.revenue), "num"),
       cell("Share of revenue", "", "num"),
+      cell("Reversed", reversed(totals.reversed_sales, totals.reversed_revenue), "num"),
       h("td", { class: "partner-action" }),
     ],
   },
@@ -259,6 +262,11 @@ async function exportCsv(kind) {
 
 function cell(label, content, className) {
   return h("td", { dataset: { label }, class: className }, content);
+}
+
+/** Reversed sales, apart from the credited figures: "count (amount)", or a dash. */
+function reversed(count, amount) {
+  return count ? `${formatNumber(count)} (${formatNumber(amount)})` : "—";
 }
 
 function share(part, whole) {
