@@ -64,9 +64,10 @@ def _timestamp(moment: datetime | None) -> Timestamp | None:
 class TrafficSalesResource:
     """GET /api/admin/sales/traffic?from=&to=: sales and revenue per targetologist."""
 
-    def __init__(self, traffic: grpc.Channel, address: str) -> None:
+    def __init__(self, traffic: grpc.Channel, address: str, currency: str = "") -> None:
         self.stub = traffic_pb2_grpc.TrafficServiceStub(traffic)
         self.address = address
+        self.currency = currency
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         since, until = _won_range(req)
@@ -94,6 +95,7 @@ class TrafficSalesResource:
         resp.media = {
             "from": iso(since),
             "to": iso(until),
+            "currency": self.currency or None,
             "items": items,
             # Reversed sales are apart: not in sales and revenue.
             "totals": {
@@ -129,9 +131,10 @@ class TrafficDailyResource:
     """GET /api/admin/sales/traffic/daily?from=&to=&tz=: revenue per day per targetologist,
     days in the operator's time zone; reversed sales are counted apart."""
 
-    def __init__(self, traffic: grpc.Channel, address: str) -> None:
+    def __init__(self, traffic: grpc.Channel, address: str, currency: str = "") -> None:
         self.stub = traffic_pb2_grpc.TrafficServiceStub(traffic)
         self.address = address
+        self.currency = currency
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         params = Params(req, ("from", "to", "tz", "targetologist"))
@@ -179,6 +182,7 @@ class TrafficDailyResource:
             "from": iso(since),
             "to": iso(until),
             "tz": zone.key,
+            "currency": self.currency or None,
             "days": [day.isoformat() for day in days],
             "series": series,
             "totals": {

@@ -122,11 +122,17 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route("/api/admin/reconcile", ReconcileResource(reconciler))
     app.add_route(
         "/api/admin/sales/traffic",
-        TrafficSalesResource(channel(settings.traffic_addr, calls_as), settings.traffic_addr),
+        TrafficSalesResource(
+            channel(settings.traffic_addr, calls_as), settings.traffic_addr,
+            settings.amocrm_currency,
+        ),
     )
     app.add_route(
         "/api/admin/sales/traffic/daily",
-        TrafficDailyResource(channel(settings.traffic_addr, calls_as), settings.traffic_addr),
+        TrafficDailyResource(
+            channel(settings.traffic_addr, calls_as), settings.traffic_addr,
+            settings.amocrm_currency,
+        ),
     )
     app.add_route(
         "/api/admin/sales/traffic/sales",

@@ -58,7 +58,8 @@ def stack(make_database) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
     database = migrated_edge_database(make_database)
     client = admin_client(database, router_addr=router,
                           referral_addr=addr["referral"], traffic_addr=addr["traffic"],
-                          router_deadline_s=5.0, amocrm_domain="onaiagencykz")
+                          router_deadline_s=5.0, amocrm_domain="onaiagencykz",
+                          amocrm_currency="KZT")
     channels = [channel(addr["traffic"]), channel(addr["referral"])]
     seeder = Seeder(database)
     yield Stack(client, seeder, traffic_pb2_grpc.TrafficServiceStub(channels[0]),
@@ -132,6 +133,7 @@ def test_traffic_dashboard_figures_are_the_services_figures(stack: Stack) -> Non
         {"targetologist": "Aidana", "sales": 1, "revenue": 50000, "reversed_sales": 0,
          "reversed_revenue": 0},
     ]
+    assert january["currency"] == "KZT"
     assert january["totals"] == {"sales": 3, "revenue": 180000, "reversed_sales": 0,
                                  "reversed_revenue": 0}
     assert (january["from"], january["to"]) == ("2024-01-01T00:00:00+00:00",
@@ -220,6 +222,7 @@ def test_traffic_daily_series_sums_per_local_day_and_keeps_reversed_apart(stack:
     week = {"from": "2025-03-01T00:00:00+05:00", "to": "2025-03-04T00:00:00+05:00"}
     local = stack.get("sales/traffic/daily", **week, tz="Asia/Almaty")
     assert local["days"] == ["2025-03-01", "2025-03-02", "2025-03-03"]
+    assert local["currency"] == "KZT"
     by_name = {s["targetologist"]: s for s in local["series"]}
     assert by_name["Kenesary"]["daily_revenue"] == [3000, 0, 0]
     assert by_name["Kenesary"]["daily_sales"] == [2, 0, 0]

@@ -181,7 +181,10 @@ async function load(kind, range, saved = "") {
   say(byId(`${kind}-notice`), notice);
   byId(`${kind}-caption`).textContent = describe(range);
   // A leading "#" marks a numeric column: right-aligned like its figures.
+  // The unit of the amounts (AMOCRM_CURRENCY), when the edge knows it.
+  const unit = data.currency ? ` (${data.currency})` : "";
   fill(byId(`${kind}-head`), h("tr", {}, view.columns.map((title) => {
+    if (title === "#Revenue") return h("th", { scope: "col", class: "num" }, `Revenue${unit}`);
     if (title.startsWith("#")) return h("th", { scope: "col", class: "num" }, title.slice(1));
     if (title.startsWith("!")) {
       return h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, title.slice(1)));
