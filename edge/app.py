@@ -17,7 +17,13 @@ from edge.admin_page import STATIC_DIR, AdminPageResource
 from edge.admin_reattribution import ReattributionPreviewResource, ReattributionResource
 from edge.admin_reconcile import ReconcileResource
 from edge.admin_rules import RulesResource, RulesVersionsResource
-from edge.admin_sales import PartnerResource, ReferralSalesResource, TrafficSalesResource
+from edge.admin_sales import (
+    PartnerResource,
+    ReferralSalesResource,
+    TrafficDailyResource,
+    TrafficSalesListResource,
+    TrafficSalesResource,
+)
 from edge.admin_telegram import ChatMoveRulesResource, TelegramChatsResource
 from edge.amocrm_connect import AmoCrmAccess, AmoCrmStatusResource, OAuthCallbackResource
 from edge.amocrm_form import FormLimits
@@ -116,7 +122,24 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route("/api/admin/reconcile", ReconcileResource(reconciler))
     app.add_route(
         "/api/admin/sales/traffic",
-        TrafficSalesResource(channel(settings.traffic_addr, calls_as), settings.traffic_addr),
+        TrafficSalesResource(
+            channel(settings.traffic_addr, calls_as), settings.traffic_addr,
+            settings.amocrm_currency,
+        ),
+    )
+    app.add_route(
+        "/api/admin/sales/traffic/daily",
+        TrafficDailyResource(
+            channel(settings.traffic_addr, calls_as), settings.traffic_addr,
+            settings.amocrm_currency,
+        ),
+    )
+    app.add_route(
+        "/api/admin/sales/traffic/sales",
+        TrafficSalesListResource(
+            channel(settings.traffic_addr, calls_as), settings.traffic_addr,
+            settings.amocrm_domain,
+        ),
     )
     referral = channel(settings.referral_addr, calls_as)
     app.add_route(

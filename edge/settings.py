@@ -57,6 +57,9 @@ class Settings(CommonSettings):
     forwarded_allow_ips: str = "127.0.0.1,::1"
     # AmoCRM account subdomain, e.g. "onaiagencykz".
     amocrm_domain: str = ""
+    # ISO 4217 code of the account's deal amounts (e.g. KZT), shown with the sales
+    # figures; empty shows the amounts without a unit.
+    amocrm_currency: str = Field(default="", pattern=r"^([A-Z]{3})?$")
     # API v4 access (a long-lived token). Without a token there is no lead fetch
     # and no reconciliation, and start-up says so.
     amocrm_access_token: SecretStr = SecretStr("")

@@ -22,6 +22,8 @@ ADMIN_ROUTES = [
     ("POST", "api/admin/reconcile"),
     ("GET", "api/admin/sales/traffic"),
     ("GET", "api/admin/sales/referral"),
+    ("GET", "api/admin/sales/traffic/daily"),
+    ("GET", "api/admin/sales/traffic/sales?targetologist=Kenesary"),
     ("GET", "api/admin/sales/traffic?format=csv"),
     ("GET", "api/admin/sales/referral?format=csv"),
     ("PUT", "api/admin/partners/TEST123"),

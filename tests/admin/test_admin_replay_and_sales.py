@@ -58,7 +58,8 @@ def stack(make_database) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
     database = migrated_edge_database(make_database)
     client = admin_client(database, router_addr=router,
                           referral_addr=addr["referral"], traffic_addr=addr["traffic"],
-                          router_deadline_s=5.0)
+                          router_deadline_s=5.0, amocrm_domain="onaiagencykz",
+                          amocrm_currency="KZT")
     channels = [channel(addr["traffic"]), channel(addr["referral"])]
     seeder = Seeder(database)
     yield Stack(client, seeder, traffic_pb2_grpc.TrafficServiceStub(channels[0]),
@@ -127,10 +128,14 @@ def test_traffic_dashboard_figures_are_the_services_figures(stack: Stack) -> Non
     january = stack.get("sales/traffic", **{"from": "2024-01-01T00:00:00Z",
                                             "to": "2024-02-01T00:00:00Z"})
     assert january["items"] == [
-        {"targetologist": "Kenesary", "sales": 2, "revenue": 130000},
-        {"targetologist": "Aidana", "sales": 1, "revenue": 50000},
+        {"targetologist": "Kenesary", "sales": 2, "revenue": 130000, "reversed_sales": 0,
+         "reversed_revenue": 0},
+        {"targetologist": "Aidana", "sales": 1, "revenue": 50000, "reversed_sales": 0,
+         "reversed_revenue": 0},
     ]
-    assert january["totals"] == {"sales": 3, "revenue": 180000}
+    assert january["currency"] == "KZT"
+    assert january["totals"] == {"sales": 3, "revenue": 180000, "reversed_sales": 0,
+                                 "reversed_revenue": 0}
     assert (january["from"], january["to"]) == ("2024-01-01T00:00:00+00:00",
                                                 "2024-02-01T00:00:00+00:00")
     direct = stack.traffic.GetTargetologistStats(traffic_pb2.GetTargetologistStatsRequest(
@@ -141,7 +146,8 @@ def test_traffic_dashboard_figures_are_the_services_figures(stack: Stack) -> Non
     # An offset moves the range: from 2024-02-01 05:00 in Almaty is 2024-02-01 00:00 UTC.
     february = stack.get("sales/traffic", **{"from": "2024-02-01T05:00:00+05:00",
                                              "to": "2024-03-01"})
-    assert february["items"] == [{"targetologist": "Kenesary", "sales": 1, "revenue": 7000}]
+    assert february["items"] == [{"targetologist": "Kenesary", "sales": 1, "revenue": 7000,
+                                  "reversed_sales": 0, "reversed_revenue": 0}]
     everything = stack.get("sales/traffic")
     assert everything["from"] is None and everything["totals"]["sales"] >= 4
 
@@ -196,3 +202,79 @@ def test_sales_tables_export_as_csv_with_the_same_range(stack: Stack) -> None:
     bad = stack.client.simulate_get("/api/admin/sales/referral", params={"format": "pdf"},
                                     headers=AUTH)
     assert bad.status_code == 400 and bad.json["description"].startswith("format: must be one of")
+
+
+def test_traffic_daily_series_sums_per_local_day_and_keeps_reversed_apart(stack: Stack) -> None:
+    stack.webhook(
+        won_deal_body(9300001, "kenesary_fb", price=1000, updated_at=unix(2025, 3, 1, 10)),
+        won_deal_body(9300002, "kenesary_fb", price=2000, updated_at=unix(2025, 3, 1, 12),
+                      index=1),
+        # 20:00 UTC on the 2nd is the 3rd in Almaty (UTC+5).
+        won_deal_body(9300003, "aidana_reels", price=500, updated_at=unix(2025, 3, 2, 20),
+                      index=2),
+        won_deal_body(9300004, "kenesary_fb", price=300, updated_at=unix(2025, 3, 3, 8),
+                      index=3),
+    )
+    # The deal leaves the won status: its sale is reversed, out of the daily revenue.
+    stack.traffic.ReverseSale(traffic_pb2.ReverseSaleRequest(
+        lead_id=9300004, account_id=32145678, reversed_at=to_timestamp(datetime(2025, 3, 4, tzinfo=UTC)),
+        reason="status changed"))
+    week = {"from": "2025-03-01T00:00:00+05:00", "to": "2025-03-04T00:00:00+05:00"}
+    local = stack.get("sales/traffic/daily", **week, tz="Asia/Almaty")
+    assert local["days"] == ["2025-03-01", "2025-03-02", "2025-03-03"]
+    assert local["currency"] == "KZT"
+    by_name = {s["targetologist"]: s for s in local["series"]}
+    assert by_name["Kenesary"]["daily_revenue"] == [3000, 0, 0]
+    assert by_name["Kenesary"]["daily_sales"] == [2, 0, 0]
+    assert (by_name["Kenesary"]["reversed_sales"],
+            by_name["Kenesary"]["reversed_revenue"]) == (1, 300)
+    assert by_name["Aidana"]["daily_revenue"] == [0, 0, 500]
+    assert local["totals"] == {"sales": 3, "revenue": 3500, "reversed_sales": 1,
+                               "reversed_revenue": 300}
+    utc = stack.get("sales/traffic/daily", **{"from": "2025-03-01", "to": "2025-03-04"})
+    assert utc["tz"] == "UTC"
+    assert {s["targetologist"]: s["daily_revenue"] for s in utc["series"]}["Aidana"] == [
+        0, 500, 0]
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"to": "2025-03-04"}, "from"),
+    ({"from": "2025-03-01"}, "to"),
+    ({"from": "2024-01-01", "to": "2025-03-04"}, "to"),
+    ({"from": "2025-03-04", "to": "2025-03-01"}, "to"),
+    ({"from": "2025-03-01", "to": "2025-03-04", "tz": "Mars/Olympus"}, "tz"),
+])
+def test_traffic_daily_series_refuses_a_bad_range(
+    stack: Stack, params: dict[str, str], field: str
+) -> None:
+    reply = stack.client.simulate_get("/api/admin/sales/traffic/daily", params=params,
+                                      headers=AUTH)
+    assert reply.status_code == 400, reply.text
+    assert field in reply.text
+
+
+def test_a_traffic_row_drills_down_to_its_sales_with_links(stack: Stack) -> None:
+    stack.webhook(
+        won_deal_body(9450001, "kenesary_fb", price=4000, updated_at=unix(2025, 5, 2)),
+        won_deal_body(9450002, "kenesary_fb", price=6000, updated_at=unix(2025, 5, 3), index=1),
+    )
+    stack.traffic.ReverseSale(traffic_pb2.ReverseSaleRequest(
+        lead_id=9450002, account_id=32145678,
+        reversed_at=to_timestamp(datetime(2025, 5, 4, tzinfo=UTC)), reason="status changed"))
+    page = stack.get("sales/traffic/sales", targetologist="kenesary",
+                     **{"from": "2025-05-01", "to": "2025-06-01"})
+    by_lead = {item["lead_id"]: item for item in page["items"]}
+    assert set(by_lead) == {9450001, 9450002}
+    credited, reversed_ = by_lead[9450001], by_lead[9450002]
+    assert (credited["amount"], credited["reversed_at"]) == (4000, None)
+    assert credited["won_at"] == "2025-05-02T00:00:00+00:00"
+    assert credited["utm"]["source"] == "kenesary_fb"
+    assert credited["amocrm_url"] == "https://onaiagencykz.amocrm.ru/leads/detail/9450001"
+    assert credited["log_url"] == "#/logs?lead_id=9450001"
+    assert reversed_["reversed_at"] == "2025-05-04T00:00:00+00:00"
+    # The table shows the reversed sale apart from the credited one.
+    [row] = stack.get("sales/traffic", **{"from": "2025-05-01", "to": "2025-06-01"})["items"]
+    assert (row["sales"], row["revenue"], row["reversed_sales"], row["reversed_revenue"]) == (
+        1, 4000, 1, 6000)
+    missing = stack.client.simulate_get("/api/admin/sales/traffic/sales", headers=AUTH)
+    assert missing.status_code == 400 and "targetologist" in missing.text

@@ -7,6 +7,7 @@ import { api, apiDownload } from "./api.js";
 import { byId, fill, h, saveFile, say } from "./dom.js";
 import { formatNumber, isoDate } from "./format.js";
 import { zonedDate } from "./zone.js";
+import { drawTrafficChart } from "./sales_chart.js";
 import { closePartnerForm, mountPartners, openPartnerForm } from "./partners.js";
 
 const VIEWS = {
@@ -14,18 +15,29 @@ const VIEWS = {
     path: "sales/traffic",
     count: (totals) => plural(totals.sales, "sale"),
     nothing: "No traffic sales were won",
-    columns: ["Targetologist", "#Sales", "#Revenue", "#Share of revenue"],
+    columns: ["Targetologist", "#Sales", "#Revenue", "#Share of revenue", "#Reversed",
+      "!Sales list"],
     row: (item, totals) => [
       cell("Targetologist", item.targetologist),
       cell("Sales", formatNumber(item.sales), "num"),
       cell("Revenue", formatNumber(item.revenue), "num"),
       cell("Share of revenue", share(item.revenue, totals.revenue), "num"),
+      cell("Reversed", reversed(item.reversed_sales, item.reversed_revenue), "num"),
+      h("td", { class: "partner-action" }, h("button", {
+        type: "button",
+        class: "secondary small",
+        "aria-expanded": "false",
+        "aria-label": `Sales of ${item.targetologist}`,
+        onclick: (event) => toggleSales(event.currentTarget, item.targetologist),
+      }, "Sales")),
     ],
     total: (totals) => [
       cell("Targetologist", "Total"),
       cell("Sales", formatNumber(totals.sales), "num"),
       cell("Revenue", formatNumber(totals.revenue), "num"),
       cell("Share of revenue", "", "num"),
+      cell("Reversed", reversed(totals.reversed_sales, totals.reversed_revenue), "num"),
+      h("td", { class: "partner-action" }),
     ],
   },
   referral: {
@@ -169,7 +181,10 @@ async function load(kind, range, saved = "") {
   say(byId(`${kind}-notice`), notice);
   byId(`${kind}-caption`).textContent = describe(range);
   // A leading "#" marks a numeric column: right-aligned like its figures.
+  // The unit of the amounts (AMOCRM_CURRENCY), when the edge knows it.
+  const unit = data.currency ? ` (${data.currency})` : "";
   fill(byId(`${kind}-head`), h("tr", {}, view.columns.map((title) => {
+    if (title === "#Revenue") return h("th", { scope: "col", class: "num" }, `Revenue${unit}`);
     if (title.startsWith("#")) return h("th", { scope: "col", class: "num" }, title.slice(1));
     if (title.startsWith("!")) {
       return h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, title.slice(1)));
@@ -179,7 +194,59 @@ async function load(kind, range, saved = "") {
   fill(byId(`${kind}-body`), data.items.map((item) => h("tr", {}, view.row(item, data.totals))));
   fill(byId(`${kind}-foot`), data.items.length ? h("tr", {}, view.total(data.totals)) : null);
   byId(`${kind}-empty`).hidden = data.items.length > 0;
+  if (kind === "traffic") {
+    try {
+      await drawTrafficChart(byId("traffic-chart"), params);
+    } catch (failure) {
+      if (generation === generations[kind]) say(error, failure.message);
+    }
+  }
   section.removeAttribute("aria-busy");
+}
+
+/** Open (or close) the row of `button` onto the targetologist's sales over the range
+ * shown: lead, amount, won date, UTM, and links to AmoCRM and to the lead's events. */
+async function toggleSales(button, targetologist) {
+  const row = button.closest("tr");
+  const next = row.nextElementSibling;
+  if (next && next.classList.contains("sales-detail")) {
+    next.remove();
+    button.setAttribute("aria-expanded", "false");
+    button.textContent = "Sales";
+    return;
+  }
+  const detail = h("tr", { class: "sales-detail" },
+    h("td", { colspan: String(row.children.length) }, h("p", { class: "muted" }, "Loading…")));
+  row.after(detail);
+  button.setAttribute("aria-expanded", "true");
+  button.textContent = "Hide";
+  let data;
+  try {
+    data = await api("sales/traffic/sales", { params: { ...shown.traffic, targetologist } });
+  } catch (failure) {
+    fill(detail.firstChild, h("p", { class: "callout error" }, failure.message));
+    return;
+  }
+  const lines = data.items.map((sale) => h("tr", { dataset: { leadId: String(sale.lead_id) } },
+    cell("Lead", sale.amocrm_url
+      ? h("a", { href: sale.amocrm_url, target: "_blank", rel: "noopener noreferrer" },
+        `#${sale.lead_id}`)
+      : `#${sale.lead_id}`),
+    cell("Amount", formatNumber(sale.amount), "num"),
+    cell("Won", sale.won_at ? sale.won_at.slice(0, 10) : "—"),
+    cell("UTM", Object.entries(sale.utm).map(([key, value]) => `${key}=${value}`).join(" ")),
+    cell("Status", sale.reversed_at
+      ? h("span", { class: "badge status-partial" }, `reversed ${sale.reversed_at.slice(0, 10)}`)
+      : "credited"),
+    cell("Log", h("a", { href: sale.log_url }, "events"))));
+  fill(detail.firstChild, data.items.length
+    ? h("table", { class: "figures sales-list" },
+      h("thead", {}, h("tr", {}, ["Lead", "Amount", "Won", "UTM", "Status", "Log"].map(
+        (title) => h("th", { scope: "col" }, title)))),
+      h("tbody", {}, lines))
+    : h("p", { class: "muted" }, "No sales in this range."),
+  data.next_page_token
+    ? h("p", { class: "muted" }, `The first ${data.items.length} sales are shown.`) : null);
 }
 
 /** Download the figures shown as CSV (the same range, all time when that is shown). */
@@ -198,6 +265,11 @@ async function exportCsv(kind) {
 
 function cell(label, content, className) {
   return h("td", { dataset: { label }, class: className }, content);
+}
+
+/** Reversed sales, apart from the credited figures: "count (amount)", or a dash. */
+function reversed(count, amount) {
+  return count ? `${formatNumber(count)} (${formatNumber(amount)})` : "—";
 }
 
 function share(part, whole) {
