@@ -258,7 +258,9 @@ function rowsFor(item) {
   cell("Routing", item.routing_decision ? badge("routing", item.routing_decision) : h("span", { class: "muted" }, "—")),
   cell("Status", badge("status", item.processing_status)),
   cell("UTM", utmSummary(item)),
-  cell("Tries", formatNumber(item.attempts), "num"),
+  // A row opened by its link comes from the detail endpoint, where attempts is the list.
+  cell("Tries", formatNumber(Array.isArray(item.attempts) ? item.attempts.length : item.attempts),
+    "num"),
   cell("Time", formatMs(item.processing_ms), "num"),
   h("td", { class: "actions" }, toggle));
   const open = () => {
