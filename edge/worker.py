@@ -87,6 +87,7 @@ class Worker:
         self.retention = retention
         self.retention_every = retention_every
         self.invalid_answers = InvalidAnswerStore(logs.engine)
+        self.invalid_causes: set[str] = set()  # causes the metric has shown
         # A claim outlives the slowest possible attempt, so no two workers overlap.
         self.lease = timedelta(seconds=timeout_s * 3 + 30)
 
@@ -166,9 +167,11 @@ class Worker:
     def count_invalid_answers(self) -> None:
         """amoroute_webhook_invalid_answers_2h from the counts every edge process adds to."""
         by_cause = self.invalid_answers.recent()
-        INVALID_ANSWERS.clear()  # a cause gone from the window is gone from the metric
-        for cause, count in by_cause.items():
-            INVALID_ANSWERS.labels(cause=cause).set(count)
+        # A cause gone from the window shows 0 (clear() is not available when the
+        # metrics are kept for several processes, as under gunicorn).
+        self.invalid_causes |= set(by_cause)
+        for cause in self.invalid_causes:
+            INVALID_ANSWERS.labels(cause=cause).set(by_cause.get(cause, 0))
 
     def retain_if_due(self) -> bool:
         """Run webhook_logs retention when its interval has passed; one worker of
