@@ -263,19 +263,21 @@ class JobRunner:
         self.next_chunk_at = started + handled / self.rate
         return handled
 
+    def _finish_done(self, job: JobRow) -> int:
+        """Mark the job done (LostJob when this worker no longer holds it); nothing handled."""
+        if not self.jobs.finish(job.id, self.name, DONE):
+            raise LostJob()
+        log.info("job done", extra={"job_id": job.id, "done": job.done, "failed": job.failed})
+        self.current = None
+        return 0
+
     def _chunk(self, job: JobRow) -> int:
         if job.kind == REATTRIBUTION:
             return self._reattribution_chunk(job)
         query = query_of(job.request["filters"])
         rows = self.logs.next_matching(query, job.cursor, job.until_id, self.chunk_size)
         if not rows:
-            if not self.jobs.finish(job.id, self.name, DONE):
-                raise LostJob()
-            log.info(
-                "job done", extra={"job_id": job.id, "done": job.done, "failed": job.failed}
-            )
-            self.current = None
-            return 0
+            return self._finish_done(job)
         new_logs: list[NewLog] = []
         prepared: list[Job] = []
         for row in rows:
@@ -313,13 +315,7 @@ class JobRunner:
         request = job.request
         query = query_of(request["filters"])
         if job.cursor >= PAST_LAST_LEAD:
-            if not self.jobs.finish(job.id, self.name, DONE):
-                raise LostJob()
-            log.info(
-                "job done", extra={"job_id": job.id, "done": job.done, "failed": job.failed}
-            )
-            self.current = None
-            return 0
+            return self._finish_done(job)
         events, after = self.logs.newest_won_per_lead(query, job.cursor, self.chunk_size)
         # A lead's event logged after the job started was routed under the new rules.
         events = [e for e in events if e.id <= job.until_id]
