@@ -41,6 +41,11 @@ CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 5_000),
     ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+    # Each channel keeps its own connections: with grpc's process-wide pool, a new
+    # channel to an address whose earlier server went away shares the old channel's
+    # connection and its reconnect backoff, and fails UNAVAILABLE for seconds
+    # though a server now listens there (a restarted replica on the same port).
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 
