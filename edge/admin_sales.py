@@ -3,9 +3,8 @@ the registration of referral partners."""
 
 import logging
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import falcon
 import grpc
@@ -33,8 +32,9 @@ MAX_COMMISSION_BP = 10_000  # 100 %
 PARTNER_FIELDS = ("name", "commission_bp")
 REFERRAL_COLUMNS = (
     "referral_code", "partner_name", "partner_registered", "conversions", "amount_total",
-    "commission_bp", "commission_total",
+    "commission_bp", "commission_total", "reversed_conversions", "reversed_amount",
 )
+TRAFFIC_COLUMNS = ("targetologist", "sales", "revenue", "reversed_sales", "reversed_revenue")
 
 
 def _won_range(req: falcon.Request) -> tuple[datetime | None, datetime | None]:
@@ -90,7 +90,7 @@ class TrafficSalesResource:
             key=lambda item: (-item["revenue"], item["targetologist"]),
         )
         if export:
-            _send_table(resp, "traffic-sales", ("targetologist", "sales", "revenue"), items)
+            _send_table(resp, "traffic-sales", TRAFFIC_COLUMNS, items)
             return
         resp.media = {
             "from": iso(since),
@@ -105,162 +105,14 @@ class TrafficSalesResource:
         }
 
 
-# The longest range of a per-day series: the edge reads every sale of the range.
-MAX_SERIES_DAYS = 366
-# Page size of the ListSales calls behind a series (traffic_svc's maximum).
-SERIES_PAGE = 1000
-
-
-def _zone(params: Params) -> ZoneInfo:
-    """The operator's time zone (`tz`, an IANA name; UTC when absent)."""
-    name = params.text("tz") or "UTC"
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise bad_param("tz", f"{name!r} is not an IANA time zone, e.g. Asia/Almaty") from None
-
-
-def _days(since: datetime, until: datetime, zone: ZoneInfo) -> list[date]:
-    """The local days that [since, until) touches, in order."""
-    first = since.astimezone(zone).date()
-    last = (until - timedelta(microseconds=1)).astimezone(zone).date()
-    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
-
-
-class TrafficDailyResource:
-    """GET /api/admin/sales/traffic/daily?from=&to=&tz=: revenue per day per targetologist,
-    days in the operator's time zone; reversed sales are counted apart."""
-
-    def __init__(self, traffic: grpc.Channel, address: str, currency: str = "") -> None:
-        self.stub = traffic_pb2_grpc.TrafficServiceStub(traffic)
-        self.address = address
-        self.currency = currency
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        params = Params(req, ("from", "to", "tz", "targetologist"))
-        since, until = time_range(params, "from", "to")
-        if since is None:
-            raise bad_param("from", "is required: the start of the series")
-        if until is None:
-            raise bad_param("to", "is required: the end of the series")
-        if until - since > timedelta(days=MAX_SERIES_DAYS):
-            raise bad_param("to", f"must be at most {MAX_SERIES_DAYS} days after from")
-        zone = _zone(params)
-        days = _days(since, until, zone)
-        index = {day: n for n, day in enumerate(days)}
-        rows: dict[str, dict[str, Any]] = {}
-        token = ""
-        while True:
-            request = traffic_pb2.ListSalesRequest(
-                page_size=SERIES_PAGE, page_token=token, won_from=to_timestamp(since),
-                won_to=to_timestamp(until), targetologist=params.text("targetologist") or "",
-            )
-            try:
-                reply = self.stub.ListSales(request, timeout=SALES_TIMEOUT_S)
-            except grpc.RpcError as exc:
-                raise upstream_error("traffic_svc", self.address, exc) from None
-            for sale in reply.sales:
-                row = rows.setdefault(sale.targetologist, {
-                    "targetologist": sale.targetologist, "sales": 0, "revenue": 0,
-                    "reversed_sales": 0, "reversed_revenue": 0,
-                    "daily_revenue": [0] * len(days), "daily_sales": [0] * len(days),
-                })
-                if sale.HasField("reversed_at"):
-                    row["reversed_sales"] += 1
-                    row["reversed_revenue"] += sale.amount
-                    continue
-                day = index[sale.won_at.ToDatetime(tzinfo=UTC).astimezone(zone).date()]
-                row["sales"] += 1
-                row["revenue"] += sale.amount
-                row["daily_sales"][day] += 1
-                row["daily_revenue"][day] += sale.amount
-            token = reply.next_page_token
-            if not token:
-                break
-        series = sorted(rows.values(), key=lambda r: (-r["revenue"], r["targetologist"]))
-        resp.media = {
-            "from": iso(since),
-            "to": iso(until),
-            "tz": zone.key,
-            "currency": self.currency or None,
-            "days": [day.isoformat() for day in days],
-            "series": series,
-            "totals": {
-                key: sum(r[key] for r in series)
-                for key in ("sales", "revenue", "reversed_sales", "reversed_revenue")
-            },
-        }
-
-
-# One page of a targetologist's sales in the drill-down.
-DRILL_PAGE = 100
-MAX_TARGETOLOGIST = 200
-
-
-def _sale_item(sale: traffic_pb2.Sale, subdomain: str) -> dict[str, Any]:
-    """One sale of the drill-down, with links to the lead in AmoCRM (when the account's
-    subdomain is set) and to its events in the log (the sale does not keep a log id)."""
-    def moment(field: str) -> str | None:
-        if not sale.HasField(field):
-            return None
-        return iso(getattr(sale, field).ToDatetime(tzinfo=UTC))
-
-    marks = ("source", "medium", "campaign", "content", "term")
-    utm = {key: getattr(sale.utm, key) for key in marks}
-    return {
-        "lead_id": sale.lead_id,
-        "deal_name": sale.deal_name,
-        "amount": sale.amount,
-        "won_at": moment("won_at"),
-        "reversed_at": moment("reversed_at"),
-        "reversal_reason": sale.reversal_reason,
-        "utm": {key: value for key, value in utm.items() if value},
-        "amocrm_url": (
-            f"https://{subdomain}.amocrm.ru/leads/detail/{sale.lead_id}" if subdomain else None
-        ),
-        "log_url": f"#/logs?lead_id={sale.lead_id}",
-    }
-
-
-class TrafficSalesListResource:
-    """GET /api/admin/sales/traffic/sales?targetologist=&from=&to=&page_token=: the sales
-    behind one row of the traffic table (the drill-down), newest pages from traffic_svc."""
-
-    def __init__(self, traffic: grpc.Channel, address: str, subdomain: str = "") -> None:
-        self.stub = traffic_pb2_grpc.TrafficServiceStub(traffic)
-        self.address = address
-        self.subdomain = subdomain
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        params = Params(req, ("from", "to", "targetologist", "page_token"))
-        since, until = time_range(params, "from", "to")
-        name = params.text("targetologist")
-        if name is None or len(name) > MAX_TARGETOLOGIST:
-            raise bad_param(
-                "targetologist", f"is required: a targetologist's name, 1-{MAX_TARGETOLOGIST} "
-                "characters"
-            )
-        request = traffic_pb2.ListSalesRequest(
-            page_size=DRILL_PAGE, page_token=params.text("page_token") or "", targetologist=name,
-            won_from=_timestamp(since), won_to=_timestamp(until),
-        )
-        try:
-            reply = self.stub.ListSales(request, timeout=SALES_TIMEOUT_S)
-        except grpc.RpcError as exc:
-            raise upstream_error("traffic_svc", self.address, exc) from None
-        resp.media = {
-            "targetologist": name,
-            "items": [_sale_item(sale, self.subdomain) for sale in reply.sales],
-            "next_page_token": reply.next_page_token or None,
-        }
-
-
 class ReferralSalesResource:
-    """GET /api/admin/sales/referral?from=&to=: conversions, amount and commission per code."""
+    """GET /api/admin/sales/referral?from=&to=: conversions, amount and commission per
+    code; reversed conversions are counted apart."""
 
-    def __init__(self, referral: grpc.Channel, address: str) -> None:
+    def __init__(self, referral: grpc.Channel, address: str, currency: str = "") -> None:
         self.stub = referral_pb2_grpc.ReferralServiceStub(referral)
         self.address = address
+        self.currency = currency
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         since, until = _won_range(req)
@@ -282,6 +134,8 @@ class ReferralSalesResource:
                     "amount_total": s.amount_total,
                     "commission_bp": s.commission_bp,
                     "commission_total": s.commission_total,
+                    "reversed_conversions": s.reversed_conversions,
+                    "reversed_amount": s.reversed_amount,
                 }
                 for s in reply.stats
             ),
@@ -293,10 +147,15 @@ class ReferralSalesResource:
         resp.media = {
             "from": iso(since),
             "to": iso(until),
+            "currency": self.currency or None,
             "items": items,
+            # Reversed conversions are apart: not in conversions, amount and commission.
             "totals": {
                 key: sum(i[key] for i in items)
-                for key in ("conversions", "amount_total", "commission_total")
+                for key in (
+                    "conversions", "amount_total", "commission_total", "reversed_conversions",
+                    "reversed_amount",
+                )
             },
         }
 

@@ -17,12 +17,12 @@ from edge.admin_page import STATIC_DIR, AdminPageResource
 from edge.admin_reattribution import ReattributionPreviewResource, ReattributionResource
 from edge.admin_reconcile import ReconcileResource
 from edge.admin_rules import RulesResource, RulesVersionsResource
-from edge.admin_sales import (
-    PartnerResource,
-    ReferralSalesResource,
-    TrafficDailyResource,
-    TrafficSalesListResource,
-    TrafficSalesResource,
+from edge.admin_sales import PartnerResource, ReferralSalesResource, TrafficSalesResource
+from edge.admin_sales_series import (
+    DailyResource,
+    ReferralLedger,
+    SalesListResource,
+    TrafficLedger,
 )
 from edge.admin_telegram import ChatMoveRulesResource, TelegramChatsResource
 from edge.amocrm_connect import AmoCrmAccess, AmoCrmStatusResource, OAuthCallbackResource
@@ -120,30 +120,33 @@ def create_app(settings: Settings | None = None) -> falcon.App:
     app.add_route("/api/admin/webhook-stats/timeseries", WebhookFlowResource(logs))
     app.add_route("/api/admin/openapi.json", OpenApiResource(__version__))
     app.add_route("/api/admin/reconcile", ReconcileResource(reconciler))
+    traffic = channel(settings.traffic_addr, calls_as)
     app.add_route(
         "/api/admin/sales/traffic",
-        TrafficSalesResource(
-            channel(settings.traffic_addr, calls_as), settings.traffic_addr,
-            settings.amocrm_currency,
-        ),
+        TrafficSalesResource(traffic, settings.traffic_addr, settings.amocrm_currency),
     )
+    traffic_ledger = TrafficLedger(traffic, settings.traffic_addr)
     app.add_route(
         "/api/admin/sales/traffic/daily",
-        TrafficDailyResource(
-            channel(settings.traffic_addr, calls_as), settings.traffic_addr,
-            settings.amocrm_currency,
-        ),
+        DailyResource(traffic_ledger, settings.amocrm_currency),
     )
     app.add_route(
         "/api/admin/sales/traffic/sales",
-        TrafficSalesListResource(
-            channel(settings.traffic_addr, calls_as), settings.traffic_addr,
-            settings.amocrm_domain,
-        ),
+        SalesListResource(traffic_ledger, settings.amocrm_domain),
     )
     referral = channel(settings.referral_addr, calls_as)
     app.add_route(
-        "/api/admin/sales/referral", ReferralSalesResource(referral, settings.referral_addr)
+        "/api/admin/sales/referral",
+        ReferralSalesResource(referral, settings.referral_addr, settings.amocrm_currency),
+    )
+    referral_ledger = ReferralLedger(referral, settings.referral_addr)
+    app.add_route(
+        "/api/admin/sales/referral/daily",
+        DailyResource(referral_ledger, settings.amocrm_currency),
+    )
+    app.add_route(
+        "/api/admin/sales/referral/sales",
+        SalesListResource(referral_ledger, settings.amocrm_domain),
     )
     app.add_route(
         "/api/admin/partners/{referral_code}", PartnerResource(referral, settings.referral_addr)

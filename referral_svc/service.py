@@ -68,7 +68,7 @@ def _stats_pb(row: StatsRow) -> referral_pb2.ReferrerStats:
 
 
 def _time_range(
-    request: referral_pb2.GetReferrerStatsRequest,
+    request: referral_pb2.GetReferrerStatsRequest | referral_pb2.ListConversionsRequest,
 ) -> tuple[datetime | None, datetime | None]:
     won_from = to_datetime("won_from", request.won_from)
     won_to = to_datetime("won_to", request.won_to)
@@ -177,13 +177,20 @@ class ReferralService(referral_pb2_grpc.ReferralServiceServicer):
     def ListConversions(
         self, request: referral_pb2.ListConversionsRequest, context: grpc.ServicerContext
     ) -> referral_pb2.ListConversionsResponse:
-        """Conversions newest first, one page at a time."""
+        """Conversions newest first, one page at a time; optionally one lead's, one
+        code's, or those won in [won_from, won_to)."""
         validation.not_negative("lead_id", request.lead_id)
         code = validation.text("referral_code", request.referral_code, max_len=200)
+        won_from, won_to = _time_range(request)
         page, token = paging.fetch_page(
             request,
             lambda limit, after_id: self.store.page(
-                limit=limit, after_id=after_id, lead_id=request.lead_id, referral_code=code
+                limit=limit,
+                after_id=after_id,
+                lead_id=request.lead_id,
+                referral_code=code,
+                won_from=won_from,
+                won_to=won_to,
             ),
         )
         return referral_pb2.ListConversionsResponse(

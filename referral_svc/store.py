@@ -172,10 +172,19 @@ class ReferralStore(ledger_store.LedgerStore[ConversionRow, NewConversion]):
         return [_conversion(r, partner_registered=r.referral_code in registered) for r in returned]
 
     def page(
-        self, *, limit: int, after_id: int | None, lead_id: int = 0, referral_code: str = ""
+        self,
+        *,
+        limit: int,
+        after_id: int | None,
+        lead_id: int = 0,
+        referral_code: str = "",
+        won_from: datetime | None = None,
+        won_to: datetime | None = None,
     ) -> list[ConversionRow]:
-        """Newest first, `limit` rows strictly older than `after_id`."""
+        """Newest first, `limit` rows strictly older than `after_id`, won in
+        [won_from, won_to) when given."""
         query = _conversion_query.order_by(conversions.c.id.desc()).limit(limit)
+        query = ledger_store.won_within(query, conversions, won_from, won_to)
         if after_id is not None:
             query = query.where(conversions.c.id < after_id)
         if lead_id:

@@ -99,16 +99,20 @@ class WithdrawConversionResponse(_message.Message):
     def __init__(self, outcome: _Optional[_Union[_deal_pb2.ReversalOutcome, str]] = ..., conversion: _Optional[_Union[Conversion, _Mapping]] = ...) -> None: ...
 
 class ListConversionsRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "lead_id", "referral_code")
+    __slots__ = ("page_size", "page_token", "lead_id", "referral_code", "won_from", "won_to")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     LEAD_ID_FIELD_NUMBER: _ClassVar[int]
     REFERRAL_CODE_FIELD_NUMBER: _ClassVar[int]
+    WON_FROM_FIELD_NUMBER: _ClassVar[int]
+    WON_TO_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     lead_id: int
     referral_code: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., lead_id: _Optional[int] = ..., referral_code: _Optional[str] = ...) -> None: ...
+    won_from: _timestamp_pb2.Timestamp
+    won_to: _timestamp_pb2.Timestamp
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., lead_id: _Optional[int] = ..., referral_code: _Optional[str] = ..., won_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., won_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListConversionsResponse(_message.Message):
     __slots__ = ("conversions", "next_page_token")

@@ -76,6 +76,7 @@ def test_the_document_is_served_and_names_every_admin_route(admin_app: falcon.Ap
         "/api/admin/reconcile", "/api/admin/amocrm", "/api/admin/amocrm/webhook/reenable",
         "/api/admin/amocrm/pipelines", "/api/admin/amocrm/custom-fields", "/api/admin/sales/traffic", "/api/admin/sales/referral",
         "/api/admin/sales/traffic/daily", "/api/admin/sales/traffic/sales",
+        "/api/admin/sales/referral/daily", "/api/admin/sales/referral/sales",
         "/api/admin/partners/{referral_code}",
         "/api/admin/review/unknown", "/api/admin/review/unknown/dismissals",
         "/api/admin/rules", "/api/admin/rules/versions", "/api/admin/reattribution/preview",

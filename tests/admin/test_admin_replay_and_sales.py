@@ -12,7 +12,7 @@ import pytest
 
 from amoroute.channels import channel
 from amoroute.timeutil import to_timestamp
-from amoroute.v1 import referral_pb2, referral_pb2_grpc, traffic_pb2, traffic_pb2_grpc
+from amoroute.v1 import deal_pb2, referral_pb2, referral_pb2_grpc, traffic_pb2, traffic_pb2_grpc
 from tests.admin.helpers import AUTH, FORM, Seeder, admin_client, migrated_edge_database
 from tests.support.forms import encode, won_deal_body
 from tests.support.services import start_services
@@ -164,11 +164,14 @@ def test_referral_dashboard_shows_conversions_and_commission_where_set(stack: St
     assert march["items"] == [
         {"referral_code": "PARTNER9", "partner_name": "Partner Nine", "partner_registered": True,
          "conversions": 2, "amount_total": 42000, "commission_bp": 1500,
-         "commission_total": 6300},
+         "commission_total": 6300, "reversed_conversions": 0, "reversed_amount": 0},
         {"referral_code": "NOBODY", "partner_name": "", "partner_registered": False,
-         "conversions": 1, "amount_total": 10000, "commission_bp": 0, "commission_total": 0},
+         "conversions": 1, "amount_total": 10000, "commission_bp": 0, "commission_total": 0,
+         "reversed_conversions": 0, "reversed_amount": 0},
     ]
-    assert march["totals"] == {"conversions": 3, "amount_total": 52000, "commission_total": 6300}
+    assert march["totals"] == {"conversions": 3, "amount_total": 52000, "commission_total": 6300,
+                               "reversed_conversions": 0, "reversed_amount": 0}
+    assert march["currency"] == "KZT"
 
 
 def _csv(stack: Stack, path: str, **params: str) -> list[dict[str, str]]:
@@ -190,7 +193,8 @@ def test_sales_tables_export_as_csv_with_the_same_range(stack: Stack) -> None:
     )
     may = {"from": "2022-05-01", "to": "2022-06-01"}
     assert _csv(stack, "sales/traffic", **may) == [
-        {"targetologist": "Kenesary", "sales": "1", "revenue": "12000"}]
+        {"targetologist": "Kenesary", "sales": "1", "revenue": "12000", "reversed_sales": "0",
+         "reversed_revenue": "0"}]
     [partner] = _csv(stack, "sales/referral", **may)
     # Cyrillic kept; a name a spreadsheet would run as a formula is defused.
     assert partner["partner_name"] == "'=Алия «Партнёр»"
@@ -198,7 +202,8 @@ def test_sales_tables_export_as_csv_with_the_same_range(stack: Stack) -> None:
         "ALIYA", "1", "5000")
     empty = stack.client.simulate_get("/api/admin/sales/traffic", headers=AUTH, params={
         "format": "csv", "from": "1999-01-01", "to": "1999-02-01"})
-    assert empty.content.decode("utf-8-sig") == "targetologist,sales,revenue\r\n"
+    assert empty.content.decode("utf-8-sig") == (
+        "targetologist,sales,revenue,reversed_sales,reversed_revenue\r\n")
     bad = stack.client.simulate_get("/api/admin/sales/referral", params={"format": "pdf"},
                                     headers=AUTH)
     assert bad.status_code == 400 and bad.json["description"].startswith("format: must be one of")
@@ -278,3 +283,68 @@ def test_a_traffic_row_drills_down_to_its_sales_with_links(stack: Stack) -> None
         1, 4000, 1, 6000)
     missing = stack.client.simulate_get("/api/admin/sales/traffic/sales", headers=AUTH)
     assert missing.status_code == 400 and "targetologist" in missing.text
+
+
+def test_referral_daily_series_and_drill_down_keep_a_reversed_conversion_apart(
+    stack: Stack,
+) -> None:
+    stack.webhook(
+        won_deal_body(9460001, "ref_daily7", price=1000, updated_at=unix(2025, 4, 1, 10)),
+        # 20:00 UTC on the 1st is the 2nd in Almaty (UTC+5).
+        won_deal_body(9460002, "ref_DAILY7", price=2500, updated_at=unix(2025, 4, 1, 20),
+                      index=1),
+        won_deal_body(9460003, "ref_daily7", price=700, updated_at=unix(2025, 4, 2, 8), index=2),
+        won_deal_body(9460004, "ref_other8", price=300, updated_at=unix(2025, 4, 2, 9), index=3),
+    )
+    stack.referral.ReverseConversion(referral_pb2.ReverseConversionRequest(
+        lead_id=9460003, account_id=32145678,
+        reversed_at=to_timestamp(datetime(2025, 4, 3, tzinfo=UTC)), reason="status changed"))
+    days = {"from": "2025-04-01T00:00:00+05:00", "to": "2025-04-03T00:00:00+05:00"}
+    local = stack.get("sales/referral/daily", **days, tz="Asia/Almaty")
+    assert local["days"] == ["2025-04-01", "2025-04-02"] and local["currency"] == "KZT"
+    by_code = {s["referral_code"]: s for s in local["series"]}
+    assert by_code["DAILY7"]["daily_revenue"] == [1000, 2500]
+    assert (by_code["DAILY7"]["reversed_sales"], by_code["DAILY7"]["reversed_revenue"]) == (1, 700)
+    assert by_code["OTHER8"]["daily_revenue"] == [0, 300]
+    assert local["totals"] == {"sales": 3, "revenue": 3800, "reversed_sales": 1,
+                               "reversed_revenue": 700}
+    one = stack.get("sales/referral/daily", **days, tz="Asia/Almaty", referral_code="other8")
+    assert [s["referral_code"] for s in one["series"]] == ["OTHER8"]
+    # The table shows the reversed conversion apart; the row drills down to its sales.
+    table = {i["referral_code"]: i for i in stack.get("sales/referral", **days)["items"]}
+    assert (table["DAILY7"]["conversions"], table["DAILY7"]["reversed_conversions"],
+            table["DAILY7"]["reversed_amount"]) == (2, 1, 700)
+    page = stack.get("sales/referral/sales", referral_code="daily7", **days)
+    assert page["referral_code"] == "DAILY7" and page["next_page_token"] is None
+    by_lead = {item["lead_id"]: item for item in page["items"]}
+    assert set(by_lead) == {9460001, 9460002, 9460003}
+    assert by_lead[9460003]["reversed_at"] == "2025-04-03T00:00:00+00:00"
+    assert by_lead[9460001]["utm"]["source"] == "ref_daily7"
+    assert by_lead[9460001]["amocrm_url"] == "https://onaiagencykz.amocrm.ru/leads/detail/9460001"
+    assert by_lead[9460001]["log_url"] == "#/logs?lead_id=9460001"
+    bad = stack.client.simulate_get("/api/admin/sales/referral/sales", headers=AUTH,
+                                    params={"referral_code": "ref?x"})
+    assert bad.status_code == 400 and bad.json["description"].startswith("referral_code")
+    missing = stack.client.simulate_get("/api/admin/sales/referral/sales", headers=AUTH)
+    assert missing.status_code == 400 and "referral_code" in missing.text
+
+
+def test_a_drill_down_exports_every_sale_of_its_range_as_csv(stack: Stack) -> None:
+    """More sales than one page of the service: the export holds them all, in order."""
+    won = to_timestamp(datetime(2025, 6, 1, 1, tzinfo=UTC))
+    sales = [
+        traffic_pb2.RecordSaleRequest(sale=traffic_pb2.Sale(
+            lead_id=9470000 + n, account_id=32145678, targetologist="Aidana", amount=100 + n,
+            won_at=won, utm=deal_pb2.UtmMarks(source="aidana_csv")))
+        for n in range(1, 1031)
+    ]
+    for start in range(0, len(sales), 500):
+        stack.traffic.BatchRecordSales(
+            traffic_pb2.BatchRecordSalesRequest(requests=sales[start:start + 500]))
+    rows = _csv(stack, "sales/traffic/sales", targetologist="Aidana",
+                **{"from": "2025-06-01", "to": "2025-06-02"})
+    assert len(rows) == 1030
+    assert [int(r["lead_id"]) for r in rows] == list(range(9471030, 9470000, -1))
+    assert rows[0]["amount"] == "1130" and rows[0]["utm_source"] == "aidana_csv"
+    assert rows[0]["amocrm_url"] == "https://onaiagencykz.amocrm.ru/leads/detail/9471030"
+    assert rows[0]["won_at"] == "2025-06-01T01:00:00+00:00" and rows[0]["reversed_at"] == ""

@@ -135,6 +135,16 @@ def test_stats_count_only_conversions_won_within_the_range(stub) -> None:  # typ
     ]
 
 
+def test_list_conversions_within_a_won_range_newest_first(stub) -> None:  # type: ignore[no-untyped-def]
+    for lead, won_at in [(4101, 7_000_000), (4102, 7_000_100), (4103, 8_000_000), (4104, 6_999_999)]:
+        _record(stub, _conversion(lead, code="LISTED", amount=10, won_at=won_at))
+    within = stub.ListConversions(referral_pb2.ListConversionsRequest(
+        referral_code="listed", won_from=Timestamp(seconds=7_000_000),
+        won_to=Timestamp(seconds=8_000_000),
+    ))
+    assert [c.lead_id for c in within.conversions] == [4102, 4101]
+
+
 def test_list_conversions_pages_without_gaps_or_repeats(stub) -> None:  # type: ignore[no-untyped-def]
     for lead in range(2001, 2008):
         _record(stub, _conversion(lead, code="PAGER"))
@@ -213,6 +223,15 @@ def _partner_request(**fields) -> tuple[str, object]:  # type: ignore[no-untyped
             "won_to",
         ),
         (("ListConversions", referral_pb2.ListConversionsRequest(page_size=-1)), "page_size"),
+        (
+            (
+                "ListConversions",
+                referral_pb2.ListConversionsRequest(
+                    won_from=Timestamp(seconds=9_000), won_to=Timestamp(seconds=8_000)
+                ),
+            ),
+            "won_to",
+        ),
     ],
 )
 def test_bad_request_is_rejected_with_invalid_argument_naming_the_field(stub, call, field) -> None:  # type: ignore[no-untyped-def]

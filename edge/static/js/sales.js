@@ -7,12 +7,17 @@ import { api, apiDownload } from "./api.js";
 import { byId, fill, h, saveFile, say } from "./dom.js";
 import { formatNumber, isoDate } from "./format.js";
 import { zonedDate } from "./zone.js";
-import { drawTrafficChart } from "./sales_chart.js";
+import { drawSalesChart } from "./sales_chart.js";
 import { closePartnerForm, mountPartners, openPartnerForm } from "./partners.js";
 
 const VIEWS = {
   traffic: {
     path: "sales/traffic",
+    // The revenue chart, and the drill-down from a row onto its sales.
+    daily: "sales/traffic/daily",
+    drill: "sales/traffic/sales",
+    owner: "targetologist",
+    owners: "targetologists",
     count: (totals) => plural(totals.sales, "sale"),
     nothing: "No traffic sales were won",
     columns: ["Targetologist", "#Sales", "#Revenue", "#Share of revenue", "#Reversed",
@@ -23,13 +28,7 @@ const VIEWS = {
       cell("Revenue", formatNumber(item.revenue), "num"),
       cell("Share of revenue", share(item.revenue, totals.revenue), "num"),
       cell("Reversed", reversed(item.reversed_sales, item.reversed_revenue), "num"),
-      h("td", { class: "partner-action" }, h("button", {
-        type: "button",
-        class: "secondary small",
-        "aria-expanded": "false",
-        "aria-label": `Sales of ${item.targetologist}`,
-        onclick: (event) => toggleSales(event.currentTarget, item.targetologist),
-      }, "Sales")),
+      salesButton("traffic", item.targetologist),
     ],
     total: (totals) => [
       cell("Targetologist", "Total"),
@@ -42,11 +41,15 @@ const VIEWS = {
   },
   referral: {
     path: "sales/referral",
+    daily: "sales/referral/daily",
+    drill: "sales/referral/sales",
+    owner: "referral_code",
+    owners: "codes",
     count: (totals) => plural(totals.conversions, "conversion"),
     nothing: "No referral conversions were won",
     // A leading "!" marks a column whose title is for screen readers only.
     columns: ["Code", "Partner", "#Conversions", "#Amount", "#Commission rate", "#Commission",
-      "!Partner actions"],
+      "#Reversed", "!Sales list", "!Partner actions"],
     row: (item) => [
       cell("Code", h("span", { class: "mono" }, item.referral_code)),
       cell("Partner", item.partner_registered
@@ -56,6 +59,8 @@ const VIEWS = {
       cell("Amount", formatNumber(item.amount_total), "num"),
       cell("Commission rate", item.commission_bp ? `${item.commission_bp / 100} %` : "not set", "num"),
       cell("Commission", item.commission_bp ? formatNumber(item.commission_total) : "—", "num"),
+      cell("Reversed", reversed(item.reversed_conversions, item.reversed_amount), "num"),
+      salesButton("referral", item.referral_code),
       h("td", { class: "partner-action" }, h("button", {
         type: "button",
         class: "secondary small",
@@ -70,6 +75,8 @@ const VIEWS = {
       cell("Amount", formatNumber(totals.amount_total), "num"),
       cell("Commission rate", "", "num"),
       cell("Commission", formatNumber(totals.commission_total), "num"),
+      cell("Reversed", reversed(totals.reversed_conversions, totals.reversed_amount), "num"),
+      h("td", { class: "partner-action" }),
       h("td", { class: "partner-action" }),
     ],
   },
@@ -82,6 +89,8 @@ const PRESETS = {
   "30d": () => { const d = new Date(); return [addDays(d, -29), d]; },
 };
 
+// Money columns: their header carries the currency (AMOCRM_CURRENCY) when known.
+const MONEY = ["#Revenue", "#Amount", "#Commission"];
 const generations = { traffic: 0, referral: 0 };
 // The API parameters of the figures each dashboard shows: what its export holds.
 const shown = { traffic: {}, referral: {} };
@@ -184,7 +193,7 @@ async function load(kind, range, saved = "") {
   // The unit of the amounts (AMOCRM_CURRENCY), when the edge knows it.
   const unit = data.currency ? ` (${data.currency})` : "";
   fill(byId(`${kind}-head`), h("tr", {}, view.columns.map((title) => {
-    if (title === "#Revenue") return h("th", { scope: "col", class: "num" }, `Revenue${unit}`);
+    if (MONEY.includes(title)) return h("th", { scope: "col", class: "num" }, `${title.slice(1)}${unit}`);
     if (title.startsWith("#")) return h("th", { scope: "col", class: "num" }, title.slice(1));
     if (title.startsWith("!")) {
       return h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, title.slice(1)));
@@ -194,19 +203,30 @@ async function load(kind, range, saved = "") {
   fill(byId(`${kind}-body`), data.items.map((item) => h("tr", {}, view.row(item, data.totals))));
   fill(byId(`${kind}-foot`), data.items.length ? h("tr", {}, view.total(data.totals)) : null);
   byId(`${kind}-empty`).hidden = data.items.length > 0;
-  if (kind === "traffic") {
-    try {
-      await drawTrafficChart(byId("traffic-chart"), params);
-    } catch (failure) {
-      if (generation === generations[kind]) say(error, failure.message);
-    }
+  try {
+    await drawSalesChart(byId(`${kind}-chart`), view.daily, params, view.owner, view.owners);
+  } catch (failure) {
+    if (generation === generations[kind]) say(error, failure.message);
   }
   section.removeAttribute("aria-busy");
 }
 
-/** Open (or close) the row of `button` onto the targetologist's sales over the range
- * shown: lead, amount, won date, UTM, and links to AmoCRM and to the lead's events. */
-async function toggleSales(button, targetologist) {
+/** The cell of a row's button that opens it onto its sales. */
+function salesButton(kind, owner) {
+  return h("td", { class: "partner-action" }, h("button", {
+    type: "button",
+    class: "secondary small",
+    "aria-expanded": "false",
+    "aria-label": `Sales of ${owner}`,
+    onclick: (event) => toggleSales(event.currentTarget, kind, owner),
+  }, "Sales"));
+}
+
+/** Open (or close) the row of `button` onto the owner's sales over the range shown:
+ * lead, amount, won date, UTM, and links to AmoCRM and to the lead's events; a page at
+ * a time, and all of them as CSV. */
+async function toggleSales(button, kind, owner) {
+  const view = VIEWS[kind];
   const row = button.closest("tr");
   const next = row.nextElementSibling;
   if (next && next.classList.contains("sales-detail")) {
@@ -220,14 +240,67 @@ async function toggleSales(button, targetologist) {
   row.after(detail);
   button.setAttribute("aria-expanded", "true");
   button.textContent = "Hide";
+  const params = { ...shown[kind], [view.owner]: owner };
   let data;
   try {
-    data = await api("sales/traffic/sales", { params: { ...shown.traffic, targetologist } });
+    data = await api(view.drill, { params });
   } catch (failure) {
     fill(detail.firstChild, h("p", { class: "callout error" }, failure.message));
     return;
   }
-  const lines = data.items.map((sale) => h("tr", { dataset: { leadId: String(sale.lead_id) } },
+  if (!data.items.length) {
+    fill(detail.firstChild, h("p", { class: "muted" }, "No sales in this range."));
+    return;
+  }
+  const body = h("tbody", {}, data.items.map(saleLine));
+  const more = h("button", { type: "button", class: "secondary small" }, "Show more");
+  const counted = h("p", { class: "muted", role: "status" });
+  const download = h("button", {
+    type: "button",
+    class: "secondary small",
+    "aria-label": `Export the sales of ${owner} as CSV`,
+  }, "Export CSV");
+  let token = data.next_page_token;
+  const update = () => {
+    counted.textContent = `${formatNumber(body.children.length)} sales shown${token ? ", more in this range" : ""}.`;
+    more.hidden = !token;
+  };
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    try {
+      const page = await api(view.drill, { params: { ...params, page_token: token } });
+      body.append(...page.items.map(saleLine));
+      token = page.next_page_token;
+      update();
+    } catch (failure) {
+      say(byId(`${kind}-error`), failure.message);
+    } finally {
+      more.disabled = false;
+    }
+  });
+  download.addEventListener("click", async () => {
+    download.disabled = true;
+    try {
+      const { blob, filename } = await apiDownload(view.drill, { ...params, format: "csv" });
+      saveFile(blob, filename || `${kind}-sales.csv`);
+    } catch (failure) {
+      say(byId(`${kind}-error`), failure.message);
+    } finally {
+      download.disabled = false;
+    }
+  });
+  update();
+  fill(detail.firstChild,
+    h("table", { class: "figures sales-list" },
+      h("thead", {}, h("tr", {}, ["Lead", "Amount", "Won", "UTM", "Status", "Log"].map(
+        (title) => h("th", { scope: "col" }, title)))),
+      body),
+    h("div", { class: "filter-buttons" }, counted, more, download));
+}
+
+/** One sale of a drill-down, linked to the lead in AmoCRM and to its events. */
+function saleLine(sale) {
+  return h("tr", { dataset: { leadId: String(sale.lead_id) } },
     cell("Lead", sale.amocrm_url
       ? h("a", { href: sale.amocrm_url, target: "_blank", rel: "noopener noreferrer" },
         `#${sale.lead_id}`)
@@ -238,15 +311,7 @@ async function toggleSales(button, targetologist) {
     cell("Status", sale.reversed_at
       ? h("span", { class: "badge status-partial" }, `reversed ${sale.reversed_at.slice(0, 10)}`)
       : "credited"),
-    cell("Log", h("a", { href: sale.log_url }, "events"))));
-  fill(detail.firstChild, data.items.length
-    ? h("table", { class: "figures sales-list" },
-      h("thead", {}, h("tr", {}, ["Lead", "Amount", "Won", "UTM", "Status", "Log"].map(
-        (title) => h("th", { scope: "col" }, title)))),
-      h("tbody", {}, lines))
-    : h("p", { class: "muted" }, "No sales in this range."),
-  data.next_page_token
-    ? h("p", { class: "muted" }, `The first ${data.items.length} sales are shown.`) : null);
+    cell("Log", h("a", { href: sale.log_url }, "events")));
 }
 
 /** Download the figures shown as CSV (the same range, all time when that is shown). */
