@@ -3,6 +3,7 @@ services as processes): the filtered view offers "Replay all matching", shows th
 first, then starts the job, which the worker runs, and shows its progress to the end."""
 
 from collections import Counter
+from pathlib import Path
 
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
@@ -15,7 +16,7 @@ pytestmark = needs_chromium
 
 
 def test_count_then_start_then_progress_to_the_end(
-    page: Page, services: Services, watched: Watched
+    page: Page, services: Services, watched: Watched, artifacts: Path
 ) -> None:
     ids = services.webhook(encode(*(
         won_deal_body(9770000 + n, "kenesary_fb", price=1000, index=n) for n in range(6))))
@@ -39,6 +40,7 @@ def test_count_then_start_then_progress_to_the_end(
     progress = page.locator("#bulk-replay-progress")
     expect(progress).to_have_attribute("data-state", "done", timeout=30_000)
     expect(progress).to_contain_text("6 of 6 replayed")
+    page.screenshot(path=artifacts / "admin-bulk-replay.png", full_page=True)
 
     [job] = services.http.get("/api/admin/jobs", headers=auth()).json()["items"]
     assert (job["state"], job["total"], job["done"], job["failed"], job["created_by"]) == (

@@ -4,6 +4,7 @@ change hands, the totals before and after), applied with one button, the job's p
 shown until done, and the credits on the Traffic sales dashboard."""
 
 import time
+from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
@@ -15,7 +16,7 @@ pytestmark = needs_chromium
 
 
 def test_a_suggestion_previewed_and_applied_credits_the_logged_sales(
-    page: Page, services: Services, watched: Watched
+    page: Page, services: Services, watched: Watched, artifacts: Path
 ) -> None:
     now = int(time.time())
     services.webhook(encode(
@@ -43,6 +44,7 @@ def test_a_suggestion_previewed_and_applied_credits_the_logged_sales(
         "3 · 157,000")
     expect(totals.locator('tr[data-party="unknown"] td[data-label=Difference]')).to_have_text(
         "-2 · -150,000")
+    page.screenshot(path=artifacts / "review-reattribution-preview.png", full_page=True)
 
     # Then the job's progress, until done.
     kenesary.get_by_role("button", name="Apply: re-attribute 2 deals").click()
@@ -50,6 +52,7 @@ def test_a_suggestion_previewed_and_applied_credits_the_logged_sales(
     expect(progress).to_have_attribute("data-state", "done", timeout=30_000)
     expect(progress).to_contain_text("rules version 1 → 2, by admin")
     expect(progress).to_contain_text("2 of 2 re-routed — 2 credited, 0 re-attributed, 0 withdrawn")
+    page.screenshot(path=artifacts / "review-reattribution-applied.png", full_page=True)
 
     # The credits on the dashboard.
     page.goto("/admin/#/traffic?all=1")
