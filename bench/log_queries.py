@@ -2,7 +2,8 @@
 webhook_logs rows in PostgreSQL (issue #4's goal: p95 under 50 ms for the first
 page and a deep page; #26: the same on the monthly partitions; issue #27's: p95
 under 100 ms for the flow chart's time series, whose 30d window spans every row the
-fill writes). Prints a table and writes bench/results/log_queries.json.
+fill writes: once per deployment when first asked, then from webhook_flow_buckets).
+Prints a table and writes bench/results/log_queries.json.
 
     BENCH_LOG_SPAN_DAYS=120 python -m bench.log_queries   # rows over 5 monthly partitions
 
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 from amoroute.timeutil import now
 from edge.__main__ import upgrade_database
 from edge.flow_series import WINDOWS, FrozenBuckets, buckets_for
+from edge.flow_store import FlowBucketStore, flow_buckets
 from edge.log_store import LogQuery, WebhookLogStore
 from edge.retention import Month
 from edge.retention_store import RetentionStore
@@ -94,15 +96,20 @@ def main() -> None:
         store = WebhookLogStore(engine)
         deep = store.search(LogQuery(limit=1)).items[0]["id"] - ROWS // 2
 
-        frozen = FrozenBuckets()
+        shelf = FlowBucketStore(engine)
+        frozen = FrozenBuckets(shelf)
 
-        def flow(window: str, cold: bool) -> Callable[[], object]:
-            """The time series as the API computes it: with the buckets past their
-            events' retries kept from the previous call, or (cold) computed afresh."""
+        def flow(window: str, case: str) -> Callable[[], object]:
+            """The time series as the API computes it: `later`, a process's later calls
+            (frozen buckets kept in memory); `first call`, a process's first (they are
+            read from webhook_flow_buckets); `first ever`, none kept anywhere."""
 
             def run() -> object:
                 moment = now()
-                cache = FrozenBuckets() if cold else frozen
+                cache = frozen if case == "later" else FrozenBuckets(shelf)
+                if case == "first ever":
+                    with engine.begin() as conn:
+                        conn.execute(sa.delete(flow_buckets))
                 return cache.series(buckets_for(window, moment), moment, store.flow_series)
 
             return run
@@ -124,9 +131,10 @@ def main() -> None:
             "search q='Таргетолог', first page": lambda: store.search(LogQuery(text="Таргетолог")),
             "search q='ref_TEST42', first page": lambda: store.search(LogQuery(text="ref_TEST42")),
             **{
-                f"time series {window}{', first call' if cold else ''}": flow(window, cold)
+                f"time series {window}{'' if case == 'later' else ', ' + case}": flow(
+                    window, case)
                 for window in WINDOWS
-                for cold in (True, False)
+                for case in ("first ever", "first call", "later")
             },
         }
         results = {name: figures(timed(fn)) for name, fn in cases.items()}

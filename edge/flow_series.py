@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from edge.event_lifecycle import STATUSES
 
@@ -81,13 +82,30 @@ def percentile_cont(ordered: Sequence[float], fraction: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-class FrozenBuckets:
-    """The buckets that ended FROZEN_AFTER ago, each computed once per process and
-    kept while a window shows it: a 30d chart then reads only its newest day.
-    A bucket's counts stay as computed even if retention deletes its events later,
-    until it leaves the window."""
+class BucketShelf(Protocol):
+    """Where frozen buckets outlive a process: every replica and restart reads them."""
 
-    def __init__(self) -> None:
+    def load(self, step: timedelta, starts: list[datetime]) -> dict[datetime, Bucket]:
+        """The stored buckets among `starts`, by start."""
+        ...
+
+    def save(self, step: timedelta, buckets: list[tuple[datetime, Bucket]]) -> None:
+        """Store these frozen buckets (one already stored stays as it is)."""
+        ...
+
+    def forget_before(self, step: timedelta, start: datetime) -> None:
+        """Drop the stored buckets of `step` that start before `start`."""
+        ...
+
+
+class FrozenBuckets:
+    """The buckets that ended FROZEN_AFTER ago, each computed once and kept while a
+    window shows it (in this process, and on `shelf` for the others and the next
+    start): a 30d chart then reads only its newest day. A bucket's counts stay as
+    computed even if retention deletes its events later, until it leaves the window."""
+
+    def __init__(self, shelf: BucketShelf | None = None) -> None:
+        self.shelf = shelf
         self._known: dict[tuple[timedelta, datetime], Bucket] = {}
         self._lock = threading.Lock()
 
@@ -99,17 +117,36 @@ class FrozenBuckets:
         step, starts = buckets.step, buckets.starts()
         with self._lock:
             known = [self._known.get((step, start)) for start in starts]
-        first = next((i for i, bucket in enumerate(known) if bucket is None), buckets.count)
+        first = _first_missing(known)
+        if first < buckets.count and self.shelf is not None:
+            stored = self.shelf.load(step, starts[first:])
+            for i in range(first, buckets.count):
+                known[i] = stored.get(starts[i])
+            first = _first_missing(known)
         fresh = (
             compute(Buckets(starts[first], step, buckets.count - first))
             if first < buckets.count
             else []
         )
         frozen_before = moment - FROZEN_AFTER
+        newly_frozen = [
+            (start, bucket)
+            for start, bucket in zip(starts[first:], fresh, strict=True)
+            if start + step <= frozen_before
+        ]
+        if newly_frozen and self.shelf is not None:
+            self.shelf.save(step, newly_frozen)
+            self.shelf.forget_before(step, buckets.start)
         with self._lock:
-            for start, bucket in zip(starts[first:], fresh, strict=True):
-                if start + step <= frozen_before:
+            for start, bucket in zip(starts, known[:first], strict=False):
+                if bucket is not None:
                     self._known[(step, start)] = bucket
+            for start, bucket in newly_frozen:
+                self._known[(step, start)] = bucket
             for key in [k for k in self._known if k[0] == step and k[1] < buckets.start]:
                 del self._known[key]
         return [b for b in known[:first] if b is not None] + fresh
+
+
+def _first_missing(known: list[Bucket | None]) -> int:
+    return next((i for i, bucket in enumerate(known) if bucket is None), len(known))
