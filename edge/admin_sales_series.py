@@ -3,10 +3,10 @@ referral code (the charts), and one row's sales (the drill-down), as JSON or CSV
 Both read the credits page by page from traffic_svc or referral_svc (gRPC)."""
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import falcon
@@ -35,89 +35,68 @@ DRILL_COLUMNS = (
 )
 
 
-class Ledger(Protocol):
-    """The credits of one service: whose they are (`owner_key`), page by page."""
+@dataclass(frozen=True)
+class Ledger:
+    """The credits of one service, whose they are (`owner_key`), listed page by page
+    by its list method (ListSales, ListConversions)."""
 
     service: str
     address: str
     owner_key: str
+    list_call: Callable[..., Any]
+    request: Callable[..., Any]
+    records: str  # the list field of the reply
+    check_owner: Callable[[str | None], str]
 
     def owner_param(self, value: str | None) -> str:
         """The owner a request names, checked; a 400 names the parameter."""
-        ...
+        return self.check_owner(value)
 
     def page(
         self, owner: str, since: datetime | None, until: datetime | None, token: str, size: int
     ) -> tuple[list[Any], str]:
-        """(records newest first, next page token); records are Sale or Conversion."""
-        ...
+        """(records newest first, next page token)."""
+        request = self.request(
+            page_size=size, page_token=token, won_from=_timestamp(since),
+            won_to=_timestamp(until), **{self.owner_key: owner},
+        )
+        try:
+            reply = self.list_call(request, timeout=SALES_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            raise upstream_error(self.service, self.address, exc) from None
+        return list(getattr(reply, self.records)), reply.next_page_token
 
-    def owner_of(self, record: Any) -> str: ...
+    def owner_of(self, record: Any) -> str:
+        return str(getattr(record, self.owner_key))
 
 
-class TrafficLedger:
+def _targetologist(value: str | None) -> str:
+    if value is None or len(value) > MAX_TARGETOLOGIST:
+        raise bad_param(
+            "targetologist",
+            f"is required: a targetologist's name, 1-{MAX_TARGETOLOGIST} characters",
+        )
+    return value
+
+
+def _referral_code(value: str | None) -> str:
+    if value is None:
+        raise bad_param("referral_code", "is required: the code, e.g. TEST123")
+    return referral_code_param(value)
+
+
+def traffic_ledger(traffic: grpc.Channel, address: str) -> Ledger:
     """Traffic sales per targetologist (traffic_svc ListSales)."""
-
-    service, owner_key = "traffic_svc", "targetologist"
-
-    def __init__(self, traffic: grpc.Channel, address: str) -> None:
-        self.stub = traffic_pb2_grpc.TrafficServiceStub(traffic)
-        self.address = address
-
-    def owner_param(self, value: str | None) -> str:
-        if value is None or len(value) > MAX_TARGETOLOGIST:
-            raise bad_param(
-                "targetologist",
-                f"is required: a targetologist's name, 1-{MAX_TARGETOLOGIST} characters",
-            )
-        return value
-
-    def page(
-        self, owner: str, since: datetime | None, until: datetime | None, token: str, size: int
-    ) -> tuple[list[Any], str]:
-        request = traffic_pb2.ListSalesRequest(
-            page_size=size, page_token=token, targetologist=owner,
-            won_from=_timestamp(since), won_to=_timestamp(until),
-        )
-        try:
-            reply = self.stub.ListSales(request, timeout=SALES_TIMEOUT_S)
-        except grpc.RpcError as exc:
-            raise upstream_error(self.service, self.address, exc) from None
-        return list(reply.sales), reply.next_page_token
-
-    def owner_of(self, record: Any) -> str:
-        return str(record.targetologist)
+    stub = traffic_pb2_grpc.TrafficServiceStub(traffic)
+    return Ledger("traffic_svc", address, "targetologist", stub.ListSales,
+                  traffic_pb2.ListSalesRequest, "sales", _targetologist)
 
 
-class ReferralLedger:
+def referral_ledger(referral: grpc.Channel, address: str) -> Ledger:
     """Referral conversions per code (referral_svc ListConversions)."""
-
-    service, owner_key = "referral_svc", "referral_code"
-
-    def __init__(self, referral: grpc.Channel, address: str) -> None:
-        self.stub = referral_pb2_grpc.ReferralServiceStub(referral)
-        self.address = address
-
-    def owner_param(self, value: str | None) -> str:
-        if value is None:
-            raise bad_param("referral_code", "is required: the code, e.g. TEST123")
-        return referral_code_param(value)
-
-    def page(
-        self, owner: str, since: datetime | None, until: datetime | None, token: str, size: int
-    ) -> tuple[list[Any], str]:
-        request = referral_pb2.ListConversionsRequest(
-            page_size=size, page_token=token, referral_code=owner,
-            won_from=_timestamp(since), won_to=_timestamp(until),
-        )
-        try:
-            reply = self.stub.ListConversions(request, timeout=SALES_TIMEOUT_S)
-        except grpc.RpcError as exc:
-            raise upstream_error(self.service, self.address, exc) from None
-        return list(reply.conversions), reply.next_page_token
-
-    def owner_of(self, record: Any) -> str:
-        return str(record.referral_code)
+    stub = referral_pb2_grpc.ReferralServiceStub(referral)
+    return Ledger("referral_svc", address, "referral_code", stub.ListConversions,
+                  referral_pb2.ListConversionsRequest, "conversions", _referral_code)
 
 
 def _timestamp(moment: datetime | None) -> Any:

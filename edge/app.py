@@ -20,9 +20,9 @@ from edge.admin_rules import RulesResource, RulesVersionsResource
 from edge.admin_sales import PartnerResource, ReferralSalesResource, TrafficSalesResource
 from edge.admin_sales_series import (
     DailyResource,
-    ReferralLedger,
     SalesListResource,
-    TrafficLedger,
+    referral_ledger,
+    traffic_ledger,
 )
 from edge.admin_telegram import ChatMoveRulesResource, TelegramChatsResource
 from edge.amocrm_connect import AmoCrmAccess, AmoCrmStatusResource, OAuthCallbackResource
@@ -125,28 +125,28 @@ def create_app(settings: Settings | None = None) -> falcon.App:
         "/api/admin/sales/traffic",
         TrafficSalesResource(traffic, settings.traffic_addr, settings.amocrm_currency),
     )
-    traffic_ledger = TrafficLedger(traffic, settings.traffic_addr)
+    traffic_sales = traffic_ledger(traffic, settings.traffic_addr)
     app.add_route(
         "/api/admin/sales/traffic/daily",
-        DailyResource(traffic_ledger, settings.amocrm_currency),
+        DailyResource(traffic_sales, settings.amocrm_currency),
     )
     app.add_route(
         "/api/admin/sales/traffic/sales",
-        SalesListResource(traffic_ledger, settings.amocrm_domain),
+        SalesListResource(traffic_sales, settings.amocrm_domain),
     )
     referral = channel(settings.referral_addr, calls_as)
     app.add_route(
         "/api/admin/sales/referral",
         ReferralSalesResource(referral, settings.referral_addr, settings.amocrm_currency),
     )
-    referral_ledger = ReferralLedger(referral, settings.referral_addr)
+    referral_sales = referral_ledger(referral, settings.referral_addr)
     app.add_route(
         "/api/admin/sales/referral/daily",
-        DailyResource(referral_ledger, settings.amocrm_currency),
+        DailyResource(referral_sales, settings.amocrm_currency),
     )
     app.add_route(
         "/api/admin/sales/referral/sales",
-        SalesListResource(referral_ledger, settings.amocrm_domain),
+        SalesListResource(referral_sales, settings.amocrm_domain),
     )
     app.add_route(
         "/api/admin/partners/{referral_code}", PartnerResource(referral, settings.referral_addr)
