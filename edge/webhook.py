@@ -48,8 +48,9 @@ _JSON_BYTES_PER_CHAR = 6
 _ROW_KEYS_BYTES = 1024
 
 # Bodies larger than this (AmoCRM's usual webhook is a few KB) are turned into rows one at
-# a time per worker process: four crafted bodies at the limits, parsed at once, would
-# otherwise hold the interpreter between them and a normal webhook's answer would wait.
+# a time per worker process, and their rows committed by a writer of their own: four
+# crafted bodies at the limits, parsed at once, would otherwise hold the interpreter
+# between them, and their long INSERTs the commit, while a normal webhook's answer waits.
 LARGE_BODY_BYTES = 64 * 1024
 # PERF: one large body's intake at a time per process keeps a normal webhook's answer
 # fast beside crafted ones; measured by python -m bench.hostile_bodies
@@ -255,7 +256,7 @@ class WebhookResource:
         }
         traceparent = tracing.traceparent()
         rows = [dataclasses.replace(row, traceparent=traceparent, request=request) for row in rows]
-        ids = self._log(rows)
+        ids = self._log(rows, len(body))
         jobs = []
         for log_id, row, deal in zip(ids, rows, deals, strict=True):
             if deal is None:  # settled at intake: counted now, the others once routed
@@ -283,10 +284,10 @@ class WebhookResource:
             "links": [f"/admin/#/logs/{log_id}" for log_id in ids],
         }
 
-    def _log(self, rows: list[NewLog]) -> list[int]:
-        """Commit the rows, or answer 503 so AmoCRM retries."""
+    def _log(self, rows: list[NewLog], body_bytes: int) -> list[int]:
+        """Commit the rows of a body of `body_bytes`, or answer 503 so AmoCRM retries."""
         try:
-            return self.writer.insert(rows)
+            return self.writer.insert(rows, large=body_bytes > LARGE_BODY_BYTES)
         except (SQLAlchemyError, TimeoutError):
             log.exception("webhook could not be logged; answering 503 so AmoCRM retries")
             raise falcon.HTTPServiceUnavailable(
@@ -295,7 +296,7 @@ class WebhookResource:
 
     def _refuse(self, body: bytes, req: falcon.Request, problem: str) -> None:
         max_bytes = self.limits.max_body_bytes * STORED_BYTES_PER_BODY_BYTE
-        self._log([rejected(body, req.content_type, problem, max_bytes)])
+        self._log([rejected(body, req.content_type, problem, max_bytes)], len(body))
         WEBHOOKS.labels(routing="ignored", status=ERROR).inc()
         log.warning("webhook refused", extra={"problem": problem})
 

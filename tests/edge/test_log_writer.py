@@ -103,3 +103,29 @@ def test_a_webhook_whose_commit_waits_too_long_is_told_so_and_the_commit_still_l
     with store.engine.connect() as conn:
         leads = conn.execute(sa.select(webhook_logs.c.lead_id)).scalars().all()
     assert sorted(leads) == [100, 200, 300]
+
+
+def test_large_bodies_rows_commit_on_their_own_writer_beside_normal_webhooks(
+    store: WebhookLogStore,
+) -> None:
+    """A large body's rows and normal webhooks' rows written at once: each gets the ids
+    of its own rows, whichever writer committed them."""
+    writer = LogWriter(store)
+    results: dict[int, list[int]] = {}
+    start = threading.Barrier(9)
+
+    def webhook(caller: int) -> None:
+        start.wait()
+        large = caller == 0
+        results[caller] = writer.insert(_rows(caller, 400 if large else 1), large=large)
+
+    threads = [threading.Thread(target=webhook, args=(c,)) for c in range(9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with store.engine.connect() as conn:
+        stored = {r.id: r.lead_id for r in conn.execute(sa.select(webhook_logs))}
+    assert len(stored) == 400 + 8
+    for caller, ids in results.items():
+        assert [stored[i] for i in ids] == [caller * 100 + n for n in range(len(ids))]
