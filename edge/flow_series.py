@@ -137,15 +137,13 @@ class FrozenBuckets:
         if newly_frozen and self.shelf is not None:
             self.shelf.save(step, newly_frozen)
             self.shelf.forget_before(step, buckets.start)
+        kept = [bucket for bucket in known[:first] if bucket is not None]  # all of them
         with self._lock:
-            for start, bucket in zip(starts, known[:first], strict=False):
-                if bucket is not None:
-                    self._known[(step, start)] = bucket
-            for start, bucket in newly_frozen:
+            for start, bucket in [*zip(starts[:first], kept, strict=True), *newly_frozen]:
                 self._known[(step, start)] = bucket
             for key in [k for k in self._known if k[0] == step and k[1] < buckets.start]:
                 del self._known[key]
-        return [b for b in known[:first] if b is not None] + fresh
+        return kept + fresh
 
 
 def _first_missing(known: list[Bucket | None]) -> int:

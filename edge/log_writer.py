@@ -6,9 +6,8 @@ so each edge process runs one writer thread that takes every write waiting
 at that moment and commits them in one INSERT. Under load a commit carries
 many webhooks; alone, a webhook waits for nothing but its own commit. Large
 bodies' rows have a writer thread of their own, so a normal webhook never
-waits behind their long INSERT. A
-commit that fails is retried webhook by webhook, so only a webhook whose own
-rows cannot be stored is answered 503."""
+waits behind their long INSERT. A commit that fails is retried webhook by
+webhook, so only a webhook whose own rows cannot be stored is answered 503."""
 
 import logging
 import queue
