@@ -153,13 +153,19 @@ _LOG_LIST = (*LOG_FILTERS, "limit", "cursor", *LIST_OPTIONS)
 FORMATS = ("json", "csv")
 
 
+def format_of(params: Params) -> str:
+    """`format` of an answer that can be a CSV export: json (default) or csv."""
+    chosen = params.text("format") or "json"
+    if chosen not in FORMATS:
+        raise bad_param("format", f"must be one of {', '.join(FORMATS)}")
+    return chosen
+
+
 def list_format(req: falcon.Request) -> str:
     """`format` of a list endpoint: json (default) or csv. A CSV export holds every
     match, so it takes no page (limit, cursor)."""
     params = Params(req, _LOG_LIST)
-    chosen = params.text("format") or "json"
-    if chosen not in FORMATS:
-        raise bad_param("format", f"must be one of {', '.join(FORMATS)}")
+    chosen = format_of(params)
     if chosen == "csv":
         for name in ("limit", "cursor", "total"):
             if params.text(name) is not None:

@@ -16,7 +16,7 @@ from amoroute.timeutil import to_timestamp
 from amoroute.v1 import referral_pb2, referral_pb2_grpc, traffic_pb2, traffic_pb2_grpc
 from edge.admin_csv import send_csv
 from edge.admin_json import iso
-from edge.admin_params import FORMATS, Params, bad_param, time_range
+from edge.admin_params import Params, bad_param, format_of, time_range
 from edge.upstream import upstream_error
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,7 @@ def _won_range(req: falcon.Request) -> tuple[datetime | None, datetime | None]:
 
 def _wants_csv(req: falcon.Request) -> bool:
     """`format=csv`: the table as a CSV attachment rather than JSON."""
-    chosen = Params(req, ("from", "to", "format")).text("format") or "json"
-    if chosen not in FORMATS:
-        raise bad_param("format", f"must be one of {', '.join(FORMATS)}")
-    return chosen == "csv"
+    return format_of(Params(req, ("from", "to", "format"))) == "csv"
 
 
 def _send_table(
@@ -57,7 +54,8 @@ def _send_table(
     send_csv(resp, name, header, [[[item[key] for key in header] for item in items]])
 
 
-def _timestamp(moment: datetime | None) -> Timestamp | None:
+def won_timestamp(moment: datetime | None) -> Timestamp | None:
+    """A bound of a won range as the services take it (None: open)."""
     return None if moment is None else to_timestamp(moment)
 
 
@@ -73,7 +71,7 @@ class TrafficSalesResource:
         since, until = _won_range(req)
         export = _wants_csv(req)
         request = traffic_pb2.GetTargetologistStatsRequest(
-            won_from=_timestamp(since), won_to=_timestamp(until)
+            won_from=won_timestamp(since), won_to=won_timestamp(until)
         )
         try:
             reply = self.stub.GetTargetologistStats(request, timeout=SALES_TIMEOUT_S)
@@ -118,7 +116,7 @@ class ReferralSalesResource:
         since, until = _won_range(req)
         export = _wants_csv(req)
         request = referral_pb2.GetReferrerStatsRequest(
-            won_from=_timestamp(since), won_to=_timestamp(until)
+            won_from=won_timestamp(since), won_to=won_timestamp(until)
         )
         try:
             reply = self.stub.GetReferrerStats(request, timeout=SALES_TIMEOUT_S)

@@ -12,12 +12,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import falcon
 import grpc
 
-from amoroute.timeutil import to_timestamp
 from amoroute.v1 import referral_pb2, referral_pb2_grpc, traffic_pb2, traffic_pb2_grpc
 from edge.admin_csv import send_csv
 from edge.admin_json import iso
-from edge.admin_params import FORMATS, Params, bad_param, time_range
-from edge.admin_sales import SALES_TIMEOUT_S, referral_code_param
+from edge.admin_params import Params, bad_param, format_of, time_range
+from edge.admin_sales import SALES_TIMEOUT_S, referral_code_param, won_timestamp
 from edge.sales_series import Credit, daily_series, local_days
 from edge.upstream import upstream_error
 
@@ -57,8 +56,8 @@ class Ledger:
     ) -> tuple[list[Any], str]:
         """(records newest first, next page token)."""
         request = self.request(
-            page_size=size, page_token=token, won_from=_timestamp(since),
-            won_to=_timestamp(until), **{self.owner_key: owner},
+            page_size=size, page_token=token, won_from=won_timestamp(since),
+            won_to=won_timestamp(until), **{self.owner_key: owner},
         )
         try:
             reply = self.list_call(request, timeout=SALES_TIMEOUT_S)
@@ -97,10 +96,6 @@ def referral_ledger(referral: grpc.Channel, address: str) -> Ledger:
     stub = referral_pb2_grpc.ReferralServiceStub(referral)
     return Ledger("referral_svc", address, "referral_code", stub.ListConversions,
                   referral_pb2.ListConversionsRequest, "conversions", _referral_code)
-
-
-def _timestamp(moment: datetime | None) -> Any:
-    return None if moment is None else to_timestamp(moment)
 
 
 def _zone(params: Params) -> ZoneInfo:
@@ -225,10 +220,7 @@ class SalesListResource:
         params = Params(req, ("from", "to", owner_key, "page_token", "format"))
         since, until = time_range(params, "from", "to")
         owner = self.ledger.owner_param(params.text(owner_key))
-        chosen = params.text("format") or "json"
-        if chosen not in FORMATS:
-            raise bad_param("format", f"must be one of {', '.join(FORMATS)}")
-        if chosen == "csv":
+        if format_of(params) == "csv":
             # The first page is read now, so a refused range or a service away is
             # answered as an error, not as a cut-off download.
             first = self.ledger.page(owner, since, until, "", SERIES_PAGE)

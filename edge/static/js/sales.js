@@ -278,17 +278,7 @@ async function toggleSales(button, kind, owner) {
       more.disabled = false;
     }
   });
-  download.addEventListener("click", async () => {
-    download.disabled = true;
-    try {
-      const { blob, filename } = await apiDownload(view.drill, { ...params, format: "csv" });
-      saveFile(blob, filename || `${kind}-sales.csv`);
-    } catch (failure) {
-      say(byId(`${kind}-error`), failure.message);
-    } finally {
-      download.disabled = false;
-    }
-  });
+  download.addEventListener("click", () => downloadCsv(kind, download, view.drill, params));
   update();
   fill(detail.firstChild,
     h("table", { class: "figures sales-list" },
@@ -315,11 +305,15 @@ function saleLine(sale) {
 }
 
 /** Download the figures shown as CSV (the same range, all time when that is shown). */
-async function exportCsv(kind) {
-  const button = byId(`${kind}-export`);
+function exportCsv(kind) {
+  return downloadCsv(kind, byId(`${kind}-export`), VIEWS[kind].path, shown[kind]);
+}
+
+/** Save `path`'s answer to `params` as CSV, `button` disabled meanwhile. */
+async function downloadCsv(kind, button, path, params) {
   button.disabled = true;
   try {
-    const { blob, filename } = await apiDownload(VIEWS[kind].path, { ...shown[kind], format: "csv" });
+    const { blob, filename } = await apiDownload(path, { ...params, format: "csv" });
     saveFile(blob, filename || `${kind}-sales.csv`);
   } catch (failure) {
     say(byId(`${kind}-error`), failure.message);
