@@ -164,6 +164,10 @@ def test_the_webhook_secret_and_query_strings_stay_out_of_the_edges_spans() -> N
         )
         [span] = eventually(lambda: otlp.spans)
     assert span.name == "POST /webhook/amocrm/{secret}"
+    # The stable HTTP semantic conventions, unless OTEL_SEMCONV_STABILITY_OPT_IN says otherwise.
+    assert span.attributes["http.request.method"] == "POST"
+    assert span.attributes["http.response.status_code"] == 200
+    assert span.attributes["url.path"] == "/webhook/amocrm/***"
     recorded = json.dumps(span.attributes)
     assert "/webhook/amocrm/***" in recorded
     assert "s3cret" not in recorded and "c0de" not in recorded
