@@ -47,7 +47,7 @@ _EXCLUDED_URLS = "healthz,readyz,metrics"
 # HTTP spans (Falcon, httpx) in the stable semantic conventions (http.request.method,
 # url.path, http.response.status_code) rather than the old ones, unless
 # OTEL_SEMCONV_STABILITY_OPT_IN says otherwise. PERF: the instrumentation collects fewer
-# attributes on every request, sampled or not; measured by python -m bench.tracing_cost
+# attributes on every request, sampled or not; measured by python -m bench.http_tracing
 _HTTP_SEMCONV = "http"
 # The Telegram Bot API takes its token in the path: /bot<token>/sendMessage.
 _BOT_TOKEN = re.compile(r"/bot[^/]+/")
