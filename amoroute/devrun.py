@@ -201,35 +201,41 @@ def grpc_serving(address: str, timeout_s: float = 0.5) -> bool:
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def _edge_ready(port: str) -> bool:
+def _answers(port: int | str, path: str) -> bool:
+    """Whether http://127.0.0.1:{port}{path} answers 200."""
     import urllib.error
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as reply:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as reply:
             return bool(reply.status == 200)
     except (urllib.error.URLError, OSError):
         return False
 
 
-def not_serving(env: Mapping[str, str]) -> list[str]:
-    """The processes that do not answer their health check yet."""
-    waiting = [] if _edge_ready(env["EDGE_PORT"]) else ["edge"]
-    return waiting + [
+def not_serving(stack: Stack, env: Mapping[str, str]) -> list[str]:
+    """The processes that do not answer their health check yet (the worker, which
+    serves nothing else, by its /metrics)."""
+    waiting = [] if _answers(env["EDGE_PORT"], "/readyz") else ["edge"]
+    waiting += [
         name
         for name, (prefix, _) in GRPC_SERVICES.items()
         if not grpc_serving(env[f"{prefix}_ADDR"])
     ]
+    if not _answers(stack.metrics_ports["edge.worker"], "/metrics"):
+        waiting.append("edge.worker")
+    return waiting
 
 
 def wait_until_serving(
     stack: Stack, env: Mapping[str, str], stopping: Callable[[], bool], patience_s: float = 60
 ) -> bool:
-    """True once the edge is ready and every gRPC service answers its health check;
-    False when a process exits or a stop is asked for. A slow start is said, not cut."""
+    """True once the edge is ready, every gRPC service answers its health check and the
+    worker its /metrics; False when a process exits or a stop is asked for. A slow
+    start is said, not cut."""
     said_at = time.monotonic() + patience_s
     while not stack.exited() and not stopping():
-        waiting = not_serving(env)
+        waiting = not_serving(stack, env)
         if not waiting:
             return True
         if time.monotonic() > said_at:

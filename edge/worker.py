@@ -185,7 +185,8 @@ class Worker:
         report = self.retention.run(moment)
         summary = {**report.as_json(), "at": moment.isoformat()}
         self.logs.save_checkpoint(RETENTION_CHECKPOINT, report.deleted, summary)
-        log.info("retention run", extra=summary)
+        # Under a key of its own: the report's "created" is a LogRecord attribute.
+        log.info("retention run", extra={"retention": summary})
         return True
 
     def run_until(self, stop: threading.Event, poll_s: float) -> None:

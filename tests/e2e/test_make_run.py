@@ -5,6 +5,7 @@ different port settings run side by side."""
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -19,23 +20,33 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.stack import free_port, free_ports
-
 PORT_NAMES = ("EDGE_PORT", "ROUTER_PORT", "REFERRAL_PORT", "TRAFFIC_PORT", "NOTIFIER_PORT")
 
 
-def free_run_of_ports(count: int) -> int:
-    """The first of `count` consecutive free ports."""
-    for _ in range(50):
-        first = free_port()
-        if first + count >= 65536:
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel hands to outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_run_of_ports(count: int, avoid: range = range(0)) -> int:
+    """The first of `count` consecutive free ports below the ephemeral range (outside
+    `avoid`). There no outgoing connection of a process that is starting can take one
+    as its source port between this check and the bind of the process it is for."""
+    floor = _ephemeral_floor()
+    for _ in range(200):
+        first = random.randrange(10000, floor - count)
+        ports = range(first, first + count)
+        if ports.start < avoid.stop and avoid.start < ports.stop:
             continue
         sockets = []
         try:
-            for port in range(first, first + count):
+            for port in ports:
                 s = socket.socket()
-                s.bind(("127.0.0.1", port))
                 sockets.append(s)
+                s.bind(("127.0.0.1", port))
             return first
         except OSError:
             continue
@@ -45,10 +56,18 @@ def free_run_of_ports(count: int) -> int:
     raise RuntimeError("no run of free ports")
 
 
-def port_settings() -> dict[str, str]:
-    env = {name: str(port) for name, port in zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True)}
-    env["METRICS_BASE_PORT"] = str(free_run_of_ports(5))
+def port_settings(avoid: range = range(0)) -> dict[str, str]:
+    """Every port of one make run: the five services' and, after them, the five
+    /metrics ports (METRICS_BASE_PORT and the next four)."""
+    first = free_run_of_ports(len(PORT_NAMES) + 5, avoid)
+    env = {name: str(first + i) for i, name in enumerate(PORT_NAMES)}
+    env["METRICS_BASE_PORT"] = str(first + len(PORT_NAMES))
     return env
+
+
+def ports_of(settings: dict[str, str]) -> range:
+    first = int(settings[PORT_NAMES[0]])
+    return range(first, first + len(PORT_NAMES) + 5)
 
 
 @dataclass
@@ -100,13 +119,20 @@ def devruns(tmp_path: Path) -> Iterator[list[DevRun]]:
 
 
 def test_two_stacks_run_side_by_side_and_each_signs_its_admin_in(tmp_path: Path, devruns) -> None:  # type: ignore[no-untyped-def]
-    for name in ("first", "second"):
+    # Both stacks' ports are chosen before either starts, and apart.
+    first = port_settings()
+    second = port_settings(avoid=ports_of(first))
+    for name, settings in (("first", first), ("second", second)):
         (tmp_path / name).mkdir()
-        devruns.append(start_devrun(tmp_path / name, **port_settings()))
+        devruns.append(start_devrun(tmp_path / name, **settings))
     for run in devruns:
         run.wait_for("amoroute is running")
         # The banner comes only once every process serves.
-        assert httpx.get(f"{run.edge}/readyz", timeout=5).status_code == 200
+        try:
+            ready = httpx.get(f"{run.edge}/readyz", timeout=5)
+        except httpx.ConnectError as exc:
+            raise AssertionError("\n".join(["no edge after the banner:", *run.lines[-60:]])) from exc
+        assert ready.status_code == 200
         link = next(m for line in run.lines
                     if (m := re.search(r"(http://\S+/admin/)#token=(\S+)", line)))
         assert link[1] == f"{run.edge}/admin/"

@@ -5,6 +5,7 @@ On PostgreSQL the months are partitions (migration 0011): a month wholly past th
 is dropped, what must stay of it moves to the DEFAULT partition, and the DEFAULT partition
 is pruned row by row. On SQLite the same rows go by batched deletes."""
 
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -112,7 +113,11 @@ def test_old_settled_events_go_with_their_attempts_and_unsettled_ones_stay(
     assert store.find(retried)["processing_status"] == ERROR  # type: ignore[index]
 
 
-def test_one_worker_of_several_runs_retention_each_interval(store: WebhookLogStore) -> None:
+def test_one_worker_of_several_runs_retention_each_interval(
+    store: WebhookLogStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # At INFO, as the worker runs in production: its "retention run" line is written.
+    caplog.set_level(logging.INFO, logger="edge.worker")
     old = _log(store, datetime(2001, 1, 1, tzinfo=UTC), SUCCEEDED)
     workers = [
         Worker(
@@ -144,6 +149,8 @@ def test_one_worker_of_several_runs_retention_each_interval(store: WebhookLogSto
     assert not any(w.retain_if_due() for w in workers)
     report = store.last_report("retention")
     assert report is not None and report["deleted"] == 1
+    [line] = [r for r in caplog.records if r.getMessage() == "retention run"]
+    assert line.retention["deleted"] == 1  # type: ignore[attr-defined]
 
 
 def test_partitions_are_made_ahead_and_take_their_rows_from_default(
