@@ -213,14 +213,14 @@ def _answers(port: int | str, path: str) -> bool:
         return False
 
 
-def not_serving(stack: Stack, env: Mapping[str, str]) -> list[str]:
+def not_serving(stack: Stack) -> list[str]:
     """The processes that do not answer their health check yet (the worker, which
     serves nothing else, by its /metrics)."""
-    waiting = [] if _answers(env["EDGE_PORT"], "/readyz") else ["edge"]
+    waiting = [] if _answers(stack.env["EDGE_PORT"], "/readyz") else ["edge"]
     waiting += [
         name
         for name, (prefix, _) in GRPC_SERVICES.items()
-        if not grpc_serving(env[f"{prefix}_ADDR"])
+        if not grpc_serving(stack.env[f"{prefix}_ADDR"])
     ]
     if not _answers(stack.metrics_ports["edge.worker"], "/metrics"):
         waiting.append("edge.worker")
@@ -228,14 +228,14 @@ def not_serving(stack: Stack, env: Mapping[str, str]) -> list[str]:
 
 
 def wait_until_serving(
-    stack: Stack, env: Mapping[str, str], stopping: Callable[[], bool], patience_s: float = 60
+    stack: Stack, stopping: Callable[[], bool], patience_s: float = 60
 ) -> bool:
     """True once the edge is ready, every gRPC service answers its health check and the
     worker its /metrics; False when a process exits or a stop is asked for. A slow
     start is said, not cut."""
     said_at = time.monotonic() + patience_s
     while not stack.exited() and not stopping():
-        waiting = not_serving(stack, env)
+        waiting = not_serving(stack)
         if not waiting:
             return True
         if time.monotonic() > said_at:
@@ -316,7 +316,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     stack.start()
     print("starting every process…", flush=True)
-    if wait_until_serving(stack, env, lambda: stop_requested):
+    if wait_until_serving(stack, lambda: stop_requested):
         print(banner(env, stack), flush=True)
         for line in warnings(env):
             print(f"  warning: {line}", flush=True)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.tracing_cost import tracing_on
 from tests.support.otlp_receiver import OtlpReceiver
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,12 +85,7 @@ def main() -> int:
     args = parser.parse_args()
     results: dict[str, list[float]] = {name: [] for name in VARIANTS}
     with OtlpReceiver(keep=False) as otlp:
-        tracing = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.http_endpoint,
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-            "OTEL_TRACES_SAMPLER_ARG": "0.1",
-        }
+        tracing = tracing_on(otlp, 0.1)
         for _ in range(args.rounds):
             for name, variant in VARIANTS.items():
                 env = {**tracing, **variant} if variant else {}

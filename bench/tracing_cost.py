@@ -33,6 +33,17 @@ REPO = Path(__file__).resolve().parents[1]
 MAX_RATIO = 1.15
 
 
+def tracing_on(otlp: OtlpReceiver, ratio: float) -> dict[str, str]:
+    """The settings of a process that traces as production would, at `ratio`,
+    exporting to `otlp` over http/protobuf."""
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.http_endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": str(ratio),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=6, help="rounds per stack (6)")
@@ -51,12 +62,7 @@ def main() -> int:
           f"{args.rounds} rounds of {args.seconds:g} s, {args.leads} leads per webhook; "
           f"logs in {work}", flush=True)
     with OtlpReceiver(keep=False) as otlp:
-        tracing = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.http_endpoint,
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-            "OTEL_TRACES_SAMPLER_ARG": str(args.ratio),
-        }
+        tracing = tracing_on(otlp, args.ratio)
         stacks = []
         try:
             stacks.append(start("off", REPO, work))

@@ -21,6 +21,9 @@ import httpx
 import pytest
 
 PORT_NAMES = ("EDGE_PORT", "ROUTER_PORT", "REFERRAL_PORT", "TRAFFIC_PORT", "NOTIFIER_PORT")
+# One make run's ports: the five services' and, after them, the five /metrics ports
+# (METRICS_BASE_PORT and the next four).
+PORTS_PER_RUN = len(PORT_NAMES) + 5
 
 
 def _ephemeral_floor() -> int:
@@ -57,9 +60,8 @@ def free_run_of_ports(count: int, avoid: range = range(0)) -> int:
 
 
 def port_settings(avoid: range = range(0)) -> dict[str, str]:
-    """Every port of one make run: the five services' and, after them, the five
-    /metrics ports (METRICS_BASE_PORT and the next four)."""
-    first = free_run_of_ports(len(PORT_NAMES) + 5, avoid)
+    """Every port of one make run (PORTS_PER_RUN), free and outside `avoid`."""
+    first = free_run_of_ports(PORTS_PER_RUN, avoid)
     env = {name: str(first + i) for i, name in enumerate(PORT_NAMES)}
     env["METRICS_BASE_PORT"] = str(first + len(PORT_NAMES))
     return env
@@ -67,7 +69,7 @@ def port_settings(avoid: range = range(0)) -> dict[str, str]:
 
 def ports_of(settings: dict[str, str]) -> range:
     first = int(settings[PORT_NAMES[0]])
-    return range(first, first + len(PORT_NAMES) + 5)
+    return range(first, first + PORTS_PER_RUN)
 
 
 @dataclass
